@@ -1,0 +1,121 @@
+"""The ``python-mcp-server`` command: parse flags, build settings, serve.
+
+``--help`` and ``--version`` return before anything heavy is imported or started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from python_mcp_server import __version__
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python-mcp-server",
+        description="A persistent, safe Python for AI agents over MCP (streamable HTTP or "
+        "stdio). Every flag can also be set by an MCP_* environment variable.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--host", help="address to bind (MCP_HOST; default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="HTTP port (MCP_PORT; default 8000)")
+    parser.add_argument(
+        "--transport", choices=["http", "stdio"], help="transport (MCP_TRANSPORT; default http)"
+    )
+    parser.add_argument(
+        "--workspace-dir", help="workspace folder (MCP_WORKSPACE_DIR; default ./workspace)"
+    )
+    parser.add_argument("--state-dir", help="private state folder (MCP_STATE_DIR)")
+    parser.add_argument(
+        "--log-level",
+        type=str.upper,
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="log level (MCP_LOG_LEVEL; default INFO)",
+    )
+    parser.add_argument("--log-format", choices=["text", "json"], help="MCP_LOG_FORMAT")
+    parser.add_argument("--toolsets", help="tool groups to expose (MCP_TOOLSETS)")
+    return parser
+
+
+def settings_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """Flags given on the command line, as Settings field values."""
+    fields = {
+        "host": args.host,
+        "port": args.port,
+        "transport": args.transport,
+        "workspace_dir": args.workspace_dir,
+        "state_dir": args.state_dir,
+        "log_level": args.log_level,
+        "log_format": args.log_format,
+        "toolsets": args.toolsets,
+    }
+    return {name: value for name, value in fields.items() if value is not None}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the server; returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("FASTMCP_LOG_ENABLED", "false")
+    os.environ.setdefault("FASTMCP_SHOW_SERVER_BANNER", "false")
+
+    from pydantic import ValidationError
+
+    from python_mcp_server.logging_setup import configure_logging
+    from python_mcp_server.settings import Settings
+
+    try:
+        settings = Settings(**settings_overrides(args))
+    except ValidationError as exc:
+        print(f"python-mcp-server: invalid settings: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level, settings.log_format)
+
+    from python_mcp_server.errors import ServerError
+    from python_mcp_server.server.app import build_server
+
+    try:
+        server = build_server(settings)
+    except ServerError as exc:
+        print(f"python-mcp-server: {exc}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(_serve(server, settings))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+async def _serve(server: Any, settings: Any) -> None:
+    if settings.transport == "stdio":
+        # Make SIGTERM end the server the way Ctrl-C does, so the lifespan shuts kernels down.
+        task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            loop.add_signal_handler(sig, lambda: task.cancel() if task else None)
+        try:
+            await server.run_stdio_async(show_banner=False)
+        except asyncio.CancelledError:
+            pass
+        return
+    await server.run_http_async(
+        show_banner=False,
+        transport="http",
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        uvicorn_config={
+            "timeout_graceful_shutdown": 3,
+            "access_log": settings.log_level == "DEBUG",
+        },
+    )
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

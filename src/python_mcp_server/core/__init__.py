@@ -1,0 +1,1 @@
+"""The domain: sessions, execution, workspace, packages, health, history, safety."""

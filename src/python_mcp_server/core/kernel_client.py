@@ -1,0 +1,296 @@
+"""The Jupyter messaging protocol over a launched kernel's channels.
+
+``KernelClient`` talks to one kernel process incarnation. Every request is tracked by its
+``msg_id``; replies and IOPub messages are routed to the request whose ``parent_header``
+names it, so concurrent requests (an execution, a completion, a health probe) never get
+each other's answers. When the kernel process ends, every pending request fails at once
+with ``KernelDiedError`` carrying the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from python_mcp_server.errors import KernelDiedError, KernelStartError, KernelUnresponsiveError
+from python_mcp_server.infra.kernels.base import (
+    Channel,
+    KernelChannels,
+    KernelExit,
+    LaunchedKernel,
+    Message,
+)
+
+logger = logging.getLogger(__name__)
+
+IopubHandler = Callable[[Message], None]
+#: Called with the input_request content; returns the text to answer with.
+StdinHandler = Callable[[Mapping[str, Any]], str]
+
+
+@dataclass
+class _Pending:
+    """One request in flight."""
+
+    reply: asyncio.Future[Message]
+    wants_idle: bool
+    idle: asyncio.Event = field(default_factory=asyncio.Event)
+    on_iopub: IopubHandler | None = None
+    on_stdin: StdinHandler | None = None
+
+
+class KernelClient:
+    """Requests and replies for one running kernel."""
+
+    def __init__(self, kernel: LaunchedKernel, channels: KernelChannels) -> None:
+        self.kernel = kernel
+        self._channels = channels
+        self._pending: dict[str, _Pending] = {}
+        self._exit: KernelExit | None = None
+        self._iopub_live = asyncio.Event()
+        self.execution_state = "starting"
+        channels.start(self._on_message, self._on_closed)
+        self._death_task = asyncio.create_task(self._watch_death(), name="kernel-death-watch")
+
+    # --- lifecycle -------------------------------------------------------------------
+    @classmethod
+    async def connect(cls, kernel: LaunchedKernel, *, timeout: float) -> KernelClient:
+        """Open channels to a launched kernel and wait until it answers kernel_info."""
+        channels = await kernel.connect()
+        client = cls(kernel, channels)
+        try:
+            await client.wait_ready(timeout)
+        except BaseException:
+            await client.close(kill=True)
+            raise
+        return client
+
+    async def wait_ready(self, timeout: float) -> None:
+        """Send kernel_info until it is answered AND IOPub delivers.
+
+        A SUB socket misses what is published before its subscription reaches the kernel,
+        so a reply on shell alone does not prove the outputs of the next request will arrive.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        attempt_timeout = 0.25
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise KernelStartError(f"the kernel did not answer within {timeout:g} s")
+            try:
+                await self.request(
+                    "kernel_info_request", {}, timeout=min(attempt_timeout, remaining)
+                )
+            except KernelUnresponsiveError:
+                attempt_timeout = min(attempt_timeout * 2, 2.0)
+                continue
+            except KernelDiedError as exc:
+                raise KernelStartError(f"the kernel died while starting: {exc.message}") from exc
+            try:
+                await asyncio.wait_for(self._iopub_live.wait(), attempt_timeout)
+            except asyncio.TimeoutError:
+                continue
+            self.execution_state = "idle"
+            return
+
+    async def close(self, *, kill: bool) -> None:
+        """Close the channels; with ``kill``, end the kernel process too."""
+        if kill:
+            await self.kernel.kill()
+        self._death_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._death_task
+        await self._channels.close()
+        self._fail_all(KernelDiedError("the kernel was shut down"))
+
+    @property
+    def exit(self) -> KernelExit | None:
+        """How the kernel ended, once it has."""
+        return self._exit
+
+    def is_alive(self) -> bool:
+        return self._exit is None and self.kernel.is_alive()
+
+    async def wait_exit(self) -> KernelExit:
+        return await self.kernel.wait_exit()
+
+    async def _watch_death(self) -> None:
+        exit_info = await self.kernel.wait_exit()
+        self._exit = exit_info
+        self.execution_state = "dead"
+        self._fail_all(KernelDiedError(exit_info.reason))
+
+    def _fail_all(self, error: Exception) -> None:
+        pending = list(self._pending.values())
+        self._pending.clear()
+        for request in pending:
+            if not request.reply.done():
+                request.reply.set_exception(error)
+                # Mark retrieved: an abandoned request must not warn at garbage collection.
+                request.reply.exception()
+            request.idle.set()
+
+    # --- message routing -------------------------------------------------------------
+    def _on_message(self, channel: Channel, message: Message) -> None:
+        parent_id = message.get("parent_header", {}).get("msg_id")
+        msg_type = message.get("header", {}).get("msg_type", "")
+        if channel == "iopub":
+            self._iopub_live.set()
+        if channel == "iopub" and msg_type == "status":
+            state = message["content"].get("execution_state", "")
+            self.execution_state = state
+        request = self._pending.get(parent_id) if parent_id else None
+        if request is None:
+            return
+        if channel == "iopub":
+            if msg_type == "status":
+                if message["content"].get("execution_state") == "idle":
+                    request.idle.set()
+            elif request.on_iopub is not None:
+                request.on_iopub(message)
+        elif channel == "stdin":
+            if msg_type == "input_request":
+                self._answer_input(request, message)
+        elif not request.reply.done():
+            request.reply.set_result(message)
+
+    def _answer_input(self, request: _Pending, message: Message) -> None:
+        if request.on_stdin is None:
+            value = "\x04"  # EOF: input() raises EOFError at once
+        else:
+            try:
+                value = request.on_stdin(message["content"])
+            except Exception:  # a failing handler must not hang the kernel
+                logger.exception("stdin handler failed")
+                value = "\x04"
+        reply = self._channels.new_message("input_reply", {"value": value})
+        reply["parent_header"] = message["header"]
+        self._channels.send("stdin", reply)
+
+    def _on_closed(self, reason: str) -> None:
+        logger.debug("kernel channel closed: %s", reason)
+
+    # --- requests --------------------------------------------------------------------
+    def _submit(
+        self,
+        channel: Channel,
+        msg_type: str,
+        content: Mapping[str, Any],
+        *,
+        wants_idle: bool,
+        on_iopub: IopubHandler | None = None,
+        on_stdin: StdinHandler | None = None,
+    ) -> tuple[str, _Pending]:
+        if self._exit is not None:
+            raise KernelDiedError(self._exit.reason)
+        message = self._channels.new_message(msg_type, content)
+        msg_id = str(message["header"]["msg_id"])
+        pending = _Pending(
+            reply=asyncio.get_running_loop().create_future(),
+            wants_idle=wants_idle,
+            on_iopub=on_iopub,
+            on_stdin=on_stdin,
+        )
+        self._pending[msg_id] = pending
+        self._channels.send(channel, message)
+        return msg_id, pending
+
+    async def request(
+        self,
+        msg_type: str,
+        content: Mapping[str, Any],
+        *,
+        timeout: float,
+        channel: Channel = "shell",
+    ) -> Message:
+        """Send a request and return its reply (kernel_info, complete, inspect, ...)."""
+        msg_id, pending = self._submit(channel, msg_type, content, wants_idle=False)
+        try:
+            return await asyncio.wait_for(asyncio.shield(pending.reply), timeout)
+        except asyncio.TimeoutError as exc:
+            raise KernelUnresponsiveError(
+                f"the kernel did not answer {msg_type} within {timeout:g} s"
+            ) from exc
+        finally:
+            self._pending.pop(msg_id, None)
+
+    def start_execute(
+        self,
+        code: str,
+        *,
+        on_iopub: IopubHandler,
+        on_stdin: StdinHandler | None,
+        silent: bool = False,
+        store_history: bool = True,
+    ) -> Execution:
+        """Send execute_request; the returned ``Execution`` completes on reply + idle."""
+        content = {
+            "code": code,
+            "silent": silent,
+            "store_history": store_history,
+            "user_expressions": {},
+            "allow_stdin": True,
+            "stop_on_error": False,
+        }
+        msg_id, pending = self._submit(
+            "shell",
+            "execute_request",
+            content,
+            wants_idle=True,
+            on_iopub=on_iopub,
+            on_stdin=on_stdin,
+        )
+        return Execution(self, msg_id, pending)
+
+    def send_interrupt_message(self) -> None:
+        """Interrupt through the control channel (kernels whose signals cannot reach them)."""
+        if self._exit is None:
+            message = self._channels.new_message("interrupt_request", {})
+            self._channels.send("control", message)
+
+    async def interrupt(self) -> None:
+        """Interrupt the running code by the kernel's interrupt mode."""
+        if self.kernel.interrupt_mode == "signal":
+            await self.kernel.send_interrupt_signal()
+        else:
+            self.send_interrupt_message()
+
+    def forget(self, msg_id: str) -> None:
+        self._pending.pop(msg_id, None)
+
+
+class Execution:
+    """An execute_request in flight."""
+
+    def __init__(self, client: KernelClient, msg_id: str, pending: _Pending) -> None:
+        self.client = client
+        self.msg_id = msg_id
+        self._pending = pending
+        self._done: asyncio.Task[Message] = asyncio.create_task(self._finish())
+
+    async def _finish(self) -> Message:
+        try:
+            reply = await self._pending.reply
+            if self.client.exit is None:
+                await self._pending.idle.wait()
+            if self.client.exit is not None:
+                raise KernelDiedError(self.client.exit.reason)
+            return reply
+        finally:
+            self.client.forget(self.msg_id)
+
+    async def wait(self, timeout: float | None) -> Message:
+        """The execute_reply once all output has arrived; TimeoutError leaves it running."""
+        return await asyncio.wait_for(asyncio.shield(self._done), timeout)
+
+    def done(self) -> bool:
+        return self._done.done()
+
+    def cancel(self) -> None:
+        self._done.cancel()
+        self.client.forget(self.msg_id)

@@ -1,0 +1,58 @@
+"""Starts ready-to-use kernels: launch through the configured launcher, connect, wait ready."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from python_mcp_server.core.kernel_client import KernelClient
+from python_mcp_server.core.kernel_environment import kernel_environment
+from python_mcp_server.infra.kernels.base import KernelLauncher, KernelLaunchRequest
+
+#: Maps an environment name (None = default) to the interpreter its kernels run.
+PythonResolver = Callable[[str | None], str]
+
+
+def server_python(_venv_name: str | None) -> str:
+    """The resolver used before environments exist: the server's own interpreter."""
+    return sys.executable
+
+
+@dataclass(frozen=True)
+class KernelFactoryConfig:
+    """What every kernel shares."""
+
+    workspace: Path
+    start_timeout: float
+    extra_env: Mapping[str, str] | None = None
+
+
+class KernelFactory:
+    """One place that knows how a session's kernel is made."""
+
+    def __init__(
+        self,
+        launcher: KernelLauncher,
+        config: KernelFactoryConfig,
+        python_for: PythonResolver = server_python,
+    ) -> None:
+        self.launcher = launcher
+        self._config = config
+        self.python_for = python_for
+
+    def launch_request(self, venv_name: str | None, label: str) -> KernelLaunchRequest:
+        workspace = self._config.workspace
+        return KernelLaunchRequest(
+            python=self.python_for(venv_name),
+            cwd=workspace,
+            env=kernel_environment(workspace, extra=self._config.extra_env),
+            label=label,
+            writable_paths=(workspace,),
+        )
+
+    async def start(self, venv_name: str | None, label: str) -> KernelClient:
+        """Launch a kernel for an environment and return a client once it answers."""
+        kernel = await self.launcher.launch(self.launch_request(venv_name, label))
+        return await KernelClient.connect(kernel, timeout=self._config.start_timeout)

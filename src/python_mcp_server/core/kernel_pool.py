@@ -1,0 +1,93 @@
+"""Pre-started kernels for the default environment, refilled in the background.
+
+``create_session`` takes a kernel that already answered ``kernel_info`` instead of waiting
+for a process start, so a new session's first execution costs a round trip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from python_mcp_server.core.kernel_client import KernelClient
+from python_mcp_server.core.kernel_factory import KernelFactory
+
+logger = logging.getLogger(__name__)
+
+
+class KernelPool:
+    """Keeps up to ``size`` ready kernels of the default environment."""
+
+    def __init__(self, factory: KernelFactory, size: int) -> None:
+        self._factory = factory
+        self._size = size
+        self._ready: list[KernelClient] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+        self._closing: set[asyncio.Task[None]] = set()
+        self.last_error: str | None = None
+
+    def start(self) -> None:
+        if self._size > 0 and self._task is None:
+            self._task = asyncio.create_task(self._refill_forever(), name="kernel-pool")
+
+    @property
+    def ready_count(self) -> int:
+        return len(self._ready)
+
+    def take(self) -> KernelClient | None:
+        """A ready kernel, or None when the pool is empty (the caller starts one)."""
+        while self._ready:
+            client = self._ready.pop(0)
+            self._wake.set()
+            if client.is_alive():
+                return client
+            task = asyncio.create_task(client.close(kill=True))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+        self._wake.set()
+        return None
+
+    async def wait_full(self, timeout: float) -> bool:
+        """Wait until the pool holds ``size`` kernels (for benchmarks and tests)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while len(self._ready) < self._size:
+            if loop.time() > deadline:
+                return False
+            await asyncio.sleep(0.02)
+        return True
+
+    async def _refill_forever(self) -> None:
+        failures = 0
+        while not self._closed:
+            if len(self._ready) >= self._size:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            try:
+                client = await self._factory.start(None, "pool")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                failures += 1
+                self.last_error = str(exc)
+                logger.warning("kernel pool could not start a kernel: %s", exc)
+                await asyncio.sleep(min(30.0, 0.5 * 2**failures))
+                continue
+            failures = 0
+            if self._closed:
+                await client.close(kill=True)
+                return
+            self._ready.append(client)
+
+    async def aclose(self) -> None:
+        self._closed = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        ready, self._ready = self._ready, []
+        await asyncio.gather(*(c.close(kill=True) for c in ready), return_exceptions=True)

@@ -1,0 +1,127 @@
+"""The project's one exception tree and its stable error codes.
+
+Core and infra raise only these. The server's error middleware turns them into MCP tool
+errors whose message starts with the code (``SESSION_NOT_FOUND: ...``), so clients can
+match on a stable prefix. Outcomes of *user code* are never exceptions: they are data in
+the execution result.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class ErrorCode(str, Enum):
+    """Stable codes that prefix every tool error message. Documented in docs/errors.md."""
+
+    INVALID_INPUT = "INVALID_INPUT"
+    SESSION_NOT_FOUND = "SESSION_NOT_FOUND"
+    SESSION_EXISTS = "SESSION_EXISTS"
+    SESSION_LIMIT = "SESSION_LIMIT"
+    SESSION_BUSY = "SESSION_BUSY"
+    KERNEL_START_FAILED = "KERNEL_START_FAILED"
+    KERNEL_DIED = "KERNEL_DIED"
+    KERNEL_UNRESPONSIVE = "KERNEL_UNRESPONSIVE"
+    EXECUTION_TIMEOUT = "EXECUTION_TIMEOUT"
+    MEMORY_LIMIT_EXCEEDED = "MEMORY_LIMIT_EXCEEDED"
+    PYTHON_ERROR = "PYTHON_ERROR"
+    PATH_OUTSIDE_WORKSPACE = "PATH_OUTSIDE_WORKSPACE"
+    FILE_NOT_FOUND = "FILE_NOT_FOUND"
+    FILE_EXISTS = "FILE_EXISTS"
+    FILE_TOO_LARGE = "FILE_TOO_LARGE"
+    PACKAGE_INSTALLATION_ERROR = "PACKAGE_INSTALLATION_ERROR"
+    VENV_NOT_FOUND = "VENV_NOT_FOUND"
+    VENV_EXISTS = "VENV_EXISTS"
+    VENV_IN_USE = "VENV_IN_USE"
+    CONFIRMATION_REQUIRED = "CONFIRMATION_REQUIRED"
+    UNSAFE_CODE = "UNSAFE_CODE"
+    UNAUTHORIZED = "UNAUTHORIZED"
+    GATEWAY_ERROR = "GATEWAY_ERROR"
+    INTERNAL_ERROR = "INTERNAL_ERROR"
+
+
+class ServerError(Exception):
+    """Base of every error this project raises on purpose."""
+
+    code: ErrorCode = ErrorCode.INTERNAL_ERROR
+
+    def __init__(self, message: str, *, code: ErrorCode | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"{self.code.value}: {self.message}"
+
+
+class InvalidInputError(ServerError):
+    code = ErrorCode.INVALID_INPUT
+
+
+class SessionNotFoundError(ServerError):
+    code = ErrorCode.SESSION_NOT_FOUND
+
+
+class SessionExistsError(ServerError):
+    code = ErrorCode.SESSION_EXISTS
+
+
+class SessionLimitError(ServerError):
+    code = ErrorCode.SESSION_LIMIT
+
+
+class KernelStartError(ServerError):
+    code = ErrorCode.KERNEL_START_FAILED
+
+
+class KernelDiedError(ServerError):
+    code = ErrorCode.KERNEL_DIED
+
+
+class KernelUnresponsiveError(ServerError):
+    code = ErrorCode.KERNEL_UNRESPONSIVE
+
+
+class PathOutsideWorkspaceError(ServerError):
+    code = ErrorCode.PATH_OUTSIDE_WORKSPACE
+
+
+class FileNotFoundInWorkspaceError(ServerError):
+    code = ErrorCode.FILE_NOT_FOUND
+
+
+class FileExistsInWorkspaceError(ServerError):
+    code = ErrorCode.FILE_EXISTS
+
+
+class FileTooLargeError(ServerError):
+    code = ErrorCode.FILE_TOO_LARGE
+
+
+class PackageInstallationError(ServerError):
+    code = ErrorCode.PACKAGE_INSTALLATION_ERROR
+
+
+class VenvNotFoundError(ServerError):
+    code = ErrorCode.VENV_NOT_FOUND
+
+
+class VenvExistsError(ServerError):
+    code = ErrorCode.VENV_EXISTS
+
+
+class VenvInUseError(ServerError):
+    code = ErrorCode.VENV_IN_USE
+
+
+class ConfirmationRequiredError(ServerError):
+    code = ErrorCode.CONFIRMATION_REQUIRED
+
+
+class UnsafeCodeError(ServerError):
+    code = ErrorCode.UNSAFE_CODE
+
+
+class GatewayError(ServerError):
+    code = ErrorCode.GATEWAY_ERROR

@@ -1,0 +1,1 @@
+"""The outside world: kernel launchers, storage, subprocesses."""

@@ -1,0 +1,1 @@
+"""Kernel launchers (where and how a kernel runs) and the channels to talk to it."""

@@ -1,0 +1,120 @@
+"""The launcher interface: launching is not talking.
+
+A ``KernelLauncher`` starts a kernel somewhere (a local process, a sandboxed process, a
+remote gateway) and hands back a ``LaunchedKernel``: the handle that can signal, kill and
+watch it, and open ``KernelChannels`` to it. ``KernelChannels`` only moves Jupyter
+messages; the messaging protocol itself (execute, complete, inspect, stdin) lives in
+``core.kernel_session``. A new backend is one new file implementing these three classes.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+Channel = Literal["shell", "iopub", "stdin", "control"]
+Message = dict[str, Any]
+MessageHandler = Callable[[Channel, Message], None]
+ClosedHandler = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class KernelLaunchRequest:
+    """What a kernel needs: which interpreter, where it runs, what it sees."""
+
+    python: str
+    cwd: Path
+    env: Mapping[str, str]
+    label: str = "kernel"
+    writable_paths: tuple[Path, ...] = ()
+    extra_args: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class KernelExit:
+    """How a kernel process ended, in words a user can act on."""
+
+    returncode: int | None
+    reason: str
+
+
+class KernelChannels(abc.ABC):
+    """A live message link to one kernel: send messages, receive them through a callback."""
+
+    @abc.abstractmethod
+    def new_message(self, msg_type: str, content: Mapping[str, Any]) -> Message:
+        """Build a Jupyter message (header, parent, metadata, content) signed for this link."""
+
+    @abc.abstractmethod
+    def send(self, channel: Channel, message: Message) -> None:
+        """Queue a message on a channel; never blocks."""
+
+    @abc.abstractmethod
+    def start(self, on_message: MessageHandler, on_closed: ClosedHandler) -> None:
+        """Begin delivering every received message to ``on_message``."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Stop receiving and release sockets."""
+
+
+class LaunchedKernel(abc.ABC):
+    """A running kernel: its process (local or remote) and how to reach it."""
+
+    #: "signal": SIGINT to the process group; "message": interrupt_request on control.
+    interrupt_mode: Literal["signal", "message"] = "signal"
+    #: Kernel id for remote kernels; a local kernel's id is its label.
+    kernel_id: str = ""
+
+    @property
+    @abc.abstractmethod
+    def pid(self) -> int | None:
+        """The kernel's process id as this machine sees it, or None when it runs elsewhere."""
+
+    @abc.abstractmethod
+    async def connect(self) -> KernelChannels:
+        """Open message channels to the kernel."""
+
+    @abc.abstractmethod
+    def is_alive(self) -> bool:
+        """Whether the kernel process still runs, as far as is known without waiting."""
+
+    @abc.abstractmethod
+    async def wait_exit(self) -> KernelExit:
+        """Return once the kernel has ended (however it ended), saying how."""
+
+    @abc.abstractmethod
+    async def send_interrupt_signal(self) -> None:
+        """Interrupt by signal (only for interrupt_mode == "signal")."""
+
+    @abc.abstractmethod
+    async def kill(self) -> None:
+        """End the kernel and every process it started; reap them. Idempotent."""
+
+    async def restart_in_place(self) -> bool:
+        """Restart keeping the same identity where the backend supports it (gateways).
+
+        Returns False when the caller should kill and launch anew instead.
+        """
+        return False
+
+
+class KernelLauncher(abc.ABC):
+    """Starts kernels of one kind."""
+
+    #: Short name shown in health and logs ("local", "bwrap", "gateway").
+    name: str = "abstract"
+
+    @abc.abstractmethod
+    async def launch(self, request: KernelLaunchRequest) -> LaunchedKernel:
+        """Start a kernel and return once its process exists (not necessarily ready)."""
+
+    async def reap_orphans(self) -> int:
+        """End kernels left behind by an earlier server that died; return how many."""
+        return 0
+
+    async def aclose(self) -> None:
+        """Release launcher-wide resources (HTTP clients, folders)."""

@@ -1,0 +1,218 @@
+"""Local kernels: ipykernel processes on this machine, reached over IPC sockets.
+
+Each kernel leads its own process group, so an interrupt reaches the code it runs and a
+kill ends everything it started. Its stderr goes to a log file whose tail explains a death.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import signal
+import uuid
+from pathlib import Path
+from typing import Any
+
+import zmq.asyncio
+from jupyter_client.connect import write_connection_file
+
+from python_mcp_server.errors import KernelStartError
+from python_mcp_server.infra.kernels.base import (
+    KernelChannels,
+    KernelExit,
+    KernelLauncher,
+    KernelLaunchRequest,
+    LaunchedKernel,
+)
+from python_mcp_server.infra.kernels.process_records import ProcessRecords, kill_process_tree
+from python_mcp_server.infra.kernels.zmq_channels import ZmqKernelChannels
+
+#: Kernel options that shorten start-up and keep state out of the user's home.
+KERNEL_ARGS: tuple[str, ...] = (
+    "--HistoryManager.enabled=False",
+    "--IPKernelApp.quiet=True",
+    "--Application.log_level=ERROR",
+)
+
+
+IPC_CHANNELS = ("shell", "iopub", "stdin", "control", "hb")
+
+
+def describe_exit(returncode: int | None, log_tail: str) -> str:
+    """Turn a return code (negative: a signal) and the kernel's last words into a reason."""
+    if returncode is None:
+        reason = "the kernel process ended"
+    elif returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        reason = f"the kernel process was killed by {name}"
+        if name == "SIGKILL":
+            reason += " (killed from outside, or out of memory)"
+        elif name == "SIGSEGV":
+            reason += " (segmentation fault)"
+    else:
+        reason = f"the kernel process exited with code {returncode}"
+    tail = log_tail.strip().splitlines()[-3:]
+    if tail:
+        reason += ": " + " | ".join(line.strip() for line in tail)
+    return reason
+
+
+def short_runtime_dir(state_dir: Path) -> Path:
+    """A folder for IPC sockets: sun_path allows ~107 bytes, so long state paths fall back."""
+    preferred = state_dir / "run"
+    if len(str(preferred)) <= 60:
+        return preferred
+    import tempfile
+
+    return Path(tempfile.gettempdir()) / f"pmcp-{os.getuid()}-{os.getpid()}"
+
+
+class LocalKernel(LaunchedKernel):
+    """A kernel process started by this server."""
+
+    interrupt_mode = "signal"
+
+    def __init__(
+        self,
+        process: asyncio.subprocess.Process,
+        connection_info: dict[str, Any],
+        files: list[Path],
+        log_path: Path,
+        context: zmq.asyncio.Context,
+        records: ProcessRecords,
+        label: str,
+    ) -> None:
+        self._process = process
+        self._connection_info = connection_info
+        self._files = files
+        self._log_path = log_path
+        self._context = context
+        self._records = records
+        self.kernel_id = label
+        self._exit: KernelExit | None = None
+        self._wait_task: asyncio.Task[KernelExit] = asyncio.create_task(self._wait())
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid
+
+    @property
+    def connection_info(self) -> dict[str, Any]:
+        return self._connection_info
+
+    async def connect(self) -> KernelChannels:
+        return ZmqKernelChannels(self._connection_info, self._context)
+
+    def is_alive(self) -> bool:
+        return self._process.returncode is None
+
+    async def _wait(self) -> KernelExit:
+        returncode = await self._process.wait()
+        tail = ""
+        with contextlib.suppress(OSError), self._log_path.open("rb") as log:
+            log.seek(0, os.SEEK_END)
+            log.seek(max(0, log.tell() - 2000))
+            tail = log.read().decode("utf-8", "replace")
+        self._exit = KernelExit(returncode, describe_exit(returncode, tail))
+        self._records.remove(self._process.pid)
+        for path in self._files:
+            path.unlink(missing_ok=True)
+        return self._exit
+
+    async def wait_exit(self) -> KernelExit:
+        return await asyncio.shield(self._wait_task)
+
+    async def send_interrupt_signal(self) -> None:
+        if self.is_alive():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self._process.pid, signal.SIGINT)
+
+    async def kill(self) -> None:
+        if self.is_alive():
+            kill_process_tree(self._process.pid)
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(self._wait_task)
+
+
+class LocalLauncher(KernelLauncher):
+    """Starts ipykernel processes with the requested interpreter, cwd and environment."""
+
+    name = "local"
+
+    def __init__(self, state_dir: Path, *, start_timeout: float = 60.0) -> None:
+        self._state_dir = state_dir
+        self._runtime_dir = short_runtime_dir(state_dir)
+        self._log_dir = state_dir / "logs"
+        self._records = ProcessRecords(state_dir / "kernels")
+        self._context = zmq.asyncio.Context()
+        self._start_timeout = start_timeout
+
+    @property
+    def records(self) -> ProcessRecords:
+        return self._records
+
+    def kernel_argv(self, request: KernelLaunchRequest, connection_file: Path) -> list[str]:
+        """The command line of the kernel process (the sandbox launcher wraps it)."""
+        return [
+            request.python,
+            "-m",
+            "ipykernel_launcher",
+            "-f",
+            str(connection_file),
+            *KERNEL_ARGS,
+            *request.extra_args,
+        ]
+
+    def kernel_env(self, request: KernelLaunchRequest) -> dict[str, str]:
+        env = dict(request.env)
+        env["JPY_PARENT_PID"] = str(os.getpid())  # ipykernel exits when we die
+        return env
+
+    async def launch(self, request: KernelLaunchRequest) -> LaunchedKernel:
+        self._runtime_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._log_dir.mkdir(parents=True, exist_ok=True)
+        name = uuid.uuid4().hex[:10]
+        connection_file = self._runtime_dir / f"k{name}.json"
+        ipc_prefix = self._runtime_dir / f"k{name}"
+        _, info = write_connection_file(
+            str(connection_file),
+            transport="ipc",
+            ip=str(ipc_prefix),
+            key=secrets.token_hex(32).encode(),
+            kernel_name="python3",
+        )
+        files = [connection_file]
+        ports: dict[str, Any] = dict(info)
+        files += [Path(f"{ipc_prefix}-{ports[f'{ch}_port']}") for ch in IPC_CHANNELS]
+        log_path = self._log_dir / f"{request.label}-{name}.log"
+        log = log_path.open("wb")
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *self.kernel_argv(request, connection_file),
+                cwd=str(request.cwd),
+                env=self.kernel_env(request),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise KernelStartError(f"could not start the kernel process: {exc}") from exc
+        finally:
+            log.close()
+        self._records.add(process.pid)
+        files.append(log_path)
+        return LocalKernel(
+            process, dict(info), files, log_path, self._context, self._records, request.label
+        )
+
+    async def reap_orphans(self) -> int:
+        return await asyncio.to_thread(self._records.reap_orphans)
+
+    async def aclose(self) -> None:
+        self._context.destroy(linger=0)

@@ -1,0 +1,110 @@
+"""KernelChannels over ZeroMQ, for kernels reachable through a connection file.
+
+One reader task per socket hands every decoded message to the session's callback, so
+replies are matched by ``parent_header.msg_id`` upstream and nothing is polled on a timer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import zmq
+import zmq.asyncio
+from jupyter_client.session import Session
+
+from python_mcp_server.infra.kernels.base import (
+    Channel,
+    ClosedHandler,
+    KernelChannels,
+    Message,
+    MessageHandler,
+)
+
+logger = logging.getLogger(__name__)
+
+_SOCKET_TYPES: dict[Channel, int] = {
+    "shell": zmq.DEALER,
+    "iopub": zmq.SUB,
+    "stdin": zmq.DEALER,
+    "control": zmq.DEALER,
+}
+
+
+def _endpoint(info: Mapping[str, Any], channel: Channel) -> str:
+    port = info[f"{channel}_port"]
+    if info["transport"] == "ipc":
+        return f"ipc://{info['ip']}-{port}"
+    return f"tcp://{info['ip']}:{port}"
+
+
+class ZmqKernelChannels(KernelChannels):
+    """The four Jupyter channels of one kernel as zmq.asyncio sockets."""
+
+    def __init__(self, connection_info: Mapping[str, Any], context: zmq.asyncio.Context) -> None:
+        key = connection_info["key"]
+        self._session = Session(
+            key=key if isinstance(key, bytes) else str(key).encode(),
+            signature_scheme=str(connection_info.get("signature_scheme", "hmac-sha256")),
+        )
+        self._sockets: dict[Channel, zmq.asyncio.Socket] = {}
+        identity = self._session.bsession
+        for channel, kind in _SOCKET_TYPES.items():
+            sock = context.socket(kind)
+            sock.linger = 0
+            if kind == zmq.DEALER:
+                sock.setsockopt(zmq.IDENTITY, identity)
+            if kind == zmq.SUB:
+                sock.setsockopt(zmq.SUBSCRIBE, b"")
+            sock.connect(_endpoint(connection_info, channel))
+            self._sockets[channel] = sock
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def new_message(self, msg_type: str, content: Mapping[str, Any]) -> Message:
+        return dict(self._session.msg(msg_type, dict(content)))
+
+    def send(self, channel: Channel, message: Message) -> None:
+        self._session.send(self._sockets[channel], message)
+
+    def start(self, on_message: MessageHandler, on_closed: ClosedHandler) -> None:
+        for channel, sock in self._sockets.items():
+            self._tasks.append(
+                asyncio.create_task(
+                    self._read(channel, sock, on_message, on_closed), name=f"zmq-{channel}"
+                )
+            )
+
+    async def _read(
+        self,
+        channel: Channel,
+        sock: zmq.asyncio.Socket,
+        on_message: MessageHandler,
+        on_closed: ClosedHandler,
+    ) -> None:
+        try:
+            while True:
+                frames = await sock.recv_multipart(copy=False)
+                try:
+                    _, signed = self._session.feed_identities(frames, copy=False)
+                    message = self._session.deserialize(signed, content=True, copy=False)
+                except Exception:  # a malformed or badly signed message is dropped
+                    logger.warning("dropped an undecodable %s message", channel)
+                    continue
+                on_message(channel, message)
+        except asyncio.CancelledError:
+            raise
+        except zmq.ZMQError as exc:
+            on_closed(f"{channel} channel closed: {exc}")
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        for sock in self._sockets.values():
+            sock.close(linger=0)

@@ -1,0 +1,1 @@
+"""Wire models returned by tools, one file per tool group."""

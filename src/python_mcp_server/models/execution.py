@@ -1,0 +1,51 @@
+"""Wire models of code execution: what run_python_code returns."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class ExecutionErrorInfo(BaseModel):
+    """A Python exception raised by user code, or why the kernel could not finish it."""
+
+    ename: str = Field(description="Exception class name, e.g. ZeroDivisionError.")
+    evalue: str = Field(description="Exception message.")
+    traceback: list[str] = Field(default_factory=list, description="Traceback lines, no ANSI.")
+    code: str | None = Field(
+        None,
+        description="Stable code when the failure is not a plain Python exception: "
+        "KERNEL_DIED, MEMORY_LIMIT_EXCEEDED, EXECUTION_TIMEOUT.",
+    )
+
+
+class OutputItem(BaseModel):
+    """One rich display: its MIME type, and its text or the saved file's workspace path."""
+
+    mime_type: str
+    text: str | None = None
+    path: str | None = Field(None, description="Workspace-relative path of the saved file.")
+
+
+class ExecutionResult(BaseModel):
+    """The outcome of running code in a session. A Python error is status "error", not a
+    tool error."""
+
+    status: Literal["ok", "error", "timeout"]
+    stdout: str = ""
+    stderr: str = ""
+    result: str | None = Field(None, description="text/plain of the last expression, if any.")
+    error: ExecutionErrorInfo | None = None
+    outputs: list[OutputItem] = Field(default_factory=list)
+    execution_count: int | None = None
+    execution_time: float = Field(0.0, description="Seconds from request to completion.")
+    session_id: str
+    execution_id: str
+    truncated: bool = Field(False, description="Whether stdout or stderr was cut in this result.")
+    stdout_path: str | None = Field(None, description="File with the full stdout when cut.")
+    stderr_path: str | None = Field(None, description="File with the full stderr when cut.")
+    kernel_restarted: bool = Field(
+        False, description="The kernel was restarted during this call; variables were lost."
+    )
+    message: str | None = Field(None, description="What the server did, in words.")

@@ -1,0 +1,53 @@
+"""Wire models of session management tools."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+SessionStatus = Literal["starting", "idle", "busy", "unresponsive", "dead"]
+
+
+class SessionInfo(BaseModel):
+    """One session as list_sessions shows it."""
+
+    session_id: str
+    description: str = ""
+    status: SessionStatus
+    created_at: datetime
+    last_used: datetime
+    execution_count: int = Field(description="Executions run in this session.")
+    kernel_pid: int | None = Field(None, description="Kernel process id on this machine.")
+    active: bool = Field(description="Whether calls without session_id go to this session.")
+    restarts: int = Field(0, description="Kernel restarts since the session was created.")
+    venv_name: str | None = Field(None, description="Environment whose interpreter it runs.")
+
+
+class SessionList(BaseModel):
+    """All live sessions."""
+
+    sessions: list[SessionInfo]
+    active_session_id: str
+    total: int
+    max_sessions: int
+
+
+class SessionAction(BaseModel):
+    """The outcome of create, switch, delete, restart or interrupt."""
+
+    session_id: str
+    action: Literal["created", "switched", "deleted", "restarted", "interrupted"]
+    message: str
+    session: SessionInfo | None = None
+
+
+class PingResult(BaseModel):
+    """The server is up and its event loop answers."""
+
+    pong: bool = True
+    version: str
+    server_time: datetime
+    uptime_seconds: float
+    sessions: int

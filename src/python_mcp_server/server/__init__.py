@@ -1,0 +1,1 @@
+"""The protocol face: FastMCP app, middleware, tools and HTTP routes."""

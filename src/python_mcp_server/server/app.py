@@ -1,0 +1,48 @@
+"""build_server(settings) -> FastMCP: the whole protocol face in one place."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastmcp import FastMCP
+
+from python_mcp_server import __version__
+from python_mcp_server.server.middleware.errors import ErrorTranslationMiddleware
+from python_mcp_server.server.middleware.timing import TimingMiddleware, ToolTimings
+from python_mcp_server.server.services import Services, build_services
+from python_mcp_server.server.toolsets import TOOLSETS, select_toolsets
+from python_mcp_server.settings import Settings
+
+INSTRUCTIONS = """\
+A persistent Python: each session is a live Jupyter kernel whose variables survive between
+calls. Run code with run_python_code (session_id names the session; "default" is created on
+first use). Errors of user code come back as status "error"; misuse comes back as a tool
+error whose message starts with a stable code such as SESSION_NOT_FOUND or INVALID_INPUT."""
+
+
+def build_server(settings: Settings, services: Services | None = None) -> FastMCP:
+    """Create the FastMCP server for these settings (services are started by its lifespan)."""
+    services = services if services is not None else build_services(settings)
+    timings = ToolTimings()
+
+    @asynccontextmanager
+    async def lifespan(_server: FastMCP) -> AsyncIterator[dict[str, Any]]:
+        await services.start()
+        try:
+            yield {"services": services, "timings": timings}
+        finally:
+            await services.aclose()
+
+    mcp = FastMCP(
+        "python-mcp-server",
+        instructions=INSTRUCTIONS,
+        version=__version__,
+        lifespan=lifespan,
+        middleware=[ErrorTranslationMiddleware(), TimingMiddleware(timings)],
+        mask_error_details=False,
+    )
+    for name in select_toolsets(settings.toolsets):
+        TOOLSETS[name](mcp, services)
+    return mcp

@@ -1,0 +1,1 @@
+"""FastMCP middleware, one concern per module."""

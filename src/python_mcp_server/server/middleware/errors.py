@@ -1,0 +1,79 @@
+"""Translates the project's exceptions into MCP tool errors with a stable code prefix.
+
+A ``ServerError`` becomes ``CODE: message``; bad arguments become ``INVALID_INPUT: ...``
+with pydantic's noise removed; anything unexpected becomes ``INTERNAL_ERROR: ...`` and its
+traceback goes to the log, never to the client.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import mcp_types as mt
+from fastmcp.exceptions import NotFoundError, ToolError
+from fastmcp.exceptions import ValidationError as FastMCPValidationError
+from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
+from fastmcp.tools.base import ToolResult
+from pydantic import ValidationError
+
+from python_mcp_server.errors import ErrorCode, ServerError
+
+logger = logging.getLogger("python_mcp_server.errors")
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One short line per problem: ``field: message``."""
+    parts = []
+    for error in exc.errors():
+        where = ".".join(str(p) for p in error.get("loc", ()) if p != "call") or "arguments"
+        parts.append(f"{where}: {error.get('msg', 'invalid')}")
+    return "; ".join(parts)
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    seen: set[int] = set()
+    current: BaseException = exc
+    while id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, (ServerError, ValidationError)):
+            return current
+        nxt = current.__cause__ or current.__context__
+        if nxt is None:
+            break
+        current = nxt
+    return exc
+
+
+def translate(exc: BaseException, tool: str) -> ToolError:
+    """The tool error a client sees for an exception raised while calling ``tool``."""
+    cause = _root_cause(exc)
+    if isinstance(cause, ServerError):
+        return ToolError(str(cause))
+    if isinstance(cause, ValidationError):
+        return ToolError(f"{ErrorCode.INVALID_INPUT.value}: {describe_validation_error(cause)}")
+    if isinstance(exc, FastMCPValidationError):
+        return ToolError(f"{ErrorCode.INVALID_INPUT.value}: {exc}")
+    if isinstance(exc, NotFoundError):
+        return ToolError(f"{ErrorCode.INVALID_INPUT.value}: unknown tool {tool!r}")
+    if isinstance(exc, ToolError) and str(exc).split(":", 1)[0] in ErrorCode.__members__:
+        return exc
+    logger.error("tool %s failed unexpectedly", tool, exc_info=exc)
+    return ToolError(
+        f"{ErrorCode.INTERNAL_ERROR.value}: {tool} failed unexpectedly "
+        f"({type(cause).__name__}); see the server log"
+    )
+
+
+class ErrorTranslationMiddleware(Middleware):
+    """Every tool failure leaves as ``isError: true`` with ``CODE: message``."""
+
+    async def on_call_tool(
+        self,
+        context: MiddlewareContext[mt.CallToolRequestParams],
+        call_next: CallNext[mt.CallToolRequestParams, ToolResult],
+    ) -> Any:
+        try:
+            return await call_next(context)
+        except Exception as exc:
+            raise translate(exc, context.message.name) from exc

@@ -1,0 +1,1 @@
+"""MCP tools, one module per tool group; each is a thin layer over core."""

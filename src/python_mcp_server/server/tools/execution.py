@@ -1,0 +1,71 @@
+"""Execution tools: run_python_code."""
+
+from __future__ import annotations
+
+import base64
+from typing import Annotated
+
+from fastmcp import Context, FastMCP
+from fastmcp.tools.base import ToolResult
+from mcp_types import ContentBlock, ImageContent, TextContent
+from pydantic import Field
+
+from python_mcp_server.core.session import ExecutionOutcome
+from python_mcp_server.errors import InvalidInputError
+from python_mcp_server.models.execution import ExecutionResult
+from python_mcp_server.server.services import Services
+
+TAGS = {"execution"}
+
+
+def execution_tool_result(outcome: ExecutionOutcome) -> ToolResult:
+    """Structured result plus its JSON as text, and every image as image content."""
+    result = outcome.result
+    content: list[ContentBlock] = [TextContent(type="text", text=result.model_dump_json())]
+    for image in outcome.collected.images:
+        content.append(
+            ImageContent(
+                type="image",
+                data=base64.b64encode(image.data).decode("ascii"),
+                mime_type=image.mime_type,
+            )
+        )
+    return ToolResult(content=content, structured_content=result.model_dump(mode="json"))
+
+
+def register(mcp: FastMCP, services: Services) -> None:
+    sessions = services.sessions
+
+    @mcp.tool(tags=TAGS, output_schema=ExecutionResult.model_json_schema())
+    async def run_python_code(
+        code: Annotated[str, Field(description="Python source to run in the session's kernel.")],
+        ctx: Context,
+        session_id: Annotated[
+            str | None, Field(description="Session to run in; default: the active session.")
+        ] = None,
+        timeout: Annotated[
+            float | None,
+            Field(gt=0, le=86400, description="Seconds before the code is interrupted."),
+        ] = None,
+        input_data: Annotated[
+            list[str] | None,
+            Field(description="Lines answering input()/getpass() in order; then EOFError."),
+        ] = None,
+    ) -> ToolResult:
+        """Run Python in a persistent Jupyter kernel; variables survive between calls.
+
+        Returns stdout, stderr, the last expression's value, rich outputs (images are saved
+        under outputs/ and attached as image content) and, on failure, the exception. A
+        Python exception is a successful call with status "error".
+        """
+        if not code.strip():
+            raise InvalidInputError("code is empty")
+        session = await sessions.get_or_create_default(session_id)
+
+        async def progress(elapsed: float, recent: str) -> None:
+            await ctx.report_progress(elapsed, None, recent or f"running {elapsed:.1f} s")
+
+        outcome = await session.execute(
+            code, timeout=timeout, input_data=input_data, progress=progress
+        )
+        return execution_tool_result(outcome)

@@ -1,0 +1,138 @@
+"""Session tools: create, switch, list, delete, restart, interrupt, ping."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from typing import Annotated
+
+from fastmcp import FastMCP
+from pydantic import Field
+
+from python_mcp_server import __version__
+from python_mcp_server.core.session import KernelSession
+from python_mcp_server.core.sessions import SessionManager
+from python_mcp_server.models.sessions import (
+    PingResult,
+    SessionAction,
+    SessionInfo,
+    SessionList,
+    SessionStatus,
+)
+from python_mcp_server.server.services import Services
+
+TAGS = {"sessions"}
+
+SessionIdArg = Annotated[
+    str, Field(description="Session name: 1-64 letters, digits, '.', '_' or '-'.")
+]
+OptionalSessionIdArg = Annotated[
+    str | None, Field(description="Session name; default: the active session.")
+]
+
+
+def session_status(session: KernelSession) -> SessionStatus:
+    if not session.client.is_alive():
+        return "dead"
+    if session.busy:
+        return "busy"
+    return "idle"
+
+
+def session_info(session: KernelSession, manager: SessionManager) -> SessionInfo:
+    return SessionInfo(
+        session_id=session.session_id,
+        description=session.description,
+        status=session_status(session),
+        created_at=session.created_at,
+        last_used=session.last_used,
+        execution_count=session.execution_count,
+        kernel_pid=session.kernel_pid,
+        active=session.session_id == manager.active_session_id,
+        restarts=session.restart_count,
+        venv_name=session.venv_name,
+    )
+
+
+def register(mcp: FastMCP, services: Services) -> None:
+    manager = services.sessions
+    max_sessions = services.settings.max_sessions
+
+    @mcp.tool(tags=TAGS)
+    async def create_session(
+        session_id: SessionIdArg,
+        description: Annotated[str, Field(max_length=500)] = "",
+    ) -> SessionAction:
+        """Start a new session with its own kernel (taken from the warm pool when possible)."""
+        session = await manager.create(session_id, description=description)
+        return SessionAction(
+            session_id=session.session_id,
+            action="created",
+            message=f"session {session.session_id!r} is ready",
+            session=session_info(session, manager),
+        )
+
+    @mcp.tool(tags=TAGS)
+    async def switch_session(session_id: SessionIdArg) -> SessionAction:
+        """Make a session the default for calls that omit session_id (server-wide)."""
+        session = manager.switch(session_id)
+        return SessionAction(
+            session_id=session.session_id,
+            action="switched",
+            message=f"calls without session_id now go to {session.session_id!r}",
+            session=session_info(session, manager),
+        )
+
+    @mcp.tool(tags=TAGS)
+    async def list_sessions() -> SessionList:
+        """Every live session with its status, kernel pid, counts and which is active."""
+        return SessionList(
+            sessions=[session_info(s, manager) for s in manager.all()],
+            active_session_id=manager.active_session_id,
+            total=len(manager.all()),
+            max_sessions=max_sessions,
+        )
+
+    @mcp.tool(tags=TAGS)
+    async def delete_session(session_id: SessionIdArg) -> SessionAction:
+        """End a session; its kernel process and everything it started end too."""
+        session = await manager.delete(session_id)
+        return SessionAction(
+            session_id=session.session_id,
+            action="deleted",
+            message=f"session {session.session_id!r} ended and its kernel was shut down",
+        )
+
+    @mcp.tool(tags=TAGS)
+    async def restart_kernel(session_id: OptionalSessionIdArg = None) -> SessionAction:
+        """Replace the session's kernel with a fresh one; its variables are cleared."""
+        session = manager.get(session_id)
+        await session.restart()
+        return SessionAction(
+            session_id=session.session_id,
+            action="restarted",
+            message="the kernel was restarted; variables were cleared",
+            session=session_info(session, manager),
+        )
+
+    @mcp.tool(tags=TAGS)
+    async def interrupt_kernel(session_id: OptionalSessionIdArg = None) -> SessionAction:
+        """Interrupt the code running in the session (KeyboardInterrupt); variables stay."""
+        session = manager.get(session_id)
+        was_busy = await session.interrupt()
+        return SessionAction(
+            session_id=session.session_id,
+            action="interrupted",
+            message="interrupted the running code" if was_busy else "nothing was running",
+            session=session_info(session, manager),
+        )
+
+    @mcp.tool(tags=TAGS)
+    async def ping() -> PingResult:
+        """Answer at once, even while code runs: the server and its event loop are alive."""
+        return PingResult(
+            version=__version__,
+            server_time=datetime.now(timezone.utc),
+            uptime_seconds=round(time.time() - manager.started_at, 3),
+            sessions=len(manager.all()),
+        )

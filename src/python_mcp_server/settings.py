@@ -1,0 +1,227 @@
+"""Settings: one pydantic-settings class, read as CLI flag > environment variable > default.
+
+Every field has a description (the configuration reference in docs/configuration.md lists
+them all). Variables carry the ``MCP_`` prefix; a few are also read under the names other
+Python-executor servers use, so their users can switch without renaming anything.
+Services never read this class directly: they receive the small frozen value they need
+(see the ``*_config`` helpers at the bottom), so settings flow down as values.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _env(*names: str) -> AliasChoices:
+    """Environment names for a field: the MCP_ name first, then compatibility aliases."""
+    return AliasChoices(*names)
+
+
+class Settings(BaseSettings):
+    """Every knob of python-mcp-server."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MCP_",
+        populate_by_name=True,
+        extra="ignore",
+        case_sensitive=False,
+    )
+
+    # --- server -----------------------------------------------------------------------
+    host: str = Field("127.0.0.1", description="Address the HTTP transport binds to.")
+    port: int = Field(8000, ge=0, le=65535, description="Port of the HTTP transport.")
+    transport: Literal["http", "stdio"] = Field(
+        "http", description="`http` (streamable HTTP at /mcp) or `stdio`."
+    )
+    workspace_dir: Path = Field(
+        Path("workspace"),
+        description="The sandboxed workspace: kernels' working directory and the file tools' root.",
+    )
+    state_dir: Path | None = Field(
+        None,
+        description="Private state (connection files, pid records, history database). "
+        "Default: `<workspace>/.state`.",
+    )
+    log_level: str = Field(
+        "INFO",
+        validation_alias=_env("MCP_LOG_LEVEL", "LOG_LEVEL"),
+        description="Log level: DEBUG, INFO, WARNING, ERROR.",
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        validation_alias=_env("MCP_LOG_FORMAT", "LOG_FORMAT"),
+        description="Log line format on stderr: `text` or `json`.",
+    )
+    toolsets: str = Field(
+        "default",
+        description="Tool groups to expose, comma separated: execution, sessions, files, "
+        "packages, environments, health, history, safety, compat; `default` is every group "
+        "but compat; `all` is every group.",
+    )
+
+    # --- sessions and kernels ---------------------------------------------------------
+    max_sessions: int = Field(16, ge=1, description="Most sessions alive at once.")
+    session_idle_timeout: float = Field(
+        3600.0, ge=0, description="Seconds without use after which a session ends (0 = never)."
+    )
+    kernel_pool_size: int = Field(
+        1, ge=0, description="Pre-started kernels kept ready for new sessions."
+    )
+    kernel_start_timeout: float = Field(
+        60.0, gt=0, description="Seconds a kernel may take to start and answer."
+    )
+    execution_timeout: float = Field(
+        30.0,
+        gt=0,
+        validation_alias=_env("MCP_EXECUTION_TIMEOUT", "PYTHON_EXECUTOR_TIMEOUT"),
+        description="Default seconds an execution may run before it is interrupted.",
+    )
+    execution_timeout_ms: float | None = Field(
+        None,
+        validation_alias=_env("EXECUTION_TIMEOUT_MS"),
+        exclude=True,
+        description="Compatibility alias: the execution timeout in milliseconds.",
+    )
+    interrupt_grace: float = Field(
+        3.0,
+        gt=0,
+        description="Seconds an interrupted kernel has to become idle before it is restarted.",
+    )
+    max_output_chars: int = Field(
+        100_000,
+        ge=1000,
+        description="Characters of each output stream returned in a result; the rest is "
+        "saved to a file in outputs/.",
+    )
+    max_concurrent_executions: int = Field(
+        8,
+        ge=1,
+        validation_alias=_env("MCP_MAX_CONCURRENT_EXECUTIONS", "MAX_CONCURRENT_EXECUTIONS"),
+        description="Executions running at once across all sessions.",
+    )
+
+    # --- workspace ----------------------------------------------------------------------
+    max_file_bytes: int = Field(
+        50 * 1024 * 1024, ge=1, description="Largest file read, written or uploaded, in bytes."
+    )
+
+    # --- packages and environments -----------------------------------------------------
+    venvs_dir: Path | None = Field(
+        None,
+        validation_alias=_env("MCP_VENVS_DIR", "VENVS_BASE_PATH"),
+        description="Where virtual environments live. Default: `<state>/venvs`.",
+    )
+    default_venv_name: str = Field(
+        "default",
+        validation_alias=_env("MCP_DEFAULT_VENV_NAME", "DEFAULT_VENV_NAME"),
+        description="Name of the environment sessions use when none is named.",
+    )
+    pip_index_url: str | None = Field(None, description="Package index for installs.")
+    pip_extra_index_url: str | None = Field(None, description="Extra package index.")
+    pip_find_links: str | None = Field(
+        None, description="Local folder or page of wheels installs may use (find-links)."
+    )
+    install_timeout: float = Field(300.0, gt=0, description="Seconds an install may take.")
+    preinstalled_packages: str = Field(
+        "",
+        validation_alias=_env("MCP_PREINSTALLED_PACKAGES", "PREINSTALLED_PACKAGES"),
+        description="Packages installed into the default environment at start (background).",
+    )
+    auto_install: bool = Field(
+        False, description="Install missing imports before running code (opt-in)."
+    )
+
+    # --- health, history ---------------------------------------------------------------
+    health_interval: float = Field(10.0, gt=0, description="Seconds between health checks.")
+    max_kernel_restarts: int = Field(
+        5, ge=0, description="Automatic restarts of a dead kernel before it is left dead."
+    )
+    max_history: int = Field(
+        1000,
+        ge=0,
+        validation_alias=_env("MCP_MAX_HISTORY", "PYTHON_EXECUTOR_MAX_HISTORY"),
+        description="Executions kept in the history database.",
+    )
+    auto_snapshot: bool = Field(
+        False, description="Snapshot a session's variables after each successful execution."
+    )
+
+    # --- security ------------------------------------------------------------------------
+    safety_mode: Literal["off", "warn", "block"] = Field(
+        "warn", description="Advisory code-safety check: off, warn (default) or block."
+    )
+    allow_unsafe: bool = Field(
+        False,
+        validation_alias=_env("MCP_ALLOW_UNSAFE", "PYTHON_EXECUTOR_ALLOW_UNSAFE"),
+        description="Whether `allow_unsafe=True` may bypass block mode.",
+    )
+    sandbox: Literal["auto", "bwrap", "none"] = Field(
+        "auto", description="Kernel sandbox: auto (bubblewrap when it works), bwrap, none."
+    )
+    kernel_network: Literal["allow", "deny"] = Field(
+        "allow", description="Network access of sandboxed kernels."
+    )
+    max_memory_mb: int = Field(
+        2048,
+        ge=64,
+        validation_alias=_env("MCP_MAX_MEMORY_MB", "MAX_MEMORY_MB"),
+        description="Memory limit per kernel, MiB.",
+    )
+    auth_token: str | None = Field(
+        None, description="Bearer token required on /mcp and the file routes."
+    )
+    allow_insecure: bool = Field(
+        False, description="Allow binding a non-loopback host without an auth token."
+    )
+    allowed_origins: str = Field(
+        "", description="Browser origins allowed beyond loopback ones, comma separated."
+    )
+    max_request_bytes: int = Field(
+        64 * 1024 * 1024, ge=1024, description="Largest HTTP request body accepted."
+    )
+
+    # --- gateway ---------------------------------------------------------------------------
+    gateway_url: str | None = Field(
+        None, description="Jupyter Kernel/Enterprise Gateway URL; kernels then run there."
+    )
+    gateway_token: str | None = Field(None, description="Token for the gateway.")
+
+    @field_validator("log_level")
+    @classmethod
+    def _upper_log_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError(f"unknown log level {value!r}")
+        return level
+
+    @model_validator(mode="after")
+    def _apply_millisecond_timeout(self) -> Settings:
+        if self.execution_timeout_ms is not None and "execution_timeout" not in (
+            self.model_fields_set
+        ):
+            self.execution_timeout = self.execution_timeout_ms / 1000.0
+        return self
+
+    # --- derived paths ---------------------------------------------------------------------
+    @property
+    def workspace_path(self) -> Path:
+        """The workspace folder, absolute."""
+        return self.workspace_dir.expanduser().resolve()
+
+    @property
+    def state_path(self) -> Path:
+        """The private state folder, absolute."""
+        if self.state_dir is not None:
+            return self.state_dir.expanduser().resolve()
+        return self.workspace_path / ".state"
+
+    @property
+    def venvs_path(self) -> Path:
+        """The folder holding virtual environments, absolute."""
+        if self.venvs_dir is not None:
+            return self.venvs_dir.expanduser().resolve()
+        return self.state_path / "venvs"

@@ -1,0 +1,76 @@
+"""Shared fixtures: real settings in a temporary workspace, real kernels, the real protocol.
+
+``server``/``client`` give the in-memory fastmcp Client over a server built exactly as the
+command builds it; every test that starts kernels also checks that none is left running.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastmcp import Client, FastMCP
+
+from python_mcp_server.server.app import build_server
+from python_mcp_server.server.services import Services, build_services
+from python_mcp_server.settings import Settings
+from tests.helpers import kernel_children, wait_gone
+
+os.environ.setdefault("FASTMCP_LOG_ENABLED", "false")
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    path = tmp_path / "ws"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    """Override in a test module to change settings for its server."""
+    return {}
+
+
+@pytest.fixture
+def settings(workspace: Path, settings_overrides: dict[str, Any]) -> Settings:
+    values: dict[str, Any] = {
+        "workspace_dir": workspace,
+        "kernel_pool_size": 1,
+        "session_idle_timeout": 0,
+        "execution_timeout": 20,
+        "interrupt_grace": 2,
+    }
+    values.update(settings_overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+def services(settings: Settings) -> Services:
+    return build_services(settings)
+
+
+@pytest.fixture
+def server(settings: Settings, services: Services) -> FastMCP:
+    return build_server(settings, services)
+
+
+@pytest.fixture
+async def client(server: FastMCP) -> AsyncIterator[Client[Any]]:
+    before = kernel_children()
+    async with Client(server) as connected:
+        yield connected
+    leaked = wait_gone(kernel_children() - before)
+    assert not leaked, f"kernels left running after the server stopped: {leaked}"
+
+
+@pytest.fixture
+def no_kernel_leak() -> Iterator[None]:
+    """For core tests: fail if the test leaves kernel processes behind."""
+    before = kernel_children()
+    yield
+    leaked = wait_gone(kernel_children() - before)
+    assert not leaked, f"kernels left running: {leaked}"

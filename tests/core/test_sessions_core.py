@@ -1,0 +1,50 @@
+"""SessionManager rules that need no protocol: idle reaping and the warm pool."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+from python_mcp_server.server.services import build_services
+from python_mcp_server.settings import Settings
+from tests.helpers import wait_gone
+
+
+async def test_idle_sessions_are_reaped(workspace: Path, no_kernel_leak: None) -> None:
+    settings = Settings(workspace_dir=workspace, kernel_pool_size=0, session_idle_timeout=0.5)
+    services = build_services(settings)
+    await services.start()
+    try:
+        session = await services.sessions.create("sleepy")
+        pid = session.kernel_pid
+        assert pid is not None
+        # The background reaper (period 1 s for this timeout) ends it on its own.
+        for _ in range(100):
+            if "sleepy" not in services.sessions:
+                break
+            await asyncio.sleep(0.05)
+        assert "sleepy" not in services.sessions
+        assert not wait_gone({pid})
+    finally:
+        await services.aclose()
+
+
+async def test_pool_makes_new_sessions_ready_at_once(workspace: Path, no_kernel_leak: None) -> None:
+    settings = Settings(workspace_dir=workspace, kernel_pool_size=1, session_idle_timeout=0)
+    services = build_services(settings)
+    await services.start()
+    try:
+        assert await services.sessions.pool.wait_full(60)
+        pooled_pid = services.sessions.pool._ready[0].kernel.pid
+        started = time.perf_counter()
+        session = await services.sessions.create("fast")
+        outcome = await session.execute("1+1")
+        assert outcome.result.result == "2"
+        assert session.kernel_pid == pooled_pid
+        # The pool refills in the background.
+        assert await services.sessions.pool.wait_full(60)
+        assert services.sessions.pool._ready[0].kernel.pid != pooled_pid
+        assert time.perf_counter() - started > 0
+    finally:
+        await services.aclose()

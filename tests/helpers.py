@@ -1,0 +1,48 @@
+"""Helpers shared by tests: process checks and tool-call shortcuts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psutil
+from fastmcp import Client
+
+
+def kernel_children() -> set[int]:
+    """Pids of ipykernel processes started by this test process."""
+    found = set()
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            if "ipykernel_launcher" in " ".join(proc.cmdline()):
+                found.add(proc.pid)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    return found
+
+
+def wait_gone(pids: set[int], timeout: float = 10.0) -> set[int]:
+    """Wait for processes to end; return the ones still alive."""
+    procs = []
+    for pid in pids:
+        try:
+            procs.append(psutil.Process(pid))
+        except psutil.NoSuchProcess:
+            continue
+    _, alive = psutil.wait_procs(procs, timeout=timeout)
+    return {p.pid for p in alive if p.status() != psutil.STATUS_ZOMBIE}
+
+
+async def run(client: Client[Any], code: str, **arguments: Any) -> dict[str, Any]:
+    """Call run_python_code and return its structured result."""
+    result = await client.call_tool("run_python_code", {"code": code, **arguments})
+    assert result.structured_content is not None
+    return dict(result.structured_content)
+
+
+async def tool_error(client: Client[Any], tool: str, arguments: dict[str, Any]) -> str:
+    """Call a tool that must fail; return the error text (``CODE: message``)."""
+    result = await client.call_tool(tool, arguments, raise_on_error=False)
+    assert result.is_error, f"{tool} should have failed: {result}"
+    text = result.content[0].text  # type: ignore[union-attr]
+    assert isinstance(text, str)
+    return text
