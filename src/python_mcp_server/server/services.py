@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from python_mcp_server.core.execution import ExecutionService
 from python_mcp_server.core.kernel_factory import KernelFactory, KernelFactoryConfig
 from python_mcp_server.core.session import ExecutionConfig
 from python_mcp_server.core.sessions import SessionManager, SessionsConfig
@@ -28,6 +29,7 @@ class Services:
     settings: Settings
     launcher: KernelLauncher
     sessions: SessionManager
+    execution: ExecutionService
 
     async def start(self) -> None:
         workspace = self.settings.workspace_path
@@ -69,4 +71,5 @@ def build_services(settings: Settings) -> Services:
         ),
         factory,
     )
-    return Services(settings=settings, launcher=launcher, sessions=sessions)
+    execution = ExecutionService(sessions)
+    return Services(settings=settings, launcher=launcher, sessions=sessions, execution=execution)

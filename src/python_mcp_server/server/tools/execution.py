@@ -10,6 +10,7 @@ from fastmcp.tools.base import ToolResult
 from mcp_types import ContentBlock, ImageContent, TextContent
 from pydantic import Field
 
+from python_mcp_server.core.execution import ExecutionRequest
 from python_mcp_server.core.session import ExecutionOutcome
 from python_mcp_server.errors import InvalidInputError
 from python_mcp_server.models.execution import ExecutionResult
@@ -34,7 +35,7 @@ def execution_tool_result(outcome: ExecutionOutcome) -> ToolResult:
 
 
 def register(mcp: FastMCP, services: Services) -> None:
-    sessions = services.sessions
+    execution = services.execution
 
     @mcp.tool(tags=TAGS, output_schema=ExecutionResult.model_json_schema())
     async def run_python_code(
@@ -60,12 +61,12 @@ def register(mcp: FastMCP, services: Services) -> None:
         """
         if not code.strip():
             raise InvalidInputError("code is empty")
-        session = await sessions.get_or_create_default(session_id)
 
         async def progress(elapsed: float, recent: str) -> None:
             await ctx.report_progress(elapsed, None, recent or f"running {elapsed:.1f} s")
 
-        outcome = await session.execute(
-            code, timeout=timeout, input_data=input_data, progress=progress
+        request = ExecutionRequest(
+            code=code, session_id=session_id, timeout=timeout, input_data=input_data
         )
+        outcome = await execution.run(request, progress=progress)
         return execution_tool_result(outcome)

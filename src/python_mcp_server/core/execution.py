@@ -1,0 +1,65 @@
+"""ExecutionService: the pipeline around running code in a session.
+
+``run`` finds the session, lets each ``ExecutionHook`` look at the request before the
+kernel sees it (safety policy, auto-install), runs the code, then lets each hook enrich
+or record the outcome (new files, history, snapshots). Features plug in as hooks, so the
+session's execution core stays small and the order of steps is written in one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from python_mcp_server.core.session import ExecutionOutcome, KernelSession, ProgressCallback
+from python_mcp_server.core.sessions import SessionManager
+
+
+@dataclass
+class ExecutionRequest:
+    """One call of run_python_code (or a compat variant), as the hooks see it."""
+
+    code: str
+    session_id: str | None = None
+    timeout: float | None = None
+    input_data: list[str] | None = None
+    allow_unsafe: bool = False
+    #: Facts hooks add before the run, copied onto the result by the hook that owns them.
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+class ExecutionHook(Protocol):
+    """A step around execution. ``before`` may raise a ServerError to refuse the run."""
+
+    async def before(self, session: KernelSession, request: ExecutionRequest) -> None: ...
+
+    async def after(
+        self, session: KernelSession, request: ExecutionRequest, outcome: ExecutionOutcome
+    ) -> None: ...
+
+
+class ExecutionService:
+    """Runs code in a session with every registered hook around it."""
+
+    def __init__(self, sessions: SessionManager, hooks: list[ExecutionHook] | None = None) -> None:
+        self._sessions = sessions
+        self.hooks: list[ExecutionHook] = list(hooks or [])
+
+    def add_hook(self, hook: ExecutionHook) -> None:
+        self.hooks.append(hook)
+
+    async def run(
+        self, request: ExecutionRequest, *, progress: ProgressCallback | None = None
+    ) -> ExecutionOutcome:
+        session = await self._sessions.get_or_create_default(request.session_id)
+        for hook in self.hooks:
+            await hook.before(session, request)
+        outcome = await session.execute(
+            request.code,
+            timeout=request.timeout,
+            input_data=request.input_data,
+            progress=progress,
+        )
+        for hook in self.hooks:
+            await hook.after(session, request, outcome)
+        return outcome
