@@ -64,6 +64,7 @@ class KernelClient:
         client = cls(kernel, channels)
         try:
             await client.wait_ready(timeout)
+            await channels.wait_connected(timeout)
         except BaseException:
             await client.close(kill=True)
             raise

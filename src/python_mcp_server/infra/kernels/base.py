@@ -56,6 +56,9 @@ class KernelChannels(abc.ABC):
     def start(self, on_message: MessageHandler, on_closed: ClosedHandler) -> None:
         """Begin delivering every received message to ``on_message``."""
 
+    async def wait_connected(self, timeout: float) -> None:
+        """Return once every channel reaches the kernel (no-op where that cannot be known)."""
+
     @abc.abstractmethod
     async def close(self) -> None:
         """Stop receiving and release sockets."""

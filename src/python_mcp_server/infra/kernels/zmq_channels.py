@@ -52,9 +52,14 @@ class ZmqKernelChannels(KernelChannels):
         )
         self._sockets: dict[Channel, zmq.asyncio.Socket] = {}
         identity = self._session.bsession
+        self._monitors: dict[Channel, zmq.asyncio.Socket] = {}
         for channel, kind in _SOCKET_TYPES.items():
             sock = context.socket(kind)
             sock.linger = 0
+            sock.setsockopt(zmq.RECONNECT_IVL, 10)
+            # A ROUTER drops messages to peers whose handshake it has not finished, so an
+            # input_request could vanish: watch every handshake until wait_connected.
+            self._monitors[channel] = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
             if kind == zmq.DEALER:
                 sock.setsockopt(zmq.IDENTITY, identity)
             if kind == zmq.SUB:
@@ -62,6 +67,29 @@ class ZmqKernelChannels(KernelChannels):
             sock.connect(_endpoint(connection_info, channel))
             self._sockets[channel] = sock
         self._tasks: list[asyncio.Task[None]] = []
+
+    async def wait_connected(self, timeout: float) -> None:
+        from zmq.utils.monitor import recv_monitor_message
+
+        async def handshake(monitor: zmq.asyncio.Socket) -> None:
+            while True:
+                event = await recv_monitor_message(monitor)
+                if event["event"] == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                    return
+
+        try:
+            await asyncio.wait_for(
+                asyncio.gather(*(handshake(m) for m in self._monitors.values())), timeout
+            )
+        finally:
+            self._stop_monitors()
+
+    def _stop_monitors(self) -> None:
+        for channel, monitor in self._monitors.items():
+            with contextlib.suppress(zmq.ZMQError):
+                self._sockets[channel].disable_monitor()
+            monitor.close(linger=0)
+        self._monitors.clear()
 
     def new_message(self, msg_type: str, content: Mapping[str, Any]) -> Message:
         return dict(self._session.msg(msg_type, dict(content)))
@@ -106,5 +134,6 @@ class ZmqKernelChannels(KernelChannels):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
+        self._stop_monitors()
         for sock in self._sockets.values():
             sock.close(linger=0)
