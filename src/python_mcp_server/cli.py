@@ -103,6 +103,10 @@ async def _serve(server: Any, settings: Any) -> None:
         except asyncio.CancelledError:
             pass
         return
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal with the handler
+    # that was installed before it started. A no-op handler there lets a clean shutdown
+    # end with exit status 0 instead of death by signal.
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: None)
     await server.run_http_async(
         show_banner=False,
         transport="http",

@@ -11,6 +11,7 @@ from fastmcp import FastMCP
 from python_mcp_server import __version__
 from python_mcp_server.server.middleware.errors import ErrorTranslationMiddleware
 from python_mcp_server.server.middleware.timing import TimingMiddleware, ToolTimings
+from python_mcp_server.server.middleware.tool_list_cache import ToolListCacheMiddleware
 from python_mcp_server.server.services import Services, build_services
 from python_mcp_server.server.toolsets import TOOLSETS, select_toolsets
 from python_mcp_server.settings import Settings
@@ -40,8 +41,13 @@ def build_server(settings: Settings, services: Services | None = None) -> FastMC
         instructions=INSTRUCTIONS,
         version=__version__,
         lifespan=lifespan,
-        middleware=[ErrorTranslationMiddleware(), TimingMiddleware(timings)],
+        middleware=[
+            ToolListCacheMiddleware(),
+            ErrorTranslationMiddleware(),
+            TimingMiddleware(timings),
+        ],
         mask_error_details=False,
+        on_duplicate="error",  # two tools of one name is a bug; compat removes first
     )
     for name in select_toolsets(settings.toolsets):
         TOOLSETS[name](mcp, services)

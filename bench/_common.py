@@ -1,0 +1,68 @@
+"""Shared benchmark helpers: free ports, launching the server command, medians."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.01)
+    raise TimeoutError(f"nothing listens on port {port}")
+
+
+class ServerProcess:
+    """The python-mcp-server command on a free loopback port, in a throwaway workspace."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.workspace = Path(tempfile.mkdtemp(prefix="bench-ws-"))
+        command = [
+            str(BIN / "python-mcp-server"),
+            "--port",
+            str(self.port),
+            "--workspace-dir",
+            str(self.workspace),
+            "--log-level",
+            os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
+            *args,
+        ]
+        self.started = time.perf_counter()
+        self.process = subprocess.Popen(
+            command, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL
+        )
+        self.url = f"http://127.0.0.1:{self.port}/mcp"
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        shutil.rmtree(self.workspace, ignore_errors=True)
+
+
+def median_ms(samples: Sequence[float]) -> float:
+    return statistics.median(samples) * 1000.0

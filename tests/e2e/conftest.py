@@ -1,0 +1,150 @@
+"""End-to-end fixtures: the real ``python-mcp-server`` command on a free loopback port.
+
+``start_server(*args, env=..., transport="http")`` launches the command in a fresh
+workspace and returns a ``LaunchedServer``; at teardown the server gets SIGTERM and the
+test fails if it did not exit or left any kernel process behind.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+import pytest
+
+COMMAND = str(Path(sys.executable).parent / "python-mcp-server")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class LaunchedServer:
+    """A running server process and where to reach it."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+    workspace: Path
+    log_path: Path
+    kernels_seen: set[int] = field(default_factory=set)
+
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. http://127.0.0.1:PORT (the MCP endpoint is ``mcp_url``)."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def mcp_url(self) -> str:
+        return f"{self.url}/mcp"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def kernel_pids(self) -> set[int]:
+        """Kernel processes currently started by this server (its descendants)."""
+        pids = set()
+        try:
+            children = psutil.Process(self.process.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            return pids
+        for child in children:
+            try:
+                if "ipykernel_launcher" in " ".join(child.cmdline()):
+                    pids.add(child.pid)
+            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                continue
+        self.kernels_seen |= pids
+        return pids
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{self.log()}")
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.05)
+        raise TimeoutError(f"server did not listen within {timeout} s:\n{self.log()}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
+        """Signal the server and wait for it; returns its exit code."""
+        self.kernel_pids()
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise
+
+
+def assert_gone(pids: set[int], timeout: float = 10.0) -> None:
+    procs = []
+    for pid in pids:
+        try:
+            procs.append(psutil.Process(pid))
+        except psutil.NoSuchProcess:
+            continue
+    _, alive = psutil.wait_procs(procs, timeout=timeout)
+    alive = [p for p in alive if p.status() != psutil.STATUS_ZOMBIE]
+    assert not alive, f"processes left running: {[p.pid for p in alive]}"
+
+
+StartServer = Callable[..., LaunchedServer]
+
+
+@pytest.fixture
+def start_server(tmp_path: Path) -> Iterator[StartServer]:
+    """Factory: ``start_server(*cli_args, env={...}, workspace=None, wait=True)``."""
+    launched: list[LaunchedServer] = []
+
+    def start(
+        *args: str,
+        env: dict[str, str] | None = None,
+        workspace: Path | None = None,
+        wait: bool = True,
+    ) -> LaunchedServer:
+        ws = workspace or tmp_path / f"ws{len(launched)}"
+        ws.mkdir(parents=True, exist_ok=True)
+        port = free_port()
+        log_path = tmp_path / f"server{len(launched)}.log"
+        full_env = {**os.environ, "MCP_SESSION_IDLE_TIMEOUT": "0", **(env or {})}
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                [COMMAND, "--port", str(port), "--workspace-dir", str(ws), *args],
+                env=full_env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        server = LaunchedServer(process=process, port=port, workspace=ws, log_path=log_path)
+        launched.append(server)
+        if wait:
+            server.wait_ready()
+        return server
+
+    yield start
+    for server in launched:
+        if server.process.poll() is None:
+            code = server.stop()
+            assert code == 0, f"server exited with {code}:\n{server.log()}"
+        assert_gone(server.kernels_seen)
+
+
+@pytest.fixture
+def http_server(start_server: StartServer) -> LaunchedServer:
+    """One default server over streamable HTTP."""
+    return start_server()
