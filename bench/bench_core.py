@@ -23,7 +23,7 @@ from fastmcp import Client
 from jupyter_client.manager import AsyncKernelManager
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import ServerProcess, free_port, median_ms, wait_port  # noqa: E402
+from _common import ServerProcess, free_port, median_ms, wait_port
 
 
 async def raw_jupyter(rounds: int) -> float:
@@ -70,9 +70,13 @@ async def call_rounds(url: str, tool: str, args: dict[str, object], rounds: int)
         return median_ms(samples[5:])
 
 
+def start_noop_server(port: int) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-c", NOOP_SERVER, str(port)])
+
+
 async def noop_tool(rounds: int) -> float:
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-c", NOOP_SERVER, str(port)])
+    process = start_noop_server(port)
     try:
         wait_port(port)
         return await call_rounds(f"http://127.0.0.1:{port}/mcp", "noop", {}, rounds)

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import psutil
 import pytest
@@ -53,7 +54,7 @@ async def test_killed_servers_kernels_are_reaped_at_next_start(
     assert {int(p.stem) for p in records}.isdisjoint(pids)
 
 
-async def test_orphan_records_are_ended_at_start(start_server: StartServer, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_orphan_records_are_ended_at_start(start_server: StartServer, tmp_path: Path) -> None:
     """The reaping mechanism itself: a recorded kernel whose owner is gone gets ended."""
     orphan = subprocess.Popen(
         [sys.executable, "-c", "import time; time.sleep(120)"], start_new_session=True
