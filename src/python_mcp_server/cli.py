@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import signal
 import sys
@@ -40,6 +41,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--log-format", choices=["text", "json"], help="MCP_LOG_FORMAT")
     parser.add_argument("--toolsets", help="tool groups to expose (MCP_TOOLSETS)")
+    parser.add_argument(
+        "--auth-token",
+        help="bearer token required on /mcp and /files/* (MCP_AUTH_TOKEN; the environment "
+        "variable keeps it out of the process list)",
+    )
+    parser.add_argument(
+        "--allow-insecure",
+        action="store_true",
+        default=None,
+        help="allow a non-loopback --host without an auth token (MCP_ALLOW_INSECURE)",
+    )
+    parser.add_argument(
+        "--sandbox",
+        choices=["auto", "bwrap", "none"],
+        help="kernel sandbox (MCP_SANDBOX; default auto: bubblewrap when it works)",
+    )
+    parser.add_argument(
+        "--gateway-url",
+        help="run kernels on this Jupyter Kernel/Enterprise Gateway (MCP_GATEWAY_URL; its "
+        "token: MCP_GATEWAY_TOKEN)",
+    )
     return parser
 
 
@@ -54,6 +76,10 @@ def settings_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "log_level": args.log_level,
         "log_format": args.log_format,
         "toolsets": args.toolsets,
+        "auth_token": args.auth_token,
+        "allow_insecure": args.allow_insecure,
+        "sandbox": args.sandbox,
+        "gateway_url": args.gateway_url,
     }
     return {name: value for name, value in fields.items() if value is not None}
 
@@ -78,7 +104,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from python_mcp_server.errors import ServerError
     from python_mcp_server.server.app import build_server
+    from python_mcp_server.server.http_security import (
+        insecure_bind_problem,
+        insecure_bind_warning,
+    )
 
+    problem = insecure_bind_problem(settings)
+    if problem:
+        print(f"python-mcp-server: {problem}", file=sys.stderr)
+        return 2
+    warning = insecure_bind_warning(settings)
+    if warning:
+        logging.getLogger("python_mcp_server").warning("%s", warning)
     try:
         server = build_server(settings)
     except ServerError as exc:
@@ -107,6 +144,8 @@ async def _serve(server: Any, settings: Any) -> None:
     # that was installed before it started. A no-op handler there lets a clean shutdown
     # end with exit status 0 instead of death by signal.
     signal.signal(signal.SIGTERM, lambda _signum, _frame: None)
+    from python_mcp_server.server.http_security import http_options
+
     await server.run_http_async(
         show_banner=False,
         transport="http",
@@ -117,6 +156,7 @@ async def _serve(server: Any, settings: Any) -> None:
             "timeout_graceful_shutdown": 3,
             "access_log": settings.log_level == "DEBUG",
         },
+        **http_options(settings),
     )
 
 

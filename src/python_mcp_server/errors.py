@@ -36,6 +36,8 @@ class ErrorCode(str, Enum):
     CONFIRMATION_REQUIRED = "CONFIRMATION_REQUIRED"
     UNSAFE_CODE = "UNSAFE_CODE"
     UNAUTHORIZED = "UNAUTHORIZED"
+    FORBIDDEN_ORIGIN = "FORBIDDEN_ORIGIN"
+    REQUEST_TOO_LARGE = "REQUEST_TOO_LARGE"
     GATEWAY_ERROR = "GATEWAY_ERROR"
     INTERNAL_ERROR = "INTERNAL_ERROR"
 
@@ -81,6 +83,16 @@ class KernelDiedError(ServerError):
 
 class KernelUnresponsiveError(ServerError):
     code = ErrorCode.KERNEL_UNRESPONSIVE
+
+
+class SessionBusyError(ServerError):
+    code = ErrorCode.SESSION_BUSY
+
+
+class StorageError(ServerError):
+    """The state database could not be read or written (wraps sqlite3 errors)."""
+
+    code = ErrorCode.INTERNAL_ERROR
 
 
 class PathOutsideWorkspaceError(ServerError):

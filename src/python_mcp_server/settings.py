@@ -149,6 +149,12 @@ class Settings(BaseSettings):
     auto_snapshot: bool = Field(
         False, description="Snapshot a session's variables after each successful execution."
     )
+    snapshot_max_mb: int = Field(
+        64,
+        ge=1,
+        description="Largest snapshot of a session's variables (pickled), MiB; variables "
+        "beyond it are not kept.",
+    )
 
     # --- security ------------------------------------------------------------------------
     safety_mode: Literal["off", "warn", "block"] = Field(
@@ -171,6 +177,17 @@ class Settings(BaseSettings):
         validation_alias=_env("MCP_MAX_MEMORY_MB", "MAX_MEMORY_MB"),
         description="Memory limit per kernel, MiB.",
     )
+    max_kernel_file_mb: int = Field(
+        1024,
+        ge=1,
+        description="Largest file a kernel may write, MiB (RLIMIT_FSIZE).",
+    )
+    max_kernel_processes: int = Field(
+        256,
+        ge=16,
+        description="Processes and threads per sandboxed kernel (RLIMIT_NPROC inside the "
+        "sandbox's user namespace; not enforceable without the sandbox).",
+    )
     auth_token: str | None = Field(
         None, description="Bearer token required on /mcp and the file routes."
     )
@@ -189,6 +206,13 @@ class Settings(BaseSettings):
         None, description="Jupyter Kernel/Enterprise Gateway URL; kernels then run there."
     )
     gateway_token: str | None = Field(None, description="Token for the gateway.")
+    gateway_namespace: str = Field(
+        "python-mcp-server",
+        min_length=1,
+        max_length=200,
+        description="Scopes session ids on the gateway: replicas sharing sessions use the "
+        "same value; separate deployments on one gateway use different ones.",
+    )
 
     @field_validator("log_level")
     @classmethod

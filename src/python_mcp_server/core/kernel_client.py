@@ -228,13 +228,14 @@ class KernelClient:
         on_stdin: StdinHandler | None,
         silent: bool = False,
         store_history: bool = True,
+        user_expressions: Mapping[str, str] | None = None,
     ) -> Execution:
         """Send execute_request; the returned ``Execution`` completes on reply + idle."""
         content = {
             "code": code,
             "silent": silent,
             "store_history": store_history,
-            "user_expressions": {},
+            "user_expressions": dict(user_expressions or {}),
             "allow_stdin": True,
             "stop_on_error": False,
         }

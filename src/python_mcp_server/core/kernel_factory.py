@@ -56,3 +56,25 @@ class KernelFactory:
         """Launch a kernel for an environment and return a client once it answers."""
         kernel = await self.launcher.launch(self.launch_request(venv_name, label))
         return await KernelClient.connect(kernel, timeout=self._config.start_timeout)
+
+    async def attach(self, session_id: str) -> KernelClient | None:
+        """A client for the running kernel of a session another server started, if any.
+
+        The kernel may be running someone's code, which holds its shell channel, so
+        readiness is a kernel_info round trip on control. Unlike ``start``, failing to
+        connect leaves the kernel running: other servers use it.
+        """
+        kernel = await self.launcher.find_session_kernel(session_id)
+        if kernel is None:
+            return None
+        timeout = self._config.start_timeout
+        channels = await kernel.connect()
+        client = KernelClient(kernel, channels)
+        try:
+            await client.request("kernel_info_request", {}, timeout=timeout, channel="control")
+            await channels.wait_connected(timeout)
+        except BaseException:
+            await client.close(kill=False)
+            raise
+        client.execution_state = "idle"  # iopub status messages correct it from here on
+        return client

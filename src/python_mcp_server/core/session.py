@@ -13,7 +13,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -32,6 +32,9 @@ logger = logging.getLogger(__name__)
 ProgressCallback = Callable[[float, str], Awaitable[None]]
 #: Supplies a fresh kernel for this session (pool or new start).
 KernelSource = Callable[["KernelSession"], Awaitable[KernelClient]]
+#: Called after a kernel that died or hung was replaced (not after a requested restart),
+#: with the session (already on its new kernel) and the reason; e.g. restores a snapshot.
+KernelReplacedHook = Callable[["KernelSession", str], Awaitable[None]]
 
 PROGRESS_INTERVAL = 0.5
 
@@ -75,6 +78,7 @@ class KernelSession:
         kernel_source: KernelSource,
         description: str = "",
         venv_name: str | None = None,
+        on_replaced: KernelReplacedHook | None = None,
     ) -> None:
         self.session_id = session_id
         self.description = description
@@ -89,6 +93,7 @@ class KernelSession:
         self._config = config
         self._semaphore = semaphore
         self._kernel_source = kernel_source
+        self._on_replaced = on_replaced
         self._lock = asyncio.Lock()
         self._running = 0
         self.closed = False
@@ -97,6 +102,11 @@ class KernelSession:
     @property
     def busy(self) -> bool:
         return self._running > 0
+
+    @property
+    def held(self) -> bool:
+        """Whether an execution, restart or snapshot holds the session right now."""
+        return self._lock.locked()
 
     @property
     def kernel_pid(self) -> int | None:
@@ -270,19 +280,40 @@ class KernelSession:
             await self._replace_kernel(exc.message)
             return True
 
-    async def _replace_kernel(self, reason: str) -> None:
+    async def _replace_kernel(self, reason: str, *, requested: bool = False) -> None:
         old = self.client
         self.last_error = reason
-        await old.close(kill=True)
+        # A gateway kernel restarts in place (same id, so other replicas follow it); any
+        # other kernel ends here and the source starts a new one.
+        in_place = await old.kernel.restart_in_place()
+        await old.close(kill=not in_place)
         self.client = await self._kernel_source(self)
         self.restart_count += 1
         logger.info("session %s: kernel replaced (%s)", self.session_id, reason)
+        if not requested and self._on_replaced is not None:
+            try:
+                await self._on_replaced(self, reason)
+            except Exception:  # the new kernel works; a failed follow-up must not hide it
+                logger.exception("session %s: after-replacement step failed", self.session_id)
 
     # --- control ---------------------------------------------------------------------
+    @contextlib.asynccontextmanager
+    async def exclusive(self) -> AsyncIterator[None]:
+        """Hold the session: executions and restarts wait until the block ends."""
+        async with self._lock:
+            yield
+
+    async def replace_kernel(self, reason: str, *, requested: bool) -> None:
+        """Replace the kernel now; the caller holds ``exclusive()``.
+
+        ``requested=False`` (a dead or hung kernel) runs the after-replacement hook.
+        """
+        await self._replace_kernel(reason, requested=requested)
+
     async def restart(self) -> None:
         """Replace the kernel with a fresh one; waits for a running execution first."""
         async with self._lock:
-            await self._replace_kernel("restart requested")
+            await self._replace_kernel("restart requested", requested=True)
 
     async def interrupt(self) -> bool:
         """Interrupt whatever runs now. Returns whether anything was running."""

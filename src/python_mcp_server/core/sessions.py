@@ -4,6 +4,10 @@ Sessions are named by an explicit ``session_id`` (never the MCP transport sessio
 that omit it use the *active* session, which ``switch_session`` sets server-wide: the MCP
 clients this server meets cannot be told apart reliably (the fastmcp client's protocol
 revision opens a new transport session per request), so per-client scoping would be a guess.
+
+With a launcher whose kernels are shared (replicas on one gateway), a session this server
+does not know yet is looked up on the launcher and attached; stopping or idling only
+detaches, and deleting ends the session for every server.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from dataclasses import dataclass
 from python_mcp_server.core.kernel_client import KernelClient
 from python_mcp_server.core.kernel_factory import KernelFactory
 from python_mcp_server.core.kernel_pool import KernelPool
-from python_mcp_server.core.session import ExecutionConfig, KernelSession
+from python_mcp_server.core.session import ExecutionConfig, KernelReplacedHook, KernelSession
 from python_mcp_server.errors import (
     InvalidInputError,
     SessionExistsError,
@@ -70,6 +74,8 @@ class SessionManager:
         self._reaper: asyncio.Task[None] | None = None
         self.active_session_id = DEFAULT_SESSION
         self.started_at = time.time()
+        #: Run, in order, after a session's dead or hung kernel was replaced.
+        self.replacement_hooks: list[KernelReplacedHook] = []
 
     @property
     def pool(self) -> KernelPool:
@@ -96,7 +102,7 @@ class SessionManager:
                 await self._reaper
         sessions, self._sessions = list(self._sessions.values()), {}
         await asyncio.gather(
-            self._pool.aclose(), *(s.close() for s in sessions), return_exceptions=True
+            self._pool.aclose(), *(self._release(s) for s in sessions), return_exceptions=True
         )
 
     # --- lookup -----------------------------------------------------------------------
@@ -117,13 +123,40 @@ class SessionManager:
     async def get_or_create_default(self, session_id: str | None) -> KernelSession:
         """The named session; the default session is created on first use."""
         name = self.resolve_id(session_id)
-        if name in self._sessions:
-            return self._sessions[name]
+        session = self._sessions.get(name) or await self._adopt(name)
+        if session is not None:
+            return session
         if name == DEFAULT_SESSION:
+            pending = self._creating.get(name)
+            if pending is not None:
+                return await asyncio.shield(pending)
             with contextlib.suppress(SessionExistsError):
                 return await self.create(name, description="default session")
-            return self._sessions[name]
+            return await self.lookup(name)
         return self.get(name)
+
+    async def lookup(self, session_id: str | None) -> KernelSession:
+        """The live session, attaching one another server started (shared kernels), or
+        SESSION_NOT_FOUND."""
+        name = self.resolve_id(session_id)
+        session = self._sessions.get(name) or await self._adopt(name)
+        return session if session is not None else self.get(name)
+
+    async def _adopt(self, name: str) -> KernelSession | None:
+        """Attach the session's kernel when another server started it (replicas)."""
+        if not self._factory.launcher.shared_sessions:
+            return None
+        client = await self._factory.attach(name)
+        if client is None:
+            return None
+        existing = self._sessions.get(name)
+        if existing is not None:  # a concurrent call attached or created it first
+            await client.close(kill=False)
+            return existing
+        session = self._session_for(name, client, description="", venv_name=None)
+        self._sessions[name] = session
+        logger.info("session %s: attached its kernel %s", name, client.kernel.kernel_id)
+        return session
 
     def all(self) -> list[KernelSession]:
         return sorted(self._sessions.values(), key=lambda s: s.created_at)
@@ -146,16 +179,14 @@ class SessionManager:
         future: asyncio.Future[KernelSession] = asyncio.get_running_loop().create_future()
         self._creating[name] = future
         try:
+            launcher = self._factory.launcher
+            if launcher.shared_sessions and await launcher.find_session_kernel(name) is not None:
+                raise SessionExistsError(
+                    f"session {name!r} already exists (another server started it); use it "
+                    "by its session_id"
+                )
             client = await self._new_kernel(venv_name, name)
-            session = KernelSession(
-                name,
-                client,
-                config=self._execution,
-                semaphore=self._semaphore,
-                kernel_source=self._replacement_kernel,
-                description=description,
-                venv_name=venv_name,
-            )
+            session = self._session_for(name, client, description, venv_name)
             self._sessions[name] = session
             future.set_result(session)
             return session
@@ -166,15 +197,20 @@ class SessionManager:
         finally:
             del self._creating[name]
 
-    async def delete(self, session_id: str) -> KernelSession:
+    async def delete(self, session_id: str) -> str:
+        """End a session and its kernel (for every server sharing it); returns its id."""
         name = validate_session_id(session_id)
         session = self._sessions.pop(name, None)
-        if session is None:
-            raise SessionNotFoundError(f"no session {name!r}")
-        await session.close()
+        if session is not None:
+            await session.close()
+        else:
+            kernel = await self._factory.launcher.find_session_kernel(name)
+            if kernel is None:
+                raise SessionNotFoundError(f"no session {name!r}")
+            await kernel.kill()  # started through another server: end it without attaching
         if self.active_session_id == name:
             self.active_session_id = DEFAULT_SESSION
-        return session
+        return name
 
     def switch(self, session_id: str) -> KernelSession:
         session = self.get(session_id)
@@ -188,8 +224,53 @@ class SessionManager:
                 return pooled
         return await self._factory.start(venv_name, label)
 
+    def _session_for(
+        self, name: str, client: KernelClient, description: str, venv_name: str | None
+    ) -> KernelSession:
+        return KernelSession(
+            name,
+            client,
+            config=self._execution,
+            semaphore=self._semaphore,
+            kernel_source=self._replacement_kernel,
+            description=description,
+            venv_name=venv_name,
+            on_replaced=self._kernel_replaced,
+        )
+
     async def _replacement_kernel(self, session: KernelSession) -> KernelClient:
-        return await self._new_kernel(session.venv_name, session.session_id)
+        if not self._factory.launcher.shared_sessions:
+            return await self._new_kernel(session.venv_name, session.session_id)
+        # The kernel restarted in place (same id): attach to it again, unless it is gone.
+        client = await self._factory.attach(session.session_id)
+        if client is not None:
+            return client
+        name = session.session_id
+        if self._sessions.get(name) is session:
+            del self._sessions[name]
+        session.closed = True
+        if self.active_session_id == name:
+            self.active_session_id = DEFAULT_SESSION
+        raise SessionNotFoundError(
+            f"session {name!r} no longer exists: its kernel was deleted on the gateway "
+            "(through another server, or by the gateway's idle culling)"
+        )
+
+    async def _release(self, session: KernelSession) -> None:
+        """Let go of a session at shutdown or idle: end its kernel, or, when kernels are
+        shared with other servers, only detach (the session lives on for them)."""
+        if self._factory.launcher.shared_sessions:
+            session.closed = True
+            await session.client.close(kill=False)
+        else:
+            await session.close()
+
+    async def _kernel_replaced(self, session: KernelSession, reason: str) -> None:
+        for hook in self.replacement_hooks:
+            try:
+                await hook(session, reason)
+            except Exception:  # one failing step must not skip the others
+                logger.exception("session %s: replacement hook failed", session.session_id)
 
     async def _reap_idle_forever(self) -> None:
         period = max(1.0, min(60.0, self._config.idle_timeout / 4))
@@ -198,7 +279,8 @@ class SessionManager:
             await self.reap_idle()
 
     async def reap_idle(self) -> list[str]:
-        """End sessions unused for longer than the idle timeout; return their ids."""
+        """End (shared kernels: detach) sessions unused for longer than the idle timeout;
+        return their ids."""
         limit = self._config.idle_timeout
         if limit <= 0:
             return []
@@ -209,6 +291,12 @@ class SessionManager:
             if not s.busy and now - s.last_used_monotonic > limit
         ]
         for name in idle:
+            if self._factory.launcher.shared_sessions:
+                session = self._sessions.pop(name, None)
+                if session is not None:
+                    await self._release(session)
+                    logger.info("session %s detached after being idle", name)
+                continue
             with contextlib.suppress(SessionNotFoundError):
                 await self.delete(name)
                 logger.info("session %s ended after being idle", name)

@@ -6,6 +6,9 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from python_mcp_server.models.packages import DependenciesInfo
+from python_mcp_server.models.safety import SafetyWarning
+
 
 class ExecutionErrorInfo(BaseModel):
     """A Python exception raised by user code, or why the kernel could not finish it."""
@@ -49,3 +52,17 @@ class ExecutionResult(BaseModel):
         False, description="The kernel was restarted during this call; variables were lost."
     )
     message: str | None = Field(None, description="What the server did, in words.")
+    dependencies_info: DependenciesInfo | None = Field(
+        None, description="MCP_AUTO_INSTALL: imports that were missing and what was installed."
+    )
+    new_files: list[str] = Field(
+        default_factory=list, description="Workspace files this execution created or changed."
+    )
+    restored_variables: list[str] | None = Field(
+        None,
+        description="After a kernel crash with MCP_AUTO_SNAPSHOT on: variables restored "
+        "from the last snapshot.",
+    )
+    warnings: list[SafetyWarning] = Field(
+        default_factory=list, description="Advisory safety-check findings (MCP_SAFETY_MODE)."
+    )

@@ -34,6 +34,25 @@ class SessionList(BaseModel):
     max_sessions: int
 
 
+class NotKept(BaseModel):
+    """A variable a restart with preserve_state could not keep."""
+
+    name: str
+    reason: str = Field(description="Why: cannot be pickled, too large, failed to load...")
+
+
+class PreservedState(BaseModel):
+    """What restart_kernel(preserve_state=True) carried over to the new kernel."""
+
+    kept: list[str] = Field(description="Variables restored in the new kernel.")
+    not_kept: list[NotKept] = Field(description="Variables that were lost, with why.")
+    size_bytes: int = Field(0, description="Size of the pickled variables carried over.")
+    source: Literal["kernel", "last_snapshot", "none"] = Field(
+        description="kernel: saved just before the restart; last_snapshot: the kernel could "
+        "not answer, so the last automatic snapshot was used; none: nothing could be saved."
+    )
+
+
 class SessionAction(BaseModel):
     """The outcome of create, switch, delete, restart or interrupt."""
 
@@ -41,6 +60,9 @@ class SessionAction(BaseModel):
     action: Literal["created", "switched", "deleted", "restarted", "interrupted"]
     message: str
     session: SessionInfo | None = None
+    preserved_state: PreservedState | None = Field(
+        None, description="restart_kernel with preserve_state: what was kept and what was not."
+    )
 
 
 class PingResult(BaseModel):

@@ -12,6 +12,9 @@ from python_mcp_server import __version__
 from python_mcp_server.server.middleware.errors import ErrorTranslationMiddleware
 from python_mcp_server.server.middleware.timing import TimingMiddleware, ToolTimings
 from python_mcp_server.server.middleware.tool_list_cache import ToolListCacheMiddleware
+from python_mcp_server.server.resources import register_resources
+from python_mcp_server.server.routes import register_file_routes
+from python_mcp_server.server.routes_health import register_health_route
 from python_mcp_server.server.services import Services, build_services
 from python_mcp_server.server.toolsets import TOOLSETS, select_toolsets
 from python_mcp_server.settings import Settings
@@ -51,4 +54,7 @@ def build_server(settings: Settings, services: Services | None = None) -> FastMC
     )
     for name in select_toolsets(settings.toolsets):
         TOOLSETS[name](mcp, services)
+    register_resources(mcp, services)
+    register_file_routes(mcp, services)  # auth: pass protect=<wrapper> here
+    register_health_route(mcp, services)
     return mcp

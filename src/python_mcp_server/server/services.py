@@ -6,15 +6,45 @@ registered, so nothing lives in module globals.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 
+from python_mcp_server.core.audit import AuditHook
+from python_mcp_server.core.auto_install import AutoInstallHook
+from python_mcp_server.core.environments import (
+    EnvironmentManager,
+    EnvironmentsConfig,
+    server_site_dirs,
+)
 from python_mcp_server.core.execution import ExecutionService
+from python_mcp_server.core.files import WorkspaceFiles
+from python_mcp_server.core.health import HealthConfig, HealthMonitor
+from python_mcp_server.core.health_report import (
+    ExecutionMetrics,
+    HealthReporter,
+    ReportConfig,
+    summarize_settings,
+)
+from python_mcp_server.core.history import HistoryConfig, HistoryHook, HistoryStore
+from python_mcp_server.core.installer import Installer, InstallerConfig, find_uv, split_setting
+from python_mcp_server.core.introspection import IntrospectionConfig, IntrospectionService
 from python_mcp_server.core.kernel_factory import KernelFactory, KernelFactoryConfig
+from python_mcp_server.core.limits import KernelLimits, MemoryLimitHook, describe_limits
+from python_mcp_server.core.new_files import NewFilesHook, NewFilesTracker
+from python_mcp_server.core.packages import PackageService
+from python_mcp_server.core.safety import SafetyHook, SafetyPolicy
+from python_mcp_server.core.scripts import ScriptRunner, ScriptsConfig
 from python_mcp_server.core.session import ExecutionConfig
 from python_mcp_server.core.sessions import SessionManager, SessionsConfig
+from python_mcp_server.core.snapshots import SnapshotConfig, SnapshotHook, SnapshotService
+from python_mcp_server.core.workspace import Workspace, WorkspaceConfig
 from python_mcp_server.infra.kernels.base import KernelLauncher
-from python_mcp_server.infra.kernels.local import LocalLauncher
+from python_mcp_server.server.kernel_gateway import build_gateway_launcher
+from python_mcp_server.server.kernel_isolation import build_local_launcher
+from python_mcp_server.server.script_isolation import script_command_builder
 from python_mcp_server.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -30,37 +60,98 @@ class Services:
     launcher: KernelLauncher
     sessions: SessionManager
     execution: ExecutionService
+    environments: EnvironmentManager
+    packages: PackageService
+    files: WorkspaceFiles
+    scripts: ScriptRunner
+    new_files: NewFilesTracker
+    #: Sandbox and limits of the kernels, as health shows them.
+    limits: KernelLimits
+    introspection: IntrospectionService
+    health: HealthMonitor
+    health_report: HealthReporter
+    history: HistoryStore
+    snapshots: SnapshotService
 
     async def start(self) -> None:
         workspace = self.settings.workspace_path
         for folder in WORKSPACE_FOLDERS:
             (workspace / folder).mkdir(parents=True, exist_ok=True)
         self.settings.state_path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        await asyncio.to_thread(self.new_files.start)
+        await self.history.open()
+        await self.snapshots.start()
+        await self.environments.start()  # the default venv exists before any kernel
         await self.sessions.start()
+        self.health.start()
 
     async def aclose(self) -> None:
+        await self.health.aclose()  # first: it must not restart kernels being shut down
+        await self.environments.aclose()
         await self.sessions.aclose()
         await self.launcher.aclose()
+        self.new_files.close()
+        await self.history.aclose()
+        await self.snapshots.aclose()
 
 
 def build_launcher(settings: Settings) -> KernelLauncher:
-    """The kernel launcher the settings ask for."""
-    return LocalLauncher(settings.state_path, start_timeout=settings.kernel_start_timeout)
+    """The kernel launcher the settings ask for: a gateway's (MCP_GATEWAY_URL), or local
+    processes sandboxed per MCP_SANDBOX."""
+    if settings.gateway_url:
+        return build_gateway_launcher(settings)
+    return build_local_launcher(settings)
+
+
+def build_environments(settings: Settings) -> EnvironmentManager:
+    """The environment manager and its installer, from the package settings."""
+    uv = find_uv()
+    hidden = (
+        (str(settings.venvs_path), "<venvs>"),
+        (str(settings.state_path), "<state>"),
+        (str(settings.workspace_path), "<workspace>"),
+        (sys.prefix, "<server>"),
+        (str(Path.home()), "~"),
+    )
+    installer = Installer(
+        InstallerConfig(
+            timeout=settings.install_timeout,
+            index_url=settings.pip_index_url,
+            extra_index_urls=split_setting(settings.pip_extra_index_url),
+            find_links=split_setting(settings.pip_find_links),
+            uv=uv,
+            hidden_paths=hidden,
+        )
+    )
+    return EnvironmentManager(
+        EnvironmentsConfig(
+            venvs_path=settings.venvs_path,
+            default_name=settings.default_venv_name,
+            base_python=sys.executable,
+            server_dirs=server_site_dirs(),
+            uv=uv,
+            preinstalled=settings.preinstalled_packages,
+        ),
+        installer,
+    )
 
 
 def build_services(settings: Settings) -> Services:
     """Construct (not start) every service from the settings."""
     workspace = settings.workspace_path
     launcher = build_launcher(settings)
+    environments = build_environments(settings)
     factory = KernelFactory(
         launcher,
         KernelFactoryConfig(workspace=workspace, start_timeout=settings.kernel_start_timeout),
+        python_for=environments.python_for,
     )
     sessions = SessionManager(
         SessionsConfig(
             max_sessions=settings.max_sessions,
             idle_timeout=settings.session_idle_timeout,
-            pool_size=settings.kernel_pool_size,
+            # Gateway kernels are named by session id, so none can wait in a pool.
+            pool_size=0 if launcher.shared_sessions else settings.kernel_pool_size,
             max_concurrent_executions=settings.max_concurrent_executions,
         ),
         ExecutionConfig(
@@ -71,5 +162,93 @@ def build_services(settings: Settings) -> Services:
         ),
         factory,
     )
-    execution = ExecutionService(sessions)
-    return Services(settings=settings, launcher=launcher, sessions=sessions, execution=execution)
+    limits = describe_limits(
+        launcher, requested=settings.sandbox, execution_timeout=settings.execution_timeout
+    )
+    execution = ExecutionService(
+        sessions,
+        [
+            SafetyHook(SafetyPolicy(settings.safety_mode, settings.allow_unsafe)),
+            MemoryLimitHook(limits.memory_limit_mb),
+        ],
+    )
+    environments.sessions = sessions
+    packages = PackageService(environments, sessions)
+    files = WorkspaceFiles(
+        Workspace(WorkspaceConfig(workspace, settings.state_path, settings.max_file_bytes))
+    )
+    new_files = NewFilesTracker(files.workspace)
+    execution.add_hook(NewFilesHook(new_files))
+    scripts = ScriptRunner(
+        files,
+        sessions,
+        execution,
+        new_files,
+        ScriptsConfig(settings.execution_timeout, settings.max_output_chars),
+        script_command_builder(launcher),
+    )
+    if settings.auto_install:
+        execution.add_hook(AutoInstallHook(packages, environments, workspace))
+    health, health_report, history, snapshots = build_observability(
+        settings, sessions, execution, launcher, limits
+    )
+    return Services(
+        settings=settings,
+        launcher=launcher,
+        sessions=sessions,
+        execution=execution,
+        environments=environments,
+        packages=packages,
+        files=files,
+        scripts=scripts,
+        new_files=new_files,
+        limits=limits,
+        introspection=IntrospectionService(sessions, IntrospectionConfig()),
+        health=health,
+        health_report=health_report,
+        history=history,
+        snapshots=snapshots,
+    )
+
+
+def build_observability(
+    settings: Settings,
+    sessions: SessionManager,
+    execution: ExecutionService,
+    launcher: KernelLauncher,
+    limits: KernelLimits,
+) -> tuple[HealthMonitor, HealthReporter, HistoryStore, SnapshotService]:
+    """Health monitor, history, audit and snapshots, hooked into sessions and execution."""
+    state = settings.state_path
+    history = HistoryStore(HistoryConfig(state / "history.sqlite3", settings.max_history))
+    snapshots = SnapshotService(
+        SnapshotConfig(
+            folder=state / "snapshots",
+            max_bytes=settings.snapshot_max_mb * 1024 * 1024,
+            auto=settings.auto_snapshot,
+            timeout=settings.execution_timeout,
+        )
+    )
+    health = HealthMonitor(
+        sessions,
+        HealthConfig(interval=settings.health_interval, max_restarts=settings.max_kernel_restarts),
+    )
+    health.gone_hooks.append(snapshots.forget)
+    sessions.replacement_hooks += [health.after_replacement, snapshots.after_replacement]
+    metrics = ExecutionMetrics()
+    for hook in (metrics, HistoryHook(history), AuditHook(), SnapshotHook(snapshots)):
+        execution.add_hook(hook)
+    summary = summarize_settings(settings.model_dump())
+    report = HealthReporter(
+        ReportConfig(
+            settings=summary,
+            kernel_launcher=launcher.name,
+            pool_size=settings.kernel_pool_size,
+            limits=limits.as_dict(),
+        ),
+        sessions,
+        health,
+        history,
+        metrics,
+    )
+    return health, report, history, snapshots

@@ -100,7 +100,10 @@ class LaunchedKernel(abc.ABC):
     async def restart_in_place(self) -> bool:
         """Restart keeping the same identity where the backend supports it (gateways).
 
-        Returns False when the caller should kill and launch anew instead.
+        Returns False when the caller should kill and launch anew instead. True means the
+        kernel's identity now names a fresh process (or no longer exists, when it was
+        deleted elsewhere): the caller drops this handle and finds the kernel again through
+        ``KernelLauncher.find_session_kernel``.
         """
         return False
 
@@ -110,10 +113,21 @@ class KernelLauncher(abc.ABC):
 
     #: Short name shown in health and logs ("local", "bwrap", "gateway").
     name: str = "abstract"
+    #: Whether kernels are shared with other servers (replicas on one gateway): a session's
+    #: kernel is then found by session id, restarts keep its identity, and a server that
+    #: stops or lets a session idle only detaches from it; deleting the session ends it.
+    shared_sessions: bool = False
 
     @abc.abstractmethod
     async def launch(self, request: KernelLaunchRequest) -> LaunchedKernel:
         """Start a kernel and return once its process exists (not necessarily ready)."""
+
+    async def find_session_kernel(self, session_id: str) -> LaunchedKernel | None:
+        """The running kernel of a session started by another server, if one exists.
+
+        Only launchers with ``shared_sessions`` find anything; the kernel is not connected.
+        """
+        return None
 
     async def reap_orphans(self) -> int:
         """End kernels left behind by an earlier server that died; return how many."""

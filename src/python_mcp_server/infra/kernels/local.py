@@ -121,7 +121,11 @@ class LocalKernel(LaunchedKernel):
         self._exit = KernelExit(returncode, describe_exit(returncode, tail))
         self._records.remove(self._process.pid)
         for path in self._files:
-            path.unlink(missing_ok=True)
+            if path.is_dir():  # a kernel's own runtime folder, listed after its files
+                with contextlib.suppress(OSError):
+                    path.rmdir()
+            else:
+                path.unlink(missing_ok=True)
         return self._exit
 
     async def wait_exit(self) -> KernelExit:
@@ -168,17 +172,22 @@ class LocalLauncher(KernelLauncher):
             *request.extra_args,
         ]
 
+    def kernel_runtime_dir(self, name: str) -> Path:
+        """Folder of one kernel's connection file and sockets (the sandbox gives each its own)."""
+        return self._runtime_dir
+
     def kernel_env(self, request: KernelLaunchRequest) -> dict[str, str]:
         env = dict(request.env)
         env["JPY_PARENT_PID"] = str(os.getpid())  # ipykernel exits when we die
         return env
 
     async def launch(self, request: KernelLaunchRequest) -> LaunchedKernel:
-        self._runtime_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self._log_dir.mkdir(parents=True, exist_ok=True)
         name = uuid.uuid4().hex[:10]
-        connection_file = self._runtime_dir / f"k{name}.json"
-        ipc_prefix = self._runtime_dir / f"k{name}"
+        runtime_dir = self.kernel_runtime_dir(name)
+        runtime_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._log_dir.mkdir(parents=True, exist_ok=True)
+        connection_file = runtime_dir / f"k{name}.json"
+        ipc_prefix = runtime_dir / f"k{name}"
         _, info = write_connection_file(
             str(connection_file),
             transport="ipc",
@@ -207,6 +216,8 @@ class LocalLauncher(KernelLauncher):
             log.close()
         self._records.add(process.pid)
         files.append(log_path)
+        if runtime_dir != self._runtime_dir:
+            files.append(runtime_dir)
         return LocalKernel(
             process, dict(info), files, log_path, self._context, self._records, request.label
         )

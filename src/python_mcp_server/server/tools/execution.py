@@ -14,6 +14,7 @@ from python_mcp_server.core.execution import ExecutionRequest
 from python_mcp_server.core.session import ExecutionOutcome
 from python_mcp_server.errors import InvalidInputError
 from python_mcp_server.models.execution import ExecutionResult
+from python_mcp_server.server.resources import resource_links
 from python_mcp_server.server.services import Services
 
 TAGS = {"execution"}
@@ -31,6 +32,7 @@ def execution_tool_result(outcome: ExecutionOutcome) -> ToolResult:
                 mime_type=image.mime_type,
             )
         )
+    content.extend(resource_links(outcome))
     return ToolResult(content=content, structured_content=result.model_dump(mode="json"))
 
 
@@ -52,6 +54,13 @@ def register(mcp: FastMCP, services: Services) -> None:
             list[str] | None,
             Field(description="Lines answering input()/getpass() in order; then EOFError."),
         ] = None,
+        allow_unsafe: Annotated[
+            bool,
+            Field(
+                description="Run code the safety check marks unsafe even in block mode; "
+                "honoured only when the server permits it (MCP_ALLOW_UNSAFE)."
+            ),
+        ] = False,
     ) -> ToolResult:
         """Run Python in a persistent Jupyter kernel; variables survive between calls.
 
@@ -66,7 +75,11 @@ def register(mcp: FastMCP, services: Services) -> None:
             await ctx.report_progress(elapsed, None, recent or f"running {elapsed:.1f} s")
 
         request = ExecutionRequest(
-            code=code, session_id=session_id, timeout=timeout, input_data=input_data
+            code=code,
+            session_id=session_id,
+            timeout=timeout,
+            input_data=input_data,
+            allow_unsafe=allow_unsafe,
         )
         outcome = await execution.run(request, progress=progress)
         return execution_tool_result(outcome)

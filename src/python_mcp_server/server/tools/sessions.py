@@ -62,9 +62,20 @@ def register(mcp: FastMCP, services: Services) -> None:
     async def create_session(
         session_id: SessionIdArg,
         description: Annotated[str, Field(max_length=500)] = "",
+        venv_name: Annotated[
+            str | None,
+            Field(
+                description="Environment whose Python the kernel runs (see list_venvs); "
+                "default: the default environment."
+            ),
+        ] = None,
     ) -> SessionAction:
         """Start a new session with its own kernel (taken from the warm pool when possible)."""
-        session = await manager.create(session_id, description=description)
+        environments = services.environments
+        venv = None if venv_name in (None, environments.default_name) else venv_name
+        if venv is not None:
+            environments.python_for(venv)  # VENV_NOT_FOUND before any kernel starts
+        session = await manager.create(session_id, description=description, venv_name=venv)
         return SessionAction(
             session_id=session.session_id,
             action="created",
@@ -75,6 +86,7 @@ def register(mcp: FastMCP, services: Services) -> None:
     @mcp.tool(tags=TAGS)
     async def switch_session(session_id: SessionIdArg) -> SessionAction:
         """Make a session the default for calls that omit session_id (server-wide)."""
+        await manager.lookup(session_id)  # attaches a session another replica started
         session = manager.switch(session_id)
         return SessionAction(
             session_id=session.session_id,
@@ -96,29 +108,49 @@ def register(mcp: FastMCP, services: Services) -> None:
     @mcp.tool(tags=TAGS)
     async def delete_session(session_id: SessionIdArg) -> SessionAction:
         """End a session; its kernel process and everything it started end too."""
-        session = await manager.delete(session_id)
+        deleted = await manager.delete(session_id)
         return SessionAction(
-            session_id=session.session_id,
+            session_id=deleted,
             action="deleted",
-            message=f"session {session.session_id!r} ended and its kernel was shut down",
+            message=f"session {deleted!r} ended and its kernel was shut down",
         )
 
     @mcp.tool(tags=TAGS)
-    async def restart_kernel(session_id: OptionalSessionIdArg = None) -> SessionAction:
-        """Replace the session's kernel with a fresh one; its variables are cleared."""
-        session = manager.get(session_id)
-        await session.restart()
+    async def restart_kernel(
+        session_id: OptionalSessionIdArg = None,
+        preserve_state: Annotated[
+            bool,
+            Field(
+                description="Keep the variables that can be pickled (dill): saved before the "
+                "restart, loaded after it; the result lists what was kept and what was not."
+            ),
+        ] = False,
+    ) -> SessionAction:
+        """Replace the session's kernel with a fresh one; its variables are cleared unless
+        preserve_state is true."""
+        session = await manager.lookup(session_id)
+        if not preserve_state:
+            await session.restart()
+            return SessionAction(
+                session_id=session.session_id,
+                action="restarted",
+                message="the kernel was restarted; variables were cleared",
+                session=session_info(session, manager),
+            )
+        preserved = await services.snapshots.restart_preserving(session)
+        lost = f"; {len(preserved.not_kept)} could not be kept" if preserved.not_kept else ""
         return SessionAction(
             session_id=session.session_id,
             action="restarted",
-            message="the kernel was restarted; variables were cleared",
+            message=f"the kernel was restarted; {len(preserved.kept)} variable(s) kept{lost}",
             session=session_info(session, manager),
+            preserved_state=preserved,
         )
 
     @mcp.tool(tags=TAGS)
     async def interrupt_kernel(session_id: OptionalSessionIdArg = None) -> SessionAction:
         """Interrupt the code running in the session (KeyboardInterrupt); variables stay."""
-        session = manager.get(session_id)
+        session = await manager.lookup(session_id)
         was_busy = await session.interrupt()
         return SessionAction(
             session_id=session.session_id,

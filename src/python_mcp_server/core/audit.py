@@ -1,0 +1,112 @@
+"""Audit log: one line per execution and per install on the ``python_mcp_server.audit`` logger.
+
+Lines say who ran what, when and how it ended, never a secret: code is identified by its
+length and a SHA-256 prefix (never its text), errors by the exception name only (messages
+may quote data), and credentials in package specs or URLs are masked. The JSON log format
+also carries the fields as an ``audit`` object.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from python_mcp_server.core.execution import ExecutionRequest
+from python_mcp_server.core.session import ExecutionOutcome, KernelSession
+
+logger = logging.getLogger("python_mcp_server.audit")
+
+_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@")
+_SECRET_QUERY = re.compile(
+    r"(?P<key>[?&;](?:[^=&\s]*(?:token|key|secret|password|passwd|auth)[^=&\s]*)=)[^&\s]*",
+    re.IGNORECASE,
+)
+
+
+def redact(text: str) -> str:
+    """Mask ``user:password@`` in URLs and secret-looking query parameters."""
+    text = _USERINFO.sub(r"\g<scheme>***@", text)
+    return _SECRET_QUERY.sub(r"\g<key>***", text)
+
+
+def code_fingerprint(code: str) -> str:
+    """A short stable identifier of a piece of code."""
+    return hashlib.sha256(code.encode("utf-8", "replace")).hexdigest()[:16]
+
+
+def _emit(event: str, fields: dict[str, Any]) -> None:
+    text = " ".join(f"{key}={value}" for key, value in fields.items() if value is not None)
+    logger.info("%s %s", event, text, extra={"audit": {"event": event, **fields}})
+
+
+def audit_execution(
+    *,
+    execution_id: str,
+    session_id: str,
+    status: str,
+    duration: float,
+    code: str,
+    error_name: str | None = None,
+    kernel_restarted: bool = False,
+) -> None:
+    """Log one execution."""
+    _emit(
+        "execution",
+        {
+            "execution_id": execution_id,
+            "session_id": session_id,
+            "status": status,
+            "duration": round(duration, 6),
+            "code_chars": len(code),
+            "code_sha256": code_fingerprint(code),
+            "error": error_name,
+            "kernel_restarted": kernel_restarted or None,
+        },
+    )
+
+
+def audit_install(
+    *,
+    packages: Sequence[str],
+    venv_name: str | None,
+    status: str,
+    duration: float,
+    installer: str | None = None,
+    session_id: str | None = None,
+) -> None:
+    """Log one package install (called by the packages service)."""
+    _emit(
+        "install",
+        {
+            "packages": ",".join(redact(spec) for spec in packages),
+            "venv_name": venv_name or "default",
+            "status": status,
+            "duration": round(duration, 6),
+            "installer": installer,
+            "session_id": session_id,
+        },
+    )
+
+
+class AuditHook:
+    """ExecutionHook: one audit line after every execution."""
+
+    async def before(self, session: KernelSession, request: ExecutionRequest) -> None:
+        return None
+
+    async def after(
+        self, session: KernelSession, request: ExecutionRequest, outcome: ExecutionOutcome
+    ) -> None:
+        result = outcome.result
+        audit_execution(
+            execution_id=result.execution_id,
+            session_id=result.session_id,
+            status=result.status,
+            duration=result.execution_time,
+            code=request.code,
+            error_name=result.error.ename if result.error else None,
+            kernel_restarted=result.kernel_restarted,
+        )

@@ -1,0 +1,460 @@
+"""EnvironmentManager: the virtual environments kernels run in, under ``MCP_VENVS_DIR``.
+
+Every managed environment is a venv of the server's interpreter (made by ``uv venv``, or
+``python -m venv`` without uv) holding a link file: a ``.pth`` whose line runs
+``site.addsitedir(<server site-packages>)``. Its kernels therefore import ipykernel and the
+server's packages without installing them, while anything installed into the venv lands in
+its own site-packages, which comes first on ``sys.path`` and so takes precedence. Installs
+never write to the server's environment. The *default* environment is created at start,
+before any kernel, and is what sessions without ``venv_name`` run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import re
+import shutil
+import site
+import sys
+import sysconfig
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from python_mcp_server.core.installer import (
+    EnvTarget,
+    Installer,
+    installer_env,
+    scan_distributions,
+)
+from python_mcp_server.core.requirements import PackageSpec, parse_packages
+from python_mcp_server.errors import (
+    ConfirmationRequiredError,
+    InvalidInputError,
+    PackageInstallationError,
+    ServerError,
+    VenvExistsError,
+    VenvInUseError,
+    VenvNotFoundError,
+)
+from python_mcp_server.infra.subprocess import CommandError, run_command
+from python_mcp_server.models.environments import PreinstallStatus, VenvInfo
+from python_mcp_server.models.packages import InstallResult
+
+if TYPE_CHECKING:
+    from python_mcp_server.core.session import KernelSession
+    from python_mcp_server.core.sessions import SessionManager
+
+logger = logging.getLogger(__name__)
+
+VENV_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+METADATA_FILE = "mcp-venv.json"
+LINK_FILE = "_python_mcp_server_link.pth"
+CREATE_TIMEOUT = 120.0
+#: Seconds a running kernel has to acknowledge an import-cache refresh.
+REFRESH_TIMEOUT = 3.0
+REFRESH_CODE = "__import__('importlib').invalidate_caches()"
+
+
+def server_site_dirs() -> tuple[Path, ...]:
+    """The server's own site-packages folders, which managed environments see."""
+    candidates = [*site.getsitepackages(), sysconfig.get_path("purelib"),
+                  sysconfig.get_path("platlib")]  # fmt: skip
+    found: list[Path] = []
+    for entry in candidates:
+        path = Path(entry)
+        if path.is_dir() and path not in found:
+            found.append(path)
+    return tuple(found)
+
+
+def link_file_text(dirs: Sequence[Path]) -> str:
+    return "".join(f"import site; site.addsitedir({str(d)!r})\n" for d in dirs)
+
+
+def validate_venv_name(name: str) -> str:
+    if not isinstance(name, str) or not VENV_NAME_PATTERN.match(name):
+        raise InvalidInputError(
+            f"venv_name {name!r} is not valid: use 1-64 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class EnvironmentsConfig:
+    """Where environments live and what they are made from."""
+
+    venvs_path: Path
+    default_name: str
+    base_python: str = sys.executable
+    server_dirs: tuple[Path, ...] = ()
+    uv: str | None = None
+    preinstalled: str = ""
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _python_version(root: Path) -> str:
+    """The interpreter version a venv records in pyvenv.cfg."""
+    with contextlib.suppress(OSError):
+        for line in (root / "pyvenv.cfg").read_text().splitlines():
+            key, _, value = line.partition("=")
+            if key.strip() in ("version_info", "version"):
+                return value.strip()
+    return "unknown"
+
+
+def _tree_size(root: Path) -> int:
+    total = 0
+    for folder, _dirs, files in os.walk(root):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(folder, name)).st_size
+    return total
+
+
+async def refresh_import_caches(sessions: Sequence[KernelSession]) -> list[str]:
+    """Tell running kernels to forget cached folder listings so new packages import.
+
+    Runs silently (no history, no output) and waits briefly: a busy kernel runs it after
+    its current code. Returns the sessions that confirmed.
+    """
+
+    async def one(session: KernelSession) -> str | None:
+        try:
+            execution = session.client.start_execute(
+                REFRESH_CODE, on_iopub=lambda _m: None, on_stdin=None,
+                silent=True, store_history=False,
+            )  # fmt: skip
+        except ServerError:
+            return None
+        try:
+            await execution.wait(REFRESH_TIMEOUT)
+        except (asyncio.TimeoutError, ServerError):
+            execution.cancel()
+            return None
+        return session.session_id
+
+    done = await asyncio.gather(*(one(s) for s in sessions))
+    return [name for name in done if name is not None]
+
+
+class EnvironmentManager:
+    """Creates, lists, describes and deletes environments; resolves their interpreters."""
+
+    def __init__(self, config: EnvironmentsConfig, installer: Installer) -> None:
+        self.config = config
+        self.installer = installer
+        #: Set by build_services: who runs which environment (VENV_IN_USE, refreshes).
+        self.sessions: SessionManager | None = None
+        self.preinstall = PreinstallStatus()
+        self._preinstall_task: asyncio.Task[None] | None = None
+        self.default_created_seconds: float | None = None
+        self._sys_paths: dict[str, list[str]] = {}
+
+    @property
+    def default_name(self) -> str:
+        return self.config.default_name
+
+    # --- locating ------------------------------------------------------------------------
+    def root(self, name: str) -> Path:
+        return self.config.venvs_path / validate_venv_name(name)
+
+    def resolve(self, name: str | None) -> str:
+        return self.default_name if name is None else validate_venv_name(name)
+
+    def exists(self, name: str) -> bool:
+        root = self.root(name)
+        return (root / "pyvenv.cfg").is_file() and (root / "bin" / "python").exists()
+
+    def _require(self, name: str | None) -> str:
+        resolved = self.resolve(name)
+        if not self.exists(resolved):
+            raise VenvNotFoundError(
+                f"no environment {resolved!r}; create_venv makes one, list_venvs shows what exists"
+            )
+        return resolved
+
+    def python_for(self, name: str | None) -> str:
+        """The interpreter kernels of an environment run (None: the default one)."""
+        return str(self.root(self._require(name)) / "bin" / "python")
+
+    def target(self, name: str | None) -> EnvTarget:
+        """What the installer needs to change an existing environment."""
+        resolved = self._require(name)
+        root = self.root(resolved)
+        version = _python_version(root).split(".")
+        short = ".".join(version[:2]) if len(version) >= 2 else "{}.{}".format(*sys.version_info)
+        linked = (root / "lib" / f"python{short}" / "site-packages" / LINK_FILE).is_file()
+        return EnvTarget(
+            name=resolved,
+            root=root,
+            python=root / "bin" / "python",
+            site_packages=root / "lib" / f"python{short}" / "site-packages",
+            server_dirs=self.config.server_dirs if linked else (),
+        )
+
+    def sessions_using(self, name: str) -> list[str]:
+        return [s.session_id for s in self.live_sessions(name)]
+
+    async def kernel_sys_path(self, name: str) -> list[str]:
+        """The ``sys.path`` a kernel of the environment starts with (asked once, cached
+        until the environment changes)."""
+        cached = self._sys_paths.get(name)
+        if cached is None:
+            probe = "import json, sys; print(json.dumps([p for p in sys.path if p]))"
+            result = await run_command(
+                [self.python_for(name), "-I", "-c", probe], timeout=CREATE_TIMEOUT,
+                env=installer_env(),
+            )  # fmt: skip
+            if not result.ok:
+                raise PackageInstallationError(
+                    f"could not start the Python of environment {name!r}: "
+                    + self.installer.hide_paths(result.stderr.strip()[-500:])
+                )
+            cached = [str(p) for p in json.loads(result.stdout)]
+            self._sys_paths[name] = cached
+        return cached
+
+    def changed(self, name: str) -> None:
+        """Forget what was cached about an environment whose contents changed."""
+        self._sys_paths.pop(name, None)
+
+    def live_sessions(self, name: str) -> list[KernelSession]:
+        if self.sessions is None:
+            return []
+        return [s for s in self.sessions.all() if (s.venv_name or self.default_name) == name]
+
+    # --- lifecycle -----------------------------------------------------------------------
+    async def start(self) -> None:
+        """Make sure the default environment exists (before any kernel), then preinstall."""
+        self.config.venvs_path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        await asyncio.to_thread(self._refresh_links)
+        name = self.default_name
+        if not self._usable(name):
+            if self.root(name).exists():
+                logger.warning("default environment is broken or for another Python; remaking")
+                await asyncio.to_thread(shutil.rmtree, self.root(name), True)
+            started = time.perf_counter()
+            async with self.installer.lock_for(name):
+                await self._make(name, "the default environment")
+            self.default_created_seconds = time.perf_counter() - started
+            logger.info("created the default environment in %.2f s", self.default_created_seconds)
+        self._start_preinstall()
+
+    async def aclose(self) -> None:
+        if self._preinstall_task is not None:
+            self._preinstall_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._preinstall_task
+
+    def _usable(self, name: str) -> bool:
+        if not self.exists(name):
+            return False
+        version = _python_version(self.root(name)).split(".")[:2]
+        return version == [str(v) for v in sys.version_info[:2]]
+
+    def _refresh_links(self) -> None:
+        """Point every managed environment at the server's current site-packages."""
+        if not self.config.venvs_path.is_dir():
+            return
+        text = link_file_text(self.config.server_dirs)
+        for root in self.config.venvs_path.iterdir():
+            if not VENV_NAME_PATTERN.match(root.name) or not (root / METADATA_FILE).is_file():
+                continue
+            if not self._usable(root.name):
+                continue
+            link = self.target(root.name).site_packages / LINK_FILE
+            with contextlib.suppress(OSError):
+                if link.is_file() and link.read_text() != text:
+                    link.write_text(text)
+
+    # --- create / delete / describe ----------------------------------------------------
+    async def create(
+        self, name: str, *, description: str = "", packages: Sequence[PackageSpec] = ()
+    ) -> InstallResult | None:
+        """Create an environment (and install ``packages`` into it, or create nothing)."""
+        validate_venv_name(name)
+        async with self.installer.lock_for(name):
+            if self.root(name).exists():
+                raise VenvExistsError(f"environment {name!r} already exists")
+            self.changed(name)
+            await self._make(name, description)
+            if not packages:
+                return None
+            try:
+                return await self.installer.install_locked(self.target(name), packages)
+            except BaseException:
+                await asyncio.to_thread(shutil.rmtree, self.root(name), True)
+                raise
+
+    async def _make(self, name: str, description: str) -> None:
+        root = self.root(name)
+        root.parent.mkdir(parents=True, exist_ok=True)
+        if self.config.uv:
+            argv = [self.config.uv, "venv", "--no-config", "--no-project", "--quiet",
+                    "--python", self.config.base_python, str(root)]  # fmt: skip
+        else:
+            argv = [self.config.base_python, "-m", "venv", "--without-pip", str(root)]
+        try:
+            result = await run_command(
+                argv, timeout=CREATE_TIMEOUT, env=installer_env(), cwd=self.config.venvs_path
+            )
+        except CommandError as exc:
+            await asyncio.to_thread(shutil.rmtree, root, True)
+            raise PackageInstallationError(
+                f"could not create environment {name!r}: {exc.message}"
+            ) from exc
+        if not result.ok or not (root / "bin" / "python").exists():
+            await asyncio.to_thread(shutil.rmtree, root, True)
+            reason = self.installer.hide_paths((result.stderr or result.stdout).strip())
+            raise PackageInstallationError(f"could not create environment {name!r}: {reason}")
+        target = self.target(name)
+        target.site_packages.mkdir(parents=True, exist_ok=True)
+        (target.site_packages / LINK_FILE).write_text(link_file_text(self.config.server_dirs))
+        self._write_metadata(
+            name,
+            {
+                "name": name,
+                "description": description,
+                "created_at": _now().isoformat(),
+                "python_version": _python_version(root),
+                "tool": "uv" if self.config.uv else "venv",
+            },
+        )
+
+    async def delete(self, name: str, *, confirm: bool = False) -> bool:
+        """Delete an environment. The default one needs ``confirm`` and is recreated empty.
+
+        Returns True when the default environment was reset.
+        """
+        name = self._require(name)
+        is_default = name == self.default_name
+        if is_default and not confirm:
+            raise ConfirmationRequiredError(
+                f"{name!r} is the default environment: deleting it removes every package "
+                "installed into it (it is recreated empty at once); call again with "
+                "confirm=true"
+            )
+        users = self.sessions_using(name)
+        if users:
+            raise VenvInUseError(
+                f"environment {name!r} is used by session(s) {', '.join(users)}; delete them first"
+            )
+        async with self.installer.lock_for(name):
+            self.changed(name)
+            await asyncio.to_thread(shutil.rmtree, self.root(name))
+            if is_default:
+                await self._make(name, "the default environment")
+        return is_default
+
+    def set_description(self, name: str, description: str) -> None:
+        name = self._require(name)
+        data = self._read_metadata(name)
+        data["description"] = description
+        self._write_metadata(name, data)
+
+    def _read_metadata(self, name: str) -> dict[str, Any]:
+        with contextlib.suppress(OSError, ValueError):
+            data = json.loads((self.root(name) / METADATA_FILE).read_text())
+            if isinstance(data, dict):
+                return data
+        return {"name": name}
+
+    def _write_metadata(self, name: str, data: dict[str, Any]) -> None:
+        path = self.root(name) / METADATA_FILE
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(data, indent=2))
+        temporary.replace(path)
+
+    # --- listing -------------------------------------------------------------------------
+    def names(self) -> list[str]:
+        if not self.config.venvs_path.is_dir():
+            return []
+        found = [
+            p.name
+            for p in self.config.venvs_path.iterdir()
+            if VENV_NAME_PATTERN.match(p.name) and (p / "pyvenv.cfg").is_file()
+        ]
+        return sorted(found, key=lambda n: (n != self.default_name, n.lower()))
+
+    def info(self, name: str) -> VenvInfo:
+        """One environment's facts (reads the disk: call in a thread)."""
+        target = self.target(name)
+        own = scan_distributions([target.site_packages])
+        server = scan_distributions(target.server_dirs) if target.server_dirs else {}
+        data = self._read_metadata(name)
+        created = data.get("created_at")
+        return VenvInfo(
+            name=name,
+            description=str(data.get("description", "")),
+            is_default=name == self.default_name,
+            python_version=_python_version(target.root),
+            package_count=len(own),
+            server_package_count=len(set(server) - set(own)),
+            size_bytes=_tree_size(target.root),
+            created_at=datetime.fromisoformat(created) if isinstance(created, str) else None,
+            sessions=self.sessions_using(name),
+            preinstall=self.preinstall if name == self.default_name else None,
+        )
+
+    async def list_all(self) -> list[VenvInfo]:
+        names = self.names()
+        return list(await asyncio.gather(*(asyncio.to_thread(self.info, n) for n in names)))
+
+    # --- preinstall ----------------------------------------------------------------------
+    def _start_preinstall(self) -> None:
+        if not self.config.preinstalled.strip():
+            return
+        try:
+            specs = parse_packages(self.config.preinstalled)
+        except InvalidInputError as exc:
+            self.preinstall = PreinstallStatus(state="failed", error=exc.message)
+            logger.error("MCP_PREINSTALLED_PACKAGES is invalid: %s", exc.message)
+            return
+        self.preinstall = PreinstallStatus(packages=[s.text for s in specs], state="pending")
+        self._preinstall_task = asyncio.create_task(self._preinstall(specs), name="preinstall")
+
+    async def wait_preinstalled(self) -> PreinstallStatus:
+        """Wait for the background preinstall (if any) to finish; return its status."""
+        if self._preinstall_task is not None:
+            await asyncio.shield(self._preinstall_task)
+        return self.preinstall
+
+    async def _preinstall(self, specs: list[PackageSpec]) -> None:
+        status = self.preinstall
+        name = self.default_name
+        try:
+            async with self.installer.lock_for(name):
+                status.state = "running"
+                status.started_at = _now()
+                result = await self.installer.install_locked(self.target(name), specs)
+            self.changed(name)
+            status.result = result
+            status.state = "done"
+            await refresh_import_caches(self.live_sessions(name))
+            logger.info("preinstalled packages: %s", result.message)
+        except ServerError as exc:
+            status.state = "failed"
+            status.error = exc.message
+            logger.error("preinstalling packages failed: %s", exc.message)
+        except Exception as exc:
+            status.state = "failed"
+            status.error = f"{type(exc).__name__}: {exc}"
+            logger.exception("preinstalling packages failed")
+        finally:
+            status.finished_at = _now()
+            if status.started_at is not None:
+                status.duration_seconds = round(
+                    (status.finished_at - status.started_at).total_seconds(), 3
+                )

@@ -1,0 +1,318 @@
+"""HealthMonitor: watches every session's kernel and brings dead ones back.
+
+Every ``interval`` seconds, for each session: is the kernel process alive; does it answer a
+kernel_info round trip (skipped while the session runs code, whose cell holds the shell
+channel); what are its RSS, CPU, threads, open files and uptime (psutil). A dead kernel
+that no execution is about to replace is restarted through the session's own replacement
+path (so snapshots are restored as after any crash), at most ``max_restarts`` times with
+exponential backoff; after that the session reports "dead" with the last error until a
+user's call brings it back. The count starts again once a kernel stays up ``stable_after``
+seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Literal
+
+import psutil
+
+from python_mcp_server.core.session import KernelSession
+from python_mcp_server.core.sessions import SessionManager
+from python_mcp_server.errors import KernelDiedError, KernelUnresponsiveError, ServerError
+from python_mcp_server.models.health import KernelHealth, KernelStatus, Responsiveness
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class HealthConfig:
+    """How often and how hard the monitor checks."""
+
+    interval: float
+    max_restarts: int
+    probe_timeout: float = 5.0
+    backoff_base: float = 1.0
+    backoff_max: float = 60.0
+    stable_after: float = 300.0
+
+
+@dataclass
+class ProcessSample:
+    """psutil figures of one kernel process."""
+
+    memory_mb: float
+    cpu_percent: float
+    threads: int
+    open_files: int
+    fds: int
+    uptime: float
+
+
+@dataclass
+class _Record:
+    """What the monitor knows about one session's kernel."""
+
+    auto_restarts: int = 0
+    last_restart: float | None = None
+    next_attempt: float = 0.0
+    recovering: bool = False
+    gave_up: bool = False
+    responsive: bool | None = None
+    response_time: float | None = None
+    last_check: datetime | None = None
+    last_error: str | None = None
+    processes: dict[int, psutil.Process] = field(default_factory=dict)
+    sample: ProcessSample | None = None
+
+
+def _sample(record: _Record, pid: int) -> ProcessSample | None:
+    """Figures of a kernel's process tree (blocking: run in a thread).
+
+    The kernel's pid may be a sandbox wrapper whose child runs Python, and user code may
+    start processes of its own, so memory, CPU, threads and files add up the whole tree.
+    """
+    try:
+        root = record.processes.get(pid) or psutil.Process(pid)
+        tree = [root, *root.children(recursive=True)]
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return None
+    cached = record.processes
+    tree = [cached[p.pid] if cached.get(p.pid) == p else p for p in tree]
+    fresh = [p for p in tree if cached.get(p.pid) is not p]
+    for process in fresh:  # the first CPU reading only starts the measurement
+        with contextlib.suppress(psutil.Error):
+            process.cpu_percent(None)
+    if fresh:
+        time.sleep(0.05)
+    record.processes = {p.pid: p for p in tree}
+    memory = cpu = 0.0
+    threads = open_files = fds = 0
+    for process in tree:
+        try:
+            with process.oneshot():
+                memory += process.memory_info().rss
+                cpu += process.cpu_percent(None)
+                threads += process.num_threads()
+                fds += process.num_fds()
+            open_files += len(process.open_files())
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    try:
+        uptime = max(0.0, time.time() - root.create_time())
+    except psutil.Error:
+        return None
+    return ProcessSample(
+        memory_mb=round(memory / (1024 * 1024), 2),
+        cpu_percent=round(cpu, 1),
+        threads=threads,
+        open_files=open_files,
+        fds=fds,
+        uptime=round(uptime, 3),
+    )
+
+
+class HealthMonitor:
+    """The background health loop and on-demand kernel checks."""
+
+    def __init__(self, sessions: SessionManager, config: HealthConfig) -> None:
+        self._sessions = sessions
+        self.config = config
+        self._records: dict[str, _Record] = {}
+        self._task: asyncio.Task[None] | None = None
+        self.rounds = 0
+        self.failure: str | None = None
+        #: Called with the id of each session found gone (deleted or reaped).
+        self.gone_hooks: list[Callable[[str], None]] = []
+
+    # --- lifecycle -----------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._loop(), name="health-monitor")
+
+    async def aclose(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.check_all()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # keep watching; say so in health_check
+                self.failure = f"{type(exc).__name__}: {exc}"
+                logger.exception("health check round failed")
+            else:
+                self.failure = None
+            await asyncio.sleep(self.config.interval)
+
+    # --- the checks ----------------------------------------------------------------------
+    def _record(self, session: KernelSession) -> _Record:
+        return self._records.setdefault(session.session_id, _Record())
+
+    async def check_all(self) -> None:
+        """One round over every session."""
+        sessions = self._sessions.all()
+        live = {s.session_id for s in sessions}
+        for gone in set(self._records) - live:
+            del self._records[gone]
+            for hook in self.gone_hooks:
+                hook(gone)
+        await asyncio.gather(*(self._check(s) for s in sessions))
+        self.rounds += 1
+
+    async def _check(self, session: KernelSession) -> None:
+        record = self._record(session)
+        if session.closed or record.recovering:
+            return
+        if not session.client.is_alive():
+            if not session.busy:  # a running execution replaces its own dead kernel
+                await self._recover(session, record)
+            return
+        now = time.monotonic()
+        if record.gave_up:  # someone brought it back: count afresh
+            record.gave_up, record.auto_restarts = False, 0
+        elif record.last_restart is not None and now - record.last_restart > (
+            self.config.stable_after
+        ):
+            record.auto_restarts, record.last_restart = 0, None
+        pid = session.kernel_pid
+        if pid is not None:
+            record.sample = await asyncio.to_thread(_sample, record, pid)
+        if not session.busy and not session.held:  # a held shell answers late, not never
+            await self.probe(session, self.config.probe_timeout)
+
+    async def _recover(self, session: KernelSession, record: _Record) -> None:
+        exit_info = session.client.exit
+        reason = exit_info.reason if exit_info is not None else "the kernel process ended"
+        if record.auto_restarts >= self.config.max_restarts:
+            if not record.gave_up:
+                record.gave_up = True
+                record.last_error = reason
+                logger.error(
+                    "session %s: kernel dead after %d automatic restart(s); left dead: %s",
+                    session.session_id,
+                    record.auto_restarts,
+                    reason,
+                )
+            return
+        if time.monotonic() < record.next_attempt:
+            return
+        record.last_error = reason
+        record.recovering = True
+        try:
+            async with session.exclusive():
+                if session.closed or session.client.is_alive():
+                    return
+                now = time.monotonic()
+                record.auto_restarts += 1
+                record.last_restart = now
+                record.next_attempt = now + min(
+                    self.config.backoff_max,
+                    self.config.backoff_base * 2 ** (record.auto_restarts - 1),
+                )
+                await session.replace_kernel(reason, requested=False)
+            record.responsive = None
+            logger.warning(
+                "session %s: dead kernel restarted by the health monitor (%d/%d): %s",
+                session.session_id,
+                record.auto_restarts,
+                self.config.max_restarts,
+                reason,
+            )
+        except ServerError as exc:
+            record.last_error = f"{reason}; restarting it failed: {exc.message}"
+            logger.error("session %s: %s", session.session_id, record.last_error)
+        finally:
+            record.recovering = False
+
+    async def after_replacement(self, session: KernelSession, reason: str) -> None:
+        """SessionManager hook: remember why a kernel was replaced (also by an execution)."""
+        self._record(session).last_error = reason
+
+    async def probe(self, session: KernelSession, timeout: float) -> Responsiveness:
+        """A kernel_info round trip now: shell when idle, control while code runs."""
+        record = self._record(session)
+        busy = session.busy
+        channel: Literal["shell", "control"] = "control" if busy else "shell"
+        started = time.perf_counter()
+        response_time: float | None = None
+        try:
+            await session.client.request(
+                "kernel_info_request",
+                {},
+                timeout=timeout,
+                channel=channel,
+            )
+            response_time = round(time.perf_counter() - started, 6)
+            message = f"the kernel answered in {response_time * 1000:.1f} ms"
+        except KernelUnresponsiveError:
+            message = f"the kernel did not answer within {timeout:g} s"
+        except KernelDiedError as exc:
+            message = f"the kernel is dead: {exc.message}"
+        responsive = response_time is not None
+        record.responsive, record.response_time = responsive, response_time
+        record.last_check = datetime.now(timezone.utc)
+        return Responsiveness(
+            session_id=session.session_id,
+            responsive=responsive,
+            response_time=response_time,
+            channel=channel,
+            busy=busy,
+            message=message,
+        )
+
+    # --- reporting -----------------------------------------------------------------------
+    def status(self, session: KernelSession) -> KernelStatus:
+        record = self._record(session)
+        if record.recovering:
+            return "starting"
+        if not session.client.is_alive():
+            return "dead"
+        if session.busy:
+            return "busy"
+        if record.responsive is False:
+            return "unresponsive"
+        if session.client.execution_state == "starting":
+            return "starting"
+        return "idle"
+
+    async def kernel_health(self, session: KernelSession) -> KernelHealth:
+        """The kernel's health with fresh process figures."""
+        record = self._record(session)
+        pid = session.kernel_pid
+        alive = session.client.is_alive()
+        if alive and pid is not None:
+            record.sample = await asyncio.to_thread(_sample, record, pid)
+        sample = record.sample if alive else None
+        return KernelHealth(
+            session_id=session.session_id,
+            status=self.status(session),
+            pid=pid if alive else None,
+            uptime=sample.uptime if sample else None,
+            memory_mb=sample.memory_mb if sample else None,
+            cpu_percent=sample.cpu_percent if sample else None,
+            threads=sample.threads if sample else None,
+            open_files=sample.open_files if sample else None,
+            fds=sample.fds if sample else None,
+            restarts=session.restart_count,
+            auto_restarts=record.auto_restarts,
+            last_error=record.last_error,
+            responsive=record.responsive,
+            response_time=record.response_time,
+            last_check=record.last_check,
+        )

@@ -1,0 +1,206 @@
+"""Execution history: every execution recorded in SQLite in the state folder.
+
+``HistoryStore`` keeps the newest ``max_history`` executions (0 turns recording off) and
+survives server restarts; it runs on the database's own thread, never on the event loop.
+``HistoryHook`` records each finished execution after it ran.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from python_mcp_server.core.execution import ExecutionRequest
+from python_mcp_server.core.session import ExecutionOutcome, KernelSession
+from python_mcp_server.errors import StorageError
+from python_mcp_server.infra.storage.sqlite import SqliteDatabase
+from python_mcp_server.models.history import HistoryEntry
+
+logger = logging.getLogger(__name__)
+
+#: Characters of stdout and stderr kept per execution.
+EXCERPT_CHARS = 2000
+#: Characters of code kept per execution.
+CODE_CHARS = 100_000
+#: Where the hook keeps the start time between ``before`` and ``after``.
+STARTED_NOTE = "history_started"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS executions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    execution_id TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    code TEXT NOT NULL,
+    status TEXT NOT NULL,
+    stdout TEXT NOT NULL DEFAULT '',
+    stderr TEXT NOT NULL DEFAULT '',
+    error TEXT,
+    started TEXT NOT NULL,
+    finished TEXT NOT NULL,
+    duration REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS executions_by_session ON executions (session_id, id);
+CREATE INDEX IF NOT EXISTS executions_by_status ON executions (status, id);
+"""
+
+COLUMNS = (
+    "execution_id",
+    "session_id",
+    "code",
+    "status",
+    "stdout",
+    "stderr",
+    "error",
+    "started",
+    "finished",
+    "duration",
+)
+
+
+@dataclass(frozen=True)
+class HistoryConfig:
+    """Where the history lives and how much of it is kept."""
+
+    path: Path
+    max_history: int
+
+
+def _where(session_id: str | None, status: str | None) -> tuple[str, list[Any]]:
+    clauses, params = [], []
+    if session_id is not None:
+        clauses.append("session_id = ?")
+        params.append(session_id)
+    if status is not None:
+        clauses.append("status = ?")
+        params.append(status)
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+def _to_entry(row: sqlite3.Row | tuple[Any, ...]) -> HistoryEntry:
+    values = dict(zip(COLUMNS, row, strict=True))
+    return HistoryEntry.model_validate(values)
+
+
+class HistoryStore:
+    """The history database."""
+
+    def __init__(self, config: HistoryConfig) -> None:
+        self.config = config
+        self._db = SqliteDatabase(config.path, SCHEMA)
+
+    @property
+    def is_open(self) -> bool:
+        return self._db.is_open
+
+    async def open(self) -> None:
+        await self._db.open()
+
+    async def aclose(self) -> None:
+        await self._db.aclose()
+
+    async def record(self, entry: HistoryEntry) -> None:
+        """Store one execution and drop the oldest beyond the retention limit."""
+        keep = self.config.max_history
+        if keep <= 0:
+            return
+        row = (
+            entry.execution_id,
+            entry.session_id,
+            entry.code[:CODE_CHARS],
+            entry.status,
+            entry.stdout[:EXCERPT_CHARS],
+            entry.stderr[:EXCERPT_CHARS],
+            entry.error,
+            entry.started.isoformat(),
+            entry.finished.isoformat(),
+            entry.duration,
+        )
+
+        def write(db: sqlite3.Connection) -> None:
+            with db:
+                db.execute(
+                    f"INSERT INTO executions ({', '.join(COLUMNS)}) "
+                    f"VALUES ({', '.join('?' * len(COLUMNS))})",
+                    row,
+                )
+                db.execute(
+                    "DELETE FROM executions WHERE id <= "
+                    "(SELECT id FROM executions ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                    (keep,),
+                )
+
+        await self._db.run(write)
+
+    async def query(
+        self, *, limit: int, session_id: str | None = None, status: str | None = None
+    ) -> tuple[list[HistoryEntry], int]:
+        """The newest ``limit`` matching executions, and how many match in all."""
+        where, params = _where(session_id, status)
+
+        def read(db: sqlite3.Connection) -> tuple[list[HistoryEntry], int]:
+            rows = db.execute(
+                f"SELECT {', '.join(COLUMNS)} FROM executions{where} ORDER BY id DESC LIMIT ?",
+                [*params, limit],
+            ).fetchall()
+            total = db.execute(f"SELECT COUNT(*) FROM executions{where}", params).fetchone()[0]
+            return [_to_entry(row) for row in rows], int(total)
+
+        return await self._db.run(read)
+
+    async def clear(self, session_id: str | None = None) -> int:
+        """Delete the history of one session, or all of it; return how many were deleted."""
+        where, params = _where(session_id, None)
+
+        def delete(db: sqlite3.Connection) -> int:
+            with db:
+                return int(db.execute(f"DELETE FROM executions{where}", params).rowcount)
+
+        return await self._db.run(delete)
+
+    async def count(self) -> int:
+        """Stored executions (also proves the database answers)."""
+
+        def read(db: sqlite3.Connection) -> int:
+            return int(db.execute("SELECT COUNT(*) FROM executions").fetchone()[0])
+
+        return await self._db.run(read)
+
+
+class HistoryHook:
+    """ExecutionHook: records every execution that ran."""
+
+    def __init__(self, store: HistoryStore) -> None:
+        self._store = store
+
+    async def before(self, session: KernelSession, request: ExecutionRequest) -> None:
+        request.notes[STARTED_NOTE] = datetime.now(timezone.utc)
+
+    async def after(
+        self, session: KernelSession, request: ExecutionRequest, outcome: ExecutionOutcome
+    ) -> None:
+        result = outcome.result
+        finished = datetime.now(timezone.utc)
+        started = request.notes.get(STARTED_NOTE)
+        if not isinstance(started, datetime):
+            started = finished - timedelta(seconds=result.execution_time)
+        error = f"{result.error.ename}: {result.error.evalue}" if result.error else None
+        entry = HistoryEntry(
+            execution_id=result.execution_id,
+            session_id=result.session_id,
+            code=request.code,
+            status=result.status,
+            stdout=result.stdout[:EXCERPT_CHARS],
+            stderr=result.stderr[:EXCERPT_CHARS],
+            error=error,
+            started=started,
+            finished=finished,
+            duration=result.execution_time,
+        )
+        try:
+            await self._store.record(entry)
+        except StorageError as exc:  # the code ran; a history failure must not hide that
+            logger.warning("execution %s was not recorded: %s", entry.execution_id, exc)

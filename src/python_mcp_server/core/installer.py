@@ -1,0 +1,448 @@
+"""Installer: uv (pip when uv is missing) installing validated specifiers into one venv.
+
+Installs into one environment run one at a time (a lock per environment); different
+environments install in parallel. Package sources come only from the settings (index,
+extra index, find-links): the installer runs with ``--no-config`` / ``PIP_CONFIG_FILE``
+pointing nowhere and a scrubbed environment. Each call reports per-package outcomes from
+the environment's metadata before and after, so no installer output is parsed for facts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.metadata
+import os
+import re
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion
+
+from python_mcp_server.core.requirements import PackageSpec
+from python_mcp_server.errors import PackageInstallationError
+from python_mcp_server.infra.subprocess import (
+    CommandResult,
+    CommandStartError,
+    CommandTimeoutError,
+    run_command,
+)
+from python_mcp_server.models.packages import (
+    InstallResult,
+    PackageChange,
+    PackageInfo,
+    PackageOutcome,
+    UninstallOutcome,
+    UninstallResult,
+)
+
+#: Variables the installer process may see; the server's secrets never reach it.
+INSTALLER_ENV_ALLOWED = (
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TMPDIR",
+    "TEMP",
+    "TMP",
+    "XDG_CACHE_HOME",
+    "UV_CACHE_DIR",
+    "UV_NATIVE_TLS",
+    "UV_HTTP_TIMEOUT",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+    "PIP_CERT",
+    "PIP_DEFAULT_TIMEOUT",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+    "no_proxy",
+)
+MAX_REASON_CHARS = 1500
+_NOISE = re.compile(
+    r"^(Using Python .* environment at|Looking in (indexes|links)|WARNING: Location|"
+    r"Resolved \d|Prepared \d|Audited \d|Checked \d)"
+)
+
+#: name (canonical) -> (name as the distribution spells it, version)
+Distributions = dict[str, tuple[str, str]]
+
+
+@dataclass(frozen=True)
+class EnvTarget:
+    """The environment an install goes to."""
+
+    name: str
+    root: Path
+    python: Path
+    site_packages: Path
+    #: The server's site-packages folders the environment sees through its link file.
+    server_dirs: tuple[Path, ...] = ()
+
+
+@dataclass(frozen=True)
+class InstallerConfig:
+    """Installer settings."""
+
+    timeout: float
+    index_url: str | None = None
+    extra_index_urls: tuple[str, ...] = ()
+    find_links: tuple[str, ...] = ()
+    #: Path of the uv binary; None installs with pip.
+    uv: str | None = None
+    #: (absolute path, label) pairs replaced in messages so no server path leaks.
+    hidden_paths: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+
+
+def find_uv() -> str | None:
+    """The uv binary shipped by the ``uv`` wheel, else one on PATH, else None."""
+    try:
+        import uv
+
+        return str(uv.find_uv_bin())
+    except (ImportError, FileNotFoundError):
+        return shutil.which("uv")
+
+
+def split_setting(value: str | None) -> tuple[str, ...]:
+    """A setting holding several URLs or folders, separated by spaces or commas."""
+    return tuple(part for part in re.split(r"[\s,]+", value or "") if part)
+
+
+def installer_env(source: dict[str, str] | None = None) -> dict[str, str]:
+    """The scrubbed environment of an installer process."""
+    origin = dict(os.environ) if source is None else source
+    env = {name: origin[name] for name in INSTALLER_ENV_ALLOWED if name in origin}
+    env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+    env["PIP_CONFIG_FILE"] = os.devnull
+    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    env["PIP_NO_INPUT"] = "1"
+    env["PYTHONNOUSERSITE"] = "1"
+    return env
+
+
+def scan_distributions(dirs: Sequence[Path]) -> Distributions:
+    """Distributions found in ``dirs``; the first folder holding a name wins."""
+    found: Distributions = {}
+    for dist in importlib.metadata.distributions(path=[str(d) for d in dirs]):
+        try:
+            name = dist.metadata["Name"]
+            version = dist.version
+        except (KeyError, OSError):
+            continue
+        if not name or not version:
+            continue
+        found.setdefault(canonicalize_name(name), (str(name), str(version)))
+    return found
+
+
+def _satisfied(spec: PackageSpec, version: str | None) -> bool:
+    if version is None or spec.requirement.extras:
+        return False  # extras may need more than the package itself: let the installer decide
+    try:
+        return spec.requirement.specifier.contains(version, prereleases=True)
+    except InvalidVersion:
+        return False
+
+
+class Installer:
+    """Installs, uninstalls and lists packages of environments."""
+
+    def __init__(self, config: InstallerConfig) -> None:
+        self.config = config
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    @property
+    def tool(self) -> str:
+        return "uv" if self.config.uv else "pip"
+
+    def lock_for(self, env_name: str) -> asyncio.Lock:
+        """The lock serialising changes to one environment."""
+        return self._locks.setdefault(env_name, asyncio.Lock())
+
+    # --- reading an environment --------------------------------------------------------
+    def packages(self, target: EnvTarget) -> tuple[list[PackageInfo], int]:
+        """Every distribution kernels of ``target`` see, and how many are its own."""
+        own = scan_distributions([target.site_packages])
+        server = scan_distributions(target.server_dirs)
+        listed = [PackageInfo(name=n, version=v, location="environment") for n, v in own.values()]
+        listed += [
+            PackageInfo(name=n, version=v, location="server")
+            for key, (n, v) in server.items()
+            if key not in own
+        ]
+        listed.sort(key=lambda p: canonicalize_name(p.name))
+        return listed, len(own)
+
+    # --- install -----------------------------------------------------------------------
+    async def install(
+        self, target: EnvTarget, specs: Sequence[PackageSpec], *, upgrade: bool = False
+    ) -> InstallResult:
+        """Install ``specs`` into ``target``; PACKAGE_INSTALLATION_ERROR names what failed."""
+        async with self.lock_for(target.name):
+            return await self.install_locked(target, specs, upgrade=upgrade)
+
+    async def install_locked(
+        self, target: EnvTarget, specs: Sequence[PackageSpec], *, upgrade: bool = False
+    ) -> InstallResult:
+        """``install`` for a caller that already holds ``lock_for(target.name)``."""
+        started = time.perf_counter()
+        own = await asyncio.to_thread(scan_distributions, [target.site_packages])
+        server = await asyncio.to_thread(scan_distributions, target.server_dirs)
+
+        def visible(name: str, own_now: Distributions) -> tuple[str | None, str | None]:
+            if name in own_now:
+                return own_now[name][1], "environment"
+            if name in server:
+                return server[name][1], "server"
+            return None, None
+
+        outcomes: dict[int, PackageOutcome] = {}
+        pending: list[tuple[int, PackageSpec]] = []
+        for index, spec in enumerate(specs):
+            version, location = visible(spec.name, own)
+            if not spec.applies():
+                outcomes[index] = self._outcome(spec, "skipped", version, None, location)
+            elif not upgrade and _satisfied(spec, version):
+                outcomes[index] = self._outcome(
+                    spec, "already_satisfied", version, version, location
+                )
+            else:
+                pending.append((index, spec))
+        changes: list[PackageChange] = []
+        if pending:
+            await self._run(target, [spec for _, spec in pending], upgrade=upgrade)
+            after = await asyncio.to_thread(scan_distributions, [target.site_packages])
+            changes = _diff(own, after)
+            for index, spec in pending:
+                before, _ = visible(spec.name, own)
+                now, location = visible(spec.name, after)
+                status = (
+                    "installed"
+                    if before is None
+                    else "updated"
+                    if now != before
+                    else "already_satisfied"
+                )
+                outcomes[index] = self._outcome(spec, status, now, before, location)
+        ordered = [outcomes[i] for i in range(len(specs))]
+        return InstallResult(
+            venv_name=target.name,
+            installer="uv" if pending and self.config.uv else "pip" if pending else "none",
+            packages=ordered,
+            changes=changes,
+            duration_seconds=round(time.perf_counter() - started, 3),
+            message=_install_message(ordered, changes),
+        )
+
+    @staticmethod
+    def _outcome(
+        spec: PackageSpec,
+        status: str,
+        version: str | None,
+        previous: str | None,
+        location: str | None,
+    ) -> PackageOutcome:
+        return PackageOutcome.model_validate(
+            {
+                "requirement": spec.text,
+                "name": spec.name,
+                "status": status,
+                "version": version,
+                "previous_version": previous if previous != version else None,
+                "location": location,
+            }
+        )
+
+    def _index_args(self) -> list[str]:
+        args: list[str] = []
+        if self.config.index_url:
+            args += ["--index-url", self.config.index_url]
+        for url in self.config.extra_index_urls:
+            args += ["--extra-index-url", url]
+        for link in self.config.find_links:
+            args += ["--find-links", link]
+        return args
+
+    def install_argv(self, target: EnvTarget, texts: Sequence[str], *, upgrade: bool) -> list[str]:
+        """The installer command line for ``texts`` (validated specifiers only)."""
+        upgrade_args = ["--upgrade"] if upgrade else []
+        if self.config.uv:
+            return [
+                self.config.uv, "pip", "install", "--python", str(target.python),
+                "--no-config", "--color", "never", "--no-progress", "--compile-bytecode",
+                *self._index_args(), *upgrade_args, "--", *texts,
+            ]  # fmt: skip
+        return [
+            str(target.python), "-m", "pip", "install", "--no-input",
+            "--disable-pip-version-check", "--progress-bar", "off",
+            *self._index_args(), *upgrade_args, "--", *texts,
+        ]  # fmt: skip
+
+    async def _run(self, target: EnvTarget, specs: Sequence[PackageSpec], *, upgrade: bool) -> None:
+        names = ", ".join(spec.name for spec in specs)
+        argv = self.install_argv(target, [spec.text for spec in specs], upgrade=upgrade)
+        result = await self._command(argv, target, f"installing {names}")
+        if not result.ok:
+            reason = self._reason(result, target)
+            culprits = _culprits(specs, reason) or [spec.name for spec in specs]
+            raise PackageInstallationError(
+                f"could not install {', '.join(culprits)}: {reason} "
+                "(nothing from this request was installed)"
+            )
+
+    async def _command(self, argv: list[str], target: EnvTarget, what: str) -> CommandResult:
+        try:
+            return await run_command(
+                argv, timeout=self.config.timeout, env=installer_env(), cwd=target.root
+            )
+        except CommandTimeoutError as exc:
+            raise PackageInstallationError(
+                f"{what} did not finish within {exc.timeout:g} s (MCP_INSTALL_TIMEOUT) and "
+                "was stopped; the environment may hold part of it"
+            ) from exc
+        except CommandStartError as exc:
+            raise PackageInstallationError(f"{what}: {exc.message}") from exc
+
+    # --- uninstall ---------------------------------------------------------------------
+    async def uninstall(self, target: EnvTarget, specs: Sequence[PackageSpec]) -> UninstallResult:
+        """Remove packages from ``target``; the server's environment is never touched."""
+        async with self.lock_for(target.name):
+            started = time.perf_counter()
+            own = await asyncio.to_thread(scan_distributions, [target.site_packages])
+            present = [spec for spec in specs if spec.name in own]
+            after = own
+            if present:
+                names = [spec.name for spec in present]
+                if self.config.uv:
+                    argv = [
+                        self.config.uv, "pip", "uninstall", "--python", str(target.python),
+                        "--no-config", "--color", "never", "--", *names,
+                    ]  # fmt: skip
+                else:
+                    argv = [str(target.python), "-m", "pip", "uninstall", "-y", "--", *names]
+                result = await self._command(argv, target, f"uninstalling {', '.join(names)}")
+                if not result.ok:
+                    raise PackageInstallationError(
+                        f"could not uninstall {', '.join(names)}: {self._reason(result, target)}"
+                    )
+                after = await asyncio.to_thread(scan_distributions, [target.site_packages])
+            server = await asyncio.to_thread(scan_distributions, target.server_dirs)
+            outcomes = []
+            for spec in specs:
+                if spec.name in own and spec.name not in after:
+                    outcomes.append(
+                        UninstallOutcome(
+                            name=spec.name, status="removed", version=own[spec.name][1]
+                        )
+                    )
+                elif spec.name in own:
+                    raise PackageInstallationError(
+                        f"{spec.name} is still installed after uninstall"
+                    )
+                elif spec.name in server:
+                    outcomes.append(UninstallOutcome(name=spec.name, status="provided_by_server"))
+                else:
+                    outcomes.append(UninstallOutcome(name=spec.name, status="not_installed"))
+            return UninstallResult(
+                venv_name=target.name,
+                installer=("uv" if self.config.uv else "pip") if present else "none",
+                packages=outcomes,
+                duration_seconds=round(time.perf_counter() - started, 3),
+                message=_uninstall_message(outcomes),
+            )
+
+    # --- messages ----------------------------------------------------------------------
+    def hide_paths(self, text: str, target: EnvTarget | None = None) -> str:
+        """Replace the server's absolute paths in installer output with labels."""
+        pairs = list(self.config.hidden_paths)
+        if target is not None:
+            pairs.append((str(target.root), f"<venv {target.name}>"))
+        for path, label in sorted(pairs, key=lambda p: len(p[0]), reverse=True):
+            if len(path) > 1:  # never "/": that would mangle every path
+                text = text.replace(path, label)
+        return text
+
+    def _reason(self, result: CommandResult, target: EnvTarget) -> str:
+        lines = [line.strip() for line in (result.stderr + "\n" + result.stdout).splitlines()]
+        useful = [line for line in lines if line and not _NOISE.match(line)]
+        errors = [line for line in useful if line.startswith(("ERROR:", "error:"))]
+        picked = (errors + [line for line in useful if line not in errors]) if errors else useful
+        text = ""
+        for line in picked:
+            cleaned = re.sub(r"^(ERROR|error|cause|help|hint):\s*", "", line)
+            joiner = ": " if line.startswith("cause:") else "; "
+            text = f"{text}{joiner}{cleaned}" if text else cleaned
+        text = self.hide_paths(
+            text or f"the installer exited with code {result.returncode}", target
+        )
+        return text[:MAX_REASON_CHARS]
+
+
+def _culprits(specs: Sequence[PackageSpec], reason: str) -> list[str]:
+    """The requested packages a failure message talks about."""
+    words = {canonicalize_name(w) for w in re.findall(r"[A-Za-z0-9][A-Za-z0-9._-]*", reason)}
+    return [spec.name for spec in specs if spec.name in words]
+
+
+def _diff(before: Distributions, after: Distributions) -> list[PackageChange]:
+    changes = []
+    for key in sorted(set(before) | set(after)):
+        old = before.get(key)
+        new = after.get(key)
+        if old is not None and new is not None and old[1] == new[1]:
+            continue
+        name = (new or old or (key, ""))[0]
+        changes.append(
+            PackageChange(
+                name=name,
+                version=new[1] if new else None,
+                previous_version=old[1] if old else None,
+            )
+        )
+    return changes
+
+
+def _install_message(outcomes: Sequence[PackageOutcome], changes: Sequence[PackageChange]) -> str:
+    done = [f"{o.name} {o.version}" for o in outcomes if o.status in ("installed", "updated")]
+    kept = [o.name for o in outcomes if o.status == "already_satisfied"]
+    parts = []
+    if done:
+        parts.append(f"installed {', '.join(done)}")
+        extra = len(changes) - len(done)
+        if extra > 0:
+            parts.append(f"with {extra} dependenc{'y' if extra == 1 else 'ies'}")
+    if kept:
+        parts.append(f"already satisfied: {', '.join(kept)}")
+    if any(o.status == "updated" for o in outcomes):
+        parts.append("modules already imported keep their old version until restart_kernel")
+    return "; ".join(parts) or "nothing to do"
+
+
+def _uninstall_message(outcomes: Sequence[UninstallOutcome]) -> str:
+    removed = [f"{o.name} {o.version}" for o in outcomes if o.status == "removed"]
+    server = [o.name for o in outcomes if o.status == "provided_by_server"]
+    absent = [o.name for o in outcomes if o.status == "not_installed"]
+    parts = []
+    if removed:
+        parts.append(f"removed {', '.join(removed)}")
+    if server:
+        parts.append(
+            f"{', '.join(server)} come(s) from the server's environment, which is never "
+            "changed; not removed"
+        )
+    if absent:
+        parts.append(f"not installed: {', '.join(absent)}")
+    return "; ".join(parts)

@@ -1,0 +1,149 @@
+"""Which kernel limits are in force, and how a memory-limit failure reads in a result.
+
+``KernelLimits`` is what ``health_check`` shows: the sandbox in use (and why not the one
+asked for), the network policy, memory, file size and process limits, and CPU (the
+per-execution timeout; RLIMIT_CPU would kill the kernel instead of interrupting it).
+``MemoryLimitHook`` gives an execution that ran out of memory the stable code
+MEMORY_LIMIT_EXCEEDED: a MemoryError the kernel survived, or a kernel death whose last
+words were an allocation failure (the session then already runs a fresh kernel).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from python_mcp_server.infra.kernels.base import KernelLauncher
+from python_mcp_server.infra.kernels.limits import MIB, LimitedLauncher
+from python_mcp_server.infra.kernels.sandbox import BwrapLauncher
+
+if TYPE_CHECKING:
+    from python_mcp_server.core.execution import ExecutionRequest
+    from python_mcp_server.core.session import ExecutionOutcome, KernelSession
+
+MEMORY_LIMIT_EXCEEDED = "MEMORY_LIMIT_EXCEEDED"
+
+#: Words in a dead kernel's last output that mean an allocation failed.
+_OUT_OF_MEMORY_MARKERS = (
+    "MemoryError",
+    "Cannot allocate memory",
+    "Unable to allocate",
+    "std::bad_alloc",
+    "Out of memory",
+)
+
+
+@dataclass(frozen=True)
+class KernelLimits:
+    """Isolation and limits of the kernels this server starts, as far as it enforces them."""
+
+    sandbox: str
+    sandbox_requested: str
+    network: str
+    memory_limit_mb: int | None
+    file_size_limit_mb: int | None
+    max_processes: int | None
+    #: How the process limit is enforced: "cgroup pids.max", "RLIMIT_NPROC", or None.
+    process_limit_by: str | None
+    cpu: str
+    warnings: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["warnings"] = list(self.warnings)
+        return data
+
+
+def _mib(value: int | None) -> int | None:
+    return None if value is None else value // MIB
+
+
+def describe_limits(
+    launcher: KernelLauncher, *, requested: str, execution_timeout: float
+) -> KernelLimits:
+    """The limits a launcher enforces, in words health can show."""
+    cpu = f"per-execution timeout (default {execution_timeout:g} s), then interrupt"
+    if not isinstance(launcher, LimitedLauncher):
+        return KernelLimits(
+            sandbox=launcher.name,
+            sandbox_requested=requested,
+            network="set by the kernel host",
+            memory_limit_mb=None,
+            file_size_limit_mb=None,
+            max_processes=None,
+            process_limit_by=None,
+            cpu=cpu,
+            warnings=(f"kernels run on a {launcher.name}; its own limits apply",),
+        )
+    limits = launcher.limits
+    warnings: list[str] = []
+    if launcher.sandbox_warning:
+        warnings.append(launcher.sandbox_warning)
+    network: str
+    process_limit_by: str | None = None
+    if isinstance(launcher, BwrapLauncher):
+        network = launcher.config.network
+        if launcher.cgroups is not None:
+            process_limit_by = "cgroup pids.max"
+        elif os.geteuid() != 0:
+            process_limit_by = "RLIMIT_NPROC"
+        else:
+            warnings.append(
+                "the process limit is not enforced: the server runs as root and no "
+                "writable cgroup pids controller was found"
+            )
+    else:
+        network = "unrestricted (no sandbox)"
+        warnings.append(
+            "kernels are not sandboxed: they see the whole file system, the network and "
+            "the server's processes; limits are set but code running as root could raise them"
+        )
+    return KernelLimits(
+        sandbox=launcher.name if isinstance(launcher, BwrapLauncher) else "none",
+        sandbox_requested=requested,
+        network=network,
+        memory_limit_mb=_mib(limits.memory_bytes),
+        file_size_limit_mb=_mib(limits.file_size_bytes),
+        max_processes=limits.max_processes if process_limit_by else None,
+        process_limit_by=process_limit_by,
+        cpu=cpu,
+        warnings=tuple(warnings),
+    )
+
+
+def ran_out_of_memory(reason: str) -> bool:
+    """Whether a kernel's exit reason (with its last output) names an allocation failure."""
+    return any(marker in reason for marker in _OUT_OF_MEMORY_MARKERS)
+
+
+class MemoryLimitHook:
+    """ExecutionHook: marks out-of-memory failures with MEMORY_LIMIT_EXCEEDED."""
+
+    def __init__(self, memory_limit_mb: int | None) -> None:
+        self.memory_limit_mb = memory_limit_mb
+
+    async def before(self, session: KernelSession, request: ExecutionRequest) -> None:
+        return None
+
+    async def after(
+        self, session: KernelSession, request: ExecutionRequest, outcome: ExecutionOutcome
+    ) -> None:
+        result = outcome.result
+        error = result.error
+        if error is None:
+            return
+        limit = (
+            f"the kernel's memory limit ({self.memory_limit_mb} MiB, MCP_MAX_MEMORY_MB)"
+            if self.memory_limit_mb
+            else "the memory available"
+        )
+        if error.ename == "MemoryError" and error.code is None:
+            error.code = MEMORY_LIMIT_EXCEEDED
+            note = f"an allocation exceeded {limit}; the session keeps its other variables"
+        elif error.code == "KERNEL_DIED" and ran_out_of_memory(error.evalue):
+            error.code = MEMORY_LIMIT_EXCEEDED
+            note = f"the kernel ran out of memory ({limit}) and was restarted"
+        else:
+            return
+        result.message = f"{result.message}; {note}" if result.message else note

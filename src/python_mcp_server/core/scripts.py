@@ -1,0 +1,282 @@
+"""Scripts: save them under scripts/, run them as a subprocess or inside a session's kernel.
+
+Subprocess mode runs the session's interpreter (the one its kernel runs) in the workspace,
+with the kernels' allow-listed environment, the arguments in ``sys.argv`` and
+``input_data`` on stdin; at the timeout the script and its children are killed. Kernel
+mode runs ``%run`` in the session through the execution pipeline, so the script's
+variables stay in the session and the execution hooks (new files, history...) apply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shlex
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Literal
+
+from python_mcp_server.core.execution import ExecutionRequest, ExecutionService
+from python_mcp_server.core.files import WorkspaceFiles
+from python_mcp_server.core.new_files import NewFilesTracker
+from python_mcp_server.core.sessions import DEFAULT_SESSION, SessionManager
+from python_mcp_server.errors import InvalidInputError, KernelStartError
+from python_mcp_server.infra.kernels.base import KernelLaunchRequest
+from python_mcp_server.infra.script_process import run_process
+from python_mcp_server.models.files import SaveScriptResult, ScriptResult
+
+SCRIPT_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
+ScriptMode = Literal["subprocess", "kernel"]
+#: (the kernels' launch request, script argv) -> (what to execute, its environment): where
+#: the launcher's sandbox and limits are applied to scripts (server/script_isolation.py).
+ScriptCommand = Callable[[KernelLaunchRequest, list[str]], tuple[list[str], dict[str, str]]]
+
+
+def plain_command(
+    request: KernelLaunchRequest, argv: list[str]
+) -> tuple[list[str], dict[str, str]]:
+    """No isolation beyond the kernels' environment."""
+    return list(argv), dict(request.env)
+
+
+@dataclass(frozen=True)
+class ScriptsConfig:
+    """Defaults of run_script."""
+
+    default_timeout: float
+    max_output_chars: int
+
+
+class CapturedOutput:
+    """One output stream of a script: the head in memory, everything in a file past the cap."""
+
+    def __init__(self, cap: int, spill_path: Path) -> None:
+        self._cap = cap
+        self._spill_path = spill_path
+        self._head = bytearray()
+        self._spill: BinaryIO | None = None
+        self.total = 0
+
+    def write(self, chunk: bytes) -> None:
+        self.total += len(chunk)
+        if self._spill is None and len(self._head) + len(chunk) <= self._cap:
+            self._head += chunk
+            return
+        if self._spill is None:
+            self._spill_path.parent.mkdir(parents=True, exist_ok=True)
+            self._spill = self._spill_path.open("wb")
+            self._spill.write(self._head)
+            self._head += chunk[: max(self._cap - len(self._head), 0)]
+        self._spill.write(chunk)
+
+    @property
+    def truncated(self) -> bool:
+        return self._spill is not None
+
+    def text(self) -> str:
+        return bytes(self._head).decode("utf-8", errors="replace")
+
+    def close(self) -> Path | None:
+        if self._spill is None:
+            return None
+        self._spill.close()
+        return self._spill_path
+
+
+def script_name(name: str) -> str:
+    """Validate a script name; ``.py`` is added when missing."""
+    stem = name[:-3] if name.endswith(".py") else name
+    if not SCRIPT_NAME.match(stem):
+        raise InvalidInputError(
+            f"script name {name!r} is not valid: use 1-100 letters, digits, '_', '-' or '.', "
+            "starting with a letter, digit or '_' (no folders)"
+        )
+    return f"{stem}.py"
+
+
+def kernel_run_code(path: str, args: list[str]) -> str:
+    """Code that runs a workspace script with %run, arguments passed through untouched."""
+    first = path if not path.startswith("-") else f"./{path}"
+    line = shlex.join([first, *args])
+    # run_line_magic expands $name and {expr}; doubled, they come through literally.
+    line = line.replace("$", "$$").replace("{", "{{").replace("}", "}}")
+    return f"get_ipython().run_line_magic('run', {line!r})"
+
+
+class ScriptRunner:
+    """save_script and run_script."""
+
+    def __init__(
+        self,
+        files: WorkspaceFiles,
+        sessions: SessionManager,
+        execution: ExecutionService,
+        tracker: NewFilesTracker,
+        config: ScriptsConfig,
+        command: ScriptCommand = plain_command,
+    ) -> None:
+        self._command = command
+        self._files = files
+        self._sessions = sessions
+        self._execution = execution
+        self._tracker = tracker
+        self._config = config
+
+    def save(self, name: str, content: str) -> SaveScriptResult:
+        filename = script_name(name)
+        written = self._files.write(f"scripts/{filename}", content)
+        syntax_error = None
+        try:
+            compile(content, filename, "exec")
+        except SyntaxError as exc:
+            syntax_error = f"line {exc.lineno}: {exc.msg}"
+        except ValueError as exc:
+            syntax_error = str(exc)
+        return SaveScriptResult(
+            path=written.path, size=written.size, created=written.created, syntax_error=syntax_error
+        )
+
+    async def run(
+        self,
+        path: str,
+        *,
+        args: list[str] | None = None,
+        input_data: str | None = None,
+        timeout: float | None = None,
+        session_id: str | None = None,
+        mode: ScriptMode = "subprocess",
+    ) -> ScriptResult:
+        arguments = list(args or [])
+        if any("\0" in arg for arg in arguments):
+            raise InvalidInputError("args must not contain NUL bytes")
+        workspace = self._files.workspace
+        target = workspace.resolve(path)
+        fd, _ = workspace.open_file(target)  # a regular, singly linked file in the workspace
+        os.close(fd)
+        if mode == "kernel":
+            return await self._run_in_kernel(
+                target.relative, arguments, input_data, timeout, session_id
+            )
+        return await self._run_subprocess(
+            target.relative,
+            arguments,
+            input_data,
+            timeout or self._config.default_timeout,
+            session_id,
+        )
+
+    async def _run_in_kernel(
+        self,
+        path: str,
+        args: list[str],
+        input_data: str | None,
+        timeout: float | None,
+        session_id: str | None,
+    ) -> ScriptResult:
+        lines = input_data.splitlines() if input_data is not None else None
+        request = ExecutionRequest(
+            code=kernel_run_code(path, args),
+            session_id=session_id,
+            timeout=timeout,
+            input_data=lines,
+        )
+        outcome = await self._execution.run(request)
+        result = outcome.result
+        return ScriptResult(
+            path=path,
+            mode="kernel",
+            status=result.status,
+            stdout=result.stdout,
+            stderr=result.stderr,
+            timed_out=result.status == "timeout",
+            new_files=result.new_files,
+            execution_time=result.execution_time,
+            session_id=result.session_id,
+            error=result.error,
+            truncated=result.truncated,
+            stdout_path=result.stdout_path,
+            stderr_path=result.stderr_path,
+            message=result.message,
+        )
+
+    def _session_venv(self, session_id: str | None) -> tuple[str, str | None]:
+        name = self._sessions.resolve_id(session_id)
+        if name in self._sessions:
+            return name, self._sessions.get(name).venv_name
+        if name == DEFAULT_SESSION:
+            return name, None
+        self._sessions.get(name)  # raises SESSION_NOT_FOUND
+        return name, None  # pragma: no cover - get() raised
+
+    async def _run_subprocess(
+        self,
+        path: str,
+        args: list[str],
+        input_data: str | None,
+        timeout: float,
+        session_id: str | None,
+    ) -> ScriptResult:
+        name, venv = self._session_venv(session_id)
+        launch = self._sessions.factory.launch_request(venv, "script")
+        run_id = uuid.uuid4().hex[:12]
+        outputs = self._files.workspace.root / "outputs"
+        cap = self._config.max_output_chars
+        out = CapturedOutput(cap, outputs / f"{run_id}-script-stdout.txt")
+        err = CapturedOutput(cap, outputs / f"{run_id}-script-stderr.txt")
+        mark = await asyncio.to_thread(self._tracker.mark)
+        started = time.perf_counter()
+        try:
+            argv, env = self._command(launch, [launch.python, path, *args])
+            ended = await run_process(
+                argv,
+                cwd=launch.cwd,
+                env=env,
+                stdin_data=input_data.encode("utf-8") if input_data is not None else None,
+                timeout=timeout,
+                on_stdout=out.write,
+                on_stderr=err.write,
+            )
+        except OSError as exc:
+            raise KernelStartError(
+                f"could not start the session's interpreter: {exc.strerror}"
+            ) from None
+        finally:
+            paths = [out.close(), err.close()]
+        elapsed = round(time.perf_counter() - started, 6)
+        new_files = await asyncio.to_thread(self._tracker.changed_since, mark)
+        relative = [
+            p.relative_to(self._files.workspace.root).as_posix() if p else None for p in paths
+        ]
+        status: Literal["ok", "error", "timeout"] = (
+            "timeout" if ended.timed_out else "ok" if ended.returncode == 0 else "error"
+        )
+        notes = []
+        if ended.timed_out:
+            notes.append(
+                f"the script ran longer than {timeout:g} s and was killed with its children"
+            )
+        if out.truncated or err.truncated:
+            files = ", ".join(p for p in relative if p)
+            notes.append(
+                f"output was longer than the limit and was cut; the full text is in {files}"
+            )
+        return ScriptResult(
+            path=path,
+            mode="subprocess",
+            status=status,
+            returncode=ended.returncode,
+            stdout=out.text(),
+            stderr=err.text(),
+            timed_out=ended.timed_out,
+            new_files=new_files,
+            execution_time=elapsed,
+            session_id=name,
+            truncated=out.truncated or err.truncated,
+            stdout_path=relative[0],
+            stderr_path=relative[1],
+            message="; ".join(notes) or None,
+        )

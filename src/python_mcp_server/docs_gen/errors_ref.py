@@ -1,0 +1,207 @@
+"""docs/errors.md from errors.ErrorCode: every code, what it means, when it happens.
+
+``MEANINGS`` must hold an entry for every code (a test checks it), so a new code cannot
+ship undocumented.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+from python_mcp_server import errors
+from python_mcp_server.errors import ErrorCode, ServerError
+
+#: code -> (what it means, when it happens / what to do).
+MEANINGS: dict[str, tuple[str, str]] = {
+    "INVALID_INPUT": (
+        "An argument is missing, of the wrong type, out of range or not allowed.",
+        "Any tool, before anything runs: an empty `code`, a malformed `session_id`, a "
+        "package spec that is an option or a URL, an unknown toolset name. Fix the argument; "
+        "the message names it.",
+    ),
+    "SESSION_NOT_FOUND": (
+        "No live session has that id.",
+        "A call names a session that was never created, was deleted, or ended after "
+        "being idle (`MCP_SESSION_IDLE_TIMEOUT`). `list_sessions` shows what exists; "
+        "`default` is created on first use.",
+    ),
+    "SESSION_EXISTS": (
+        "A session with that id already exists.",
+        "`create_session` with a taken id. Use it as it is, or delete it first.",
+    ),
+    "SESSION_LIMIT": (
+        "The most sessions allowed are open.",
+        "`create_session` (or first use of `default`) when `MCP_MAX_SESSIONS` sessions "
+        "are alive. Delete one, or raise the limit.",
+    ),
+    "SESSION_BUSY": (
+        "The session is running code and the operation cannot wait for it.",
+        "Operations that need an idle kernel while an execution is in progress. Wait, or "
+        "`interrupt_kernel` first.",
+    ),
+    "KERNEL_START_FAILED": (
+        "A kernel process could not be started or did not answer in time.",
+        "Creating a session or replacing a dead kernel, when the interpreter is missing "
+        "ipykernel, the environment is broken, or the start exceeds "
+        "`MCP_KERNEL_START_TIMEOUT`. The message carries the kernel's own error output.",
+    ),
+    "KERNEL_DIED": (
+        "The kernel process ended while it was needed.",
+        "In an execution result's `error.code` when user code kills the kernel (os._exit, "
+        "a segfault, a signal from outside); the session then gets a fresh kernel and its "
+        "variables are lost. As a tool error when a control call finds the kernel gone.",
+    ),
+    "KERNEL_UNRESPONSIVE": (
+        "The kernel process is alive but does not answer.",
+        "Health probes and control calls that wait for a reply past their deadline. "
+        "`restart_kernel` replaces it.",
+    ),
+    "EXECUTION_TIMEOUT": (
+        "Code ran longer than its timeout and was interrupted.",
+        "In an execution result: status `timeout`, `error.code` EXECUTION_TIMEOUT. The "
+        "session keeps its variables unless the kernel ignored the interrupt and had to be "
+        "restarted (the result says so). Raise `timeout` or `MCP_EXECUTION_TIMEOUT`.",
+    ),
+    "MEMORY_LIMIT_EXCEEDED": (
+        "Code tried to use more memory than the kernel may (`MCP_MAX_MEMORY_MB`).",
+        "In an execution result's `error.code`; the session stays usable (its kernel is "
+        "restarted if it had to end).",
+    ),
+    "PYTHON_ERROR": (
+        "User code raised an exception.",
+        "Only in compat results (`execute_python`'s `error.code`, `execute_python_code`'s "
+        "`error_code`): native tools report a Python exception as status `error` with "
+        "`ename`, `evalue` and `traceback`, not as a code.",
+    ),
+    "PATH_OUTSIDE_WORKSPACE": (
+        "A path leads outside the workspace, or into its private state folder.",
+        "File tools and routes given `..` escapes, absolute paths elsewhere, symlinks or "
+        "hardlinks that lead out, device files or FIFOs. Nothing is read or written.",
+    ),
+    "FILE_NOT_FOUND": (
+        "No file or folder at that workspace path.",
+        "Reading, deleting or running a path that does not exist.",
+    ),
+    "FILE_EXISTS": (
+        "A file is already at that path.",
+        "Writing with `overwrite=false` (or saving a script) over an existing file.",
+    ),
+    "FILE_TOO_LARGE": (
+        "A file or upload is larger than `MCP_MAX_FILE_BYTES`.",
+        "Reads, writes and uploads over the cap; nothing partial is kept.",
+    ),
+    "PACKAGE_INSTALLATION_ERROR": (
+        "The installer could not install (or uninstall) a package.",
+        "A package that does not exist, a version that cannot be resolved, no network, "
+        "or `MCP_INSTALL_TIMEOUT` reached. The message names the package and the "
+        "installer's reason.",
+    ),
+    "VENV_NOT_FOUND": (
+        "No environment has that name.",
+        "Tools and sessions naming an environment that was never created or was deleted. "
+        "`list_venvs` shows what exists.",
+    ),
+    "VENV_EXISTS": (
+        "An environment with that name already exists.",
+        "`create_venv` with a taken name.",
+    ),
+    "VENV_IN_USE": (
+        "A session runs in that environment.",
+        "`delete_venv` while a session uses it. Delete those sessions first.",
+    ),
+    "CONFIRMATION_REQUIRED": (
+        "The operation is destructive and needs `confirm=true`.",
+        "`delete_venv` on the default environment without `confirm`.",
+    ),
+    "UNSAFE_CODE": (
+        "The safety check blocked the code.",
+        "Running code with `MCP_SAFETY_MODE=block` when the check finds a dangerous call "
+        "and `allow_unsafe` is not given (or `MCP_ALLOW_UNSAFE` does not permit it). The "
+        "check is advisory: see [Security](security.md).",
+    ),
+    "UNAUTHORIZED": (
+        "The request lacks the bearer token the server requires.",
+        "HTTP requests to `/mcp` and the file routes without `Authorization: Bearer "
+        "<MCP_AUTH_TOKEN>` (HTTP 401).",
+    ),
+    "FORBIDDEN_ORIGIN": (
+        "The request came from a browser origin, or named a host, the server does not allow.",
+        "HTTP requests whose `Origin` header is neither a loopback origin nor listed in "
+        "`MCP_ALLOWED_ORIGINS`, or, on a loopback-bound server, whose `Host` header is not "
+        "a loopback name (DNS rebinding) (HTTP 403). See [Security](security.md).",
+    ),
+    "REQUEST_TOO_LARGE": (
+        "The HTTP request body is larger than the server accepts.",
+        "Any HTTP route, when the body exceeds `MCP_MAX_REQUEST_BYTES` (HTTP 413).",
+    ),
+    "FORBIDDEN_ORIGIN": (
+        "The HTTP request came from a browser origin (or a Host name) the server does not "
+        "allow.",
+        "Any route, HTTP 403: an `Origin` header that is neither a loopback origin nor in "
+        "`MCP_ALLOWED_ORIGINS`, or, on a loopback-bound server, a `Host` header that does not "
+        "name loopback (a DNS-rebinding page). Requests without `Origin` pass.",
+    ),
+    "REQUEST_TOO_LARGE": (
+        "The HTTP request body is larger than `MCP_MAX_REQUEST_BYTES`.",
+        "Any route, HTTP 413, whether the size was announced by Content-Length or streamed.",
+    ),
+    "GATEWAY_ERROR": (
+        "The Jupyter gateway refused a request or could not be reached.",
+        "With `MCP_GATEWAY_URL` set: starting, interrupting, restarting or deleting a "
+        "kernel through the gateway failed. The message carries the gateway's answer.",
+    ),
+    "INTERNAL_ERROR": (
+        "Something failed that the server did not expect: a bug.",
+        "Any tool. The client sees only the tool name and the exception type; the "
+        "traceback goes to the server log. Please report it.",
+    ),
+}
+
+HEADER = """\
+# Error codes
+
+<!-- Generated by `python -m python_mcp_server.docs_gen` from errors.ErrorCode;
+     do not edit by hand: edit MEANINGS in docs_gen/errors_ref.py instead. -->
+
+Misuse of a tool (a bad argument, an unknown session, a limit reached) comes back as a
+tool error: a result with `isError: true` whose text starts with a stable code and a colon,
+for example `SESSION_NOT_FOUND: no session 'analysis'; ...`. Match on the code, not on the
+message. Failures of *user code* are not tool errors: `run_python_code` returns status
+`error` (or `timeout`) with the exception, and only some of them carry a code in
+`error.code` (`KERNEL_DIED`, `MEMORY_LIMIT_EXCEEDED`, `EXECUTION_TIMEOUT`).
+
+```python
+result = await client.call_tool("run_python_code", {"code": "1", "session_id": "nope"},
+                                raise_on_error=False)
+assert result.is_error
+code = result.content[0].text.split(":", 1)[0]   # "SESSION_NOT_FOUND"
+```
+"""
+
+
+def exception_classes() -> dict[str, list[str]]:
+    """code -> the exception classes in errors.py that carry it."""
+    found: dict[str, list[str]] = {}
+    for name, cls in inspect.getmembers(errors, inspect.isclass):
+        if issubclass(cls, ServerError) and cls is not ServerError:
+            found.setdefault(cls.code.value, []).append(name)
+    return found
+
+
+def render_errors_reference() -> str:
+    classes = exception_classes()
+    out = [HEADER, "## Codes\n", "| Code | Meaning |", "| --- | --- |"]
+    for code in ErrorCode:
+        meaning, _ = MEANINGS.get(code.value, ("(undocumented)", ""))
+        out.append(f"| [`{code.value}`](#{code.value.lower()}) | {meaning} |")
+    out.append("")
+    for code in ErrorCode:
+        meaning, when = MEANINGS.get(code.value, ("(undocumented)", ""))
+        out.append(f"### `{code.value}` {{#{code.value.lower()}}}\n")
+        out.append(f"{meaning}\n")
+        if when:
+            out.append(f"**When:** {when}\n")
+        if code.value in classes:
+            names = ", ".join(f"`{n}`" for n in sorted(classes[code.value]))
+            out.append(f"Raised in code as {names}.\n")
+    return "\n".join(out).rstrip() + "\n"

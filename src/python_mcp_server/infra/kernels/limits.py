@@ -1,0 +1,93 @@
+"""Resource limits of local kernels, set by the kernel process on itself before it starts.
+
+The kernel's command line becomes ``python -c <bootstrap> -f <connection file> ...``: the
+bootstrap sets the rlimits (soft and hard alike, so the code cannot raise them again
+unless it holds CAP_SYS_RESOURCE, which the sandbox drops) and then runs
+``ipykernel_launcher`` in the same process: no extra process, no extra start-up time.
+
+- ``RLIMIT_AS`` (memory): an allocation over it raises MemoryError inside the kernel,
+  which survives.
+- ``RLIMIT_FSIZE`` (file size): a write past it fails with EFBIG ("File too large");
+  Python ignores SIGXFSZ, so the kernel survives.
+- ``RLIMIT_NPROC`` (processes and threads): only meaningful inside the sandbox's own user
+  namespace; for root on the host it is never enforced, so the plain launcher omits it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from python_mcp_server.infra.kernels.base import KernelLaunchRequest
+from python_mcp_server.infra.kernels.local import LocalLauncher
+
+MIB = 1024 * 1024
+
+_BOOTSTRAP = """\
+import resource as _r, runpy as _p
+for _n, _v in {limits}:
+    _h = _r.getrlimit(_n)[1]
+    _v = _v if _h == _r.RLIM_INFINITY else min(_v, _h)
+    _r.setrlimit(_n, (_v, _v))
+del _r, _n, _v, _h
+_p.run_module("ipykernel_launcher", run_name="__main__", alter_sys=True)
+"""
+
+
+@dataclass(frozen=True)
+class ResourceLimits:
+    """Per-kernel rlimits; None leaves a limit as the server's own."""
+
+    memory_bytes: int | None = None
+    file_size_bytes: int | None = None
+    max_processes: int | None = None
+
+    def rlimits(self) -> list[tuple[str, int]]:
+        """(resource constant name, value) pairs for the limits that are set."""
+        pairs = [
+            ("RLIMIT_AS", self.memory_bytes),
+            ("RLIMIT_FSIZE", self.file_size_bytes),
+            ("RLIMIT_NPROC", self.max_processes),
+        ]
+        return [(name, value) for name, value in pairs if value is not None]
+
+    def without_processes(self) -> ResourceLimits:
+        return ResourceLimits(self.memory_bytes, self.file_size_bytes, None)
+
+
+def bootstrap_source(limits: ResourceLimits) -> str:
+    """The ``python -c`` program that applies the limits, then becomes ipykernel_launcher."""
+    pairs = ", ".join(f"(_r.{name}, {value})" for name, value in limits.rlimits())
+    return _BOOTSTRAP.format(limits=f"({pairs},)" if pairs else "()")
+
+
+class LimitedLauncher(LocalLauncher):
+    """A local launcher whose kernels start under resource limits."""
+
+    name = "local"
+
+    def __init__(
+        self,
+        state_dir: Path,
+        limits: ResourceLimits,
+        *,
+        start_timeout: float = 60.0,
+    ) -> None:
+        super().__init__(state_dir, start_timeout=start_timeout)
+        self.limits = limits
+        #: Why the sandbox the settings asked for is not in use (auto without bubblewrap).
+        self.sandbox_warning: str | None = None
+
+    def kernel_argv(self, request: KernelLaunchRequest, connection_file: Path) -> list[str]:
+        argv = super().kernel_argv(request, connection_file)
+        if not self.limits.rlimits() or argv[1:3] != ["-m", "ipykernel_launcher"]:
+            return argv
+        return [argv[0], "-c", bootstrap_source(self.limits), *argv[3:]]
+
+    def kernel_env(self, request: KernelLaunchRequest) -> dict[str, str]:
+        env = super().kernel_env(request)
+        if self.limits.memory_bytes is not None:
+            # glibc reserves 64 MiB of address space per thread arena; under RLIMIT_AS that
+            # reservation, not real use, would exhaust the limit in threaded code.
+            env.setdefault("MALLOC_ARENA_MAX", "2")
+        return env

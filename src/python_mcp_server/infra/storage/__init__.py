@@ -1,0 +1,1 @@
+"""Storage backends: SQLite files in the state folder."""

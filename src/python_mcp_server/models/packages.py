@@ -1,0 +1,104 @@
+"""Wire models of the package tools and of auto-install's report in execution results."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+#: Where the copy a kernel imports lives: the environment itself, or the server's
+#: environment that every managed environment sees (read-only for installs).
+PackageLocation = Literal["environment", "server"]
+
+
+class PackageInfo(BaseModel):
+    """One distribution a kernel of the environment can import."""
+
+    name: str
+    version: str
+    location: PackageLocation = Field(
+        description="`environment`: installed in it; `server`: seen from the server's "
+        "environment (installs never change that one)."
+    )
+
+
+class PackageList(BaseModel):
+    """What list_packages returns."""
+
+    venv_name: str
+    packages: list[PackageInfo]
+    total: int = Field(description="Number of packages listed.")
+    environment_total: int = Field(description="How many are installed in the environment.")
+
+
+class PackageOutcome(BaseModel):
+    """What happened to one requested package."""
+
+    requirement: str = Field(description="The specifier as validated.")
+    name: str = Field(description="Canonical distribution name.")
+    status: Literal["installed", "updated", "already_satisfied", "skipped"] = Field(
+        description="`installed`: new; `updated`: a different version is now used; "
+        "`already_satisfied`: nothing to do; `skipped`: its marker does not apply."
+    )
+    version: str | None = Field(None, description="Version kernels now import.")
+    previous_version: str | None = Field(None, description="Version before, if any.")
+    location: PackageLocation | None = None
+
+
+class PackageChange(BaseModel):
+    """A distribution added, changed or removed in the environment (dependencies too)."""
+
+    name: str
+    version: str | None = Field(None, description="Version now installed (None: removed).")
+    previous_version: str | None = None
+
+
+class InstallResult(BaseModel):
+    """What install_dependencies returns."""
+
+    venv_name: str
+    installer: Literal["uv", "pip", "none"] = Field(
+        description="The tool that ran; `none` when everything was already satisfied."
+    )
+    packages: list[PackageOutcome]
+    changes: list[PackageChange] = Field(
+        default_factory=list, description="Every distribution the install changed."
+    )
+    duration_seconds: float
+    sessions_refreshed: list[str] = Field(
+        default_factory=list,
+        description="Running sessions of this environment told to see the new packages.",
+    )
+    message: str
+
+
+class UninstallOutcome(BaseModel):
+    """What happened to one package named for removal."""
+
+    name: str
+    status: Literal["removed", "not_installed", "provided_by_server"]
+    version: str | None = Field(None, description="The version removed, if any.")
+
+
+class UninstallResult(BaseModel):
+    """What uninstall_packages returns."""
+
+    venv_name: str
+    installer: Literal["uv", "pip", "none"]
+    packages: list[UninstallOutcome]
+    duration_seconds: float
+    message: str
+
+
+class DependenciesInfo(BaseModel):
+    """Auto-install's report (MCP_AUTO_INSTALL): imports that were missing and what it did."""
+
+    venv_name: str
+    missing_imports: list[str] = Field(
+        description="Top-level modules the code imports that the environment did not have."
+    )
+    requested: list[str] = Field(description="Distributions asked of the installer.")
+    installed: list[PackageOutcome] = Field(default_factory=list)
+    failed: list[str] = Field(default_factory=list, description="Distributions not installed.")
+    error: str | None = Field(None, description="The installer's reason when it failed.")
+    duration_seconds: float = 0.0

@@ -1,0 +1,258 @@
+"""HTTP protections, as ASGI middleware around every route (/mcp, /files/*, /health).
+
+In the order a request meets them:
+
+1. ``OriginGuardMiddleware``: a request with an ``Origin`` header passes only when that
+   origin is a loopback one (``http://localhost:5173``) or is listed in
+   ``MCP_ALLOWED_ORIGINS``; requests without ``Origin`` (non-browser clients) pass. On a
+   loopback-bound server the ``Host`` header must name loopback (or a host of an allowed
+   origin): a DNS-rebinding page reaches us with its own host name. Refusals: 403.
+2. ``BearerAuthMiddleware``: with a token configured, every path but ``/health`` needs
+   ``Authorization: Bearer <token>`` (401 otherwise). /health stays open for probes; it
+   shows only status, version, uptime and counts.
+3. ``BodySizeLimitMiddleware``: bodies over ``MCP_MAX_REQUEST_BYTES`` get 413, whether
+   announced by Content-Length or streamed.
+
+Refusals answer ``{"error": {"code": ..., "message": ...}}`` like the file routes.
+We use our own guard rather than fastmcp's ``host_origin_protection`` so the rule is the
+one documented here for every bind address, and refusals carry stable codes.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import urlsplit
+
+from starlette.datastructures import Headers
+from starlette.middleware import Middleware
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from python_mcp_server.errors import ErrorCode
+from python_mcp_server.settings import Settings
+
+#: Paths answered without the token.
+OPEN_PATHS = frozenset({"/health"})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _refuse(code: ErrorCode, message: str, status: int, **headers: str) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"code": code.value, "message": message}}, status_code=status, headers=headers
+    )
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether a host name or address (no port) means this machine."""
+    name = host.strip().lower().strip("[]")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def normalize_origin(origin: str) -> str | None:
+    """``scheme://host[:port]`` lowercased, default port dropped; None when not an origin."""
+    try:
+        parts = urlsplit(origin.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
+        return None
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        return None
+    host = parts.hostname.lower()
+    host = f"[{host}]" if ":" in host else host
+    if port is None or port == _DEFAULT_PORTS[parts.scheme]:
+        return f"{parts.scheme}://{host}"
+    return f"{parts.scheme}://{host}:{port}"
+
+
+def _host_of(header: str) -> str:
+    """The host name of a Host header (``[::1]:8000`` -> ``::1``)."""
+    value = header.strip().lower()
+    if value.startswith("["):
+        return value[1 : value.find("]")] if "]" in value else value
+    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+
+
+class OriginGuardMiddleware:
+    """403 for disallowed Origin headers, and for foreign Host headers on loopback binds."""
+
+    def __init__(self, app: ASGIApp, *, allowed_origins: Iterable[str], check_host: bool) -> None:
+        self.app = app
+        origins = [o.strip() for o in allowed_origins if o.strip()]
+        self.allow_any = "*" in origins
+        self.allowed = {n for n in map(normalize_origin, origins) if n is not None}
+        self.allowed_hosts = {urlsplit(o).hostname or "" for o in self.allowed}
+        self.check_host = check_host
+
+    def origin_allowed(self, origin: str) -> bool:
+        normalized = normalize_origin(origin)
+        if normalized is None:
+            return self.allow_any and origin.strip().lower() != "null"
+        if self.allow_any or normalized in self.allowed:
+            return True
+        return is_loopback_host(urlsplit(normalized).hostname or "")
+
+    def host_allowed(self, host_header: str) -> bool:
+        host = _host_of(host_header)
+        return not host or is_loopback_host(host) or host in self.allowed_hosts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        origin = headers.get("origin")
+        if origin is not None and not self.origin_allowed(origin):
+            response = _refuse(
+                ErrorCode.FORBIDDEN_ORIGIN,
+                f"origin {origin[:100]!r} is not allowed; add it to MCP_ALLOWED_ORIGINS",
+                403,
+            )
+            await response(scope, receive, send)
+            return
+        if self.check_host and not self.host_allowed(headers.get("host", "")):
+            response = _refuse(
+                ErrorCode.FORBIDDEN_ORIGIN,
+                "this server is bound to loopback and answers only loopback host names",
+                403,
+            )
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+class BearerAuthMiddleware:
+    """401 unless ``Authorization: Bearer <token>`` matches (constant-time compare)."""
+
+    def __init__(self, app: ASGIApp, *, token: str, open_paths: frozenset[str] = OPEN_PATHS):
+        self.app = app
+        self.token = token.encode()
+        self.open_paths = open_paths
+
+    def authorized(self, header: str) -> bool:
+        scheme, _, value = header.strip().partition(" ")
+        if scheme.lower() != "bearer":
+            return False
+        return hmac.compare_digest(value.strip().encode(), self.token)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("path") in self.open_paths:
+            await self.app(scope, receive, send)
+            return
+        if not self.authorized(Headers(scope=scope).get("authorization", "")):
+            response = _refuse(
+                ErrorCode.UNAUTHORIZED,
+                "this server requires 'Authorization: Bearer <token>' (MCP_AUTH_TOKEN)",
+                401,
+                **{"WWW-Authenticate": "Bearer"},
+            )
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+class _BodyTooLarge(Exception):
+    """Raised from receive() once a streamed body passes the limit."""
+
+
+class BodySizeLimitMiddleware:
+    """413 for request bodies over ``max_bytes``, announced or streamed."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    def _too_large(self) -> JSONResponse:
+        return _refuse(
+            ErrorCode.REQUEST_TOO_LARGE,
+            f"the request body is larger than {self.max_bytes} bytes (MCP_MAX_REQUEST_BYTES)",
+            413,
+            Connection="close",
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = Headers(scope=scope).get("content-length")
+        if length is not None and (not length.strip().isdigit() or int(length) > self.max_bytes):
+            await self._too_large()(scope, receive, send)
+            return
+        received = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _BodyTooLarge
+            return message
+
+        async def watched_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, watched_send)
+        except _BodyTooLarge:
+            if not started:
+                await self._too_large()(scope, receive, send)
+
+
+def security_middleware(settings: Settings) -> list[Middleware]:
+    """The middleware stack for the HTTP transport, outermost first."""
+    stack = [
+        Middleware(
+            OriginGuardMiddleware,
+            allowed_origins=settings.allowed_origins.split(","),
+            check_host=is_loopback_host(settings.host),
+        )
+    ]
+    if settings.auth_token:
+        stack.append(Middleware(BearerAuthMiddleware, token=settings.auth_token))
+    stack.append(Middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes))
+    return stack
+
+
+def http_options(settings: Settings) -> dict[str, Any]:
+    """Keyword arguments for ``run_http_async``/``http_app``: our guard, not fastmcp's."""
+    return {"middleware": security_middleware(settings), "host_origin_protection": False}
+
+
+def _public_without_token(settings: Settings) -> bool:
+    return (
+        settings.transport == "http"
+        and not settings.auth_token
+        and not is_loopback_host(settings.host)
+    )
+
+
+def insecure_bind_problem(settings: Settings) -> str | None:
+    """Why serving HTTP with these settings is refused, or None when it is fine."""
+    if not _public_without_token(settings) or settings.allow_insecure:
+        return None
+    return (
+        f"refusing to serve on {settings.host} without an auth token: anyone who can reach "
+        "it could run code. Set MCP_AUTH_TOKEN (or --auth-token), bind 127.0.0.1, or pass "
+        "--allow-insecure if something in front of the server authenticates"
+    )
+
+
+def insecure_bind_warning(settings: Settings) -> str | None:
+    """What to log when --allow-insecure lets a public bind run without a token."""
+    if not _public_without_token(settings):
+        return None
+    return f"serving on {settings.host} WITHOUT an auth token (--allow-insecure)"

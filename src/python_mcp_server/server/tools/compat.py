@@ -1,0 +1,168 @@
+"""Compat tools: the names, arguments and result shapes of the servers this one replaces.
+
+Opt-in (``--toolsets default,compat`` or ``all``). Each tool is a thin adapter over the
+native core (see ``core/compat.py``). Where a native tool of the same name exists, the
+compat variant replaces it and accepts both argument styles (``venvName`` and
+``venv_name``), so this group is registered after every other (``LATE_TOOLSETS``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import os
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Annotated, Any, TypeVar
+
+from fastmcp import Context, FastMCP
+from fastmcp.tools.base import ToolResult
+from mcp_types import ContentBlock, ImageContent, TextContent
+from pydantic import Field
+
+from python_mcp_server.core.compat import (
+    dependencies_text,
+    execute_python_text,
+    session_for_venv,
+    to_execute_python,
+    to_execute_python_code,
+)
+from python_mcp_server.core.execution import ExecutionRequest
+from python_mcp_server.core.scripts import kernel_run_code
+from python_mcp_server.core.session import ExecutionOutcome
+from python_mcp_server.errors import InvalidInputError
+from python_mcp_server.models.compat import ExecutePythonCodeResult, ExecutePythonResult
+from python_mcp_server.server.services import Services
+
+TAGS = {"compat"}
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def compat_tool(mcp: FastMCP, **options: Any) -> Callable[[F], F]:
+    """``@mcp.tool`` that first removes a native tool of the same name (the replacement)."""
+
+    def decorate(fn: F) -> F:
+        with contextlib.suppress(KeyError):
+            mcp.local_provider.remove_tool(fn.__name__)
+        mcp.tool(tags=TAGS, **options)(fn)
+        return fn
+
+    return decorate
+
+
+def _images(outcome: ExecutionOutcome) -> list[ContentBlock]:
+    return [
+        ImageContent(
+            type="image",
+            data=base64.b64encode(image.data).decode("ascii"),
+            mime_type=image.mime_type,
+        )
+        for image in outcome.collected.images
+    ]
+
+
+def script_code(services: Services, path: str) -> str:
+    """Code that runs a workspace script in the kernel; the path goes through the resolver."""
+    workspace = services.files.workspace
+    target = workspace.resolve(path)
+    fd, _ = workspace.open_file(target)  # a regular, singly linked file in the workspace
+    os.close(fd)
+    return kernel_run_code(target.relative, [])
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def register(mcp: FastMCP, services: Services) -> None:
+    """Every compat tool: execution here, the rest in compat_packages and compat_status."""
+    from python_mcp_server.server.tools import compat_packages, compat_status
+
+    register_execution(mcp, services)
+    compat_packages.register(mcp, services)
+    compat_status.register(mcp, services)
+
+
+def register_execution(mcp: FastMCP, services: Services) -> None:
+    execution = services.execution
+    settings = services.settings
+
+    @compat_tool(mcp, output_schema=ExecutePythonResult.model_json_schema())
+    async def execute_python(
+        ctx: Context,
+        code: Annotated[str | None, Field(description="Python code to execute.")] = None,
+        scriptPath: Annotated[
+            str | None,
+            Field(description="A workspace script to run instead of code (run with %run)."),
+        ] = None,
+        inputData: Annotated[
+            list[str] | None, Field(description="Lines answering input(), in order.")
+        ] = None,
+        venvName: Annotated[
+            str | None,
+            Field(description="Environment to run in; default: the active session's."),
+        ] = None,
+    ) -> ToolResult:
+        """Execute Python code and return its output (MCP Python Executor compatible).
+
+        Runs in a persistent kernel: variables survive between calls. A failure comes back
+        as an error result whose text starts with "Error executing Python code:" and whose
+        structured `error.code` is PYTHON_ERROR, EXECUTION_TIMEOUT or MEMORY_LIMIT_EXCEEDED.
+        """
+        if (code is None) == (scriptPath is None):
+            raise InvalidInputError("give either code or scriptPath (one of them)")
+        if scriptPath is not None:
+            code = await asyncio.to_thread(script_code, services, scriptPath)
+        if code is None or not code.strip():
+            raise InvalidInputError("code is empty")
+        session_id = await session_for_venv(services.sessions, venvName, settings.default_venv_name)
+
+        async def progress(elapsed: float, recent: str) -> None:
+            await ctx.report_progress(elapsed, None, recent or f"running {elapsed:.1f} s")
+
+        outcome = await execution.run(
+            ExecutionRequest(code=code, session_id=session_id, input_data=inputData),
+            progress=progress,
+        )
+        compat = to_execute_python(outcome.result, venvName or settings.default_venv_name)
+        content: list[ContentBlock] = [TextContent(type="text", text=execute_python_text(compat))]
+        return ToolResult(
+            content=content + _images(outcome),
+            structured_content=compat.model_dump(mode="json"),
+            is_error=not compat.success,
+        )
+
+    @compat_tool(mcp)
+    async def execute_python_code(
+        code: Annotated[str, Field(description="Python code to execute.")],
+        ctx: Context,
+        timeout: Annotated[
+            float | None, Field(gt=0, le=86400, description="Seconds; default 30.")
+        ] = None,
+        allow_unsafe: Annotated[
+            bool, Field(description="Run even when the safety check blocks the code.")
+        ] = False,
+    ) -> ExecutePythonCodeResult:
+        """Execute Python code (Python executor compatible): stdout, stderr, return_code.
+
+        Runs in the active session's persistent kernel. A Python error is success=false with
+        the traceback in stderr and return_code 1; a timeout is return_code 124.
+        """
+        if not code.strip():
+            raise InvalidInputError("code is empty")
+
+        async def progress(elapsed: float, recent: str) -> None:
+            await ctx.report_progress(elapsed, None, recent or f"running {elapsed:.1f} s")
+
+        executed_at = _now()
+        outcome = await execution.run(
+            ExecutionRequest(code=code, timeout=timeout, allow_unsafe=allow_unsafe),
+            progress=progress,
+        )
+        return to_execute_python_code(
+            outcome.result,
+            executed_at=executed_at,
+            completed_at=_now(),
+            dependencies_info=dependencies_text(outcome.result.dependencies_info),
+        )

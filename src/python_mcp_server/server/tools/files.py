@@ -1,0 +1,161 @@
+"""File tools: list_files, read_file, write_file, delete_file, save_script, run_script,
+get_workspace_info. Every path goes through the workspace resolver (core/workspace.py)."""
+
+from __future__ import annotations
+
+import base64
+from functools import partial
+from typing import Annotated, Literal
+
+import anyio
+from fastmcp import FastMCP
+from fastmcp.tools.base import ToolResult
+from mcp_types import ContentBlock, ImageContent, TextContent
+from pydantic import Field
+
+from python_mcp_server.models.files import (
+    DeleteFileResult,
+    FileList,
+    ReadFileResult,
+    SaveScriptResult,
+    ScriptResult,
+    WorkspaceInfo,
+    WriteFileResult,
+)
+from python_mcp_server.server.services import Services
+
+TAGS = {"files"}
+
+PathArg = Annotated[
+    str, Field(description="Path relative to the workspace (absolute paths inside it work too).")
+]
+
+
+def register(mcp: FastMCP, services: Services) -> None:
+    files = services.files
+    scripts = services.scripts
+    tracker = services.new_files
+
+    @mcp.tool(tags=TAGS)
+    async def list_files(
+        path: PathArg = ".",
+        recursive: Annotated[bool, Field(description="Descend into folders.")] = False,
+        max_depth: Annotated[
+            int, Field(ge=1, le=20, description="Levels to descend when recursive.")
+        ] = 3,
+        pattern: Annotated[
+            str | None, Field(description="Shell pattern the names must match, e.g. '*.csv'.")
+        ] = None,
+    ) -> FileList:
+        """List a workspace folder: entries (path, name, type, size, modified) and a tree.
+
+        Symlinks are listed, not followed; the server's private state folder is hidden.
+        """
+        call = partial(files.list, path, recursive=recursive, max_depth=max_depth, pattern=pattern)
+        return await anyio.to_thread.run_sync(call)
+
+    @mcp.tool(tags=TAGS, output_schema=ReadFileResult.model_json_schema())
+    async def read_file(
+        path: PathArg,
+        offset: Annotated[int, Field(ge=0, description="First byte to read.")] = 0,
+        max_bytes: Annotated[
+            int | None, Field(ge=1, description="Most bytes to read; default: the whole file.")
+        ] = None,
+    ) -> ToolResult:
+        """Read a workspace file: UTF-8 text, or base64 for binary files (images are also
+        attached as image content). Files over MCP_MAX_FILE_BYTES are read in parts with
+        offset and max_bytes."""
+        read = await anyio.to_thread.run_sync(
+            partial(files.read, path, offset=offset, max_bytes=max_bytes)
+        )
+        result = read.result
+        content: list[ContentBlock] = [TextContent(type="text", text=result.model_dump_json())]
+        if read.image is not None:
+            content.append(
+                ImageContent(
+                    type="image",
+                    data=base64.b64encode(read.image).decode("ascii"),
+                    mime_type=result.mime_type,
+                )
+            )
+        return ToolResult(content=content, structured_content=result.model_dump(mode="json"))
+
+    @mcp.tool(tags=TAGS)
+    async def write_file(
+        path: PathArg,
+        content: Annotated[str, Field(description="Text, or base64 when binary_base64.")],
+        binary_base64: Annotated[
+            bool, Field(description="content is base64 of the bytes to write.")
+        ] = False,
+        overwrite: Annotated[
+            bool, Field(description="Replace an existing file (else FILE_EXISTS).")
+        ] = True,
+    ) -> WriteFileResult:
+        """Write a workspace file atomically (temporary file, then rename); folders on the
+        way are created."""
+        call = partial(files.write, path, content, binary_base64=binary_base64, overwrite=overwrite)
+        return await anyio.to_thread.run_sync(call)
+
+    @mcp.tool(tags=TAGS)
+    async def delete_file(
+        path: PathArg,
+        recursive: Annotated[
+            bool, Field(description="Also delete a folder with everything in it.")
+        ] = False,
+    ) -> DeleteFileResult:
+        """Delete a file, a symlink (not its target) or, with recursive, a folder."""
+        return await anyio.to_thread.run_sync(partial(files.delete, path, recursive=recursive))
+
+    @mcp.tool(tags=TAGS)
+    async def save_script(
+        name: Annotated[
+            str, Field(description="Script name, e.g. 'clean_data' or 'clean_data.py'.")
+        ],
+        content: Annotated[str, Field(description="Python source.")],
+    ) -> SaveScriptResult:
+        """Save a Python script as scripts/<name>.py (replacing one of the same name) and
+        say whether it compiles. Run it with run_script."""
+        return await anyio.to_thread.run_sync(partial(scripts.save, name, content))
+
+    @mcp.tool(tags=TAGS)
+    async def run_script(
+        path: Annotated[str, Field(description="Workspace script, e.g. 'scripts/clean.py'.")],
+        args: Annotated[
+            list[str] | None, Field(description="Arguments, seen by the script in sys.argv.")
+        ] = None,
+        input_data: Annotated[
+            str | None,
+            Field(description="Text on the script's stdin (kernel mode: lines for input())."),
+        ] = None,
+        timeout: Annotated[
+            float | None,
+            Field(gt=0, le=86400, description="Seconds before the script is stopped."),
+        ] = None,
+        session_id: Annotated[
+            str | None,
+            Field(description="Session whose interpreter (or kernel) runs it; default: active."),
+        ] = None,
+        mode: Annotated[
+            Literal["subprocess", "kernel"],
+            Field(
+                description="subprocess: a separate process, killed with its children at "
+                "the timeout; kernel: %run inside the session, its variables stay."
+            ),
+        ] = "subprocess",
+    ) -> ScriptResult:
+        """Run a workspace script; returns stdout, stderr, returncode and new files. A
+        failing script is status "error", not a tool error."""
+        return await scripts.run(
+            path,
+            args=args,
+            input_data=input_data,
+            timeout=timeout,
+            session_id=session_id,
+            mode=mode,
+        )
+
+    @mcp.tool(tags=TAGS)
+    async def get_workspace_info() -> WorkspaceInfo:
+        """The workspace at a glance: its folders (relative paths), file counts, sizes,
+        free disk space and the file size limit."""
+        return await anyio.to_thread.run_sync(partial(files.info, tracker.mode))

@@ -1,0 +1,70 @@
+"""Package tools: install_dependencies, uninstall_packages, list_packages."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastmcp import FastMCP
+from pydantic import Field
+
+from python_mcp_server.models.packages import InstallResult, PackageList, UninstallResult
+from python_mcp_server.server.services import Services
+
+TAGS = {"packages"}
+
+PackagesArg = Annotated[
+    list[str] | str,
+    Field(
+        description="Requirement specifiers (PEP 508: name, extras, versions, markers), as a "
+        "list or one comma/space separated string, e.g. 'pandas>=2 requests[socks]'. "
+        "Options, paths and URLs are refused."
+    ),
+]
+SessionArg = Annotated[
+    str | None,
+    Field(description="Install into this session's environment (default: the active one's)."),
+]
+VenvArg = Annotated[
+    str | None, Field(description="Install into this environment (see list_venvs).")
+]
+
+
+def register(mcp: FastMCP, services: Services) -> None:
+    service = services.packages
+
+    @mcp.tool(tags=TAGS)
+    async def install_dependencies(
+        packages: PackagesArg,
+        session_id: SessionArg = None,
+        venv_name: VenvArg = None,
+        upgrade: Annotated[
+            bool, Field(description="Upgrade packages that are already installed.")
+        ] = False,
+    ) -> InstallResult:
+        """Install packages into an environment (uv; pip when uv is missing).
+
+        They import in running sessions of that environment at once, without a restart.
+        Returns each package's outcome and version, every changed distribution and the time
+        taken. A package that cannot be installed fails the call with
+        PACKAGE_INSTALLATION_ERROR naming it; then nothing is installed.
+        """
+        return await service.install(
+            packages, session_id=session_id, venv_name=venv_name, upgrade=upgrade
+        )
+
+    @mcp.tool(tags=TAGS)
+    async def uninstall_packages(
+        packages: PackagesArg,
+        session_id: SessionArg = None,
+        venv_name: VenvArg = None,
+    ) -> UninstallResult:
+        """Remove packages (names only) from an environment; the server's own are kept."""
+        return await service.uninstall(packages, session_id=session_id, venv_name=venv_name)
+
+    @mcp.tool(tags=TAGS)
+    async def list_packages(
+        session_id: SessionArg = None, venv_name: VenvArg = None
+    ) -> PackageList:
+        """Every package kernels of an environment can import, with its version and whether
+        it is installed in the environment or seen from the server's environment."""
+        return await service.list_packages(session_id=session_id, venv_name=venv_name)

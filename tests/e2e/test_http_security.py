@@ -1,0 +1,104 @@
+"""Auth, Origin and Host checks and body limits on the real command, over real HTTP."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from fastmcp import Client
+
+from tests.e2e.conftest import StartServer
+from tests.helpers import run
+
+TOKEN = "http-suite-token-0b5e"
+NO_KERNELS = {"MCP_KERNEL_POOL_SIZE": "0"}
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "security-test", "version": "1"},
+    },
+}
+MCP_HEADERS = {"Accept": "application/json, text/event-stream"}
+
+
+def initialize(http: httpx.Client, **headers: str) -> httpx.Response:
+    return http.post("/mcp", json=INITIALIZE, headers={**MCP_HEADERS, **headers})
+
+
+def test_token_guards_mcp_and_the_file_routes(start_server: StartServer) -> None:
+    server = start_server("--auth-token", TOKEN, env=NO_KERNELS)
+    (server.workspace / "report.txt").write_text("numbers")
+    bearer = {"Authorization": f"Bearer {TOKEN}"}
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        refused = [
+            initialize(http),
+            initialize(http, Authorization="Bearer wrong"),
+            http.get("/files/download/report.txt"),
+            http.post("/files/upload", files={"file": ("a.txt", b"data")}),
+        ]
+        for response in refused:
+            assert response.status_code == 401, response.text
+            assert response.json()["error"]["code"] == "UNAUTHORIZED"
+            assert b"numbers" not in response.content
+        assert initialize(http, **bearer).status_code == 200
+        download = http.get("/files/download/report.txt", headers=bearer)
+        assert (download.status_code, download.text) == (200, "numbers")
+        upload = http.post("/files/upload", files={"file": ("a.txt", b"data")}, headers=bearer)
+        assert upload.status_code in (200, 201), upload.text
+        assert (server.workspace / "uploads" / "a.txt").read_bytes() == b"data"
+        health = http.get("/health")  # open for probes, by design
+        assert health.status_code == 200
+        assert TOKEN not in health.text
+
+
+async def test_a_client_with_the_token_runs_code(start_server: StartServer) -> None:
+    server = start_server(env={"MCP_AUTH_TOKEN": TOKEN, **NO_KERNELS})
+    async with Client(server.mcp_url, auth=TOKEN) as client:
+        assert (await run(client, "6 * 7"))["result"] == "42"
+
+
+def test_origin_and_host_checks(start_server: StartServer) -> None:
+    server = start_server(env={"MCP_ALLOWED_ORIGINS": "https://app.example.com", **NO_KERNELS})
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        evil = initialize(http, Origin="https://evil.example")
+        assert evil.status_code == 403
+        assert evil.json()["error"]["code"] == "FORBIDDEN_ORIGIN"
+        assert initialize(http, Origin="http://localhost:6274").status_code == 200
+        assert initialize(http, Origin="https://app.example.com").status_code == 200
+        assert initialize(http).status_code == 200  # no Origin: not a browser
+        rebound = initialize(http, Host=f"attacker.example:{server.port}")
+        assert rebound.status_code == 403
+        assert http.get("/health", headers={"Origin": "https://evil.example"}).status_code == 403
+
+
+def test_request_body_limit(start_server: StartServer) -> None:
+    server = start_server(env={"MCP_MAX_REQUEST_BYTES": "4096", **NO_KERNELS})
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        big = {**INITIALIZE, "params": {**INITIALIZE["params"], "pad": "x" * 8000}}  # type: ignore[dict-item]
+        response = http.post("/mcp", json=big, headers=MCP_HEADERS)
+        assert response.status_code == 413
+        assert response.json()["error"]["code"] == "REQUEST_TOO_LARGE"
+
+        def chunks() -> Any:
+            for _ in range(8):
+                yield b"y" * 1024
+
+        for path, kind in (
+            ("/files/upload", "multipart/form-data; boundary=b0undary"),
+            ("/mcp", "application/json"),
+        ):
+            streamed = http.post(
+                path, content=chunks(), headers={**MCP_HEADERS, "Content-Type": kind}
+            )
+            assert streamed.status_code == 413, (path, streamed.text)
+        assert initialize(http).status_code == 200  # and the server carries on
+
+
+def test_refuses_a_public_bind_without_a_token(start_server: StartServer) -> None:
+    server = start_server("--host", "0.0.0.0", env=NO_KERNELS, wait=False)
+    assert server.process.wait(30) == 2
+    assert "refusing to serve on 0.0.0.0 without an auth token" in server.log()

@@ -1,0 +1,307 @@
+"""Escape attempts against the real command with MCP_SANDBOX=bwrap and the network denied.
+
+One server serves the whole module (started with an auth token, a fake home holding a
+secret, small limits). Every case must fail safely, and the server must keep serving.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+from fastmcp import Client
+
+from tests.e2e.conftest import COMMAND, LaunchedServer, assert_gone, free_port
+from tests.helpers import run
+from tests.sandbox_support import require_bwrap
+
+TOKEN = "escape-suite-token-6f1c2a9e"
+SECRET = "the-home-secret-4d7b"
+#: Parameters of the server under attack.
+MAX_PROCESSES = 64
+MAX_FILE_MB = 1
+
+
+class Target:
+    """The server under attack, and the host paths it must protect."""
+
+    def __init__(self, server: LaunchedServer, home: Path) -> None:
+        self.server = server
+        self.home = home
+        self.workspace = server.workspace
+        self.state = server.workspace / ".state"
+        self.history = self.state / "history.sqlite3"
+
+
+@pytest.fixture(scope="module")
+def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
+    require_bwrap()
+    root = tmp_path_factory.mktemp("escape")
+    home = root / "home"
+    home.mkdir()
+    (home / "secret.txt").write_text(SECRET)
+    workspace = root / "ws"
+    workspace.mkdir()
+    port = free_port()
+    env = {
+        **os.environ,
+        "HOME": str(home),
+        "MCP_SANDBOX": "bwrap",
+        "MCP_KERNEL_NETWORK": "deny",
+        "MCP_MAX_MEMORY_MB": "256",
+        "MCP_MAX_KERNEL_FILE_MB": str(MAX_FILE_MB),
+        "MCP_MAX_KERNEL_PROCESSES": str(MAX_PROCESSES),
+        "MCP_SESSION_IDLE_TIMEOUT": "0",
+        "MCP_EXECUTION_TIMEOUT": "60",
+    }
+    log_path = root / "server.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [
+                COMMAND,
+                "--port",
+                str(port),
+                "--workspace-dir",
+                str(workspace),
+                "--auth-token",
+                TOKEN,
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    server = LaunchedServer(process=process, port=port, workspace=workspace, log_path=log_path)
+    try:
+        server.wait_ready()
+        yield Target(server, home)
+    finally:
+        code = server.stop()
+        assert code == 0, f"server exited with {code}:\n{server.log()}"
+        assert_gone(server.kernels_seen)
+
+
+@pytest.fixture
+async def attacker(target: Target) -> AsyncIterator[Client[Any]]:
+    """A client of the sandboxed server; after the attack, the server must still serve."""
+    async with Client(target.server.mcp_url, auth=TOKEN, timeout=120) as client:
+        yield client
+        alive = await run(client, "6 * 7")
+        assert alive["result"] == "42", alive
+    assert target.server.process.poll() is None, target.server.log()
+
+
+async def test_cannot_write_the_system(attacker: Client[Any]) -> None:
+    result = await run(
+        attacker,
+        "import errno\n"
+        "for path in ('/etc/pmcp_escape', '/usr/lib/pmcp_escape', '/pmcp_escape'):\n"
+        "    try:\n"
+        "        open(path, 'w')\n"
+        "    except OSError as e:\n"
+        "        print(errno.errorcode[e.errno])",
+    )
+    assert result["stdout"] == "EROFS\nEROFS\nEROFS\n"
+    assert not await anyio.Path("/etc/pmcp_escape").exists()
+
+
+async def test_cannot_read_or_write_the_home_folder(attacker: Client[Any], target: Target) -> None:
+    result = await run(
+        attacker,
+        "import os\n"
+        f"print(repr(os.path.expanduser('~') == {str(target.home)!r}))\n"
+        f"print(sorted(os.listdir({str(target.home)!r})))\n"
+        "open(os.path.expanduser('~/planted.txt'), 'w').write('x')\n"
+        f"open({str(target.home / 'secret.txt')!r}).read()",
+    )
+    assert result["stdout"].startswith("True\n")
+    assert SECRET not in str(result)
+    assert result["error"]["ename"] == "FileNotFoundError"
+    assert not (target.home / "planted.txt").exists()
+    assert (target.home / "secret.txt").read_text() == SECRET
+
+
+async def test_cannot_see_the_state_folder_or_the_history(
+    attacker: Client[Any], target: Target
+) -> None:
+    await run(attacker, "'something for the history'")
+    assert target.history.is_file()  # it exists on the host...
+    assert (target.state / "logs").is_dir()
+    result = await run(
+        attacker,
+        "import os\n"
+        f"for folder, subfolders, files in os.walk({str(target.state)!r}):\n"
+        "    print(os.path.relpath(folder, os.getcwd()), sorted(files))\n"
+        f"open({str(target.history)!r}, 'rb').read()",
+    )
+    # ...but the kernel sees only its own runtime folder and its own environment.
+    seen = dict(line.split(" ", 1) for line in result["stdout"].splitlines())
+    assert set(seen) >= {".state", ".state/run", ".state/venvs"}
+    assert seen[".state"] == "[]"
+    own_runtime = [f for f in seen if f.startswith(".state/run/")]
+    assert len(own_runtime) == 1
+    assert all(f.startswith((".state/run", ".state/venvs")) for f in seen if f != ".state")
+    assert not any("history" in files or ".log" in files for files in seen.values())
+    assert result["error"]["ename"] == "FileNotFoundError"
+
+
+async def test_cannot_find_the_token(attacker: Client[Any], target: Target) -> None:
+    result = await run(
+        attacker,
+        "import os, glob\n"
+        f"token = {TOKEN!r}.encode()\n"
+        "found = [k for k, v in os.environb.items() if token in v]\n"
+        "for path in glob.glob('/proc/[0-9]*/environ') + glob.glob('/proc/[0-9]*/cmdline'):\n"
+        "    try:\n"
+        "        if token in open(path, 'rb').read():\n"
+        "            found.append(path)\n"
+        "    except OSError:\n"
+        "        pass\n"
+        f"print(found, os.path.exists('/proc/{target.server.process.pid}'))",
+    )
+    assert result["stdout"] == "[] False\n"
+
+
+async def test_network_is_denied(attacker: Client[Any], target: Target) -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        listener.setblocking(False)
+        host_port = listener.getsockname()[1]
+        result = await run(
+            attacker,
+            "import socket\n"
+            f"for port in ({host_port}, {target.server.port}):\n"
+            "    try:\n"
+            "        socket.create_connection(('127.0.0.1', port), 3)\n"
+            "        print('connected')\n"
+            "    except OSError as e:\n"
+            "        print(type(e).__name__)\n"
+            "try:\n"
+            "    socket.create_connection(('1.1.1.1', 80), 3)\n"
+            "except OSError as e:\n"
+            "    print(type(e).__name__)",
+        )
+        with pytest.raises(BlockingIOError):
+            listener.accept()
+    assert result["stdout"] == ("ConnectionRefusedError\nConnectionRefusedError\nOSError\n"), (
+        result
+    )  # the last: network unreachable, no route out of the namespace
+
+
+async def test_cannot_kill_the_server(attacker: Client[Any], target: Target) -> None:
+    pid = target.server.process.pid
+    result = await run(
+        attacker,
+        "import os, signal\n"
+        "try:\n"
+        f"    os.kill({pid}, signal.SIGKILL)\n"
+        "except ProcessLookupError:\n"
+        "    print('no such process')\n"
+        "os.kill(1, signal.SIGKILL)  # the sandbox's own init: ignored\n"
+        "print(sorted(int(p) for p in os.listdir('/proc') if p.isdigit()) == [1, os.getpid()])",
+    )
+    assert result["stdout"] == "no such process\nTrue\n", result
+
+
+async def test_fork_bomb_is_bounded(attacker: Client[Any]) -> None:
+    result = await run(
+        attacker,
+        "import os, time\n"
+        "children = []\n"
+        "try:\n"
+        "    for _ in range(2000):  # bounded even if the limit failed\n"
+        "        pid = os.fork()\n"
+        "        if pid == 0:\n"
+        "            time.sleep(30)\n"
+        "            os._exit(0)\n"
+        "        children.append(pid)\n"
+        "except OSError as e:\n"
+        "    print('stopped:', type(e).__name__)\n"
+        "for pid in children:\n"
+        "    os.kill(pid, 9)\n"
+        "    os.waitpid(pid, 0)\n"
+        "len(children)",
+    )
+    assert result["stdout"] == "stopped: BlockingIOError\n", result
+    assert 0 < int(result["result"]) < MAX_PROCESSES
+
+
+async def test_memory_bomb_is_an_error_and_the_session_lives(attacker: Client[Any]) -> None:
+    await run(attacker, "before = 'kept'")
+    bomb = "hog = []\nwhile True:\n    hog.append(bytearray(8 * 1024 * 1024))"
+    result = await run(attacker, bomb)
+    assert result["status"] == "error"
+    assert result["error"]["code"] == "MEMORY_LIMIT_EXCEEDED"
+    after = await run(attacker, "del hog\nbefore")
+    assert after["result"] == "'kept'"
+
+
+async def test_disk_filling_is_cut_at_the_file_size_limit(
+    attacker: Client[Any], target: Target
+) -> None:
+    result = await run(
+        attacker,
+        "with open('filler.bin', 'wb') as f:\n"
+        "    for _ in range(64):\n"
+        "        f.write(b'0' * 1024 * 1024)",
+    )
+    assert result["error"]["ename"] == "OSError"
+    assert "File too large" in result["error"]["evalue"]
+    assert (target.workspace / "filler.bin").stat().st_size <= MAX_FILE_MB * 1024 * 1024
+
+
+async def test_symlinks_lead_nowhere(attacker: Client[Any], target: Target) -> None:
+    targets = {
+        "db_link": target.history,
+        "home_link": target.home / "secret.txt",
+        "state_link": target.state,
+    }
+    links = "\n".join(f"os.symlink({str(p)!r}, {name!r})" for name, p in targets.items())
+    result = await run(
+        attacker,
+        f"import os\n{links}\n"
+        "for name in ('db_link', 'home_link'):\n"
+        "    try:\n"
+        "        open(name, 'rb').read()\n"
+        "    except OSError as e:\n"
+        "        print(name, type(e).__name__)\n"
+        "print(os.listdir('state_link'))",
+    )
+    assert result["stdout"] == (
+        "db_link FileNotFoundError\nhome_link FileNotFoundError\n['run', 'venvs']\n"
+    )
+    # The server's own file routes and tools refuse to follow them out of the workspace.
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    async with httpx.AsyncClient(base_url=target.server.url, headers=headers) as http:
+        for name in targets:
+            response = await http.get(f"/files/download/{name}")
+            assert response.status_code in (403, 404), (name, response.text)
+            assert SECRET.encode() not in response.content
+            assert b"SQLite format 3" not in response.content
+    read = await attacker.call_tool("read_file", {"path": "home_link"}, raise_on_error=False)
+    assert read.is_error
+    assert SECRET not in str(read.content)
+
+
+async def test_hardlinks_cannot_reach_outside(attacker: Client[Any], target: Target) -> None:
+    result = await run(
+        attacker,
+        "import os, errno\n"
+        f"for source, name in (({str(target.history)!r}, 'db_hard'), ('/etc/passwd', 'pw_hard')):\n"
+        "    try:\n"
+        "        os.link(source, name)\n"
+        "        print(name, 'linked')\n"
+        "    except OSError as e:\n"
+        "        print(name, errno.errorcode[e.errno])",
+    )
+    assert result["stdout"] == "db_hard ENOENT\npw_hard EXDEV\n"
+    assert not (target.workspace / "db_hard").exists()
+    assert not (target.workspace / "pw_hard").exists()

@@ -1,0 +1,1 @@
+"""Tests against a real Jupyter Kernel Gateway (kernels started through its REST API)."""

@@ -1,0 +1,181 @@
+"""Replicas: several servers on one gateway serve the same sessions, with no sticky routing."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastmcp import Client
+
+from tests.gateway.conftest import Replicas
+from tests.gateway.kernel_gateway import free_port
+from tests.helpers import run, tool_error
+
+COMMAND = str(Path(sys.executable).parent / "python-mcp-server")
+
+
+async def call(client: Client[Any], tool: str, **arguments: Any) -> dict[str, Any]:
+    result = await client.call_tool(tool, arguments)
+    assert result.structured_content is not None
+    return dict(result.structured_content)
+
+
+async def test_set_through_a_read_through_b_delete_through_b(replicas: Replicas) -> None:
+    a, b = await replicas.open(), await replicas.open()
+    await call(a, "create_session", session_id="shared")
+    await run(a, "answer = 41", session_id="shared")
+    data = await run(b, "answer + 1", session_id="shared")
+    assert data["result"] == "42"
+    await run(b, "answer = 'from b'", session_id="shared")
+    assert (await run(a, "answer", session_id="shared"))["result"] == "'from b'"
+
+    await call(b, "delete_session", session_id="shared")
+    assert replicas.gateway.kernel(replicas.kernel_id("shared")) is None
+    text = await tool_error(a, "run_python_code", {"code": "answer", "session_id": "shared"})
+    assert text.startswith("SESSION_NOT_FOUND:")
+    text = await tool_error(b, "run_python_code", {"code": "answer", "session_id": "shared"})
+    assert text.startswith("SESSION_NOT_FOUND:")
+    listed = await call(a, "list_sessions")
+    assert "shared" not in {s["session_id"] for s in listed["sessions"]}
+
+
+async def test_default_session_and_names_are_shared(replicas: Replicas) -> None:
+    a, b = await replicas.open(), await replicas.open()
+    await run(a, "seen = 'default via a'")
+    assert (await run(b, "seen"))["result"] == "'default via a'"
+    await call(a, "create_session", session_id="one")
+    text = await tool_error(b, "create_session", {"session_id": "one"})
+    assert text.startswith("SESSION_EXISTS:")
+    switched = await call(b, "switch_session", session_id="one")
+    assert switched["action"] == "switched"
+    await run(b, "where = 'one'")
+    assert (await run(a, "where", session_id="one"))["result"] == "'one'"
+
+
+async def test_restart_through_a_is_followed_not_repeated_by_b(replicas: Replicas) -> None:
+    a, b = await replicas.open(), await replicas.open()
+    await run(a, "old = 1")
+    assert (await run(b, "old"))["result"] == "1"
+    await call(a, "restart_kernel")
+    await run(a, "new = 2")
+    # B's first call learns that its kernel was restarted (its own code is not re-run) ...
+    data = await run(b, "new")
+    assert data["status"] == "error"
+    assert data["error"]["code"] == "KERNEL_DIED"
+    assert "restarted" in data["error"]["evalue"]
+    # ... and B attached to the restarted kernel instead of restarting it once more.
+    assert (await run(b, "new, 'old' in dir()"))["result"] == "(2, False)"
+
+
+async def test_interrupt_through_b_stops_code_running_through_a(replicas: Replicas) -> None:
+    a, b = await replicas.open(), await replicas.open()
+    await run(a, "kept = 'yes'")
+    code = "import time\nprint('running', flush=True)\nwhile True: time.sleep(0.05)"
+    running = asyncio.create_task(run(a, code, timeout=120))
+    kernel = replicas.kernel_id("default")
+    for _ in range(300):
+        model = replicas.gateway.kernel(kernel)
+        if model is not None and model["execution_state"] == "busy":
+            break
+        await asyncio.sleep(0.05)
+    interrupted = await call(b, "interrupt_kernel")
+    assert interrupted["action"] == "interrupted"
+    data = await running
+    assert data["status"] == "error"
+    assert data["error"]["ename"] == "KeyboardInterrupt"
+    assert (await run(b, "kept"))["result"] == "'yes'"
+
+
+async def test_a_stopped_server_leaves_its_sessions_to_the_others(replicas: Replicas) -> None:
+    a = await replicas.open()
+    await run(a, "survives = 'yes'")
+    await replicas.close(a)
+    assert replicas.gateway.kernel(replicas.kernel_id("default")) is not None
+    c = await replicas.open()
+    assert (await run(c, "survives"))["result"] == "'yes'"
+
+
+class ServerProcess:
+    """The python-mcp-server command on a free port, pointed at the gateway."""
+
+    def __init__(self, replicas: Replicas, state: Path) -> None:
+        self.port = free_port()
+        env = {
+            **os.environ,
+            "MCP_GATEWAY_TOKEN": replicas.gateway.token,
+            "MCP_GATEWAY_NAMESPACE": replicas.namespace,
+        }
+        self.process = subprocess.Popen(
+            [
+                COMMAND,
+                "--port",
+                str(self.port),
+                "--workspace-dir",
+                str(replicas.gateway.workspace),
+                "--state-dir",
+                str(state),
+                "--gateway-url",
+                replicas.gateway.url,
+                "--log-level",
+                "WARNING",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+        )
+        self.url = f"http://127.0.0.1:{self.port}/mcp"
+
+    def stop(self) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise
+
+
+@pytest.fixture
+def two_processes(replicas: Replicas, tmp_path: Path) -> Iterator[list[ServerProcess]]:
+    servers = [ServerProcess(replicas, tmp_path / f"state-{n}") for n in range(2)]
+    try:
+        yield servers
+    finally:
+        codes = [server.stop() for server in servers]
+        assert codes == [0, 0], f"servers exited with {codes}"
+
+
+async def connect(server: ServerProcess) -> Client[Any]:
+    for _ in range(300):
+        client: Client[Any] = Client(server.url)
+        try:
+            await client.__aenter__()
+            return client
+        except Exception:
+            if server.process.poll() is not None:
+                raise
+            await asyncio.sleep(0.1)
+    raise TimeoutError(f"server on port {server.port} did not answer")
+
+
+async def test_two_server_processes_share_sessions(
+    replicas: Replicas, two_processes: list[ServerProcess]
+) -> None:
+    a, b = [await connect(server) for server in two_processes]
+    try:
+        await call(a, "create_session", session_id="over-http")
+        await run(a, "total = 40", session_id="over-http")
+        assert (await run(b, "total + 2", session_id="over-http"))["result"] == "42"
+        await call(b, "delete_session", session_id="over-http")
+        text = await tool_error(a, "run_python_code", {"code": "1", "session_id": "over-http"})
+        assert text.startswith("SESSION_NOT_FOUND:")
+        assert replicas.gateway.kernel(replicas.kernel_id("over-http")) is None
+    finally:
+        for client in (a, b):
+            await client.__aexit__(None, None, None)

@@ -1,0 +1,168 @@
+"""The bubblewrap launcher's command line, the start-up probe and per-kernel cgroups."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from python_mcp_server.infra.kernels.base import KernelLaunchRequest
+from python_mcp_server.infra.kernels.cgroups import PidsCgroups
+from python_mcp_server.infra.kernels.limits import MIB, ResourceLimits, bootstrap_source
+from python_mcp_server.infra.kernels.sandbox import (
+    BwrapLauncher,
+    SandboxConfig,
+    interpreter_roots,
+    probe_bwrap,
+)
+from tests.sandbox_support import require_bwrap
+
+
+def mounts(args: list[str]) -> list[tuple[str, str]]:
+    """(option, path) for every mount option after the root bind, in order."""
+    found = []
+    for index, arg in enumerate(args):
+        if arg in ("--tmpfs", "--bind", "--ro-bind"):
+            found.append((arg, args[index + 1]))
+    return found[1:]  # drop --ro-bind / /
+
+
+@pytest.fixture
+def layout(tmp_path: Path) -> dict[str, Path]:
+    home = tmp_path / "home"
+    workspace = home / "project" / "ws"
+    state = workspace / ".state"
+    venvs = state / "venvs"
+    for folder in (workspace, venvs / "default" / "bin", state / "run"):
+        folder.mkdir(parents=True)
+    return {"home": home, "ws": workspace, "state": state, "venvs": venvs}
+
+
+def launcher(layout: dict[str, Path], network: str = "allow") -> BwrapLauncher:
+    config = SandboxConfig(
+        network=network,  # type: ignore[arg-type]
+        hidden_paths=(layout["home"], layout["state"], layout["venvs"]),
+        venvs_dir=layout["venvs"],
+        readable_paths=(Path(sys.prefix),),
+    )
+    return BwrapLauncher(layout["state"], ResourceLimits(), config)
+
+
+def close(*launchers: BwrapLauncher) -> None:
+    for item in launchers:
+        asyncio.run(item.aclose())
+
+
+def request(layout: dict[str, Path], python: str) -> KernelLaunchRequest:
+    return KernelLaunchRequest(
+        python=python, cwd=layout["ws"], env={}, writable_paths=(layout["ws"],)
+    )
+
+
+def test_mounts_hide_parents_before_exposing_children(layout: dict[str, Path]) -> None:
+    sandbox = launcher(layout)
+    python = str(layout["venvs"] / "default" / "bin" / "python")
+    runtime = layout["state"] / "run" / "kabc"
+    runtime.mkdir()
+    plan = mounts(sandbox.bwrap_args(request(layout, python), runtime))
+    real = {k: os.path.realpath(v) for k, v in layout.items()}
+    order = [path for _, path in plan]
+    assert ("--tmpfs", real["home"]) in plan
+    assert ("--bind", real["ws"]) in plan
+    assert ("--tmpfs", real["state"]) in plan
+    assert ("--bind", str(Path(real["venvs"]) / "default")) in plan  # its own env only
+    assert ("--bind", os.path.realpath(runtime)) in plan
+    assert ("--tmpfs", "/tmp") in plan
+    assert ("--tmpfs", "/run") in plan
+    assert order.index(real["home"]) < order.index(real["ws"]) < order.index(real["state"])
+    assert order.index(real["state"]) < order.index(os.path.realpath(runtime))
+    assert order.index(real["state"]) < order.index(str(Path(real["venvs"]) / "default"))
+    close(sandbox)
+
+
+def test_network_deny_adds_a_network_namespace(layout: dict[str, Path]) -> None:
+    allow, deny = launcher(layout, "allow"), launcher(layout, "deny")
+    runtime = layout["state"] / "run"
+    assert "--unshare-net" not in allow.bwrap_args(request(layout, sys.executable), runtime)
+    args = deny.bwrap_args(request(layout, sys.executable), runtime)
+    assert "--unshare-net" in args
+    for flag in ("--unshare-pid", "--unshare-user", "--disable-userns", "--die-with-parent"):
+        assert flag in args
+    assert args[args.index("--cap-drop") + 1] == "ALL"
+    close(allow, deny)
+
+
+def test_interpreter_under_a_hidden_home_is_exposed_read_only(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    base = home / ".pyenv" / "versions" / "3.x"
+    (base / "bin").mkdir(parents=True)
+    (base / "bin" / "python3").symlink_to(sys.executable)
+    venv = home / "proj" / ".venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").symlink_to(base / "bin" / "python3")
+    (venv / "pyvenv.cfg").write_text(f"home = {base / 'bin'}\n")
+    roots = interpreter_roots(str(venv / "bin" / "python"))
+    assert Path(os.path.realpath(venv)) in roots
+    assert Path(os.path.realpath(base)) in roots
+    sandbox = BwrapLauncher(
+        tmp_path / "state", ResourceLimits(), SandboxConfig(hidden_paths=(home,))
+    )
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    plan = mounts(
+        sandbox.bwrap_args(
+            KernelLaunchRequest(
+                python=str(venv / "bin" / "python"),
+                cwd=workspace,
+                env={},
+                writable_paths=(workspace,),
+            ),
+            workspace,
+        )
+    )
+    assert ("--tmpfs", os.path.realpath(home)) in plan
+    assert ("--ro-bind", os.path.realpath(venv)) in plan
+    assert ("--ro-bind", os.path.realpath(base)) in plan
+    close(sandbox)
+
+
+def test_bootstrap_sets_limits_then_runs_ipykernel() -> None:
+    source = bootstrap_source(ResourceLimits(memory_bytes=64 * MIB, file_size_bytes=MIB))
+    compile(source, "<bootstrap>", "exec")
+    assert f"(_r.RLIMIT_AS, {64 * MIB})" in source
+    assert f"(_r.RLIMIT_FSIZE, {MIB})" in source
+    assert "RLIMIT_NPROC" not in source
+    assert 'run_module("ipykernel_launcher"' in source
+
+
+def test_probe_works_here_and_reports_a_broken_binary(tmp_path: Path) -> None:
+    require_bwrap()
+    assert probe_bwrap("bwrap", "deny") is None
+    fake = tmp_path / "bwrap"
+    fake.write_text("#!/bin/sh\necho 'bwrap: No permissions to create new namespace' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    assert probe_bwrap(str(fake), "allow") == (
+        "bubblewrap does not work here: bwrap: No permissions to create new namespace"
+    )
+    assert (probe_bwrap(str(tmp_path / "missing"), "allow") or "").startswith(
+        "bubblewrap could not run"
+    )
+
+
+def test_kernel_cgroup_limits_and_is_removed() -> None:
+    cgroups = PidsCgroups.find()
+    if cgroups is None:
+        pytest.skip("no writable cgroup pids controller (the process limit uses RLIMIT_NPROC)")
+    folder = cgroups.for_kernel("ktest", 40)
+    try:
+        assert (folder / "pids.max").read_text().strip() == "40"
+        assert folder.parent == cgroups.base
+        assert cgroups.base.name.startswith(f"python-mcp-server-{os.getpid()}-")
+    finally:
+        PidsCgroups.remove(folder)
+        cgroups.close()
+    assert not folder.exists()
+    assert not cgroups.base.exists()
