@@ -101,6 +101,11 @@ async def measure(rounds: int) -> dict[str, float]:
         async def monitor_round() -> None:
             await services.health.check_all()
 
+        entry = (await services.history.query(limit=1))[0][0]
+
+        async def record() -> None:
+            await services.history.record(entry)
+
         return {
             "run 1+1, history + audit on (default)": run,
             "get_execution_history(limit=20)": await timed(rounds, query),
@@ -110,6 +115,7 @@ async def measure(rounds: int) -> dict[str, float]:
             "get_kernel_health": await timed(rounds, health),
             "health_check": await timed(rounds, report),
             "one monitor round, 1 session": await timed(rounds, monitor_round),
+            "history write alone (HistoryStore.record)": await timed(rounds, record),
         }
 
     async def snapshots(client: Client[Any], _services: Any) -> dict[str, float]:

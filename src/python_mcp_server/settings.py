@@ -185,8 +185,9 @@ class Settings(BaseSettings):
     max_kernel_processes: int = Field(
         256,
         ge=16,
-        description="Processes and threads per sandboxed kernel (RLIMIT_NPROC inside the "
-        "sandbox's user namespace; not enforceable without the sandbox).",
+        description="Processes and threads per sandboxed kernel (a cgroup pids.max when the "
+        "server may create cgroups, else RLIMIT_NPROC in the sandbox's user namespace; not "
+        "enforced without the sandbox).",
     )
     auth_token: str | None = Field(
         None, description="Bearer token required on /mcp and the file routes."

@@ -14,7 +14,7 @@ from python_mcp_server.core.private_eval import probe_expression, unrepr
     "answer",
     [
         {"kept": ["a"], "not_kept": [["g", "cannot pickle 'generator' object"]]},
-        {"text": 'quotes " and \' and back\\slash and \n newline and ü and \x00'},
+        {"text": "quotes \" and ' and back\\slash and \n newline and ü and \x00"},
         {"payload": "QUJD" * 10_000},
     ],
 )

@@ -83,7 +83,11 @@ def test_request_body_limit(start_server: StartServer) -> None:
         assert response.status_code == 413
         assert response.json()["error"]["code"] == "REQUEST_TOO_LARGE"
 
-        def chunks() -> Any:
+        def chunks() -> Any:  # a well-formed start, then more than the limit
+            yield (
+                b'--b0undary\r\nContent-Disposition: form-data; name="file"; '
+                b'filename="big.bin"\r\nContent-Type: application/octet-stream\r\n\r\n'
+            )
             for _ in range(8):
                 yield b"y" * 1024
 
@@ -95,6 +99,7 @@ def test_request_body_limit(start_server: StartServer) -> None:
                 path, content=chunks(), headers={**MCP_HEADERS, "Content-Type": kind}
             )
             assert streamed.status_code == 413, (path, streamed.text)
+        assert not (server.workspace / "uploads" / "big.bin").exists()
         assert initialize(http).status_code == 200  # and the server carries on
 
 

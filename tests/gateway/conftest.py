@@ -2,7 +2,7 @@
 
 The gateway comes from ``.gateway-venv`` (``.ci/run`` creates it). Without it the tests
 are skipped with the command that creates it, except in CI (``CI`` or
-``MCP_TEST_REQUIRE_GATEWAY=1``), where that is a failure.
+``PMCP_REQUIRE_GATEWAY=1``, which ``.ci/run`` sets), where that is a failure.
 
 Each test gets its own gateway namespace, so its session ids name kernels no other test
 sees. Servers stopping only detach from their sessions (other replicas may use them), so
@@ -36,7 +36,7 @@ from tests.helpers import wait_gone
 
 def gateway_required() -> bool:
     """In CI a missing gateway is a failure, never a skip."""
-    flags = (os.environ.get("CI", ""), os.environ.get("MCP_TEST_REQUIRE_GATEWAY", ""))
+    flags = (os.environ.get("CI", ""), os.environ.get("PMCP_REQUIRE_GATEWAY", ""))
     return any(flag.lower() in {"1", "true", "yes"} for flag in flags)
 
 

@@ -8,6 +8,7 @@ import os
 import signal
 from typing import Any
 
+import pytest
 from fastmcp import Client
 
 from tests.gateway.conftest import Replicas
@@ -163,3 +164,30 @@ async def test_sessions_lifecycle_on_the_gateway(
     assert replicas.gateway.kernel(kernel_id) is None
     text = await tool_error(gateway_client, "delete_session", {"session_id": "work"})
     assert text.startswith("SESSION_NOT_FOUND:")
+
+
+async def test_a_wrong_token_is_a_gateway_error(replicas: Replicas) -> None:
+    client = await replicas.open(gateway_token="not-the-token")
+    text = await tool_error(client, "run_python_code", {"code": "1"})
+    assert text.startswith("GATEWAY_ERROR:")
+    assert "401" in text
+
+
+async def test_server_kernel_variables_go_with_every_start(
+    replicas: Replicas, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KERNEL_PMCP_MARK", "from the server")
+    client = await replicas.open()
+    data = await run(client, "import os\nos.environ['KERNEL_PMCP_MARK']")
+    assert data["result"] == "'from the server'"
+
+
+async def test_health_of_a_gateway_kernel(gateway_client: Client[Any], replicas: Replicas) -> None:
+    await run(gateway_client, "1")
+    health = await call(gateway_client, "get_kernel_health")
+    assert health["status"] == "idle"
+    assert health["pid"] is None
+    probe = await call(gateway_client, "check_kernel_responsiveness")
+    assert probe["responsive"] is True
+    report = await call(gateway_client, "health_check")
+    assert replicas.gateway.token not in str(report)

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastmcp import Client
 
@@ -111,6 +114,8 @@ class ServerProcess:
             **os.environ,
             "MCP_GATEWAY_TOKEN": replicas.gateway.token,
             "MCP_GATEWAY_NAMESPACE": replicas.namespace,
+            # Clients that hold an mcp-session-id then need no sticky routing either.
+            "FASTMCP_STATELESS_HTTP": "true",
         }
         self.process = subprocess.Popen(
             [
@@ -179,3 +184,60 @@ async def test_two_server_processes_share_sessions(
     finally:
         for client in (a, b):
             await client.__aexit__(None, None, None)
+
+
+def rpc(http: httpx.Client, url: str, body: dict[str, Any], headers: dict[str, str]) -> Any:
+    response = http.post(url, json=body, headers=headers)
+    response.raise_for_status()
+    text = response.text
+    if text.startswith("event:") or text.startswith("data:"):
+        text = next(line[5:] for line in text.splitlines() if line.startswith("data:"))
+    return json.loads(text) if text.strip() else None
+
+
+def test_a_round_robin_balancer_needs_no_sticky_routing(
+    two_processes: list[ServerProcess],
+) -> None:
+    """A 2025-06-18 client (mcp-session-id) whose requests alternate between replicas."""
+    urls = [server.url for server in two_processes]
+    headers = {"Accept": "application/json, text/event-stream"}
+    init = {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "round-robin", "version": "1"},
+    }
+    with httpx.Client(timeout=60) as http:
+        for _ in range(300):
+            try:
+                for url in urls:
+                    http.get(url.removesuffix("/mcp") + "/health")
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        reply = rpc(
+            http,
+            urls[0],
+            {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": init},
+            headers,
+        )
+        assert reply["result"]["serverInfo"]["name"] == "python-mcp-server"
+        rpc(http, urls[1], {"jsonrpc": "2.0", "method": "notifications/initialized"}, headers)
+        codes = ["rr = 20", "rr += 1", "rr * 2"]
+        results = []
+        for n, code in enumerate(codes):
+            body = {
+                "jsonrpc": "2.0",
+                "id": 10 + n,
+                "method": "tools/call",
+                "params": {"name": "run_python_code", "arguments": {"code": code}},
+            }
+            reply = rpc(http, urls[n % 2], body, headers)
+            results.append(reply["result"]["structuredContent"]["result"])
+        assert results == [None, None, "42"]
+        body = {
+            "jsonrpc": "2.0",
+            "id": 20,
+            "method": "tools/call",
+            "params": {"name": "delete_session", "arguments": {"session_id": "default"}},
+        }
+        rpc(http, urls[1], body, headers)

@@ -331,6 +331,7 @@ async def test_run_script_in_the_kernel_keeps_variables(client: Client[Any]) -> 
     error = await call(client, "run_script", path=failing["path"], mode="kernel")
     assert error["status"] == "error"
     assert error["error"]["ename"] == "ZeroDivisionError"
+    assert "File scripts/fails.py:1" in "".join(error["error"]["traceback"])
 
 
 async def test_run_script_needs_an_existing_session_and_file(client: Client[Any]) -> None:
@@ -346,5 +347,5 @@ async def test_run_script_needs_an_existing_session_and_file(client: Client[Any]
 async def test_kernels_run_in_the_workspace_with_output_path(
     client: Client[Any], workspace: Path
 ) -> None:
-    result = await run(client, "import os\n(os.getcwd(), os.environ['OUTPUT_PATH'])")
-    assert result["result"] == repr((str(workspace), str(workspace / "outputs")))
+    result = await run(client, "import os\nprint(os.getcwd())\nprint(os.environ['OUTPUT_PATH'])")
+    assert result["stdout"].splitlines() == [str(workspace), str(workspace / "outputs")]

@@ -52,9 +52,12 @@ async def test_kernel_sees_a_read_only_system_and_a_writable_workspace(
         "    print(e.errno)\n"
         "home = os.path.realpath(os.path.expanduser('~'))\n"
         "mounts = [line.split(' - ') for line in open('/proc/self/mountinfo')]\n"
-        "print(os.getpid() < 10, [b.split()[0] for a, b in mounts if a.split()[4] == home])",
+        "print(os.getpid() < 10, [b.split()[0] for a, b in mounts if a.split()[4] == home])\n"
+        "sizes = [os.statvfs(p) for p in ('/tmp', '/dev/shm', home)]\n"
+        "print([s.f_blocks * s.f_frsize // 2**20 for s in sizes])",
     )
-    assert result["stdout"] == "30\nTrue ['tmpfs']\n"  # EROFS; its own pids; an empty home
+    # EROFS; its own pids; an empty home; RAM-backed folders capped (MiB)
+    assert result["stdout"] == "30\nTrue ['tmpfs']\n[256, 256, 128]\n"
     assert (workspace / "from_kernel.txt").read_text() == "hi"
     assert not await anyio.Path("/tmp/private.txt").exists()
     assert not await anyio.Path("/usr/pmcp_escape").exists()

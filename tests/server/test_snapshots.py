@@ -128,3 +128,13 @@ async def test_without_auto_snapshot_a_crash_loses_variables(client: Client[Any]
     assert crash["kernel_restarted"] is True
     assert crash["restored_variables"] is None
     assert (await run(client, "'lost' in dir()"))["result"] == "False"
+
+
+@pytest.mark.parametrize("settings_overrides", [{"auto_snapshot": True}])
+async def test_a_plain_restart_is_not_undone_by_a_later_crash(client: Client[Any]) -> None:
+    await run(client, "before_restart = 1")
+    await restart(client)
+    crash = await run(client, "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)")
+    assert crash["kernel_restarted"] is True
+    assert crash["restored_variables"] is None
+    assert (await run(client, "'before_restart' in dir()"))["result"] == "False"

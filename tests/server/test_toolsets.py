@@ -20,6 +20,7 @@ from python_mcp_server.server.toolsets import (
 )
 from python_mcp_server.settings import Settings
 from tests.e2e.conftest import COMMAND
+from tests.helpers import tool_error
 
 
 def tool_tags(tool: Any) -> set[str]:
@@ -84,6 +85,9 @@ async def test_server_with_two_groups_lists_only_their_tools(
     result = await client.call_tool("run_python_code", {"code": "6 * 7"})
     assert result.structured_content is not None
     assert result.structured_content["result"] == "42"
+    hidden = next(iter(sorted(others)))
+    text = await tool_error(client, hidden, {})
+    assert text == f"INVALID_INPUT: unknown tool {hidden!r}"
 
 
 @pytest.mark.parametrize("settings_overrides", [{"toolsets": "all"}])

@@ -76,6 +76,7 @@ def audit_install(
     duration: float,
     installer: str | None = None,
     session_id: str | None = None,
+    error_code: str | None = None,
 ) -> None:
     """Log one package install (called by the packages service)."""
     _emit(
@@ -87,6 +88,7 @@ def audit_install(
             "duration": round(duration, 6),
             "installer": installer,
             "session_id": session_id,
+            "error": error_code,
         },
     )
 

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-import codecs
 import errno
 import fnmatch
-import mimetypes
 import os
 import shutil
 import stat
@@ -21,6 +19,12 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from python_mcp_server.core.atomic_write import TEMP_PREFIX, AtomicWriter
+from python_mcp_server.core.file_types import (
+    decode_text,
+    entry_type,
+    guess_mime,
+    is_image,
+)
 from python_mcp_server.core.workspace import ResolvedPath, Workspace, os_error
 from python_mcp_server.errors import (
     FileNotFoundInWorkspaceError,
@@ -29,7 +33,6 @@ from python_mcp_server.errors import (
 )
 from python_mcp_server.models.files import (
     DeleteFileResult,
-    EntryType,
     FileEntry,
     FileList,
     FolderStats,
@@ -41,35 +44,6 @@ from python_mcp_server.models.files import (
 MAX_LIST_ENTRIES = 2000
 STANDARD_FOLDERS = ("scripts", "outputs", "uploads")
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-#: Share of replaced characters above which a file is treated as binary.
-_BINARY_REPLACED_SHARE = 0.1
-_TEXT_APPLICATIONS = ("json", "xml", "javascript", "x-sh", "x-python", "yaml", "toml", "sql")
-
-
-def entry_type(mode: int) -> EntryType:
-    if stat.S_ISREG(mode):
-        return "file"
-    if stat.S_ISDIR(mode):
-        return "directory"
-    if stat.S_ISLNK(mode):
-        return "symlink"
-    if stat.S_ISFIFO(mode):
-        return "fifo"
-    if stat.S_ISSOCK(mode):
-        return "socket"
-    return "device"
-
-
-def guess_mime(name: str) -> str:
-    return mimetypes.guess_type(name, strict=False)[0] or "application/octet-stream"
-
-
-def is_image(mime: str) -> bool:
-    return mime.startswith("image/") and mime != "image/svg+xml"
-
-
-def looks_textual(mime: str) -> bool:
-    return mime.startswith("text/") or any(part in mime for part in _TEXT_APPLICATIONS)
 
 
 @dataclass
@@ -193,7 +167,7 @@ class WorkspaceFiles:
         more = offset + len(data) < st.st_size
         mime = guess_mime(target.name)
         base = {"path": target.relative, "size": st.st_size, "offset": offset, "mime_type": mime}
-        text = None if is_image(mime) else self._decode(data, more, mime)
+        text = None if is_image(mime) else decode_text(data, more, mime)
         if text is None:
             return FileContent(
                 result=ReadFileResult(
@@ -226,24 +200,6 @@ class WorkspaceFiles:
                 message="; ".join(notes) or None,
             )
         )
-
-    @staticmethod
-    def _decode(data: bytes, more: bool, mime: str) -> tuple[str, int, int] | None:
-        """(text, bytes used, replacements), or None when the bytes look binary."""
-        if b"\0" in data[:8192] and not looks_textual(mime):
-            return None
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        text = decoder.decode(data, final=not more)
-        pending = len(decoder.getstate()[0])
-        used = len(data) - pending
-        replaced = text.count("\ufffd") - data.count("\ufffd".encode())
-        if (
-            replaced
-            and not looks_textual(mime)
-            and replaced > _BINARY_REPLACED_SHARE * max(len(text), 1)
-        ):
-            return None
-        return text, used, max(replaced, 0)
 
     # --- write / delete --------------------------------------------------------------------
     def write(

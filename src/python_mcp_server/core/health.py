@@ -279,9 +279,10 @@ class HealthMonitor:
     # --- reporting -----------------------------------------------------------------------
     def status(self, session: KernelSession) -> KernelStatus:
         record = self._record(session)
-        if record.recovering:
-            return "starting"
-        if not session.client.is_alive():
+        alive = session.client.is_alive()
+        if record.recovering or (not alive and session.held):
+            return "starting"  # the monitor or an execution is replacing the kernel
+        if not alive:
             return "dead"
         if session.busy:
             return "busy"

@@ -95,10 +95,13 @@ def describe_limits(
             )
     else:
         network = "unrestricted (no sandbox)"
-        warnings.append(
+        warning = (
             "kernels are not sandboxed: they see the whole file system, the network and "
-            "the server's processes; limits are set but code running as root could raise them"
+            "the server's processes"
         )
+        if os.geteuid() == 0:
+            warning += "; they run as root, so they could raise their own limits"
+        warnings.append(warning)
     return KernelLimits(
         sandbox=launcher.name if isinstance(launcher, BwrapLauncher) else "none",
         sandbox_requested=requested,
@@ -134,7 +137,7 @@ class MemoryLimitHook:
         if error is None:
             return
         limit = (
-            f"the kernel's memory limit ({self.memory_limit_mb} MiB, MCP_MAX_MEMORY_MB)"
+            f"the kernel's memory limit of {self.memory_limit_mb} MiB (MCP_MAX_MEMORY_MB)"
             if self.memory_limit_mb
             else "the memory available"
         )
@@ -143,7 +146,7 @@ class MemoryLimitHook:
             note = f"an allocation exceeded {limit}; the session keeps its other variables"
         elif error.code == "KERNEL_DIED" and ran_out_of_memory(error.evalue):
             error.code = MEMORY_LIMIT_EXCEEDED
-            note = f"the kernel ran out of memory ({limit}) and was restarted"
+            note = f"the kernel ran out of memory: an allocation exceeded {limit}"
         else:
             return
         result.message = f"{result.message}; {note}" if result.message else note

@@ -8,11 +8,13 @@ that environment refresh their import caches so new packages import without a re
 from __future__ import annotations
 
 import asyncio
+import time
 
+from python_mcp_server.core.audit import audit_install
 from python_mcp_server.core.environments import EnvironmentManager, refresh_import_caches
 from python_mcp_server.core.requirements import PackageSpec, parse_names, parse_packages
 from python_mcp_server.core.sessions import SessionManager
-from python_mcp_server.errors import InvalidInputError
+from python_mcp_server.errors import InvalidInputError, ServerError
 from python_mcp_server.models.packages import InstallResult, PackageList, UninstallResult
 
 
@@ -61,7 +63,26 @@ class PackageService:
     ) -> InstallResult:
         """Install validated specifiers into environment ``name`` and refresh its kernels."""
         target = self.environments.target(name)
-        result = await self.environments.installer.install(target, specs, upgrade=upgrade)
+        started = time.perf_counter()
+        texts = [spec.text for spec in specs]
+        try:
+            result = await self.environments.installer.install(target, specs, upgrade=upgrade)
+        except ServerError as exc:
+            audit_install(
+                packages=texts,
+                venv_name=name,
+                status="error",
+                error_code=exc.code.value,
+                duration=time.perf_counter() - started,
+            )
+            raise
+        audit_install(
+            packages=texts,
+            venv_name=name,
+            status="ok",
+            duration=time.perf_counter() - started,
+            installer=result.installer,
+        )
         if result.changes:
             self.environments.changed(name)
             result.sessions_refreshed = await refresh_import_caches(

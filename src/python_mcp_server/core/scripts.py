@@ -157,7 +157,7 @@ class ScriptRunner:
         target = workspace.resolve(path)
         fd, _ = workspace.open_file(target)  # a regular, singly linked file in the workspace
         os.close(fd)
-        if mode == "kernel":
+        if mode == "kernel":  # absolute: the kernel's code may have changed its folder
             return await self._run_in_kernel(
                 target.relative, arguments, input_data, timeout, session_id
             )
@@ -179,24 +179,33 @@ class ScriptRunner:
     ) -> ScriptResult:
         lines = input_data.splitlines() if input_data is not None else None
         request = ExecutionRequest(
-            code=kernel_run_code(path, args),
+            code=kernel_run_code(str(self._files.workspace.root / path), args),
             session_id=session_id,
             timeout=timeout,
             input_data=lines,
         )
         outcome = await self._execution.run(request)
         result = outcome.result
+        error = result.error
+        if error is not None:  # %run shows the script's exception; the cell itself succeeds
+            root = f"{self._files.workspace.root}/"
+            error = error.model_copy(
+                update={
+                    "evalue": error.evalue.replace(root, ""),
+                    "traceback": [line.replace(root, "") for line in error.traceback],
+                }
+            )
         return ScriptResult(
             path=path,
             mode="kernel",
-            status=result.status,
+            status="error" if error is not None and result.status == "ok" else result.status,
             stdout=result.stdout,
             stderr=result.stderr,
             timed_out=result.status == "timeout",
             new_files=result.new_files,
             execution_time=result.execution_time,
             session_id=result.session_id,
-            error=result.error,
+            error=error,
             truncated=result.truncated,
             stdout_path=result.stdout_path,
             stderr_path=result.stderr_path,

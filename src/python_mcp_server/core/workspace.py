@@ -192,7 +192,7 @@ class Workspace:
 
         With ``create``, missing folders are made. The caller closes the descriptor.
         """
-        fd = os.open(self._root_text, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        fd = os.open(self._root_text, _DIR_FLAGS)
         try:
             for part in parts:
                 try:

@@ -125,18 +125,7 @@ MEANINGS: dict[str, tuple[str, str]] = {
         "<MCP_AUTH_TOKEN>` (HTTP 401).",
     ),
     "FORBIDDEN_ORIGIN": (
-        "The request came from a browser origin, or named a host, the server does not allow.",
-        "HTTP requests whose `Origin` header is neither a loopback origin nor listed in "
-        "`MCP_ALLOWED_ORIGINS`, or, on a loopback-bound server, whose `Host` header is not "
-        "a loopback name (DNS rebinding) (HTTP 403). See [Security](security.md).",
-    ),
-    "REQUEST_TOO_LARGE": (
-        "The HTTP request body is larger than the server accepts.",
-        "Any HTTP route, when the body exceeds `MCP_MAX_REQUEST_BYTES` (HTTP 413).",
-    ),
-    "FORBIDDEN_ORIGIN": (
-        "The HTTP request came from a browser origin (or a Host name) the server does not "
-        "allow.",
+        "The HTTP request came from a browser origin (or a Host name) the server does not allow.",
         "Any route, HTTP 403: an `Origin` header that is neither a loopback origin nor in "
         "`MCP_ALLOWED_ORIGINS`, or, on a loopback-bound server, a `Host` header that does not "
         "name loopback (a DNS-rebinding page). Requests without `Origin` pass.",
@@ -168,13 +157,16 @@ tool error: a result with `isError: true` whose text starts with a stable code a
 for example `SESSION_NOT_FOUND: no session 'analysis'; ...`. Match on the code, not on the
 message. Failures of *user code* are not tool errors: `run_python_code` returns status
 `error` (or `timeout`) with the exception, and only some of them carry a code in
-`error.code` (`KERNEL_DIED`, `MEMORY_LIMIT_EXCEEDED`, `EXECUTION_TIMEOUT`).
+`error.code` (`KERNEL_DIED`, `MEMORY_LIMIT_EXCEEDED`, `EXECUTION_TIMEOUT`). HTTP-level
+refusals (a missing token, a forbidden origin, a body too large) and the file routes answer
+with an HTTP status and `{"error": {"code": ..., "message": ...}}` carrying the same codes.
 
 ```python
-result = await client.call_tool("run_python_code", {"code": "1", "session_id": "nope"},
-                                raise_on_error=False)
+result = await client.call_tool(
+    "run_python_code", {"code": "1", "session_id": "nope"}, raise_on_error=False
+)
 assert result.is_error
-code = result.content[0].text.split(":", 1)[0]   # "SESSION_NOT_FOUND"
+code = result.content[0].text.split(":", 1)[0]  # "SESSION_NOT_FOUND"
 ```
 """
 

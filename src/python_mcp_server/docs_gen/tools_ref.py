@@ -18,7 +18,11 @@ ToolSchema = dict[str, Any]
 
 #: One line per group, and the page that explains it.
 GROUP_INTRO: dict[str, tuple[str, str | None]] = {
-    "execution": ("Run Python in a session's kernel.", "../sessions.md"),
+    "execution": (
+        "Run Python in a session's kernel, and look into it: completion, documentation, "
+        "variables (see also [introspection](../introspection.md)).",
+        "../sessions.md",
+    ),
     "sessions": ("Create, switch, list, restart, interrupt and end sessions.", "../sessions.md"),
     "files": ("Read and write the workspace; save and run scripts.", "../workspace.md"),
     "packages": ("Install, uninstall and list packages.", "../packages.md"),
@@ -200,6 +204,9 @@ def schema_type(prop: dict[str, Any]) -> str:
 
 def _description(prop: dict[str, Any]) -> str:
     text = str(prop.get("description", ""))
+    if not text:  # an optional object: its own description sits on the object variant
+        variants = prop.get("anyOf", prop.get("oneOf", []))
+        text = next((str(v["description"]) for v in variants if v.get("description")), "")
     limits = []
     for key, word in (
         ("minimum", "≥"),

@@ -13,9 +13,11 @@ import asyncio
 import contextlib
 import os
 import signal
+import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import psutil
 
@@ -35,7 +37,6 @@ class ProcessExit:
 
 def kill_process_tree(pid: int) -> None:
     """SIGKILL a process group leader, its group and every descendant still found."""
-    os.kill(pid, signal.SIGKILL); return
     descendants: list[psutil.Process] = []
     with contextlib.suppress(psutil.Error):
         descendants = psutil.Process(pid).children(recursive=True)
@@ -46,22 +47,71 @@ def kill_process_tree(pid: int) -> None:
             child.kill()
 
 
-async def _pump(reader: asyncio.StreamReader | None, sink: Sink) -> None:
-    if reader is None:
+def _feed(stdin: IO[bytes] | None, data: bytes | None) -> None:
+    """Write stdin in a thread: a script that never reads it must not block the server."""
+    if stdin is None:
         return
-    while chunk := await reader.read(65536):
-        sink(chunk)
-
-
-async def _feed(writer: asyncio.StreamWriter | None, data: bytes | None) -> None:
-    if writer is None:
-        return
-    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError, OSError):
         if data:
-            writer.write(data)
-            await writer.drain()
-        writer.close()
-        await writer.wait_closed()
+            stdin.write(data)
+        stdin.close()
+
+
+class _Reader:
+    """Reads a pipe from the event loop as data arrives; ``eof`` completes at end of file."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, pipe: IO[bytes], sink: Sink) -> None:
+        self._loop = loop
+        self._pipe = pipe
+        self._fd = pipe.fileno()
+        self._sink = sink
+        self.eof: asyncio.Future[None] = loop.create_future()
+        os.set_blocking(self._fd, False)
+        loop.add_reader(self._fd, self._ready)
+
+    def _ready(self) -> None:
+        try:
+            data = os.read(self._fd, 65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if data:
+            self._sink(data)
+        else:
+            self.close()
+
+    def close(self) -> None:
+        if not self.eof.done():
+            self._loop.remove_reader(self._fd)
+            self.eof.set_result(None)
+            self._pipe.close()
+
+
+def _spawn(
+    argv: list[str], cwd: Path, env: dict[str, str], with_stdin: bool
+) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        argv,
+        cwd=str(cwd),
+        env=env,
+        stdin=subprocess.PIPE if with_stdin else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        close_fds=True,
+    )
+
+
+def _kill_spawned(spawn: asyncio.Future[subprocess.Popen[bytes]]) -> None:
+    """A process started for a call that was cancelled meanwhile: end it."""
+    if not spawn.cancelled() and spawn.exception() is None:
+        process = spawn.result()
+        kill_process_tree(process.pid)
+        process.wait()
+        for pipe in (process.stdin, process.stdout, process.stderr):
+            if pipe is not None:
+                pipe.close()
 
 
 async def run_process(
@@ -74,35 +124,35 @@ async def run_process(
     on_stdout: Sink,
     on_stderr: Sink,
 ) -> ProcessExit:
-    """Run ``argv`` to completion or ``timeout``; output goes to the sinks as it comes."""
-    process = await asyncio.create_subprocess_exec(
-        *argv,
-        cwd=str(cwd),
-        env=dict(env),
-        stdin=asyncio.subprocess.PIPE if stdin_data is not None else asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        start_new_session=True,
+    """Run ``argv`` to completion or ``timeout``; output goes to the sinks as it comes.
+
+    The exit is awaited with ``waitpid`` (in a thread), not through the pipes: a
+    grandchild that escaped and still holds them cannot keep the call waiting.
+    """
+    spawn = asyncio.ensure_future(
+        asyncio.to_thread(_spawn, list(argv), cwd, dict(env), stdin_data is not None)
     )
-    pumps = asyncio.gather(
-        _pump(process.stdout, on_stdout),
-        _pump(process.stderr, on_stderr),
-        _feed(process.stdin, stdin_data),
-    )
+    try:
+        process: subprocess.Popen[bytes] = await asyncio.shield(spawn)
+    except asyncio.CancelledError:
+        spawn.add_done_callback(_kill_spawned)
+        raise
+    loop = asyncio.get_running_loop()
+    assert process.stdout is not None
+    assert process.stderr is not None
+    readers = [_Reader(loop, process.stdout, on_stdout), _Reader(loop, process.stderr, on_stderr)]
+    feeder = asyncio.ensure_future(asyncio.to_thread(_feed, process.stdin, stdin_data))
+    exited = asyncio.ensure_future(asyncio.to_thread(process.wait))
     timed_out = False
     try:
         try:
-            await asyncio.wait_for(process.wait(), timeout)
+            await asyncio.wait_for(asyncio.shield(exited), timeout)
         except asyncio.TimeoutError:
             timed_out = True
     finally:
         kill_process_tree(process.pid)
-        with contextlib.suppress(ProcessLookupError):
-            await asyncio.shield(process.wait())
-        try:
-            await asyncio.wait_for(asyncio.shield(pumps), PIPE_GRACE)
-        except (asyncio.TimeoutError, asyncio.CancelledError):
-            pumps.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await pumps
+        await asyncio.shield(exited)
+        await asyncio.wait([*(r.eof for r in readers), feeder], timeout=PIPE_GRACE)
+        for reader in readers:
+            reader.close()
     return ProcessExit(returncode=process.returncode, timed_out=timed_out)

@@ -15,11 +15,11 @@ from urllib.parse import quote
 import anyio
 from fastmcp import FastMCP
 from starlette.background import BackgroundTask
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from python_mcp_server.core.files import WorkspaceFiles
-from python_mcp_server.errors import ErrorCode, FileTooLargeError, ServerError
+from python_mcp_server.errors import ErrorCode, FileTooLargeError, InvalidInputError, ServerError
 from python_mcp_server.models.files import UploadResult
 from python_mcp_server.server.services import Services
 from python_mcp_server.server.upload_parser import UploadParser
@@ -89,6 +89,8 @@ def upload_handler(files: WorkspaceFiles) -> Handler:
             result = await anyio.to_thread.run_sync(commit)
         except ServerError as exc:
             return error_response(exc)
+        except ClientDisconnect:
+            return error_response(InvalidInputError("the client went away during the upload"))
         finally:
             if parser is not None:
                 parser.abort()

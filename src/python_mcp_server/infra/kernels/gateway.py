@@ -25,7 +25,7 @@ import hashlib
 import logging
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import httpx
@@ -62,6 +62,9 @@ class GatewayConfig:
     namespace: str
     request_timeout: float = 30.0
     start_timeout: float = 60.0
+    #: ``KERNEL_*`` variables sent with every start (from the server's environment, as
+    #: jupyter_server's gateway client does): Enterprise Gateway's kernel image, volumes...
+    kernel_env: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def websocket_url(self) -> str:
@@ -212,6 +215,9 @@ class GatewayKernel(LaunchedKernel):
         except GatewayError as exc:
             self._end("lost", f"{reason}; {exc.message}")
             return
+        except Exception as exc:  # e.g. the launcher closed while checking
+            self._end("lost", f"{reason}; {exc!r}")
+            return
         if response.status_code == 404:
             self._end("deleted", "the kernel no longer exists on the gateway")
         else:
@@ -242,21 +248,27 @@ class GatewayKernel(LaunchedKernel):
         if self._fate in ("restarted", "deleted", "killed"):
             return True  # already fresh, or gone: finding it again tells which
         self._acting = True
-        if self._fate == "dead":  # the gateway gave up: start the same id anew
+        try:
+            gone = await self._restart()
+        except BaseException:
+            self._acting = False  # still this server's view of the kernel: keep listening
+            raise
+        if gone:
+            self._end("deleted", "the kernel no longer exists on the gateway")
+        else:
+            self._end("restarted", "the kernel was restarted")
+        return True
+
+    async def _restart(self) -> bool:
+        """Restart through REST; True when the kernel no longer exists."""
+        timeout = self._api.config.start_timeout
+        if self._fate == "dead":  # the gateway gave up on it: it may be gone from its map
             response = await self._api.request("GET", self.path)
             if response.status_code == 404:
-                await self._api.request(
-                    "POST", "/api/kernels", json=self._start, timeout=self._api.config.start_timeout
-                )
-        else:
-            response = await self._api.request(
-                "POST", f"{self.path}/restart", timeout=self._api.config.start_timeout
-            )
-            if response.status_code == 404:
-                self._end("deleted", "the kernel no longer exists on the gateway")
-                return True
-        self._end("restarted", "the kernel was restarted")
-        return True
+                await self._api.request("POST", "/api/kernels", json=self._start, timeout=timeout)
+                return False
+        response = await self._api.request("POST", f"{self.path}/restart", timeout=timeout)
+        return response.status_code == 404
 
 
 def start_body(kernel_id: str, session_id: str, env: Mapping[str, str]) -> dict[str, Any]:
@@ -306,10 +318,15 @@ class GatewayLauncher(KernelLauncher):
         kept["KERNEL_WORKING_DIR"] = working_dir
         return kept
 
+    def start_body(self, session_id: str, env: Mapping[str, str]) -> dict[str, Any]:
+        return start_body(
+            self.kernel_id_for(session_id), session_id, {**self.config.kernel_env, **env}
+        )
+
     async def launch(self, request: KernelLaunchRequest) -> LaunchedKernel:
         session_id = request.label
         kernel_id = self.kernel_id_for(session_id)
-        body = start_body(kernel_id, session_id, self.kernel_env(request))
+        body = self.start_body(session_id, self.kernel_env(request))
         response = await self._api.request(
             "POST", "/api/kernels", json=body, timeout=self.config.start_timeout
         )
@@ -332,7 +349,7 @@ class GatewayLauncher(KernelLauncher):
         response = await self._api.request("GET", f"/api/kernels/{kernel_id}")
         if response.status_code == 404:
             return None
-        body = start_body(kernel_id, session_id, self._default_env)
+        body = self.start_body(session_id, self._default_env)
         return GatewayKernel(self._api, kernel_id, session_id, body)
 
     async def aclose(self) -> None:

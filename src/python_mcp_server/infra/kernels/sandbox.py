@@ -58,6 +58,9 @@ ISOLATION_ARGS: tuple[str, ...] = (
 
 #: Folders under /run a sandboxed program may still need (DNS through systemd-resolved).
 RUN_REEXPOSED = (Path("/run/systemd/resolve"),)
+#: Size cap of the empty folders laid over hidden ones (home, state, /run), MiB: tmpfs
+#: lives in RAM, so what a kernel writes there must stay small.
+HIDDEN_SIZE_MB = 128
 
 _HIDE, _READ_ONLY, _WRITABLE = 0, 1, 2
 
@@ -74,7 +77,7 @@ class SandboxConfig:
     #: Folders kernels must read even inside a hidden one (the server's own Python, whose
     #: site-packages the environments link to).
     readable_paths: tuple[Path, ...] = ()
-    #: Size cap of the private /tmp, MiB.
+    #: Size cap of the private /tmp and /dev/shm, MiB.
     tmp_size_mb: int = 512
     bwrap: str = "bwrap"
 
@@ -170,11 +173,14 @@ class BwrapLauncher(LimitedLauncher):
         args = list(ISOLATION_ARGS)
         if self.config.network == "deny":
             args.append("--unshare-net")
+        scratch = str(self.config.tmp_size_mb * MIB)
         args += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+        args += ["--size", scratch, "--tmpfs", "/dev/shm"]
         for mount in self._mounts(request, runtime_dir):
             if mount.kind == _HIDE:
-                size = self.config.tmp_size_mb * MIB
-                args += ["--size", str(size), "--tmpfs", str(mount.path)]
+                small = str(min(self.config.tmp_size_mb, HIDDEN_SIZE_MB) * MIB)
+                size = scratch if mount.path == Path("/tmp") else small
+                args += ["--size", size, "--tmpfs", str(mount.path)]
             elif mount.kind == _READ_ONLY:
                 args += ["--ro-bind", str(mount.path), str(mount.path)]
             else:
@@ -207,7 +213,8 @@ class BwrapLauncher(LimitedLauncher):
         if self.config.venvs_dir is None:
             return None
         venvs = _resolved(self.config.venvs_dir)
-        exe = Path(os.path.abspath(python))
+        exe = Path(python)
+        exe = _resolved(exe.parent) / exe.name  # the folder resolved, not the symlinked binary
         if venvs not in exe.parents:
             return None
         return venvs / exe.relative_to(venvs).parts[0]

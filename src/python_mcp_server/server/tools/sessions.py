@@ -131,6 +131,7 @@ def register(mcp: FastMCP, services: Services) -> None:
         session = await manager.lookup(session_id)
         if not preserve_state:
             await session.restart()
+            services.snapshots.forget(session.session_id)  # a crash must not undo the clear
             return SessionAction(
                 session_id=session.session_id,
                 action="restarted",

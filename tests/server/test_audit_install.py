@@ -1,0 +1,32 @@
+"""One audit line per package install, ok or failed, from real uv installs of local wheels."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+from fastmcp import Client
+
+from tests.helpers import tool_error
+from tests.wheels import build_test_wheels
+
+
+@pytest.fixture
+def settings_overrides(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return dict(build_test_wheels(tmp_path_factory.mktemp("wheels")))
+
+
+async def test_install_audit_lines(client: Client[Any], caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="python_mcp_server.audit")
+    await client.call_tool("install_dependencies", {"packages": "pmcp-tiny==1.0"})
+    text = await tool_error(client, "install_dependencies", {"packages": "pmcp-no-such-package"})
+    assert text.startswith("PACKAGE_INSTALLATION_ERROR:")
+    lines = [r for r in caplog.records if r.name == "python_mcp_server.audit"]
+    assert [line.audit["event"] for line in lines] == ["install", "install"]  # type: ignore[attr-defined]
+    ok, failed = (line.getMessage() for line in lines)
+    assert ok.startswith("install packages=pmcp-tiny==1.0 venv_name=default status=ok")
+    assert "installer=uv" in ok
+    assert failed.startswith("install packages=pmcp-no-such-package venv_name=default")
+    assert "status=error" in failed
+    assert "error=PACKAGE_INSTALLATION_ERROR" in failed
