@@ -40,15 +40,28 @@ KERNEL_ARGS: tuple[str, ...] = (
 IPC_CHANNELS = ("shell", "iopub", "stdin", "control", "hb")
 
 
+#: Lines ipykernel prints at start that say nothing about why it ended.
+_NOISE = ("--existing", "To connect another client", "jupyter <app> --existing")
+
+
 def describe_exit(returncode: int | None, log_tail: str) -> str:
-    """Turn a return code (negative: a signal) and the kernel's last words into a reason."""
+    """Turn a return code and the kernel's last words into a reason.
+
+    A negative code is a signal; 129-192 is a signal too when a wrapper (bwrap, a shell)
+    reports its child's death the shell way.
+    """
+    signum: int | None = None
+    if returncode is not None and returncode < 0:
+        signum = -returncode
+    elif returncode is not None and 128 < returncode <= 192:
+        signum = returncode - 128
     if returncode is None:
         reason = "the kernel process ended"
-    elif returncode < 0:
+    elif signum is not None:
         try:
-            name = signal.Signals(-returncode).name
+            name = signal.Signals(signum).name
         except ValueError:
-            name = f"signal {-returncode}"
+            name = f"signal {signum}"
         reason = f"the kernel process was killed by {name}"
         if name == "SIGKILL":
             reason += " (killed from outside, or out of memory)"
@@ -56,9 +69,13 @@ def describe_exit(returncode: int | None, log_tail: str) -> str:
             reason += " (segmentation fault)"
     else:
         reason = f"the kernel process exited with code {returncode}"
-    tail = log_tail.strip().splitlines()[-3:]
-    if tail:
-        reason += ": " + " | ".join(line.strip() for line in tail)
+    lines = [
+        line.strip()
+        for line in log_tail.strip().splitlines()
+        if line.strip() and not any(noise in line for noise in _NOISE)
+    ]
+    if lines:
+        reason += ": " + " | ".join(lines[-3:])
     return reason
 
 
