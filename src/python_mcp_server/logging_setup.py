@@ -26,6 +26,26 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(payload)
 
 
+class ExpectedToolErrorFilter(logging.Filter):
+    """Drops fastmcp's traceback for tool calls refused on purpose (a ``ServerError``).
+
+    Refusals such as PATH_OUTSIDE_WORKSPACE are answers, not faults; the error middleware
+    logs the unexpected ones itself.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from python_mcp_server.errors import ServerError
+
+        if not record.getMessage().startswith("Error calling tool"):
+            return True
+        error = record.exc_info[1] if record.exc_info else None
+        while error is not None:
+            if isinstance(error, ServerError):
+                return False
+            error = error.__cause__ or error.__context__
+        return True
+
+
 def configure_logging(level: str, fmt: str) -> None:
     """Send every log line to stderr in the chosen format."""
     handler = logging.StreamHandler(sys.stderr)
@@ -38,5 +58,6 @@ def configure_logging(level: str, fmt: str) -> None:
     root.setLevel(level)
     # Library chatter stays at WARNING unless we debug.
     quiet = logging.WARNING if level != "DEBUG" else logging.DEBUG
+    logging.getLogger("fastmcp.server.server").addFilter(ExpectedToolErrorFilter())
     for name in ("fastmcp", "mcp", "uvicorn.access", "httpx", "traitlets"):
         logging.getLogger(name).setLevel(quiet)
