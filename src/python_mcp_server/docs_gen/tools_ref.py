@@ -53,7 +53,15 @@ error is a result with `isError: true` whose text starts with a stable code (see
 async def list_tool_schemas(toolsets: str) -> list[ToolSchema]:
     """The tools/list entries of a server with these toolsets (its services are not started)."""
     with tempfile.TemporaryDirectory(prefix="docs-gen-") as tmp:
-        settings = Settings(workspace_dir=tmp, toolsets=toolsets, kernel_pool_size=0)
+        # Explicit values beat MCP_* variables of the shell: the schemas do not depend on
+        # where kernels run, and building must not probe a sandbox or a gateway.
+        settings = Settings(
+            workspace_dir=tmp,
+            toolsets=toolsets,
+            kernel_pool_size=0,
+            sandbox="none",
+            gateway_url=None,
+        )
         server = build_server(settings)
         tools = await server.list_tools()
         return [
