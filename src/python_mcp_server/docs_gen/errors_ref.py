@@ -36,14 +36,16 @@ MEANINGS: dict[str, tuple[str, str]] = {
     ),
     "SESSION_BUSY": (
         "The session is running code and the operation cannot wait for it.",
-        "Operations that need an idle kernel while an execution is in progress. Wait, or "
-        "`interrupt_kernel` first.",
+        "`code_completion`, `inspect_object` or `list_variables` on a session whose running "
+        "cell keeps the kernel from answering within their timeout. Try again when the cell "
+        "ends, or `interrupt_kernel` first.",
     ),
     "KERNEL_START_FAILED": (
         "A kernel process could not be started or did not answer in time.",
         "Creating a session or replacing a dead kernel, when the interpreter is missing "
         "ipykernel, the environment is broken, or the start exceeds "
-        "`MCP_KERNEL_START_TIMEOUT`. The message carries the kernel's own error output.",
+        "`MCP_KERNEL_START_TIMEOUT`. The message gives the reason, with the kernel's last "
+        "output lines when it died while starting.",
     ),
     "KERNEL_DIED": (
         "The kernel process ended while it was needed.",
@@ -53,8 +55,8 @@ MEANINGS: dict[str, tuple[str, str]] = {
     ),
     "KERNEL_UNRESPONSIVE": (
         "The kernel process is alive but does not answer.",
-        "Health probes and control calls that wait for a reply past their deadline. "
-        "`restart_kernel` replaces it.",
+        "Requests to the kernel (health probes, introspection) that get no reply before "
+        "their deadline while it is not running code. `restart_kernel` replaces it.",
     ),
     "EXECUTION_TIMEOUT": (
         "Code ran longer than its timeout and was interrupted.",
@@ -84,7 +86,7 @@ MEANINGS: dict[str, tuple[str, str]] = {
     ),
     "FILE_EXISTS": (
         "A file is already at that path.",
-        "Writing with `overwrite=false` (or saving a script) over an existing file.",
+        "`write_file` or an upload with `overwrite=false` over an existing file.",
     ),
     "FILE_TOO_LARGE": (
         "A file or upload is larger than `MCP_MAX_FILE_BYTES`.",
