@@ -1,8 +1,8 @@
 """Gateway fixtures: one real Kernel Gateway per test run, servers (replicas) pointed at it.
 
-The gateway comes from ``.gateway-venv`` (``.ci/run`` creates it). Without it the tests
-are skipped with the command that creates it, except in CI (``CI`` or
-``PMCP_REQUIRE_GATEWAY=1``, which ``.ci/run`` sets), where that is a failure.
+The gateway comes from ``.gateway-venv``, created from the registry on first use. If it
+cannot be created the tests are skipped with the command that creates it, except in CI
+(``CI`` or ``PMCP_REQUIRE_GATEWAY=1``, which ``.ci/run`` sets), where that is a failure.
 
 Each test gets its own gateway namespace, so its session ids name kernels no other test
 sees. Servers stopping only detach from their sessions (other replicas may use them), so
@@ -28,7 +28,7 @@ from tests.gateway.kernel_gateway import (
     CREATE_VENV,
     GATEWAY_VENV,
     KernelGatewayProcess,
-    gateway_command,
+    ensure_gateway_venv,
     start_kernel_gateway,
 )
 from tests.helpers import wait_gone
@@ -42,8 +42,12 @@ def gateway_required() -> bool:
 
 @pytest.fixture(scope="session")
 def kernel_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KernelGatewayProcess]:
-    if gateway_command() is None:
-        message = f"no Kernel Gateway venv at {GATEWAY_VENV}; create it with: {CREATE_VENV}"
+    command, problem = ensure_gateway_venv()
+    if command is None:
+        message = (
+            f"no Kernel Gateway venv at {GATEWAY_VENV} and it could not be created "
+            f"({problem}); create it with: {CREATE_VENV}"
+        )
         if gateway_required():
             pytest.fail(message, pytrace=False)
         pytest.skip(message)

@@ -43,6 +43,32 @@ def gateway_command() -> Path | None:
     return path if path.exists() else None
 
 
+def ensure_gateway_venv() -> tuple[Path | None, str]:
+    """The gateway script, creating its venv from the registry first when it is missing.
+
+    Returns the script (or None) and, when it could not be made, what went wrong: the
+    README's test line then sets up everything the suite needs on a fresh machine.
+    """
+    command = gateway_command()
+    if command is not None:
+        return command, ""
+    steps = [
+        [sys.executable, "-m", "venv", str(GATEWAY_VENV)],
+        [
+            str(GATEWAY_VENV / "bin" / "pip"),
+            "install",
+            "-q",
+            "jupyter_kernel_gateway>=3",
+            "ipykernel",
+        ],
+    ]
+    for step in steps:
+        done = subprocess.run(step, capture_output=True, text=True, timeout=600, check=False)
+        if done.returncode != 0:
+            return None, f"{' '.join(step[:3])} failed: {done.stderr.strip()[-500:]}"
+    return gateway_command(), ""
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
