@@ -20,6 +20,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from tests.helpers import wait_gone
+
 COMMAND = str(Path(sys.executable).parent / "python-mcp-server")
 
 
@@ -92,15 +94,8 @@ class LaunchedServer:
 
 
 def assert_gone(pids: set[int], timeout: float = 10.0) -> None:
-    procs = []
-    for pid in pids:
-        try:
-            procs.append(psutil.Process(pid))
-        except psutil.NoSuchProcess:
-            continue
-    _, alive = psutil.wait_procs(procs, timeout=timeout)
-    alive = [p for p in alive if p.status() != psutil.STATUS_ZOMBIE]
-    assert not alive, f"processes left running: {[p.pid for p in alive]}"
+    alive = wait_gone(pids, timeout)
+    assert not alive, f"processes left running: {sorted(alive)}"
 
 
 StartServer = Callable[..., LaunchedServer]

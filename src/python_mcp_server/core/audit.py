@@ -14,7 +14,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from python_mcp_server.core.execution import ExecutionRequest
+from python_mcp_server.core.execution import ExecutionHook, ExecutionRequest
 from python_mcp_server.core.session import ExecutionOutcome, KernelSession
 
 logger = logging.getLogger("python_mcp_server.audit")
@@ -93,11 +93,8 @@ def audit_install(
     )
 
 
-class AuditHook:
+class AuditHook(ExecutionHook):
     """ExecutionHook: one audit line after every execution."""
-
-    async def before(self, session: KernelSession, request: ExecutionRequest) -> None:
-        return None
 
     async def after(
         self, session: KernelSession, request: ExecutionRequest, outcome: ExecutionOutcome

@@ -29,13 +29,19 @@ class ExecutionRequest:
 
 
 class ExecutionHook(Protocol):
-    """A step around execution. ``before`` may raise a ServerError to refuse the run."""
+    """A step around execution. ``before`` may raise a ServerError to refuse the run.
 
-    async def before(self, session: KernelSession, request: ExecutionRequest) -> None: ...
+    Both steps do nothing by default: a hook that subclasses this writes only the one it
+    needs.
+    """
+
+    async def before(self, session: KernelSession, request: ExecutionRequest) -> None:
+        return None
 
     async def after(
         self, session: KernelSession, request: ExecutionRequest, outcome: ExecutionOutcome
-    ) -> None: ...
+    ) -> None:
+        return None
 
 
 class ExecutionService:

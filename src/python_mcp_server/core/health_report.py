@@ -19,7 +19,7 @@ from typing import Any
 
 from python_mcp_server import __version__
 from python_mcp_server.core.audit import redact
-from python_mcp_server.core.execution import ExecutionRequest
+from python_mcp_server.core.execution import ExecutionHook, ExecutionRequest
 from python_mcp_server.core.health import HealthMonitor
 from python_mcp_server.core.history import HistoryStore
 from python_mcp_server.core.session import ExecutionOutcome, KernelSession
@@ -72,16 +72,13 @@ def summarize_settings(values: Mapping[str, Any]) -> dict[str, Any]:
 
 
 @dataclass
-class ExecutionMetrics:
+class ExecutionMetrics(ExecutionHook):
     """ExecutionHook: totals since the server started."""
 
     total: int = 0
     errors: int = 0
     seconds: float = 0.0
     started: float = field(default_factory=time.time)
-
-    async def before(self, session: KernelSession, request: ExecutionRequest) -> None:
-        return None
 
     async def after(
         self, session: KernelSession, request: ExecutionRequest, outcome: ExecutionOutcome

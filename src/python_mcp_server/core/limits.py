@@ -14,6 +14,7 @@ import os
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+from python_mcp_server.core.execution import ExecutionHook
 from python_mcp_server.infra.kernels.base import KernelLauncher
 from python_mcp_server.infra.kernels.limits import MIB, LimitedLauncher
 from python_mcp_server.infra.kernels.sandbox import BwrapLauncher
@@ -120,14 +121,11 @@ def ran_out_of_memory(reason: str) -> bool:
     return any(marker in reason for marker in _OUT_OF_MEMORY_MARKERS)
 
 
-class MemoryLimitHook:
+class MemoryLimitHook(ExecutionHook):
     """ExecutionHook: marks out-of-memory failures with MEMORY_LIMIT_EXCEEDED."""
 
     def __init__(self, memory_limit_mb: int | None) -> None:
         self.memory_limit_mb = memory_limit_mb
-
-    async def before(self, session: KernelSession, request: ExecutionRequest) -> None:
-        return None
 
     async def after(
         self, session: KernelSession, request: ExecutionRequest, outcome: ExecutionOutcome

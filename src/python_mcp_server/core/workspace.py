@@ -26,6 +26,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from python_mcp_server.core.file_types import entry_type
 from python_mcp_server.errors import (
     FileNotFoundInWorkspaceError,
     FileTooLargeError,
@@ -90,21 +91,6 @@ def _shown(path: str) -> str:
 
 def _within(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip("/") + "/")
-
-
-def kind_of(mode: int) -> str:
-    """A word for a file type: file, folder, symlink, FIFO, socket, device."""
-    if stat.S_ISREG(mode):
-        return "file"
-    if stat.S_ISDIR(mode):
-        return "folder"
-    if stat.S_ISLNK(mode):
-        return "symlink"
-    if stat.S_ISFIFO(mode):
-        return "FIFO"
-    if stat.S_ISSOCK(mode):
-        return "socket"
-    return "device"
 
 
 def os_error(exc: OSError, shown: str) -> ServerError:
@@ -228,7 +214,7 @@ class Workspace:
         if stat.S_ISLNK(mode):
             raise PathOutsideWorkspaceError(f"{shown} is a symbolic link that cannot be followed")
         if not stat.S_ISREG(mode):
-            raise InvalidInputError(f"{shown} is a {kind_of(mode)}, not a regular file; refused")
+            raise InvalidInputError(f"{shown} is a {entry_type(mode)}, not a regular file; refused")
         if st.st_nlink > 1:
             raise PathOutsideWorkspaceError(
                 f"{shown} has {st.st_nlink} hard links; another link may be outside the "

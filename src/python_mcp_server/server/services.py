@@ -42,7 +42,6 @@ from python_mcp_server.core.sessions import SessionManager, SessionsConfig
 from python_mcp_server.core.snapshots import SnapshotConfig, SnapshotHook, SnapshotService
 from python_mcp_server.core.workspace import Workspace, WorkspaceConfig
 from python_mcp_server.infra.kernels.base import KernelLauncher
-from python_mcp_server.server.kernel_gateway import build_gateway_launcher
 from python_mcp_server.server.kernel_isolation import build_local_launcher
 from python_mcp_server.server.script_isolation import script_command_builder
 from python_mcp_server.settings import Settings
@@ -99,6 +98,9 @@ def build_launcher(settings: Settings) -> KernelLauncher:
     """The kernel launcher the settings ask for: a gateway's (MCP_GATEWAY_URL), or local
     processes sandboxed per MCP_SANDBOX."""
     if settings.gateway_url:
+        # Imported only when used: its HTTP and websocket clients cost memory at idle.
+        from python_mcp_server.server.kernel_gateway import build_gateway_launcher
+
         return build_gateway_launcher(settings)
     return build_local_launcher(settings)
 
