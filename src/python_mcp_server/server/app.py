@@ -9,6 +9,7 @@ from typing import Any
 from fastmcp import FastMCP
 
 from python_mcp_server import __version__
+from python_mcp_server.server.input_schemas import install_input_schema_lookup
 from python_mcp_server.server.middleware.errors import ErrorTranslationMiddleware
 from python_mcp_server.server.middleware.timing import TimingMiddleware, ToolTimings
 from python_mcp_server.server.middleware.tool_list_cache import ToolListCacheMiddleware
@@ -34,6 +35,7 @@ def build_server(settings: Settings, services: Services | None = None) -> FastMC
     @asynccontextmanager
     async def lifespan(_server: FastMCP) -> AsyncIterator[dict[str, Any]]:
         await services.start()
+        await install_input_schema_lookup(mcp)
         try:
             yield {"services": services, "timings": timings}
         finally:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
+import json
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -25,6 +27,9 @@ from python_mcp_server.infra.kernels.base import (
 )
 
 logger = logging.getLogger(__name__)
+
+#: Separates routing identities from the signed message parts.
+_DELIMITER = b"<IDS|MSG>"
 
 _SOCKET_TYPES: dict[Channel, int] = {
     "shell": zmq.DEALER,
@@ -114,10 +119,9 @@ class ZmqKernelChannels(KernelChannels):
     ) -> None:
         try:
             while True:
-                frames = await sock.recv_multipart(copy=False)
+                frames = await sock.recv_multipart()
                 try:
-                    _, signed = self._session.feed_identities(frames, copy=False)
-                    message = self._session.deserialize(signed, content=True, copy=False)
+                    message = self._decode(frames)
                 except Exception:  # a malformed or badly signed message is dropped
                     logger.warning("dropped an undecodable %s message", channel)
                     continue
@@ -126,6 +130,33 @@ class ZmqKernelChannels(KernelChannels):
             raise
         except zmq.ZMQError as exc:
             on_closed(f"{channel} channel closed: {exc}")
+
+    def _decode(self, frames: list[bytes]) -> Message:
+        """Check the HMAC and unpack a message.
+
+        Leaner than ``Session.deserialize``: header dates stay strings (nothing here reads
+        them) and no per-message digest history is kept (the sockets are private IPC).
+        """
+        try:
+            parts = frames[frames.index(_DELIMITER) + 1 :]
+        except ValueError:
+            raise ValueError("no message delimiter") from None
+        if len(parts) < 5:
+            raise ValueError("malformed message")
+        if self._session.auth is not None:
+            expected = self._session.sign(parts[1:5])
+            if not hmac.compare_digest(parts[0], expected):
+                raise ValueError("invalid signature")
+        header = json.loads(parts[1])
+        return {
+            "header": header,
+            "msg_id": header.get("msg_id"),
+            "msg_type": header.get("msg_type"),
+            "parent_header": json.loads(parts[2]),
+            "metadata": json.loads(parts[3]),
+            "content": json.loads(parts[4]),
+            "buffers": [memoryview(part) for part in parts[5:]],
+        }
 
     async def close(self) -> None:
         for task in self._tasks:
