@@ -36,6 +36,13 @@ def execution_tool_result(outcome: ExecutionOutcome) -> ToolResult:
     return ToolResult(content=content, structured_content=result.model_dump(mode="json"))
 
 
+def asked_for_progress(ctx: Context) -> bool:
+    """Whether the client sent a progress token (no heartbeat is started otherwise)."""
+    request = ctx.request_context
+    meta = request.meta if request is not None else None
+    return bool(meta and meta.get("progressToken") is not None)
+
+
 def register(mcp: FastMCP, services: Services) -> None:
     execution = services.execution
 
@@ -81,5 +88,7 @@ def register(mcp: FastMCP, services: Services) -> None:
             input_data=input_data,
             allow_unsafe=allow_unsafe,
         )
-        outcome = await execution.run(request, progress=progress)
+        outcome = await execution.run(
+            request, progress=progress if asked_for_progress(ctx) else None
+        )
         return execution_tool_result(outcome)
