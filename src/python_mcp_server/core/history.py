@@ -102,8 +102,12 @@ class HistoryStore:
     async def aclose(self) -> None:
         await self._db.aclose()
 
-    async def record(self, entry: HistoryEntry) -> None:
-        """Store one execution and drop the oldest beyond the retention limit."""
+    def record_later(self, entry: HistoryEntry) -> None:
+        """Queue one execution for storage (oldest beyond the retention limit dropped).
+
+        The caller does not wait for the disk: writes happen in order on the database
+        thread, a later query sees them, and closing the store finishes them first.
+        """
         keep = self.config.max_history
         if keep <= 0:
             return
@@ -133,7 +137,12 @@ class HistoryStore:
                     (keep,),
                 )
 
-        await self._db.run(write)
+        self._db.submit(write)
+
+    async def record(self, entry: HistoryEntry) -> None:
+        """Store one execution and wait until it is written."""
+        self.record_later(entry)
+        await self._db.run(lambda _db: None)
 
     async def query(
         self, *, limit: int, session_id: str | None = None, status: str | None = None
@@ -201,6 +210,6 @@ class HistoryHook:
             duration=result.execution_time,
         )
         try:
-            await self._store.record(entry)
+            self._store.record_later(entry)
         except StorageError as exc:  # the code ran; a history failure must not hide that
             logger.warning("execution %s was not recorded: %s", entry.execution_id, exc)

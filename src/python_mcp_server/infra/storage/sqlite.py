@@ -13,7 +13,7 @@ import functools
 import logging
 import sqlite3
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
@@ -65,6 +65,23 @@ class SqliteDatabase:
     async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``work(connection)`` on the database thread and return its result."""
         return await self._call(functools.partial(self._with_connection, work))
+
+    def submit(self, work: Callable[[sqlite3.Connection], object]) -> None:
+        """Queue ``work(connection)`` without waiting for it.
+
+        The single database thread runs work in submission order, so a later ``run`` sees
+        it done, and ``aclose`` finishes every queued write before closing. A failure is
+        logged, since no caller is waiting to hear of it.
+        """
+        if self._executor is None:
+            raise StorageError(f"the database {self.path.name} is not open")
+        future = self._executor.submit(self._with_connection, work)
+        future.add_done_callback(self._log_failure)
+
+    def _log_failure(self, future: Future[object]) -> None:
+        error = future.exception()
+        if error is not None:
+            logger.warning("database %s: a queued write failed: %s", self.path.name, error)
 
     def _with_connection(self, work: Callable[[sqlite3.Connection], T]) -> T:
         if self._connection is None:
