@@ -55,7 +55,7 @@ def register(mcp: FastMCP, services: Services) -> None:
         successRate, averageExecutionTimeMs, averageMemoryUsageMb}, with the native report.
         """
         venv = pick("venvName", venvName, venv_name)
-        session = manager.get(session_id) if session_id is not None else None
+        session = await manager.lookup(session_id) if session_id is not None else None
         report = await services.health_report.check(session, venv, manager.factory.python_for)
         return compat_health(report, sum(1 for s in manager.all() if s.busy))
 
