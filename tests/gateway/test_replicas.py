@@ -49,6 +49,16 @@ async def test_set_through_a_read_through_b_delete_through_b(replicas: Replicas)
     assert "shared" not in {s["session_id"] for s in listed["sessions"]}
 
 
+async def test_health_through_b_of_a_session_started_through_a(replicas: Replicas) -> None:
+    a, b = await replicas.open(), await replicas.open()
+    await call(a, "create_session", session_id="watched")
+    await run(a, "1", session_id="watched")
+    health = await call(b, "get_kernel_health", session_id="watched")
+    assert health["status"] == "idle"
+    probe = await call(b, "check_kernel_responsiveness", session_id="watched")
+    assert probe["responsive"] is True
+
+
 async def test_default_session_and_names_are_shared(replicas: Replicas) -> None:
     a, b = await replicas.open(), await replicas.open()
     await run(a, "seen = 'default via a'")
