@@ -7,6 +7,16 @@ from typing import Any
 import psutil
 from fastmcp import Client
 
+#: A cell that catches every KeyboardInterrupt: only a kernel restart stops it.
+SWALLOWS_INTERRUPTS = (
+    "import time\n"
+    "while True:\n"
+    "    try:\n"
+    "        time.sleep(0.05)\n"
+    "    except KeyboardInterrupt:\n"
+    "        pass\n"
+)
+
 
 def kernel_children() -> set[int]:
     """Pids of ipykernel processes started by this test process."""

@@ -12,7 +12,7 @@ import pytest
 from fastmcp import Client
 
 from tests.gateway.conftest import Replicas
-from tests.helpers import run, tool_error
+from tests.helpers import SWALLOWS_INTERRUPTS, run, tool_error
 
 
 async def call(client: Client[Any], tool: str, **arguments: Any) -> dict[str, Any]:
@@ -103,15 +103,7 @@ async def test_restart_keeps_the_kernel_id_and_clears_state(
 
 async def test_swallowed_interrupt_gets_the_kernel_restarted(gateway_client: Client[Any]) -> None:
     await run(gateway_client, "lost = 1")
-    code = (
-        "import time\n"
-        "while True:\n"
-        "    try:\n"
-        "        time.sleep(0.05)\n"
-        "    except KeyboardInterrupt:\n"
-        "        pass\n"
-    )
-    data = await run(gateway_client, code, timeout=1)
+    data = await run(gateway_client, SWALLOWS_INTERRUPTS, timeout=1)
     assert data["status"] == "timeout"
     assert data["kernel_restarted"] is True
     assert (await run(gateway_client, "'lost' in dir()"))["result"] == "False"

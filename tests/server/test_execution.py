@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from fastmcp import Client
 
-from tests.helpers import run, tool_error
+from tests.helpers import SWALLOWS_INTERRUPTS, run, tool_error
 
 
 async def test_variables_persist_between_calls(client: Client[Any]) -> None:
@@ -127,15 +127,7 @@ async def test_timeout_interrupts_and_keeps_variables(client: Client[Any]) -> No
 
 async def test_code_swallowing_interrupts_gets_the_kernel_restarted(client: Client[Any]) -> None:
     await run(client, "lost = 1")
-    code = (
-        "import time\n"
-        "while True:\n"
-        "    try:\n"
-        "        time.sleep(0.05)\n"
-        "    except KeyboardInterrupt:\n"
-        "        pass\n"
-    )
-    data = await run(client, code, timeout=1)
+    data = await run(client, SWALLOWS_INTERRUPTS, timeout=1)
     assert data["status"] == "timeout"
     assert data["kernel_restarted"] is True
     assert "restarted" in data["message"]
