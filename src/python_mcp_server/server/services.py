@@ -85,13 +85,26 @@ class Services:
         self.health.start()
 
     async def aclose(self) -> None:
-        await self.health.aclose()  # first: it must not restart kernels being shut down
-        await self.environments.aclose()
-        await self.sessions.aclose()
-        await self.launcher.aclose()
-        self.new_files.close()
-        await self.history.aclose()
-        await self.snapshots.aclose()
+        """Stop everything, in order; a step that fails is logged and the rest still run,
+        so one broken service never leaves kernels behind."""
+
+        async def close_new_files() -> None:
+            self.new_files.close()
+
+        steps = (
+            self.health.aclose,  # first: it must not restart kernels being shut down
+            self.environments.aclose,
+            self.sessions.aclose,
+            self.launcher.aclose,
+            close_new_files,
+            self.history.aclose,
+            self.snapshots.aclose,
+        )
+        for step in steps:
+            try:
+                await step()
+            except Exception:
+                logger.exception("shutdown step %s failed", getattr(step, "__qualname__", step))
 
 
 def build_launcher(settings: Settings) -> KernelLauncher:
