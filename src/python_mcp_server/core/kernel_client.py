@@ -51,7 +51,6 @@ class KernelClient:
         self._channels = channels
         self._pending: dict[str, _Pending] = {}
         self._exit: KernelExit | None = None
-        self._iopub_live = asyncio.Event()
         self.execution_state = "starting"
         channels.start(self._on_message, self._on_closed)
         self._death_task = asyncio.create_task(self._watch_death(), name="kernel-death-watch")
@@ -70,11 +69,13 @@ class KernelClient:
             raise
         return client
 
-    async def wait_ready(self, timeout: float) -> None:
-        """Send kernel_info until it is answered AND IOPub delivers.
+    async def wait_ready(self, timeout: float, *, channel: Channel = "shell") -> None:
+        """Send kernel_info until it is answered AND its idle status arrives on IOPub.
 
-        A SUB socket misses what is published before its subscription reaches the kernel,
-        so a reply on shell alone does not prove the outputs of the next request will arrive.
+        A SUB socket misses what is published before its subscription reaches the kernel
+        (a fresh kernel, or one a gateway just restarted), so a reply alone does not prove
+        the outputs of the next request will arrive; the status the kernel publishes for
+        this very request does. ``channel="control"`` works while the kernel is busy.
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -83,19 +84,23 @@ class KernelClient:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 raise KernelStartError(f"the kernel did not answer within {timeout:g} s")
+            wait = min(attempt_timeout, remaining)
             try:
-                await self.request(
-                    "kernel_info_request", {}, timeout=min(attempt_timeout, remaining)
-                )
-            except KernelUnresponsiveError:
+                msg_id, pending = self._submit(channel, "kernel_info_request", {}, wants_idle=True)
+            except KernelDiedError as exc:
+                raise KernelStartError(f"the kernel died while starting: {exc.message}") from exc
+            try:
+                await asyncio.wait_for(asyncio.shield(pending.reply), wait)
+                await asyncio.wait_for(pending.idle.wait(), wait)
+            except asyncio.TimeoutError:
                 attempt_timeout = min(attempt_timeout * 2, 2.0)
                 continue
             except KernelDiedError as exc:
                 raise KernelStartError(f"the kernel died while starting: {exc.message}") from exc
-            try:
-                await asyncio.wait_for(self._iopub_live.wait(), attempt_timeout)
-            except asyncio.TimeoutError:
-                continue
+            finally:
+                self._pending.pop(msg_id, None)
+            if self._exit is not None:
+                raise KernelStartError(f"the kernel died while starting: {self._exit.reason}")
             self.execution_state = "idle"
             return
 
@@ -140,8 +145,6 @@ class KernelClient:
     def _on_message(self, channel: Channel, message: Message) -> None:
         parent_id = message.get("parent_header", {}).get("msg_id")
         msg_type = message.get("header", {}).get("msg_type", "")
-        if channel == "iopub":
-            self._iopub_live.set()
         if channel == "iopub" and msg_type == "status":
             state = message["content"].get("execution_state", "")
             self.execution_state = state

@@ -61,8 +61,9 @@ class KernelFactory:
         """A client for the running kernel of a session another server started, if any.
 
         The kernel may be running someone's code, which holds its shell channel, so
-        readiness is a kernel_info round trip on control. Unlike ``start``, failing to
-        connect leaves the kernel running: other servers use it.
+        readiness is a kernel_info round trip on control, with its status seen on IOPub.
+        Unlike ``start``, failing to connect leaves the kernel running: other servers use
+        it.
         """
         kernel = await self.launcher.find_session_kernel(session_id)
         if kernel is None:
@@ -71,7 +72,7 @@ class KernelFactory:
         channels = await kernel.connect()
         client = KernelClient(kernel, channels)
         try:
-            await client.request("kernel_info_request", {}, timeout=timeout, channel="control")
+            await client.wait_ready(timeout, channel="control")
             await channels.wait_connected(timeout)
         except BaseException:
             await client.close(kill=False)
