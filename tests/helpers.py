@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
 from typing import Any
 
 import psutil
 from fastmcp import Client
+
+from python_mcp_server.core.session import KernelSession
 
 #: A cell that catches every KeyboardInterrupt: only a kernel restart stops it.
 SWALLOWS_INTERRUPTS = (
@@ -56,3 +60,19 @@ async def tool_error(client: Client[Any], tool: str, arguments: dict[str, Any]) 
     text = result.content[0].text  # type: ignore[union-attr]
     assert isinstance(text, str)
     return text
+
+
+async def wait_for_new_kernel(session: KernelSession, old_pid: int) -> None:
+    """Wait until the session runs a live kernel other than ``old_pid``."""
+    for _ in range(1200):
+        if session.kernel_pid != old_pid and session.client.is_alive():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the kernel was not replaced")
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -20,15 +20,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.helpers import wait_gone
+from tests.helpers import free_port, wait_gone
 
 COMMAND = str(Path(sys.executable).parent / "python-mcp-server")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import StartServer, free_port
+from tests.e2e.conftest import StartServer
+from tests.helpers import free_port
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SCRIPTS = ["fastmcp_client.py", "raw_httpx.py"]

@@ -18,8 +18,8 @@ import httpx
 import pytest
 from fastmcp import Client
 
-from tests.e2e.conftest import COMMAND, LaunchedServer, assert_gone, free_port
-from tests.helpers import run
+from tests.e2e.conftest import COMMAND, LaunchedServer, assert_gone
+from tests.helpers import free_port, run
 from tests.sandbox_support import require_bwrap
 
 TOKEN = "escape-suite-token-6f1c2a9e"

@@ -13,7 +13,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,8 @@ from typing import Any
 
 import httpx
 import psutil
+
+from tests.helpers import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 GATEWAY_VENV = REPO / ".gateway-venv"
@@ -67,12 +68,6 @@ def ensure_gateway_venv() -> tuple[Path | None, str]:
         if done.returncode != 0:
             return None, f"{' '.join(step[:3])} failed: {done.stderr.strip()[-500:]}"
     return gateway_command(), ""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

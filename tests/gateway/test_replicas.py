@@ -18,8 +18,7 @@ import pytest
 from fastmcp import Client
 
 from tests.gateway.conftest import Replicas
-from tests.gateway.kernel_gateway import free_port
-from tests.helpers import run, tool_error
+from tests.helpers import free_port, run, tool_error
 
 COMMAND = str(Path(sys.executable).parent / "python-mcp-server")
 

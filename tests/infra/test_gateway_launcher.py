@@ -12,8 +12,7 @@ from python_mcp_server.infra.kernels.gateway import GatewayConfig, session_kerne
 from python_mcp_server.infra.kernels.websocket_channels import lifecycle_event
 from python_mcp_server.server.app import build_server
 from python_mcp_server.settings import Settings
-from tests.gateway.kernel_gateway import free_port
-from tests.helpers import tool_error
+from tests.helpers import free_port, tool_error
 
 
 def test_session_kernel_ids_are_stable_v4_uuids_per_namespace() -> None:

@@ -16,7 +16,7 @@ from fastmcp import Client, FastMCP
 
 from python_mcp_server.core.session import KernelSession
 from python_mcp_server.server.services import Services
-from tests.helpers import run, tool_error, wait_gone
+from tests.helpers import run, tool_error, wait_for_new_kernel, wait_gone
 
 
 async def call(client: Client[Any], tool: str, **arguments: Any) -> dict[str, Any]:
@@ -112,14 +112,6 @@ async def test_health_check_of_an_environment(client: Client[Any]) -> None:
     assert report["environment"]["python_version"].count(".") == 2
     text = await tool_error(client, "health_check", {"venv_name": "no-such-env"})
     assert text.startswith("VENV_NOT_FOUND:")
-
-
-async def wait_for_new_kernel(session: KernelSession, old_pid: int) -> None:
-    for _ in range(1200):
-        if session.kernel_pid != old_pid and session.client.is_alive():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("the kernel was not replaced")
 
 
 async def wait_rounds(services: Services, count: int) -> None:

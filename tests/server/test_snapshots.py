@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 from typing import Any
@@ -11,7 +10,7 @@ import pytest
 from fastmcp import Client
 
 from python_mcp_server.server.services import Services
-from tests.helpers import run, wait_gone
+from tests.helpers import run, wait_for_new_kernel, wait_gone
 
 STATE = """
 import socket
@@ -113,11 +112,7 @@ async def test_auto_snapshot_restores_after_the_monitor_restarts(
     old_pid = session.kernel_pid
     assert old_pid is not None
     os.kill(old_pid, signal.SIGKILL)
-    for _ in range(600):
-        if session.kernel_pid != old_pid and session.client.is_alive():
-            break
-        await asyncio.sleep(0.05)
-    assert session.kernel_pid != old_pid
+    await wait_for_new_kernel(session, old_pid)
     # the replacement is installed before the snapshot loads; the next call queues behind it
     assert (await run(client, "kept_value"))["result"] == "[1, 2, 3]"
 

@@ -11,7 +11,7 @@ from fastmcp import FastMCP
 from python_mcp_server import __version__
 from python_mcp_server.server.input_schemas import install_input_schema_lookup
 from python_mcp_server.server.middleware.errors import ErrorTranslationMiddleware
-from python_mcp_server.server.middleware.timing import TimingMiddleware, ToolTimings
+from python_mcp_server.server.middleware.timing import TimingMiddleware
 from python_mcp_server.server.middleware.tool_list_cache import ToolListCacheMiddleware
 from python_mcp_server.server.resources import register_resources
 from python_mcp_server.server.routes import register_file_routes
@@ -30,14 +30,13 @@ error whose message starts with a stable code such as SESSION_NOT_FOUND or INVAL
 def build_server(settings: Settings, services: Services | None = None) -> FastMCP:
     """Create the FastMCP server for these settings (services are started by its lifespan)."""
     services = services if services is not None else build_services(settings)
-    timings = ToolTimings()
 
     @asynccontextmanager
     async def lifespan(_server: FastMCP) -> AsyncIterator[dict[str, Any]]:
         await services.start()
         await install_input_schema_lookup(mcp)
         try:
-            yield {"services": services, "timings": timings}
+            yield {"services": services}
         finally:
             await services.aclose()
 
@@ -49,7 +48,7 @@ def build_server(settings: Settings, services: Services | None = None) -> FastMC
         middleware=[
             ToolListCacheMiddleware(),
             ErrorTranslationMiddleware(),
-            TimingMiddleware(timings),
+            TimingMiddleware(),
         ],
         mask_error_details=False,
         on_duplicate="error",  # two tools of one name is a bug; compat removes first
