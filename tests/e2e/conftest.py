@@ -126,11 +126,15 @@ def start_server(tmp_path: Path) -> Iterator[StartServer]:
         return server
 
     yield start
-    for server in launched:
-        if server.process.poll() is None:
-            code = server.stop()
-            assert code == 0, f"server exited with {code}:\n{server.log()}"
-        assert_gone(server.kernels_seen)
+    # Stop every server before judging any, so one failure never leaves another running.
+    codes = {
+        index: server.stop()
+        for index, server in enumerate(launched)
+        if server.process.poll() is None
+    }
+    for index, code in codes.items():
+        assert code == 0, f"server exited with {code}:\n{launched[index].log()}"
+    assert_gone(set().union(*(server.kernels_seen for server in launched)))
 
 
 @pytest.fixture

@@ -100,3 +100,37 @@ async def test_sigterm_while_a_cell_runs(start_server: StartServer) -> None:
         with pytest.raises((asyncio.CancelledError, Exception)):
             await busy
     assert_gone(pids)
+
+
+def test_a_kernel_started_but_never_recorded_is_ended_at_start(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    """A server killed between starting a kernel and recording its pid leaves only the
+    reservation naming the kernel's connection file; the next server finds it by that."""
+    marker = str(tmp_path / "k0123456789.json")
+    orphan = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; time.sleep(120)", "-f", marker],
+        start_new_session=True,
+    )
+    dead_owner = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead_owner.wait()
+    workspace = tmp_path / "reap-pending-ws"
+    records = workspace / ".state" / "kernels"
+    records.mkdir(parents=True)
+    reservation = records / "0123456789.pending"
+    reservation.write_text(
+        json.dumps(
+            {
+                "marker": marker,
+                "owner": {"pid": dead_owner.pid, "create_time": time.time() - 100},
+            }
+        )
+    )
+    try:
+        start_server(workspace=workspace)
+        assert orphan.wait(20) == -signal.SIGKILL
+        assert not reservation.exists()
+    finally:
+        if orphan.poll() is None:
+            os.kill(orphan.pid, signal.SIGKILL)
+            orphan.wait()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import secrets
 import signal
@@ -28,6 +29,8 @@ from python_mcp_server.infra.kernels.base import (
 )
 from python_mcp_server.infra.kernels.process_records import ProcessRecords, kill_process_tree
 from python_mcp_server.infra.kernels.zmq_channels import ZmqKernelChannels
+
+logger = logging.getLogger(__name__)
 
 #: Kernel options that shorten start-up and keep state out of the user's home.
 KERNEL_ARGS: tuple[str, ...] = (
@@ -217,8 +220,9 @@ class LocalLauncher(KernelLauncher):
         files += [Path(f"{ipc_prefix}-{ports[f'{ch}_port']}") for ch in IPC_CHANNELS]
         log_path = self._log_dir / f"{request.label}-{name}.log"
         log = log_path.open("wb")
-        try:
-            process = await asyncio.create_subprocess_exec(
+        self._records.reserve(name, str(connection_file))
+        spawn = asyncio.ensure_future(
+            asyncio.create_subprocess_exec(
                 *self.kernel_argv(request, connection_file),
                 cwd=str(request.cwd),
                 env=self.kernel_env(request),
@@ -227,11 +231,23 @@ class LocalLauncher(KernelLauncher):
                 stderr=log,
                 start_new_session=True,
             )
+        )
+        try:
+            # A caller cancelled mid-spawn (a pool closing) must not orphan the process.
+            process = await asyncio.shield(spawn)
+        except asyncio.CancelledError:
+            with contextlib.suppress(BaseException):
+                started = await spawn
+                kill_process_tree(started.pid)
+                await started.wait()
+            self._records.release(name)
+            raise
         except OSError as exc:
+            self._records.release(name)
             raise KernelStartError(f"could not start the kernel process: {exc}") from exc
         finally:
             log.close()
-        self._records.add(process.pid)
+        self._records.add(process.pid, name=name)
         files.append(log_path)
         if runtime_dir != self._runtime_dir:
             files.append(runtime_dir)
@@ -243,4 +259,9 @@ class LocalLauncher(KernelLauncher):
         return await asyncio.to_thread(self._records.reap_orphans)
 
     async def aclose(self) -> None:
+        # The safety net of shutdown: end any kernel this server recorded or was starting
+        # that is still running (sessions and the pool have closed theirs by now).
+        ended = await asyncio.to_thread(self._records.reap_orphans)
+        if ended:
+            logger.warning("ended %d kernel(s) still running at shutdown", ended)
         self._context.destroy(linger=0)

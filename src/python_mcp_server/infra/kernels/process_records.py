@@ -58,17 +58,37 @@ class ProcessRecords:
         assert owner is not None
         self._owner = owner
 
-    def add(self, pid: int) -> None:
+    def reserve(self, name: str, marker: str) -> None:
+        """Note a kernel about to start, before its pid exists.
+
+        A server killed between starting a kernel and recording its pid would otherwise
+        leave an orphan nobody knows of; ``marker`` (its connection file, which appears in
+        its command line) lets the next server find it.
+        """
+        payload = {"marker": marker, "owner": asdict(self._owner)}
+        (self._folder / f"{name}.pending").write_text(json.dumps(payload))
+
+    def add(self, pid: int, *, name: str | None = None) -> None:
+        """Record a started kernel's pid (replacing its reservation)."""
         kernel = ProcessIdentity.of(pid)
-        if kernel is None:
-            return
-        record = KernelRecord(kernel=kernel, owner=self._owner)
-        path = self._folder / f"{pid}.json"
-        path.write_text(json.dumps(asdict(record)))
+        if kernel is not None:
+            record = KernelRecord(kernel=kernel, owner=self._owner)
+            (self._folder / f"{pid}.json").write_text(json.dumps(asdict(record)))
+        if name is not None:
+            self.release(name)
+
+    def release(self, name: str) -> None:
+        """Drop a reservation (the launch failed, or its pid is recorded)."""
+        with contextlib.suppress(FileNotFoundError):
+            (self._folder / f"{name}.pending").unlink()
 
     def remove(self, pid: int) -> None:
         with contextlib.suppress(FileNotFoundError):
             (self._folder / f"{pid}.json").unlink()
+
+    def _orphaned(self, owner: ProcessIdentity) -> bool:
+        """Whether a record's server is gone (or is an earlier life of this one)."""
+        return owner == self._owner or not owner.is_running()
 
     def reap_orphans(self) -> int:
         """End kernels whose owning server is gone. Returns how many were ended."""
@@ -82,14 +102,44 @@ class ProcessRecords:
             except (OSError, ValueError, KeyError, TypeError):
                 path.unlink(missing_ok=True)
                 continue
-            if record.owner != self._owner and record.owner.is_running():
+            if not self._orphaned(record.owner):
                 continue  # another live server owns it
             if record.kernel.is_running():
                 kill_process_tree(record.kernel.pid)
                 ended += 1
                 logger.warning("ended orphaned kernel pid %d", record.kernel.pid)
             path.unlink(missing_ok=True)
+        markers = self._orphaned_reservations()
+        if markers:
+            ended += _kill_by_marker(markers)
         return ended
+
+    def _orphaned_reservations(self) -> set[str]:
+        markers = set()
+        for path in self._folder.glob("*.pending"):
+            try:
+                raw = json.loads(path.read_text())
+                owner = ProcessIdentity(**raw["owner"])
+                marker = str(raw["marker"])
+            except (OSError, ValueError, KeyError, TypeError):
+                path.unlink(missing_ok=True)
+                continue
+            if self._orphaned(owner):
+                markers.add(marker)
+                path.unlink(missing_ok=True)
+        return markers
+
+
+def _kill_by_marker(markers: set[str]) -> int:
+    """End every process whose command line names one of the markers."""
+    ended = 0
+    for proc in psutil.process_iter(["cmdline"]):
+        command = " ".join(proc.info.get("cmdline") or ())
+        if any(marker in command for marker in markers):
+            kill_process_tree(proc.pid)
+            ended += 1
+            logger.warning("ended orphaned kernel pid %d (started, never recorded)", proc.pid)
+    return ended
 
 
 def kill_process_tree(pid: int) -> None:
