@@ -80,10 +80,11 @@ class KernelClient:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         attempt_timeout = 0.25
+        replied = False
         while True:
             remaining = deadline - loop.time()
             if remaining <= 0:
-                raise KernelStartError(f"the kernel did not answer within {timeout:g} s")
+                raise KernelStartError(self._not_ready_reason(timeout, replied=replied))
             wait = min(attempt_timeout, remaining)
             try:
                 msg_id, pending = self._submit(channel, "kernel_info_request", {}, wants_idle=True)
@@ -91,6 +92,7 @@ class KernelClient:
                 raise KernelStartError(f"the kernel died while starting: {exc.message}") from exc
             try:
                 await asyncio.wait_for(asyncio.shield(pending.reply), wait)
+                replied = True
                 await asyncio.wait_for(pending.idle.wait(), wait)
             except asyncio.TimeoutError:
                 attempt_timeout = min(attempt_timeout * 2, 2.0)
@@ -104,15 +106,30 @@ class KernelClient:
             self.execution_state = "idle"
             return
 
+    def _not_ready_reason(self, timeout: float, *, replied: bool) -> str:
+        if replied:
+            reason = (
+                f"the kernel answered, but its output channel (IOPub) did not deliver within "
+                f"{timeout:g} s"
+            )
+        else:
+            reason = f"the kernel did not answer within {timeout:g} s"
+        tail = self.kernel.output_tail().strip()
+        if tail:
+            reason += "; its last output:\n" + "\n".join(tail.splitlines()[-15:])
+        return reason
+
     async def close(self, *, kill: bool) -> None:
         """Close the channels; with ``kill``, end the kernel process too."""
-        if kill:
-            await self.kernel.kill()
-        self._death_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._death_task
-        await self._channels.close()
-        self._fail_all(KernelDiedError("the kernel was shut down"))
+        try:
+            if kill:
+                await self.kernel.kill()
+        finally:  # a caller cancelled while the kernel was being reaped still closes all
+            self._death_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._death_task
+            await self._channels.close()
+            self._fail_all(KernelDiedError("the kernel was shut down"))
 
     @property
     def exit(self) -> KernelExit | None:

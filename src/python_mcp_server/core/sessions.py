@@ -276,7 +276,10 @@ class SessionManager:
         period = max(1.0, min(60.0, self._config.idle_timeout / 4))
         while True:
             await asyncio.sleep(period)
-            await self.reap_idle()
+            try:
+                await self.reap_idle()
+            except Exception:  # keep reaping; one failed round must not stop it for good
+                logger.exception("idle reaping failed")
 
     async def reap_idle(self) -> list[str]:
         """End (shared kernels: detach) sessions unused for longer than the idle timeout;

@@ -97,6 +97,10 @@ class LaunchedKernel(abc.ABC):
     async def kill(self) -> None:
         """End the kernel and every process it started; reap them. Idempotent."""
 
+    def output_tail(self, limit: int = 2000) -> str:
+        """The last of what the kernel process wrote (local kernels), for error messages."""
+        return ""
+
     async def restart_in_place(self) -> bool:
         """Restart keeping the same identity where the backend supports it (gateways).
 

@@ -133,12 +133,7 @@ class LocalKernel(LaunchedKernel):
 
     async def _wait(self) -> KernelExit:
         returncode = await self._process.wait()
-        tail = ""
-        with contextlib.suppress(OSError), self._log_path.open("rb") as log:
-            log.seek(0, os.SEEK_END)
-            log.seek(max(0, log.tell() - 2000))
-            tail = log.read().decode("utf-8", "replace")
-        self._exit = KernelExit(returncode, describe_exit(returncode, tail))
+        self._exit = KernelExit(returncode, describe_exit(returncode, self.output_tail()))
         self._records.remove(self._process.pid)
         for path in self._files:
             if path.is_dir():  # a kernel's own runtime folder, listed after its files
@@ -147,6 +142,13 @@ class LocalKernel(LaunchedKernel):
             else:
                 path.unlink(missing_ok=True)
         return self._exit
+
+    def output_tail(self, limit: int = 2000) -> str:
+        with contextlib.suppress(OSError), self._log_path.open("rb") as log:
+            log.seek(0, os.SEEK_END)
+            log.seek(max(0, log.tell() - limit))
+            return log.read().decode("utf-8", "replace")
+        return ""
 
     async def wait_exit(self) -> KernelExit:
         return await asyncio.shield(self._wait_task)
@@ -159,8 +161,11 @@ class LocalKernel(LaunchedKernel):
     async def kill(self) -> None:
         if self.is_alive():
             kill_process_tree(self._process.pid)
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.shield(self._wait_task)
+        try:
+            await asyncio.shield(self._wait_task)  # the reaping goes on if we are cancelled
+        except asyncio.CancelledError:
+            if not self._wait_task.cancelled():
+                raise  # our caller was cancelled: never swallow that
 
 
 class LocalLauncher(KernelLauncher):
