@@ -45,6 +45,7 @@ from python_mcp_server.errors import (
     VenvNotFoundError,
 )
 from python_mcp_server.infra.subprocess import CommandError, run_command
+from python_mcp_server.infra.tasks import cancel_and_wait
 from python_mcp_server.models.environments import PreinstallStatus, VenvInfo
 from python_mcp_server.models.packages import InstallResult
 
@@ -254,9 +255,7 @@ class EnvironmentManager:
 
     async def aclose(self) -> None:
         if self._preinstall_task is not None:
-            self._preinstall_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._preinstall_task
+            await cancel_and_wait(self._preinstall_task)
 
     def _usable(self, name: str) -> bool:
         if not self.exists(name):

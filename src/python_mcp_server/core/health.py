@@ -26,6 +26,7 @@ import psutil
 from python_mcp_server.core.session import KernelSession
 from python_mcp_server.core.sessions import SessionManager
 from python_mcp_server.errors import KernelDiedError, KernelUnresponsiveError, ServerError
+from python_mcp_server.infra.tasks import cancel_and_wait
 from python_mcp_server.models.health import KernelHealth, KernelStatus, Responsiveness
 
 logger = logging.getLogger(__name__)
@@ -143,9 +144,7 @@ class HealthMonitor:
     async def aclose(self) -> None:
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
 
     async def _loop(self) -> None:
         while True:

@@ -10,7 +10,6 @@ with ``KernelDiedError`` carrying the reason.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from python_mcp_server.infra.kernels.base import (
     LaunchedKernel,
     Message,
 )
+from python_mcp_server.infra.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
 
@@ -125,11 +125,11 @@ class KernelClient:
             if kill:
                 await self.kernel.kill()
         finally:  # a caller cancelled while the kernel was being reaped still closes all
-            self._death_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._death_task
-            await self._channels.close()
-            self._fail_all(KernelDiedError("the kernel was shut down"))
+            try:
+                await cancel_and_wait(self._death_task)
+            finally:
+                await self._channels.close()
+                self._fail_all(KernelDiedError("the kernel was shut down"))
 
     @property
     def exit(self) -> KernelExit | None:

@@ -7,11 +7,11 @@ for a process start, so a new session's first execution costs a round trip.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from python_mcp_server.core.kernel_client import KernelClient
 from python_mcp_server.core.kernel_factory import KernelFactory
+from python_mcp_server.infra.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
 
@@ -86,8 +86,6 @@ class KernelPool:
     async def aclose(self) -> None:
         self._closed = True
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+            await cancel_and_wait(self._task)
         ready, self._ready = self._ready, []
         await asyncio.gather(*(c.close(kill=True) for c in ready), return_exceptions=True)

@@ -72,6 +72,7 @@ class SessionManager:
         self._creating: dict[str, asyncio.Future[KernelSession]] = {}
         self._semaphore = asyncio.Semaphore(config.max_concurrent_executions)
         self._reaper: asyncio.Task[None] | None = None
+        self._stop_reaping = asyncio.Event()
         self.active_session_id = DEFAULT_SESSION
         self.started_at = time.time()
         #: Run, in order, after a session's dead or hung kernel was replaced.
@@ -97,9 +98,9 @@ class SessionManager:
     async def aclose(self) -> None:
         """End every session and pooled kernel."""
         if self._reaper is not None:
-            self._reaper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reaper
+            # Stop between rounds, never mid-way: a session being ended is ended whole.
+            self._stop_reaping.set()
+            await self._reaper
         sessions, self._sessions = list(self._sessions.values()), {}
         await asyncio.gather(
             self._pool.aclose(), *(self._release(s) for s in sessions), return_exceptions=True
@@ -275,7 +276,10 @@ class SessionManager:
     async def _reap_idle_forever(self) -> None:
         period = max(1.0, min(60.0, self._config.idle_timeout / 4))
         while True:
-            await asyncio.sleep(period)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stop_reaping.wait(), period)
+            if self._stop_reaping.is_set():
+                return
             try:
                 await self.reap_idle()
             except Exception:  # keep reaping; one failed round must not stop it for good

@@ -35,6 +35,7 @@ from python_mcp_server.errors import KernelStartError
 from python_mcp_server.infra.kernels.base import KernelLaunchRequest, LaunchedKernel
 from python_mcp_server.infra.kernels.cgroups import PidsCgroups
 from python_mcp_server.infra.kernels.limits import MIB, LimitedLauncher, ResourceLimits
+from python_mcp_server.infra.tasks import retrieve_outcomes
 
 logger = logging.getLogger(__name__)
 
@@ -236,9 +237,10 @@ class BwrapLauncher(LimitedLauncher):
         await asyncio.to_thread(PidsCgroups.remove, cgroup)
 
     async def aclose(self) -> None:
-        for task in list(self._cleanups):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(asyncio.shield(task), 5)
+        cleanups = list(self._cleanups)
+        if cleanups:  # give each cgroup's removal a moment; they run on regardless
+            await asyncio.wait(cleanups, timeout=5)
+            retrieve_outcomes(cleanups)
         if self.cgroups is not None:
             await asyncio.to_thread(self.cgroups.close)
         await super().aclose()

@@ -41,6 +41,7 @@ from python_mcp_server.infra.kernels.base import (
     Message,
     MessageHandler,
 )
+from python_mcp_server.infra.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
 
@@ -189,11 +190,7 @@ class WebsocketKernelChannels(KernelChannels):
 
     async def close(self) -> None:
         self._closing = True
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(*self._tasks)
         self._tasks.clear()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._connection.close(), 2.0)

@@ -25,6 +25,7 @@ from python_mcp_server.infra.kernels.base import (
     Message,
     MessageHandler,
 )
+from python_mcp_server.infra.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
 
@@ -159,12 +160,10 @@ class ZmqKernelChannels(KernelChannels):
         }
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        self._tasks.clear()
-        self._stop_monitors()
-        for sock in self._sockets.values():
-            sock.close(linger=0)
+        try:
+            await cancel_and_wait(*self._tasks)
+        finally:  # the sockets close even when our caller is cancelled meanwhile
+            self._tasks.clear()
+            self._stop_monitors()
+            for sock in self._sockets.values():
+                sock.close(linger=0)
