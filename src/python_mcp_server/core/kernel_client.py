@@ -23,7 +23,6 @@ from python_mcp_server.infra.kernels.base import (
     LaunchedKernel,
     Message,
 )
-from python_mcp_server.infra.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
 
@@ -125,11 +124,9 @@ class KernelClient:
             if kill:
                 await self.kernel.kill()
         finally:  # a caller cancelled while the kernel was being reaped still closes all
-            try:
-                await cancel_and_wait(self._death_task)
-            finally:
-                await self._channels.close()
-                self._fail_all(KernelDiedError("the kernel was shut down"))
+            self._death_task.cancel()  # it only waits for the exit: nothing to wait for
+            self._fail_all(KernelDiedError("the kernel was shut down"))
+            await self._channels.close()
 
     @property
     def exit(self) -> KernelExit | None:
