@@ -77,6 +77,10 @@ class KernelStartError(ServerError):
     code = ErrorCode.KERNEL_START_FAILED
 
 
+class KernelSilentError(KernelStartError):
+    """The kernel process runs but never answered: it may be worth one fresh start."""
+
+
 class KernelDiedError(ServerError):
     code = ErrorCode.KERNEL_DIED
 

@@ -15,7 +15,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from python_mcp_server.errors import KernelDiedError, KernelStartError, KernelUnresponsiveError
+from python_mcp_server.errors import (
+    KernelDiedError,
+    KernelSilentError,
+    KernelStartError,
+    KernelUnresponsiveError,
+)
 from python_mcp_server.infra.kernels.base import (
     Channel,
     KernelChannels,
@@ -83,7 +88,7 @@ class KernelClient:
         while True:
             remaining = deadline - loop.time()
             if remaining <= 0:
-                raise KernelStartError(self._not_ready_reason(timeout, replied=replied))
+                raise KernelSilentError(self._not_ready_reason(timeout, replied=replied))
             wait = min(attempt_timeout, remaining)
             try:
                 msg_id, pending = self._submit(channel, "kernel_info_request", {}, wants_idle=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -9,7 +11,10 @@ from pathlib import Path
 
 from python_mcp_server.core.kernel_client import KernelClient
 from python_mcp_server.core.kernel_environment import kernel_environment
+from python_mcp_server.errors import KernelSilentError
 from python_mcp_server.infra.kernels.base import KernelLauncher, KernelLaunchRequest
+
+logger = logging.getLogger(__name__)
 
 #: Maps an environment name (None = default) to the interpreter its kernels run.
 PythonResolver = Callable[[str | None], str]
@@ -53,9 +58,22 @@ class KernelFactory:
         )
 
     async def start(self, venv_name: str | None, label: str) -> KernelClient:
-        """Launch a kernel for an environment and return a client once it answers."""
-        kernel = await self.launcher.launch(self.launch_request(venv_name, label))
-        return await KernelClient.connect(kernel, timeout=self._config.start_timeout)
+        """Launch a kernel for an environment and return a client once it answers.
+
+        A kernel still silent after half the start timeout is ended and launched once
+        more within the same overall budget: on a loaded machine a fresh kernel process
+        has, rarely, stayed silent for good, and a second one answers at once.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._config.start_timeout
+        request = self.launch_request(venv_name, label)
+        kernel = await self.launcher.launch(request)
+        try:
+            return await KernelClient.connect(kernel, timeout=self._config.start_timeout / 2)
+        except KernelSilentError as exc:
+            logger.warning("kernel for %s stayed silent, starting another: %s", label, exc)
+        kernel = await self.launcher.launch(request)
+        return await KernelClient.connect(kernel, timeout=max(1.0, deadline - loop.time()))
 
     async def attach(self, session_id: str) -> KernelClient | None:
         """A client for the running kernel of a session another server started, if any.

@@ -44,8 +44,10 @@ MEANINGS: dict[str, tuple[str, str]] = {
         "A kernel process could not be started or did not answer in time.",
         "Creating a session or replacing a dead kernel, when the interpreter is missing "
         "ipykernel, the environment is broken, or the start exceeds "
-        "`MCP_KERNEL_START_TIMEOUT`. The message gives the reason, with the kernel's last "
-        "output lines when it died while starting.",
+        "`MCP_KERNEL_START_TIMEOUT`. A kernel still silent after half that timeout is "
+        "ended and started once more within the same budget. The message gives the reason "
+        "(no answer at all, or an answer but no output channel), with the kernel's last "
+        "output lines.",
     ),
     "KERNEL_DIED": (
         "The kernel process ended while it was needed.",
