@@ -46,6 +46,13 @@ def wait_gone(pids: set[int], timeout: float = 10.0) -> set[int]:
     return {p.pid for p in alive if p.status() != psutil.STATUS_ZOMBIE}
 
 
+async def call(client: Client[Any], tool: str, **arguments: Any) -> dict[str, Any]:
+    """Call a tool that must succeed and return its structured result."""
+    result = await client.call_tool(tool, arguments)
+    assert result.structured_content is not None
+    return dict(result.structured_content)
+
+
 async def run(client: Client[Any], code: str, **arguments: Any) -> dict[str, Any]:
     """Call run_python_code and return its structured result."""
     result = await client.call_tool("run_python_code", {"code": code, **arguments})

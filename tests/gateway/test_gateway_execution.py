@@ -12,13 +12,7 @@ import pytest
 from fastmcp import Client
 
 from tests.gateway.conftest import Replicas
-from tests.helpers import SWALLOWS_INTERRUPTS, run, tool_error
-
-
-async def call(client: Client[Any], tool: str, **arguments: Any) -> dict[str, Any]:
-    result = await client.call_tool(tool, arguments)
-    assert result.structured_content is not None
-    return dict(result.structured_content)
+from tests.helpers import SWALLOWS_INTERRUPTS, call, run, tool_error
 
 
 async def session_listing(client: Client[Any]) -> dict[str, dict[str, Any]]:

@@ -18,15 +18,9 @@ import pytest
 from fastmcp import Client
 
 from tests.gateway.conftest import Replicas
-from tests.helpers import free_port, run, tool_error
+from tests.helpers import call, free_port, run, tool_error
 
 COMMAND = str(Path(sys.executable).parent / "python-mcp-server")
-
-
-async def call(client: Client[Any], tool: str, **arguments: Any) -> dict[str, Any]:
-    result = await client.call_tool(tool, arguments)
-    assert result.structured_content is not None
-    return dict(result.structured_content)
 
 
 async def test_set_through_a_read_through_b_delete_through_b(replicas: Replicas) -> None:

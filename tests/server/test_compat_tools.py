@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from fastmcp import Client
 
-from tests.helpers import run, tool_error
+from tests.helpers import call, run, tool_error
 from tests.wheels import build_test_wheels
 
 
@@ -25,12 +25,6 @@ def wheel_settings(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 @pytest.fixture
 def settings_overrides(wheel_settings: dict[str, Any]) -> dict[str, Any]:
     return {**wheel_settings, "toolsets": "all"}
-
-
-async def call(client: Client[Any], tool: str, **arguments: Any) -> dict[str, Any]:
-    result = await client.call_tool(tool, arguments)
-    assert result.structured_content is not None
-    return dict(result.structured_content)
 
 
 async def test_install_packages_list_or_comma_string_then_import(client: Client[Any]) -> None:

@@ -15,7 +15,7 @@ from python_mcp_server.core.environments import LINK_FILE
 from python_mcp_server.server.app import build_server
 from python_mcp_server.server.services import build_services
 from python_mcp_server.settings import Settings
-from tests.helpers import kernel_children, run, tool_error, wait_gone
+from tests.helpers import call, kernel_children, run, tool_error, wait_gone
 from tests.wheels import build_test_wheels
 
 
@@ -35,12 +35,6 @@ def settings_overrides(
     wheel_settings: dict[str, Any], extra_settings: dict[str, Any]
 ) -> dict[str, Any]:
     return {**wheel_settings, **extra_settings}
-
-
-async def call(client: Client[Any], tool: str, **arguments: Any) -> dict[str, Any]:
-    result = await client.call_tool(tool, arguments)
-    assert result.structured_content is not None
-    return dict(result.structured_content)
 
 
 async def venvs(client: Client[Any]) -> dict[str, dict[str, Any]]:

@@ -15,7 +15,7 @@ import pytest
 from fastmcp import Client
 from mcp.shared.exceptions import MCPError
 
-from tests.helpers import run, tool_error, wait_gone
+from tests.helpers import call, run, tool_error, wait_gone
 
 LIMIT = 64 * 1024
 PNG = base64.b64decode(
@@ -38,12 +38,6 @@ EACH_SANDBOX = pytest.mark.parametrize(
     indirect=True,
     ids=["no-sandbox", "sandbox-auto"],
 )
-
-
-async def call(client: Client[Any], tool: str, **arguments: Any) -> dict[str, Any]:
-    result = await client.call_tool(tool, arguments)
-    assert result.structured_content is not None
-    return dict(result.structured_content)
 
 
 def assert_refused(text: str, code: str, *secrets: str) -> None:

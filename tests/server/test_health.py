@@ -16,13 +16,7 @@ from fastmcp import Client, FastMCP
 
 from python_mcp_server.core.session import KernelSession
 from python_mcp_server.server.services import Services
-from tests.helpers import run, tool_error, wait_for_new_kernel, wait_gone
-
-
-async def call(client: Client[Any], tool: str, **arguments: Any) -> dict[str, Any]:
-    result = await client.call_tool(tool, arguments)
-    assert result.structured_content is not None
-    return dict(result.structured_content)
+from tests.helpers import call, run, tool_error, wait_for_new_kernel, wait_gone
 
 
 async def test_kernel_health_of_an_idle_kernel(client: Client[Any]) -> None:

@@ -7,13 +7,7 @@ from typing import Any
 
 from fastmcp import Client
 
-from tests.helpers import run, tool_error
-
-
-async def call(client: Client[Any], tool: str, **arguments: Any) -> dict[str, Any]:
-    result = await client.call_tool(tool, arguments)
-    assert result.structured_content is not None
-    return dict(result.structured_content)
+from tests.helpers import call, run, tool_error
 
 
 async def test_completion_uses_live_variables_and_gives_types(client: Client[Any]) -> None:

@@ -16,7 +16,7 @@ from fastmcp import Client
 
 from python_mcp_server.server.services import Services
 from python_mcp_server.settings import Settings
-from tests.helpers import run, tool_error
+from tests.helpers import call, run, tool_error
 from tests.wheels import build_test_wheels
 
 
@@ -28,12 +28,6 @@ def wheel_settings(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 @pytest.fixture
 def settings_overrides(wheel_settings: dict[str, Any]) -> dict[str, Any]:
     return dict(wheel_settings)
-
-
-async def call(client: Client[Any], tool: str, **arguments: Any) -> dict[str, Any]:
-    result = await client.call_tool(tool, arguments)
-    assert result.structured_content is not None
-    return dict(result.structured_content)
 
 
 async def test_install_then_import_in_the_running_kernel(client: Client[Any]) -> None:
