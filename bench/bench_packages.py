@@ -27,9 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.wheels import build_test_wheels
 
-from python_mcp_server.core.installer import Installer
-from python_mcp_server.core.kernel_factory import server_python
-from python_mcp_server.core.requirements import parse_packages
+from python_mcp_server.core.packages.installer import Installer
+from python_mcp_server.core.packages.requirements import parse_packages
+from python_mcp_server.core.sessions.kernel_factory import server_python
 from python_mcp_server.infra.subprocess import run_command
 from python_mcp_server.server.services import Services, build_services
 from python_mcp_server.settings import Settings

@@ -9,7 +9,7 @@ from typing import Any
 import psutil
 from fastmcp import Client
 
-from python_mcp_server.core.session import KernelSession
+from python_mcp_server.core.sessions.session import KernelSession
 
 #: A cell that catches every KeyboardInterrupt: only a kernel restart stops it.
 SWALLOWS_INTERRUPTS = (

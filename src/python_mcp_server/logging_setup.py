@@ -19,7 +19,9 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         audit = getattr(record, "audit", None)
-        if isinstance(audit, dict):  # structured fields of audit lines (core/audit.py)
+        if isinstance(
+            audit, dict
+        ):  # structured fields of audit lines (core/observability/audit.py)
             payload["audit"] = audit
         if record.exc_info:
             payload["exception"] = self.formatException(record.exc_info)

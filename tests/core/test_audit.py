@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from python_mcp_server.core.audit import audit_install, redact
-from python_mcp_server.core.health_report import summarize_settings
+from python_mcp_server.core.observability.audit import audit_install, redact
+from python_mcp_server.core.observability.health_report import summarize_settings
 from python_mcp_server.settings import Settings
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from python_mcp_server.core.auto_install import (
+from python_mcp_server.core.packages.auto_install import (
     distribution_for,
     find_imports,
     missing_modules,

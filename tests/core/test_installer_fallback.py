@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from python_mcp_server.core.environments import (
+from python_mcp_server.core.packages.environments import (
     EnvironmentManager,
     EnvironmentsConfig,
     server_site_dirs,
 )
-from python_mcp_server.core.installer import Installer, InstallerConfig, split_setting
-from python_mcp_server.core.requirements import parse_names, parse_packages
+from python_mcp_server.core.packages.installer import Installer, InstallerConfig, split_setting
+from python_mcp_server.core.packages.requirements import parse_names, parse_packages
 from python_mcp_server.errors import PackageInstallationError
 from python_mcp_server.infra.subprocess import run_command
 from tests.wheels import build_test_wheels

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from python_mcp_server.core.introspection import IntrospectionConfig, IntrospectionService
+from python_mcp_server.core.execution.introspection import IntrospectionConfig, IntrospectionService
 from python_mcp_server.errors import SessionBusyError
 from python_mcp_server.server.services import Services, build_services
 from python_mcp_server.settings import Settings

@@ -8,7 +8,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from python_mcp_server.core.kernel_factory import KernelFactory, KernelFactoryConfig
+from python_mcp_server.core.sessions.kernel_factory import KernelFactory, KernelFactoryConfig
 from python_mcp_server.errors import KernelStartError
 from python_mcp_server.infra.kernels.local import LocalLauncher
 from tests.helpers import wait_gone

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from python_mcp_server.core.execution import ExecutionRequest
-from python_mcp_server.core.limits import MemoryLimitHook, ran_out_of_memory
-from python_mcp_server.core.output_collector import CollectedOutput
-from python_mcp_server.core.session import ExecutionOutcome
+from python_mcp_server.core.execution.limits import MemoryLimitHook, ran_out_of_memory
+from python_mcp_server.core.execution.output_collector import CollectedOutput
+from python_mcp_server.core.execution.service import ExecutionRequest
+from python_mcp_server.core.sessions.session import ExecutionOutcome
 from python_mcp_server.models.execution import ExecutionErrorInfo, ExecutionResult
 
 

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from python_mcp_server.core import kernel_probe
-from python_mcp_server.core.private_eval import probe_expression, unrepr
+from python_mcp_server.core.execution import kernel_probe
+from python_mcp_server.core.execution.private_eval import probe_expression, unrepr
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from python_mcp_server.core.requirements import (
+from python_mcp_server.core.packages.requirements import (
     MAX_PACKAGES,
     parse_names,
     parse_packages,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from python_mcp_server.core.safety import check_code_safety
+from python_mcp_server.core.safety.checker import check_code_safety
 
 
 def findings(code: str) -> list[tuple[str, str, str]]:

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from python_mcp_server.core import new_files as new_files_module
-from python_mcp_server.core.atomic_write import TEMP_PREFIX
-from python_mcp_server.core.files import WorkspaceFiles, upload_filename
-from python_mcp_server.core.new_files import NewFilesTracker
-from python_mcp_server.core.workspace import Workspace, WorkspaceConfig
+from python_mcp_server.core.workspace import new_files as new_files_module
+from python_mcp_server.core.workspace.atomic_write import TEMP_PREFIX
+from python_mcp_server.core.workspace.files import WorkspaceFiles, upload_filename
+from python_mcp_server.core.workspace.new_files import NewFilesTracker
+from python_mcp_server.core.workspace.resolver import Workspace, WorkspaceConfig
 from python_mcp_server.errors import ErrorCode, ServerError
 
 LIMIT = 4096

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from python_mcp_server.core.kernel_client import KernelClient
-from python_mcp_server.core.kernel_environment import kernel_environment
+from python_mcp_server.core.sessions.kernel_client import KernelClient
+from python_mcp_server.core.sessions.kernel_environment import kernel_environment
 from python_mcp_server.errors import KernelStartError
 from python_mcp_server.infra.kernels.base import KernelLaunchRequest
 from python_mcp_server.infra.kernels.local import LocalLauncher

@@ -14,7 +14,7 @@ import psutil
 import pytest
 from fastmcp import Client, FastMCP
 
-from python_mcp_server.core.session import KernelSession
+from python_mcp_server.core.sessions.session import KernelSession
 from python_mcp_server.server.services import Services
 from tests.helpers import call, run, tool_error, wait_for_new_kernel, wait_gone
 

@@ -12,7 +12,7 @@ import contextlib
 import re
 from datetime import datetime
 
-from python_mcp_server.core.sessions import DEFAULT_SESSION, SessionManager
+from python_mcp_server.core.sessions.manager import DEFAULT_SESSION, SessionManager
 from python_mcp_server.errors import InvalidInputError, SessionExistsError, SessionNotFoundError
 from python_mcp_server.models.compat import (
     CompatError,

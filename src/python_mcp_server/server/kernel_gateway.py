@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-from python_mcp_server.core.kernel_environment import kernel_environment
+from python_mcp_server.core.sessions.kernel_environment import kernel_environment
 from python_mcp_server.infra.kernels.gateway import GatewayConfig, GatewayLauncher
 from python_mcp_server.settings import Settings
 

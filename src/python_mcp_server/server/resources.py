@@ -12,8 +12,8 @@ from fastmcp.exceptions import ResourceError
 from fastmcp.resources import ResourceContent, ResourceResult
 from mcp_types import ResourceLink
 
-from python_mcp_server.core.file_types import guess_mime, is_image, looks_textual
-from python_mcp_server.core.session import ExecutionOutcome
+from python_mcp_server.core.sessions.session import ExecutionOutcome
+from python_mcp_server.core.workspace.file_types import guess_mime, is_image, looks_textual
 from python_mcp_server.errors import ServerError
 from python_mcp_server.server.services import Services
 

@@ -18,7 +18,7 @@ from starlette.background import BackgroundTask
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from python_mcp_server.core.files import WorkspaceFiles
+from python_mcp_server.core.workspace.files import WorkspaceFiles
 from python_mcp_server.errors import ErrorCode, FileTooLargeError, InvalidInputError, ServerError
 from python_mcp_server.models.files import UploadResult
 from python_mcp_server.server.services import Services

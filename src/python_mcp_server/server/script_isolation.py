@@ -9,7 +9,7 @@ kernels. Without a sandbox it gets the rlimits and the environment.
 
 from __future__ import annotations
 
-from python_mcp_server.core.scripts import ScriptCommand
+from python_mcp_server.core.execution.scripts import ScriptCommand
 from python_mcp_server.infra.kernels.base import KernelLauncher, KernelLaunchRequest
 from python_mcp_server.infra.kernels.limits import LimitedLauncher
 from python_mcp_server.infra.kernels.local import LocalLauncher

@@ -12,35 +12,40 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from python_mcp_server.core.audit import AuditHook
-from python_mcp_server.core.auto_install import AutoInstallHook
-from python_mcp_server.core.environments import (
-    EnvironmentManager,
-    EnvironmentsConfig,
-    server_site_dirs,
-)
-from python_mcp_server.core.execution import ExecutionService
-from python_mcp_server.core.files import WorkspaceFiles
-from python_mcp_server.core.health import HealthConfig, HealthMonitor
-from python_mcp_server.core.health_report import (
+from python_mcp_server.core.execution.introspection import IntrospectionConfig, IntrospectionService
+from python_mcp_server.core.execution.limits import KernelLimits, MemoryLimitHook, describe_limits
+from python_mcp_server.core.execution.scripts import ScriptRunner, ScriptsConfig
+from python_mcp_server.core.execution.service import ExecutionService
+from python_mcp_server.core.observability.audit import AuditHook
+from python_mcp_server.core.observability.health import HealthConfig, HealthMonitor
+from python_mcp_server.core.observability.health_report import (
     ExecutionMetrics,
     HealthReporter,
     ReportConfig,
     summarize_settings,
 )
-from python_mcp_server.core.history import HistoryConfig, HistoryHook, HistoryStore
-from python_mcp_server.core.installer import Installer, InstallerConfig, find_uv, split_setting
-from python_mcp_server.core.introspection import IntrospectionConfig, IntrospectionService
-from python_mcp_server.core.kernel_factory import KernelFactory, KernelFactoryConfig
-from python_mcp_server.core.limits import KernelLimits, MemoryLimitHook, describe_limits
-from python_mcp_server.core.new_files import NewFilesHook, NewFilesTracker
-from python_mcp_server.core.packages import PackageService
-from python_mcp_server.core.safety import SafetyHook, SafetyPolicy
-from python_mcp_server.core.scripts import ScriptRunner, ScriptsConfig
-from python_mcp_server.core.session import ExecutionConfig
-from python_mcp_server.core.sessions import SessionManager, SessionsConfig
-from python_mcp_server.core.snapshots import SnapshotConfig, SnapshotHook, SnapshotService
-from python_mcp_server.core.workspace import Workspace, WorkspaceConfig
+from python_mcp_server.core.observability.history import HistoryConfig, HistoryHook, HistoryStore
+from python_mcp_server.core.packages.auto_install import AutoInstallHook
+from python_mcp_server.core.packages.environments import (
+    EnvironmentManager,
+    EnvironmentsConfig,
+    server_site_dirs,
+)
+from python_mcp_server.core.packages.installer import (
+    Installer,
+    InstallerConfig,
+    find_uv,
+    split_setting,
+)
+from python_mcp_server.core.packages.service import PackageService
+from python_mcp_server.core.safety.checker import SafetyHook, SafetyPolicy
+from python_mcp_server.core.sessions.kernel_factory import KernelFactory, KernelFactoryConfig
+from python_mcp_server.core.sessions.manager import SessionManager, SessionsConfig
+from python_mcp_server.core.sessions.session import ExecutionConfig
+from python_mcp_server.core.sessions.snapshots import SnapshotConfig, SnapshotHook, SnapshotService
+from python_mcp_server.core.workspace.files import WorkspaceFiles
+from python_mcp_server.core.workspace.new_files import NewFilesHook, NewFilesTracker
+from python_mcp_server.core.workspace.resolver import Workspace, WorkspaceConfig
 from python_mcp_server.infra.kernels.base import KernelLauncher
 from python_mcp_server.server.kernel_isolation import build_local_launcher
 from python_mcp_server.server.script_isolation import script_command_builder

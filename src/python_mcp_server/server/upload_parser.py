@@ -13,8 +13,8 @@ import anyio
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from python_mcp_server.core.atomic_write import AtomicWriter
-from python_mcp_server.core.files import WorkspaceFiles
+from python_mcp_server.core.workspace.atomic_write import AtomicWriter
+from python_mcp_server.core.workspace.files import WorkspaceFiles
 from python_mcp_server.errors import InvalidInputError
 
 if TYPE_CHECKING:

@@ -28,9 +28,9 @@ from python_mcp_server.core.compat import (
     to_execute_python,
     to_execute_python_code,
 )
-from python_mcp_server.core.execution import ExecutionRequest
-from python_mcp_server.core.scripts import kernel_run_code
-from python_mcp_server.core.session import ExecutionOutcome
+from python_mcp_server.core.execution.scripts import kernel_run_code
+from python_mcp_server.core.execution.service import ExecutionRequest
+from python_mcp_server.core.sessions.session import ExecutionOutcome
 from python_mcp_server.errors import InvalidInputError
 from python_mcp_server.models.compat import ExecutePythonCodeResult, ExecutePythonResult
 from python_mcp_server.server.services import Services

@@ -17,7 +17,7 @@ from fastmcp import FastMCP
 from pydantic import Field
 
 from python_mcp_server.core.compat import pick
-from python_mcp_server.core.requirements import parse_packages
+from python_mcp_server.core.packages.requirements import parse_packages
 from python_mcp_server.errors import InvalidInputError, PackageInstallationError
 from python_mcp_server.models.compat import (
     InstalledPackage,

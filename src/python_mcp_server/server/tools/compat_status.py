@@ -14,8 +14,8 @@ from fastmcp import FastMCP
 from pydantic import Field
 
 from python_mcp_server.core.compat import compat_health, history_entry, pick
-from python_mcp_server.core.safety import check_code_safety as check
-from python_mcp_server.core.sessions import validate_session_id
+from python_mcp_server.core.safety.checker import check_code_safety as check
+from python_mcp_server.core.sessions.manager import validate_session_id
 from python_mcp_server.errors import InvalidInputError
 from python_mcp_server.models.compat import (
     CompatHealthCheck,

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastmcp import FastMCP
 from pydantic import Field
 
-from python_mcp_server.core.requirements import parse_packages
+from python_mcp_server.core.packages.requirements import parse_packages
 from python_mcp_server.models.environments import VenvAction, VenvList
 from python_mcp_server.server.services import Services
 

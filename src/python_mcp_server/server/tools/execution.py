@@ -10,8 +10,8 @@ from fastmcp.tools.base import ToolResult
 from mcp_types import ContentBlock, ImageContent, TextContent
 from pydantic import Field
 
-from python_mcp_server.core.execution import ExecutionRequest
-from python_mcp_server.core.session import ExecutionOutcome
+from python_mcp_server.core.execution.service import ExecutionRequest
+from python_mcp_server.core.sessions.session import ExecutionOutcome
 from python_mcp_server.errors import InvalidInputError
 from python_mcp_server.models.execution import ExecutionResult
 from python_mcp_server.server.resources import resource_links

@@ -1,5 +1,5 @@
 """File tools: list_files, read_file, write_file, delete_file, save_script, run_script,
-get_workspace_info. Every path goes through the workspace resolver (core/workspace.py)."""
+get_workspace_info. Every path goes through the workspace resolver (core/workspace/resolver.py)."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastmcp import FastMCP
 from pydantic import Field
 
-from python_mcp_server.core.sessions import validate_session_id
+from python_mcp_server.core.sessions.manager import validate_session_id
 from python_mcp_server.models.history import HistoryCleared, HistoryList, HistoryStatus
 from python_mcp_server.server.services import Services
 

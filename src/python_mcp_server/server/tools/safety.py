@@ -7,7 +7,7 @@ from typing import Annotated
 from fastmcp import FastMCP
 from pydantic import Field
 
-from python_mcp_server.core.safety import check_code_safety as check
+from python_mcp_server.core.safety.checker import check_code_safety as check
 from python_mcp_server.errors import InvalidInputError
 from python_mcp_server.models.safety import SafetyCheckResult
 from python_mcp_server.server.services import Services

@@ -10,8 +10,8 @@ from fastmcp import FastMCP
 from pydantic import Field
 
 from python_mcp_server import __version__
-from python_mcp_server.core.session import KernelSession
-from python_mcp_server.core.sessions import SessionManager
+from python_mcp_server.core.sessions.manager import SessionManager
+from python_mcp_server.core.sessions.session import KernelSession
 from python_mcp_server.models.sessions import (
     PingResult,
     SessionAction,

@@ -19,10 +19,14 @@ import re
 import time
 from dataclasses import dataclass
 
-from python_mcp_server.core.kernel_client import KernelClient
-from python_mcp_server.core.kernel_factory import KernelFactory
-from python_mcp_server.core.kernel_pool import KernelPool
-from python_mcp_server.core.session import ExecutionConfig, KernelReplacedHook, KernelSession
+from python_mcp_server.core.sessions.kernel_client import KernelClient
+from python_mcp_server.core.sessions.kernel_factory import KernelFactory
+from python_mcp_server.core.sessions.kernel_pool import KernelPool
+from python_mcp_server.core.sessions.session import (
+    ExecutionConfig,
+    KernelReplacedHook,
+    KernelSession,
+)
 from python_mcp_server.errors import (
     InvalidInputError,
     SessionExistsError,

@@ -14,10 +14,10 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from python_mcp_server.core.output_collector import strip_ansi
-from python_mcp_server.core.private_eval import run_probe
-from python_mcp_server.core.session import KernelSession
-from python_mcp_server.core.sessions import SessionManager
+from python_mcp_server.core.execution.output_collector import strip_ansi
+from python_mcp_server.core.execution.private_eval import run_probe
+from python_mcp_server.core.sessions.manager import SessionManager
+from python_mcp_server.core.sessions.session import KernelSession
 from python_mcp_server.errors import (
     InvalidInputError,
     KernelUnresponsiveError,

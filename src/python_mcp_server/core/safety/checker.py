@@ -18,13 +18,13 @@ import ast
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
-from python_mcp_server.core import safety_rules as rules
+from python_mcp_server.core.safety import rules
 from python_mcp_server.errors import UnsafeCodeError
 from python_mcp_server.models.safety import SafetyWarning
 
 if TYPE_CHECKING:
-    from python_mcp_server.core.execution import ExecutionRequest
-    from python_mcp_server.core.session import ExecutionOutcome, KernelSession
+    from python_mcp_server.core.execution.service import ExecutionRequest
+    from python_mcp_server.core.sessions.session import ExecutionOutcome, KernelSession
 
 SafetyMode = Literal["off", "warn", "block"]
 _MAX_NESTED_SOURCE = 3  # exec("...") strings are checked this many levels deep

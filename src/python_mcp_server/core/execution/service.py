@@ -11,8 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from python_mcp_server.core.session import ExecutionOutcome, KernelSession, ProgressCallback
-from python_mcp_server.core.sessions import SessionManager
+from python_mcp_server.core.sessions.manager import SessionManager
+from python_mcp_server.core.sessions.session import (
+    ExecutionOutcome,
+    KernelSession,
+    ProgressCallback,
+)
 
 
 @dataclass

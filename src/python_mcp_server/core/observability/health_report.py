@@ -18,12 +18,12 @@ from pathlib import PurePath
 from typing import Any
 
 from python_mcp_server import __version__
-from python_mcp_server.core.audit import redact
-from python_mcp_server.core.execution import ExecutionHook, ExecutionRequest
-from python_mcp_server.core.health import HealthMonitor
-from python_mcp_server.core.history import HistoryStore
-from python_mcp_server.core.session import ExecutionOutcome, KernelSession
-from python_mcp_server.core.sessions import SessionManager
+from python_mcp_server.core.execution.service import ExecutionHook, ExecutionRequest
+from python_mcp_server.core.observability.audit import redact
+from python_mcp_server.core.observability.health import HealthMonitor
+from python_mcp_server.core.observability.history import HistoryStore
+from python_mcp_server.core.sessions.manager import SessionManager
+from python_mcp_server.core.sessions.session import ExecutionOutcome, KernelSession
 from python_mcp_server.errors import ServerError
 from python_mcp_server.models.health import (
     EnvironmentHealth,

@@ -22,7 +22,7 @@ from pathlib import Path
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion
 
-from python_mcp_server.core.requirements import PackageSpec
+from python_mcp_server.core.packages.requirements import PackageSpec
 from python_mcp_server.errors import PackageInstallationError
 from python_mcp_server.infra.subprocess import (
     CommandResult,

@@ -9,8 +9,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from python_mcp_server.core.kernel_client import KernelClient
-from python_mcp_server.core.kernel_environment import kernel_environment
+from python_mcp_server.core.sessions.kernel_client import KernelClient
+from python_mcp_server.core.sessions.kernel_environment import kernel_environment
 from python_mcp_server.errors import KernelSilentError
 from python_mcp_server.infra.kernels.base import KernelLauncher, KernelLaunchRequest
 

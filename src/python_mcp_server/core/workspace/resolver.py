@@ -26,7 +26,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from python_mcp_server.core.file_types import entry_type
+from python_mcp_server.core.workspace.file_types import entry_type
 from python_mcp_server.errors import (
     FileNotFoundInWorkspaceError,
     FileTooLargeError,

@@ -21,8 +21,8 @@ from typing import Any
 
 import anyio
 
-from python_mcp_server.core.kernel_client import Execution, KernelClient
-from python_mcp_server.core.output_collector import CollectedOutput, OutputCollector
+from python_mcp_server.core.execution.output_collector import CollectedOutput, OutputCollector
+from python_mcp_server.core.sessions.kernel_client import Execution, KernelClient
 from python_mcp_server.errors import KernelDiedError
 from python_mcp_server.models.execution import ExecutionErrorInfo, ExecutionResult
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from python_mcp_server.core.kernel_client import KernelClient
-from python_mcp_server.core.kernel_factory import KernelFactory
+from python_mcp_server.core.sessions.kernel_client import KernelClient
+from python_mcp_server.core.sessions.kernel_factory import KernelFactory
 from python_mcp_server.infra.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)

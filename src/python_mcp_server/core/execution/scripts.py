@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal
 
-from python_mcp_server.core.execution import ExecutionRequest, ExecutionService
-from python_mcp_server.core.files import WorkspaceFiles
-from python_mcp_server.core.new_files import NewFilesTracker
-from python_mcp_server.core.sessions import DEFAULT_SESSION, SessionManager
+from python_mcp_server.core.execution.service import ExecutionRequest, ExecutionService
+from python_mcp_server.core.sessions.manager import DEFAULT_SESSION, SessionManager
+from python_mcp_server.core.workspace.files import WorkspaceFiles
+from python_mcp_server.core.workspace.new_files import NewFilesTracker
 from python_mcp_server.errors import InvalidInputError, KernelStartError
 from python_mcp_server.infra.kernels.base import KernelLaunchRequest
 from python_mcp_server.infra.script_process import run_process

@@ -28,13 +28,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from python_mcp_server.core.installer import (
+from python_mcp_server.core.packages.installer import (
     EnvTarget,
     Installer,
     installer_env,
     scan_distributions,
 )
-from python_mcp_server.core.requirements import PackageSpec, parse_packages
+from python_mcp_server.core.packages.requirements import PackageSpec, parse_packages
 from python_mcp_server.errors import (
     ConfirmationRequiredError,
     InvalidInputError,
@@ -50,8 +50,8 @@ from python_mcp_server.models.environments import PreinstallStatus, VenvInfo
 from python_mcp_server.models.packages import InstallResult
 
 if TYPE_CHECKING:
-    from python_mcp_server.core.session import KernelSession
-    from python_mcp_server.core.sessions import SessionManager
+    from python_mcp_server.core.sessions.manager import SessionManager
+    from python_mcp_server.core.sessions.session import KernelSession
 
 logger = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from python_mcp_server.core.execution import ExecutionHook, ExecutionRequest
-from python_mcp_server.core.session import ExecutionOutcome, KernelSession
+from python_mcp_server.core.execution.service import ExecutionHook, ExecutionRequest
+from python_mcp_server.core.sessions.session import ExecutionOutcome, KernelSession
 
 logger = logging.getLogger("python_mcp_server.audit")
 

@@ -23,8 +23,8 @@ from typing import Literal
 
 import psutil
 
-from python_mcp_server.core.session import KernelSession
-from python_mcp_server.core.sessions import SessionManager
+from python_mcp_server.core.sessions.manager import SessionManager
+from python_mcp_server.core.sessions.session import KernelSession
 from python_mcp_server.errors import KernelDiedError, KernelUnresponsiveError, ServerError
 from python_mcp_server.infra.tasks import cancel_and_wait
 from python_mcp_server.models.health import KernelHealth, KernelStatus, Responsiveness

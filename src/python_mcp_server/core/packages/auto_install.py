@@ -16,11 +16,11 @@ import importlib.machinery
 import sys
 from pathlib import Path
 
-from python_mcp_server.core.environments import EnvironmentManager
-from python_mcp_server.core.execution import ExecutionRequest
-from python_mcp_server.core.packages import PackageService
-from python_mcp_server.core.requirements import PackageSpec, parse_specifier
-from python_mcp_server.core.session import ExecutionOutcome, KernelSession
+from python_mcp_server.core.execution.service import ExecutionRequest
+from python_mcp_server.core.packages.environments import EnvironmentManager
+from python_mcp_server.core.packages.requirements import PackageSpec, parse_specifier
+from python_mcp_server.core.packages.service import PackageService
+from python_mcp_server.core.sessions.session import ExecutionOutcome, KernelSession
 from python_mcp_server.errors import InvalidInputError, PackageInstallationError
 from python_mcp_server.models.packages import DependenciesInfo
 

@@ -21,9 +21,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
-from python_mcp_server.core.execution import ExecutionRequest
-from python_mcp_server.core.private_eval import run_probe
-from python_mcp_server.core.session import ExecutionOutcome, KernelSession
+from python_mcp_server.core.execution.private_eval import run_probe
+from python_mcp_server.core.execution.service import ExecutionRequest
+from python_mcp_server.core.sessions.session import ExecutionOutcome, KernelSession
 from python_mcp_server.errors import ServerError
 from python_mcp_server.models.sessions import NotKept, PreservedState
 

@@ -15,7 +15,7 @@ import secrets
 import stat
 from types import TracebackType
 
-from python_mcp_server.core.workspace import ResolvedPath, Workspace, os_error
+from python_mcp_server.core.workspace.resolver import ResolvedPath, Workspace, os_error
 from python_mcp_server.errors import FileExistsInWorkspaceError, InvalidInputError
 
 _TEMP_FLAGS = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC

@@ -14,8 +14,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from python_mcp_server.core.execution import ExecutionRequest
-from python_mcp_server.core.session import ExecutionOutcome, KernelSession
+from python_mcp_server.core.execution.service import ExecutionRequest
+from python_mcp_server.core.sessions.session import ExecutionOutcome, KernelSession
 from python_mcp_server.errors import StorageError
 from python_mcp_server.infra.storage.sqlite import SqliteDatabase
 from python_mcp_server.models.history import HistoryEntry

@@ -16,8 +16,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from python_mcp_server.core import kernel_probe
-from python_mcp_server.core.kernel_client import KernelClient
+from python_mcp_server.core.execution import kernel_probe
+from python_mcp_server.core.sessions.kernel_client import KernelClient
 from python_mcp_server.errors import KernelUnresponsiveError, ServerError
 from python_mcp_server.infra.kernels.base import Message
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 import asyncio
 import time
 
-from python_mcp_server.core.audit import audit_install
-from python_mcp_server.core.environments import EnvironmentManager, refresh_import_caches
-from python_mcp_server.core.requirements import PackageSpec, parse_names, parse_packages
-from python_mcp_server.core.sessions import SessionManager
+from python_mcp_server.core.observability.audit import audit_install
+from python_mcp_server.core.packages.environments import EnvironmentManager, refresh_import_caches
+from python_mcp_server.core.packages.requirements import PackageSpec, parse_names, parse_packages
+from python_mcp_server.core.sessions.manager import SessionManager
 from python_mcp_server.errors import InvalidInputError, ServerError
 from python_mcp_server.models.packages import InstallResult, PackageList, UninstallResult
 

@@ -29,10 +29,10 @@ import weakref
 from collections import OrderedDict
 from typing import Any
 
-from python_mcp_server.core.atomic_write import TEMP_PREFIX
-from python_mcp_server.core.execution import ExecutionRequest
-from python_mcp_server.core.session import ExecutionOutcome, KernelSession
-from python_mcp_server.core.workspace import Workspace
+from python_mcp_server.core.execution.service import ExecutionRequest
+from python_mcp_server.core.sessions.session import ExecutionOutcome, KernelSession
+from python_mcp_server.core.workspace.atomic_write import TEMP_PREFIX
+from python_mcp_server.core.workspace.resolver import Workspace
 from python_mcp_server.infra import inotify
 
 logger = logging.getLogger(__name__)

@@ -18,14 +18,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from python_mcp_server.core.atomic_write import TEMP_PREFIX, AtomicWriter
-from python_mcp_server.core.file_types import (
+from python_mcp_server.core.workspace.atomic_write import TEMP_PREFIX, AtomicWriter
+from python_mcp_server.core.workspace.file_types import (
     decode_text,
     entry_type,
     guess_mime,
     is_image,
 )
-from python_mcp_server.core.workspace import ResolvedPath, Workspace, os_error
+from python_mcp_server.core.workspace.resolver import ResolvedPath, Workspace, os_error
 from python_mcp_server.errors import (
     FileNotFoundInWorkspaceError,
     InvalidInputError,

@@ -14,14 +14,14 @@ import os
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from python_mcp_server.core.execution import ExecutionHook
+from python_mcp_server.core.execution.service import ExecutionHook
 from python_mcp_server.infra.kernels.base import KernelLauncher
 from python_mcp_server.infra.kernels.limits import MIB, LimitedLauncher
 from python_mcp_server.infra.kernels.sandbox import BwrapLauncher
 
 if TYPE_CHECKING:
-    from python_mcp_server.core.execution import ExecutionRequest
-    from python_mcp_server.core.session import ExecutionOutcome, KernelSession
+    from python_mcp_server.core.execution.service import ExecutionRequest
+    from python_mcp_server.core.sessions.session import ExecutionOutcome, KernelSession
 
 MEMORY_LIMIT_EXCEEDED = "MEMORY_LIMIT_EXCEEDED"
 

@@ -1,0 +1,1 @@
+"""Execution: the pipeline around running code, output collection, introspection, scripts."""

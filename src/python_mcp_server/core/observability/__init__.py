@@ -1,0 +1,1 @@
+"""Observability: health monitoring and reports, history, audit."""

@@ -1,0 +1,1 @@
+"""Packages: environments, the installer, specifier validation, auto-install."""

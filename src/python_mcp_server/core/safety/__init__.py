@@ -1,0 +1,1 @@
+"""Safety: the advisory code check and its rule tables."""

@@ -1,0 +1,1 @@
+"""Sessions: the named sessions, their kernels, the pool, snapshots."""

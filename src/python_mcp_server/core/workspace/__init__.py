@@ -1,0 +1,1 @@
+"""Workspace: the path resolver and every file operation under it."""
