@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 import httpx
@@ -9,6 +10,7 @@ from fastmcp import Client
 
 from tests.e2e.conftest import StartServer
 from tests.helpers import run
+from tests.server.test_http_hosts import FOREIGN_HOSTS, LOOPBACK_HOSTS, MALFORMED_HOSTS
 
 TOKEN = "http-suite-token-0b5e"
 NO_KERNELS = {"MCP_KERNEL_POOL_SIZE": "0"}
@@ -73,6 +75,60 @@ def test_origin_and_host_checks(start_server: StartServer) -> None:
         rebound = initialize(http, Host=f"attacker.example:{server.port}")
         assert rebound.status_code == 403
         assert http.get("/health", headers={"Origin": "https://evil.example"}).status_code == 403
+
+
+def raw_get(port: int, path: str, headers: list[tuple[str, str]]) -> tuple[int, bytes]:
+    """One HTTP/1.1 request written byte for byte (no client library normalising headers)."""
+    lines = [f"GET {path} HTTP/1.1", *(f"{k}: {v}" for k, v in headers), "Connection: close"]
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("utf-8", "surrogateescape"))
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    status_line, _, rest = data.partition(b"\r\n")
+    return int(status_line.split()[1]), rest
+
+
+HOSTILE_ORIGINS = [
+    "http://[::1].evil.com",
+    "http://[::1].evil.com:8000",
+    "http://[::1]evil.com",
+    "http://localhost@evil.com",
+    "http://localhost.evil.com",
+    "http://127.0.0.1.nip.io",
+    "http://127.1",
+    "http://[fe80::1%25lo]",
+    "http://localhost:8000/x",
+    "http://ｌｏｃａｌｈｏｓｔ",
+    "null",
+]
+
+
+def test_hostile_hosts_and_origins_are_refused(start_server: StartServer) -> None:
+    """Every hostile Host or Origin from the unit tables, byte for byte, gets a refusal."""
+    server = start_server(env=NO_KERNELS)
+    answers: dict[str, int] = {}
+    for host in LOOPBACK_HOSTS:
+        status, _ = raw_get(server.port, "/health", [("Host", host)])
+        assert status == 200, host
+    # Surrounding blanks are not part of a header value on the wire (HTTP trims them).
+    for host in [h for h in FOREIGN_HOSTS + MALFORMED_HOSTS if h == h.strip(" \t")]:
+        status, body = raw_get(server.port, "/health", [("Host", host)])
+        answers[host] = status
+        # 400: the HTTP parser refused the header before us; 403: our guard did.
+        assert status in (400, 403), (host, status, body)
+        if status == 403:
+            assert b"FORBIDDEN_ORIGIN" in body
+    # The forms the report found, and every well-formed foreign host, reach our guard.
+    for host in ["[::1].evil.com", "[::1].evil.com:8000", *FOREIGN_HOSTS]:
+        assert answers[host] == 403, host
+    two_hosts = [("Host", "localhost"), ("Host", "evil.com")]
+    assert raw_get(server.port, "/health", two_hosts)[0] in (400, 403)
+    local = ("Host", f"127.0.0.1:{server.port}")
+    for origin in HOSTILE_ORIGINS:
+        status, body = raw_get(server.port, "/health", [local, ("Origin", origin)])
+        assert (status, b"FORBIDDEN_ORIGIN" in body) == (403, True), origin
+    assert raw_get(server.port, "/health", [local, ("Origin", "http://[::1]:5173")])[0] == 200
 
 
 def test_request_body_limit(start_server: StartServer) -> None:

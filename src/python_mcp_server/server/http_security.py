@@ -7,6 +7,7 @@ In the order a request meets them:
    ``MCP_ALLOWED_ORIGINS``; requests without ``Origin`` (non-browser clients) pass. On a
    loopback-bound server the ``Host`` header must name loopback (or a host of an allowed
    origin): a DNS-rebinding page reaches us with its own host name. Refusals: 403.
+   Hosts and origins are parsed exactly (``http_hosts.py``): ``[::1].evil.com`` is no host.
 2. ``BearerAuthMiddleware``: with a token configured, every path but ``/health`` needs
    ``Authorization: Bearer <token>`` (401 otherwise). /health stays open for probes; it
    shows only status, version, uptime and counts.
@@ -21,10 +22,8 @@ one documented here for every bind address, and refusals carry stable codes.
 from __future__ import annotations
 
 import hmac
-import ipaddress
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers
 from starlette.middleware import Middleware
@@ -32,11 +31,11 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from python_mcp_server.errors import ErrorCode
+from python_mcp_server.server.http_hosts import is_loopback_name, parse_host_header, parse_origin
 from python_mcp_server.settings import Settings
 
 #: Paths answered without the token.
 OPEN_PATHS = frozenset({"/health"})
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def _refuse(code: ErrorCode, message: str, status: int, **headers: str) -> JSONResponse:
@@ -46,40 +45,14 @@ def _refuse(code: ErrorCode, message: str, status: int, **headers: str) -> JSONR
 
 
 def is_loopback_host(host: str) -> bool:
-    """Whether a host name or address (no port) means this machine."""
-    name = host.strip().lower().strip("[]")
-    if name == "localhost" or name.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
+    """Whether a bare host name or address (no port, no brackets) means this machine."""
+    return is_loopback_name(host)
 
 
 def normalize_origin(origin: str) -> str | None:
     """``scheme://host[:port]`` lowercased, default port dropped; None when not an origin."""
-    try:
-        parts = urlsplit(origin.strip())
-        port = parts.port
-    except ValueError:
-        return None
-    if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
-        return None
-    if parts.path not in ("", "/") or parts.query or parts.fragment:
-        return None
-    host = parts.hostname.lower()
-    host = f"[{host}]" if ":" in host else host
-    if port is None or port == _DEFAULT_PORTS[parts.scheme]:
-        return f"{parts.scheme}://{host}"
-    return f"{parts.scheme}://{host}:{port}"
-
-
-def _host_of(header: str) -> str:
-    """The host name of a Host header (``[::1]:8000`` -> ``::1``)."""
-    value = header.strip().lower()
-    if value.startswith("["):
-        return value[1 : value.find("]")] if "]" in value else value
-    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+    parsed = parse_origin(origin.strip(), allow_unicode=True)
+    return None if parsed is None else str(parsed)
 
 
 class OriginGuardMiddleware:
@@ -89,37 +62,41 @@ class OriginGuardMiddleware:
         self.app = app
         origins = [o.strip() for o in allowed_origins if o.strip()]
         self.allow_any = "*" in origins
-        self.allowed = {n for n in map(normalize_origin, origins) if n is not None}
-        self.allowed_hosts = {urlsplit(o).hostname or "" for o in self.allowed}
+        parsed = [o for o in (parse_origin(x, allow_unicode=True) for x in origins) if o]
+        self.allowed = {str(o) for o in parsed}
+        self.allowed_hosts = {o.host.name for o in parsed}
         self.check_host = check_host
 
     def origin_allowed(self, origin: str) -> bool:
-        normalized = normalize_origin(origin)
-        if normalized is None:
+        parsed = parse_origin(origin)
+        if parsed is None:
             return self.allow_any and origin.strip().lower() != "null"
-        if self.allow_any or normalized in self.allowed:
-            return True
-        return is_loopback_host(urlsplit(normalized).hostname or "")
+        return self.allow_any or str(parsed) in self.allowed or parsed.host.is_loopback
 
-    def host_allowed(self, host_header: str) -> bool:
-        host = _host_of(host_header)
-        return not host or is_loopback_host(host) or host in self.allowed_hosts
+    def host_allowed(self, values: list[str]) -> bool:
+        """The request's Host headers: none (not a browser), or one naming us."""
+        if not values:
+            return True
+        if len(values) > 1:
+            return False
+        host = parse_host_header(values[0])
+        return host is not None and (host.is_loopback or host.name in self.allowed_hosts)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
-        origin = headers.get("origin")
-        if origin is not None and not self.origin_allowed(origin):
+        origins = headers.getlist("origin")
+        if origins and (len(origins) > 1 or not self.origin_allowed(origins[0])):
             response = _refuse(
                 ErrorCode.FORBIDDEN_ORIGIN,
-                f"origin {origin[:100]!r} is not allowed; add it to MCP_ALLOWED_ORIGINS",
+                f"origin {origins[0][:100]!r} is not allowed; add it to MCP_ALLOWED_ORIGINS",
                 403,
             )
             await response(scope, receive, send)
             return
-        if self.check_host and not self.host_allowed(headers.get("host", "")):
+        if self.check_host and not self.host_allowed(headers.getlist("host")):
             response = _refuse(
                 ErrorCode.FORBIDDEN_ORIGIN,
                 "this server is bound to loopback and answers only loopback host names",
