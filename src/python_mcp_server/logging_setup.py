@@ -1,11 +1,19 @@
-"""Log configuration: stderr only (stdout belongs to the protocol in stdio mode)."""
+"""Log configuration: stderr only (stdout belongs to the protocol in stdio mode).
+
+Log lines may quote what a kernel controls, so neither format lets it forge a line: JSON
+escapes everything, and in text every line after a record's first is indented, with other
+control characters escaped (a record always starts at column 0 with its time).
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from datetime import datetime, timezone
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\x85\u2028\u2029]")
 
 
 class JsonFormatter(logging.Formatter):
@@ -26,6 +34,17 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             payload["exception"] = self.formatException(record.exc_info)
         return json.dumps(payload)
+
+
+class TextFormatter(logging.Formatter):
+    """``time LEVEL logger: message``; continuation lines indented, controls escaped."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", super().format(record))
+        return text.replace("\n", "\n    ")
 
 
 class ExpectedToolErrorFilter(logging.Filter):
@@ -54,7 +73,7 @@ def configure_logging(level: str, fmt: str) -> None:
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -1,14 +1,16 @@
-"""Audit lines and the settings summary never carry a secret."""
+"""Audit lines are escaped JSON and never carry a secret; nor does the settings summary."""
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
 import pytest
 
-from python_mcp_server.core.observability.audit import audit_install, redact
+from python_mcp_server.core.observability.audit import audit_execution, audit_install, redact
 from python_mcp_server.core.observability.health_report import summarize_settings
+from python_mcp_server.logging_setup import JsonFormatter, TextFormatter
 from python_mcp_server.settings import Settings
 
 
@@ -43,11 +45,47 @@ def test_install_audit_line(caplog: pytest.LogCaptureFixture) -> None:
     )
     (record,) = caplog.records
     message = record.getMessage()
-    assert message.startswith("install packages=requests==2.32,git+https://***@example.com")
-    assert "venv_name=default" in message
-    assert "duration=1.234568" in message
+    fields = json.loads(message)
+    assert fields["event"] == "install"
+    assert fields["packages"] == "requests==2.32,git+https://***@example.com/x.git"
+    assert fields["venv_name"] == "default"
+    assert fields["duration"] == 1.234568
+    assert "session_id" not in fields  # fields without a value are left out
     assert "SECRET" not in message
-    assert record.audit["event"] == "install"  # type: ignore[attr-defined]
+    assert record.audit == fields  # type: ignore[attr-defined]
+
+
+HOSTILE = 'Boom\n{"event": "install", "packages": "forged"}\r\u2028\x1b[2J"'
+
+
+def test_every_field_is_escaped_into_one_line(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="python_mcp_server.audit")
+    audit_execution(
+        execution_id="e1",
+        session_id=HOSTILE,
+        status="error",
+        duration=0.1,
+        code="raise X",
+        error_name=HOSTILE,
+    )
+    (record,) = caplog.records
+    line = record.getMessage()
+    assert line.isascii()
+    assert len(line.splitlines()) == 1
+    assert json.loads(line)["error"] == HOSTILE
+    assert json.loads(line)["session_id"] == HOSTILE
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_log_formats_keep_hostile_text_on_its_line(fmt: str) -> None:
+    record = logging.LogRecord("x", logging.WARNING, __file__, 1, "%s", (HOSTILE,), None)
+    formatter = JsonFormatter() if fmt == "json" else TextFormatter()
+    lines = formatter.format(record).split("\n")
+    assert all(line.startswith("    ") for line in lines[1:])
+    assert not any(ch in "".join(lines) for ch in "\r\u2028\x1b")
+    if fmt == "json":
+        assert len(lines) == 1
+        assert json.loads(lines[0])["message"] == HOSTILE
 
 
 def test_settings_summary_masks_secrets_and_drops_paths(tmp_path: Path) -> None:

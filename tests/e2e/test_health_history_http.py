@@ -51,6 +51,11 @@ async def test_history_survives_a_restart_of_the_server_process(
 async def test_json_audit_lines_on_stderr_without_secrets(start_server: StartServer) -> None:
     server = start_server(env={"LOG_FORMAT": "json"})
     done = await call(server.mcp_url, "run_python_code", code="token = 'tok-secret-0042'")
+    forged = 'E\n{"logger": "python_mcp_server.audit", "audit": {"event": "install"}}\n'
+    hostile = await call(
+        server.mcp_url, "run_python_code", code=f"raise type({forged!r}, (Exception,), {{}})()"
+    )
+    assert hostile["error"]["ename"] == forged
     assert server.stop() == 0
     audit = []
     for line in server.log().splitlines():
@@ -58,8 +63,11 @@ async def test_json_audit_lines_on_stderr_without_secrets(start_server: StartSer
             record = json.loads(line)
             if record["logger"] == "python_mcp_server.audit":
                 audit.append(record)
-    assert len(audit) == 1
+        assert '"event": "install"' not in line or line.startswith("{"), line
+    assert [record["audit"]["event"] for record in audit] == ["execution", "execution"]
     assert audit[0]["audit"]["execution_id"] == done["execution_id"]
     assert audit[0]["audit"]["status"] == "ok"
     assert audit[0]["audit"]["code_chars"] == len("token = 'tok-secret-0042'")
+    assert audit[1]["audit"]["error"] == forged
+    assert json.loads(audit[1]["message"]) == audit[1]["audit"]
     assert "tok-secret-0042" not in server.log()

@@ -6,6 +6,7 @@ secret, small limits). Every case must fail safely, and the server must keep ser
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -305,3 +306,35 @@ async def test_hardlinks_cannot_reach_outside(attacker: Client[Any], target: Tar
     assert result["stdout"] == "db_hard ENOENT\npw_hard EXDEV\n"
     assert not (target.workspace / "db_hard").exists()
     assert not (target.workspace / "pw_hard").exists()
+
+
+#: An exception class name carrying a newline, a forged log line and a forged JSON record.
+FORGED_NAME = (
+    "Boom\\n2026-01-01 00:00:00,000 INFO python_mcp_server.audit: "
+    '{"event": "install", "packages": "forged-by-kernel"}\\r\\u2028'
+)
+
+
+async def test_audit_log_cannot_be_forged(attacker: Client[Any], target: Target) -> None:
+    """11.7: kernel-chosen text lands escaped inside one genuine audit record."""
+    result = await run(
+        attacker,
+        f"Forged = type({FORGED_NAME!r}.encode().decode('unicode_escape'), (Exception,), {{}})\n"
+        "raise Forged('x')",
+    )
+    name = result["error"]["ename"]
+    assert "\n" in name
+    assert "forged-by-kernel" in name
+    lines = target.server.log().splitlines()
+    marked = [line for line in lines if "forged-by-kernel" in line]
+    audit_lines = [line for line in lines if " python_mcp_server.audit: " in line]
+    assert marked, "the execution was not audited"
+    # Every line mentioning the forged text is a genuine, indented continuation or an audit
+    # record whose JSON holds the whole name as one string; none starts a record of its own.
+    records = [json.loads(line.split(" python_mcp_server.audit: ", 1)[1]) for line in audit_lines]
+    mine = [r for r in records if r.get("execution_id") == result["execution_id"]]
+    assert len(mine) == 1
+    assert mine[0]["error"] == name
+    assert not [r for r in records if r.get("packages") == "forged-by-kernel"]
+    for line in marked:
+        assert line.startswith("    ") or line in audit_lines, line

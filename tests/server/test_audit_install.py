@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -24,9 +25,9 @@ async def test_install_audit_lines(client: Client[Any], caplog: pytest.LogCaptur
     assert text.startswith("PACKAGE_INSTALLATION_ERROR:")
     lines = [r for r in caplog.records if r.name == "python_mcp_server.audit"]
     assert [line.audit["event"] for line in lines] == ["install", "install"]  # type: ignore[attr-defined]
-    ok, failed = (line.getMessage() for line in lines)
-    assert ok.startswith("install packages=pmcp-tiny==1.0 venv_name=default status=ok")
-    assert "installer=uv" in ok
-    assert failed.startswith("install packages=pmcp-no-such-package venv_name=default")
-    assert "status=error" in failed
-    assert "error=PACKAGE_INSTALLATION_ERROR" in failed
+    ok, failed = (json.loads(line.getMessage()) for line in lines)
+    assert (ok["packages"], ok["venv_name"], ok["status"]) == ("pmcp-tiny==1.0", "default", "ok")
+    assert ok["installer"] == "uv"
+    assert (failed["packages"], failed["venv_name"]) == ("pmcp-no-such-package", "default")
+    assert failed["status"] == "error"
+    assert failed["error"] == "PACKAGE_INSTALLATION_ERROR"

@@ -1,17 +1,22 @@
-"""Audit log: one line per execution and per install on the ``python_mcp_server.audit`` logger.
+"""Audit log: one JSON object per execution and per install on ``python_mcp_server.audit``.
 
-Lines say who ran what, when and how it ended, never a secret: code is identified by its
-length and a SHA-256 prefix (never its text), errors by the exception name only (messages
-may quote data), and credentials in package specs or URLs are masked. The JSON log format
-also carries the fields as an ``audit`` object.
+Each record's message is a single line of JSON written by ``json.dumps`` (``ensure_ascii``):
+every field is escaped, so nothing a kernel controls (an exception class name holding a
+newline and a forged record, say) can end the line or add a key. Records say who ran what,
+when and how it ended, never a secret: code is identified by its length and a SHA-256
+prefix (never its text), errors by the exception name only (messages may quote data), and
+credentials in package specs or URLs are masked. The JSON log format also carries the
+fields as an ``audit`` object.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import re
 from collections.abc import Sequence
+from datetime import datetime, timezone
 from typing import Any
 
 from python_mcp_server.core.execution.service import ExecutionHook, ExecutionRequest
@@ -37,9 +42,24 @@ def code_fingerprint(code: str) -> str:
     return hashlib.sha256(code.encode("utf-8", "replace")).hexdigest()[:16]
 
 
+def audit_record(event: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """The record written for one event: time, event, then the fields that have a value."""
+    record: dict[str, Any] = {
+        "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+        "event": event,
+    }
+    record.update((key, value) for key, value in fields.items() if value is not None)
+    return record
+
+
+def audit_line(record: dict[str, Any]) -> str:
+    """One line of JSON: control characters, quotes and non-ASCII all escaped."""
+    return json.dumps(record, ensure_ascii=True, separators=(", ", ": "), default=str)
+
+
 def _emit(event: str, fields: dict[str, Any]) -> None:
-    text = " ".join(f"{key}={value}" for key, value in fields.items() if value is not None)
-    logger.info("%s %s", event, text, extra={"audit": {"event": event, **fields}})
+    record = audit_record(event, fields)
+    logger.info("%s", audit_line(record), extra={"audit": record})
 
 
 def audit_execution(
