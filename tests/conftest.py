@@ -43,6 +43,9 @@ def settings(workspace: Path, settings_overrides: dict[str, Any]) -> Settings:
         "session_idle_timeout": 0,
         "execution_timeout": 20,
         "interrupt_grace": 2,
+        # Plain kernels unless a test asks for the preload: it costs seconds per
+        # sandboxed kernel on a loaded machine (tests/server/test_preload.py covers it).
+        "kernel_preload": "none",
     }
     values.update(settings_overrides)
     return Settings(**values)

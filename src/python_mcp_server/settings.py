@@ -71,6 +71,18 @@ class Settings(BaseSettings):
     kernel_pool_size: int = Field(
         1, ge=0, description="Pre-started kernels kept ready for new sessions."
     )
+    kernel_preload: str = Field(
+        "auto",
+        description="Modules every new kernel has imported before its first call, comma "
+        "separated; `auto` is the installed part of the data stack (numpy, pandas, "
+        "matplotlib with the inline backend); `none` preloads nothing.",
+    )
+    kernel_fork: bool = Field(
+        True,
+        description="Fork preloaded kernels from a template process per environment "
+        "(copy-on-write memory; unsandboxed kernels only, sandboxed kernels import the "
+        "preload as they start).",
+    )
     kernel_start_timeout: float = Field(
         60.0, gt=0, description="Seconds a kernel may take to start and answer."
     )

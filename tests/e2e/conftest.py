@@ -110,7 +110,12 @@ def start_server(tmp_path: Path) -> Iterator[StartServer]:
         ws.mkdir(parents=True, exist_ok=True)
         port = free_port()
         log_path = tmp_path / f"server{len(launched)}.log"
-        full_env = {**os.environ, "MCP_SESSION_IDLE_TIMEOUT": "0", **(env or {})}
+        full_env = {
+            **os.environ,
+            "MCP_SESSION_IDLE_TIMEOUT": "0",
+            "MCP_KERNEL_PRELOAD": "none",  # plain kernels unless a test asks for the preload
+            **(env or {}),
+        }
         with log_path.open("wb") as log:
             process = subprocess.Popen(
                 [COMMAND, "--port", str(port), "--workspace-dir", str(ws), *args],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 
 from python_mcp_server.infra.kernels.base import KernelLaunchRequest
 from python_mcp_server.infra.kernels.cgroups import PidsCgroups
-from python_mcp_server.infra.kernels.limits import MIB, ResourceLimits, bootstrap_source
+from python_mcp_server.infra.kernels.limits import MIB, LimitedLauncher, ResourceLimits
 from python_mcp_server.infra.kernels.sandbox import (
     BwrapLauncher,
     SandboxConfig,
@@ -129,13 +130,16 @@ def test_interpreter_under_a_hidden_home_is_exposed_read_only(tmp_path: Path) ->
     close(sandbox)
 
 
-def test_bootstrap_sets_limits_then_runs_ipykernel() -> None:
-    source = bootstrap_source(ResourceLimits(memory_bytes=64 * MIB, file_size_bytes=MIB))
-    compile(source, "<bootstrap>", "exec")
-    assert f"(_r.RLIMIT_AS, {64 * MIB})" in source
-    assert f"(_r.RLIMIT_FSIZE, {MIB})" in source
-    assert "RLIMIT_NPROC" not in source
-    assert 'run_module("ipykernel_launcher"' in source
+def test_kernel_program_sets_limits_then_runs_ipykernel(tmp_path: Path) -> None:
+    launcher = LimitedLauncher(tmp_path, ResourceLimits(memory_bytes=64 * MIB, file_size_bytes=MIB))
+    request = KernelLaunchRequest(python="python3", cwd=tmp_path, env={})
+    argv = launcher.kernel_argv(request, tmp_path / "k.json")
+    assert argv[1] == "-c"
+    compile(argv[2], "<kernel_program>", "exec")
+    config = json.loads(argv[3])
+    assert config["limits"] == [["RLIMIT_AS", 64 * MIB], ["RLIMIT_FSIZE", MIB]]
+    assert config["mode"] == "kernel"
+    assert argv[4:6] == ["-f", str(tmp_path / "k.json")]
 
 
 def test_probe_works_here_and_reports_a_broken_binary(tmp_path: Path) -> None:

@@ -93,3 +93,8 @@ class HealthCheck(BaseModel):
     history_entries: int | None = Field(None, description="Executions in the history database.")
     kernel: KernelHealth | None = Field(None, description="The requested session's kernel.")
     environment: EnvironmentHealth | None = Field(None, description="The requested venv.")
+    preload: dict[str, Any] = Field(
+        default_factory=dict,
+        description="MCP_KERNEL_PRELOAD: the modules, how they reach kernels (fork, start, "
+        "none) and the problem if the preload failed.",
+    )

@@ -25,6 +25,7 @@ from python_mcp_server.infra.kernels.sandbox import (
     find_bwrap,
     probe_bwrap,
 )
+from python_mcp_server.infra.kernels.template_launcher import TemplateLauncher
 from python_mcp_server.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -60,14 +61,22 @@ def server_python_paths() -> tuple[Path, ...]:
     return tuple(sorted(found))
 
 
+def unsandboxed_launcher(settings: Settings, limits: ResourceLimits) -> LimitedLauncher:
+    """Local kernels without bubblewrap: forked from a preloaded template when enabled."""
+    launcher_class = TemplateLauncher if settings.kernel_fork else LimitedLauncher
+    return launcher_class(
+        settings.state_path,
+        limits.without_processes(),
+        start_timeout=settings.kernel_start_timeout,
+    )
+
+
 def build_local_launcher(settings: Settings) -> LimitedLauncher:
     """The local launcher for MCP_SANDBOX, probing bubblewrap when asked to choose."""
     limits = resource_limits(settings)
     timeout = settings.kernel_start_timeout
     if settings.sandbox == "none":
-        return LimitedLauncher(
-            settings.state_path, limits.without_processes(), start_timeout=timeout
-        )
+        return unsandboxed_launcher(settings, limits)
     bwrap = find_bwrap()
     problem = (
         "bubblewrap (bwrap) is not installed"
@@ -84,9 +93,7 @@ def build_local_launcher(settings: Settings) -> LimitedLauncher:
         )
     if settings.sandbox == "bwrap":
         raise KernelStartError(f"MCP_SANDBOX=bwrap, but {problem}")
-    launcher = LimitedLauncher(
-        settings.state_path, limits.without_processes(), start_timeout=timeout
-    )
+    launcher = unsandboxed_launcher(settings, limits)
     launcher.sandbox_warning = f"MCP_SANDBOX=auto: {problem}, so kernels run without a sandbox"
     logger.warning("%s", launcher.sandbox_warning)
     return launcher

@@ -41,6 +41,8 @@ from python_mcp_server.core.packages.service import PackageService
 from python_mcp_server.core.safety.checker import SafetyHook, SafetyPolicy
 from python_mcp_server.core.sessions.kernel_factory import KernelFactory, KernelFactoryConfig
 from python_mcp_server.core.sessions.manager import SessionManager, SessionsConfig
+from python_mcp_server.core.sessions.preload import preload_modules
+from python_mcp_server.core.sessions.preload_notice import PreloadNoticeHook
 from python_mcp_server.core.sessions.session import ExecutionConfig
 from python_mcp_server.core.sessions.snapshots import SnapshotConfig, SnapshotHook, SnapshotService
 from python_mcp_server.core.workspace.files import WorkspaceFiles
@@ -163,7 +165,11 @@ def build_services(settings: Settings) -> Services:
     environments = build_environments(settings)
     factory = KernelFactory(
         launcher,
-        KernelFactoryConfig(workspace=workspace, start_timeout=settings.kernel_start_timeout),
+        KernelFactoryConfig(
+            workspace=workspace,
+            start_timeout=settings.kernel_start_timeout,
+            preload=preload_modules(settings.kernel_preload),
+        ),
         python_for=environments.python_for,
     )
     sessions = SessionManager(
@@ -192,6 +198,7 @@ def build_services(settings: Settings) -> Services:
             MemoryLimitHook(limits.memory_limit_mb),
         ],
     )
+    execution.add_hook(PreloadNoticeHook())
     environments.sessions = sessions
     packages = PackageService(environments, sessions)
     files = WorkspaceFiles(

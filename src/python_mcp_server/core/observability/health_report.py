@@ -145,6 +145,9 @@ class HealthReporter:
         pool = self._sessions.pool
         if self._config.pool_size > 0 and pool.ready_count == 0 and pool.last_error:
             problems.append(f"the kernel pool cannot start kernels: {pool.last_error}")
+        preload = self._sessions.factory.preload
+        if preload.problem:
+            problems.append(f"kernel preload: {preload.problem}")
         history_entries: int | None = None
         try:
             history_entries = await self._history.count()
@@ -174,6 +177,7 @@ class HealthReporter:
             history_entries=history_entries,
             kernel=requested,
             environment=environment,
+            preload=preload.status(),
         )
 
     def _metrics_now(self, kernels: list[KernelHealth]) -> HealthMetrics:

@@ -85,6 +85,7 @@ class PackageService:
         )
         if result.changes:
             self.environments.changed(name)
+            await self.sessions.factory.environment_changed()
             result.sessions_refreshed = await refresh_import_caches(
                 self.environments.live_sessions(name)
             )
@@ -102,6 +103,7 @@ class PackageService:
         result = await self.environments.installer.uninstall(self.environments.target(name), specs)
         if any(p.status == "removed" for p in result.packages):
             self.environments.changed(name)
+            await self.sessions.factory.environment_changed()
             await refresh_import_caches(self.environments.live_sessions(name))
         return result
 

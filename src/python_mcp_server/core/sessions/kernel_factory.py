@@ -11,6 +11,7 @@ from pathlib import Path
 
 from python_mcp_server.core.sessions.kernel_client import KernelClient
 from python_mcp_server.core.sessions.kernel_environment import kernel_environment
+from python_mcp_server.core.sessions.preload import PreloadPolicy
 from python_mcp_server.errors import KernelSilentError
 from python_mcp_server.infra.kernels.base import KernelLauncher, KernelLaunchRequest
 
@@ -32,6 +33,8 @@ class KernelFactoryConfig:
     workspace: Path
     start_timeout: float
     extra_env: Mapping[str, str] | None = None
+    #: Modules every new kernel imports before it answers (see core/sessions/preload.py).
+    preload: tuple[str, ...] = ()
 
 
 class KernelFactory:
@@ -46,6 +49,7 @@ class KernelFactory:
         self.launcher = launcher
         self._config = config
         self.python_for = python_for
+        self.preload = PreloadPolicy(config.preload, launcher.preload_mode)
 
     def launch_request(self, venv_name: str | None, label: str) -> KernelLaunchRequest:
         workspace = self._config.workspace
@@ -55,6 +59,7 @@ class KernelFactory:
             env=kernel_environment(workspace, extra=self._config.extra_env),
             label=label,
             writable_paths=(workspace,),
+            preload=self.preload.modules_for(venv_name),
         )
 
     async def start(self, venv_name: str | None, label: str) -> KernelClient:
@@ -69,11 +74,18 @@ class KernelFactory:
         request = self.launch_request(venv_name, label)
         kernel = await self.launcher.launch(request)
         try:
-            return await KernelClient.connect(kernel, timeout=self._config.start_timeout / 2)
+            client = await KernelClient.connect(kernel, timeout=self._config.start_timeout / 2)
         except KernelSilentError as exc:
             logger.warning("kernel for %s stayed silent, starting another: %s", label, exc)
-        kernel = await self.launcher.launch(request)
-        return await KernelClient.connect(kernel, timeout=max(1.0, deadline - loop.time()))
+            kernel = await self.launcher.launch(request)
+            client = await KernelClient.connect(kernel, timeout=max(1.0, deadline - loop.time()))
+        self.preload.after_start(kernel, venv_name, request.preload)
+        return client
+
+    async def environment_changed(self) -> None:
+        """Packages changed: preloads are tried again, templates with old imports end."""
+        self.preload.problems.clear()
+        await self.launcher.environment_changed()
 
     async def attach(self, session_id: str) -> KernelClient | None:
         """A client for the running kernel of a session another server started, if any.

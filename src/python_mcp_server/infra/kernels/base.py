@@ -31,6 +31,8 @@ class KernelLaunchRequest:
     label: str = "kernel"
     writable_paths: tuple[Path, ...] = ()
     extra_args: tuple[str, ...] = field(default_factory=tuple)
+    #: Modules imported before the kernel answers (a failure is reported, never fatal).
+    preload: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,13 @@ class LaunchedKernel(abc.ABC):
     async def kill(self) -> None:
         """End the kernel and every process it started; reap them. Idempotent."""
 
+    #: A note for the first result of the session that gets this kernel (set by core).
+    notice: str | None = None
+
+    def preload_failures(self) -> dict[str, str]:
+        """{module: error} for preload modules that failed to import in this kernel."""
+        return {}
+
     def output_tail(self, limit: int = 2000) -> str:
         """The last of what the kernel process wrote (local kernels), for error messages."""
         return ""
@@ -121,6 +130,9 @@ class KernelLauncher(abc.ABC):
     #: kernel is then found by session id, restarts keep its identity, and a server that
     #: stops or lets a session idle only detaches from it; deleting the session ends it.
     shared_sessions: bool = False
+    #: How a launch request's preload applies: "fork" (from a preloaded template), "start"
+    #: (each kernel imports it as it starts) or "none" (this launcher cannot preload).
+    preload_mode: Literal["fork", "start", "none"] = "start"
 
     @abc.abstractmethod
     async def launch(self, request: KernelLaunchRequest) -> LaunchedKernel:
@@ -132,6 +144,9 @@ class KernelLauncher(abc.ABC):
         Only launchers with ``shared_sessions`` find anything; the kernel is not connected.
         """
         return None
+
+    async def environment_changed(self) -> None:
+        """An environment's packages changed: drop anything holding their old imports."""
 
     async def reap_orphans(self) -> int:
         """End kernels left behind by an earlier server that died; return how many."""

@@ -293,6 +293,7 @@ class GatewayLauncher(KernelLauncher):
 
     name = "gateway"
     shared_sessions = True
+    preload_mode = "none"  # a gateway starts its kernels its own way
 
     def __init__(self, config: GatewayConfig, default_env: Mapping[str, str] | None = None) -> None:
         self.config = config

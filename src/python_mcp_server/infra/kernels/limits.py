@@ -1,9 +1,9 @@
 """Resource limits of local kernels, set by the kernel process on itself before it starts.
 
-The kernel's command line becomes ``python -c <bootstrap> -f <connection file> ...``: the
-bootstrap sets the rlimits (soft and hard alike, so the code cannot raise them again
-unless it holds CAP_SYS_RESOURCE, which the sandbox drops) and then runs
-``ipykernel_launcher`` in the same process: no extra process, no extra start-up time.
+The kernel's command line becomes ``python -c <kernel_program> <config> -f <connection
+file> ...``: the program sets the rlimits (soft and hard alike, so the code cannot raise
+them again unless it holds CAP_SYS_RESOURCE, which the sandbox drops) and then runs the
+kernel in the same process: no extra process, no extra start-up time.
 
 - ``RLIMIT_AS`` (memory): an allocation over it raises MemoryError inside the kernel,
   which survives.
@@ -17,21 +17,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from python_mcp_server.infra.kernels.base import KernelLaunchRequest
 from python_mcp_server.infra.kernels.local import LocalLauncher
 
 MIB = 1024 * 1024
-
-_BOOTSTRAP = """\
-import resource as _r, runpy as _p
-for _n, _v in {limits}:
-    _h = _r.getrlimit(_n)[1]
-    _v = _v if _h == _r.RLIM_INFINITY else min(_v, _h)
-    _r.setrlimit(_n, (_v, _v))
-del _r, _n, _v, _h
-_p.run_module("ipykernel_launcher", run_name="__main__", alter_sys=True)
-"""
 
 
 @dataclass(frozen=True)
@@ -55,12 +46,6 @@ class ResourceLimits:
         return ResourceLimits(self.memory_bytes, self.file_size_bytes, None)
 
 
-def bootstrap_source(limits: ResourceLimits) -> str:
-    """The ``python -c`` program that applies the limits, then becomes ipykernel_launcher."""
-    pairs = ", ".join(f"(_r.{name}, {value})" for name, value in limits.rlimits())
-    return _BOOTSTRAP.format(limits=f"({pairs},)" if pairs else "()")
-
-
 class LimitedLauncher(LocalLauncher):
     """A local launcher whose kernels start under resource limits."""
 
@@ -78,11 +63,11 @@ class LimitedLauncher(LocalLauncher):
         #: Why the sandbox the settings asked for is not in use (auto without bubblewrap).
         self.sandbox_warning: str | None = None
 
-    def kernel_argv(self, request: KernelLaunchRequest, connection_file: Path) -> list[str]:
-        argv = super().kernel_argv(request, connection_file)
-        if not self.limits.rlimits() or argv[1:3] != ["-m", "ipykernel_launcher"]:
-            return argv
-        return [argv[0], "-c", bootstrap_source(self.limits), *argv[3:]]
+    def program_config(self, request: KernelLaunchRequest) -> dict[str, Any]:
+        config = super().program_config(request)
+        if self.limits.rlimits():
+            config["limits"] = [list(pair) for pair in self.limits.rlimits()]
+        return config
 
     def kernel_env(self, request: KernelLaunchRequest) -> dict[str, str]:
         env = super().kernel_env(request)

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import secrets
 import signal
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ import zmq.asyncio
 from jupyter_client.connect import write_connection_file
 
 from python_mcp_server.errors import KernelStartError
+from python_mcp_server.infra.kernels import kernel_program
 from python_mcp_server.infra.kernels.base import (
     KernelChannels,
     KernelExit,
@@ -27,6 +30,7 @@ from python_mcp_server.infra.kernels.base import (
     KernelLaunchRequest,
     LaunchedKernel,
 )
+from python_mcp_server.infra.kernels.kernel_program import PRELOAD_MARKER
 from python_mcp_server.infra.kernels.process_records import ProcessRecords, kill_process_tree
 from python_mcp_server.infra.kernels.zmq_channels import ZmqKernelChannels
 
@@ -45,6 +49,11 @@ IPC_CHANNELS = ("shell", "iopub", "stdin", "control", "hb")
 
 #: Lines ipykernel prints at start that say nothing about why it ended.
 _NOISE = ("--existing", "To connect another client", "jupyter <app> --existing")
+
+
+def program_source() -> str:
+    """The text of ``kernel_program``, run by kernels as ``python -c``."""
+    return Path(kernel_program.__file__).read_text(encoding="utf-8")
 
 
 def describe_exit(returncode: int | None, log_tail: str) -> str:
@@ -90,6 +99,31 @@ def short_runtime_dir(state_dir: Path) -> Path:
     import tempfile
 
     return Path(tempfile.gettempdir()) / f"pmcp-{os.getuid()}-{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class PreparedKernel:
+    """A kernel about to start: its connection file, sockets and log, not yet a process."""
+
+    name: str
+    runtime_dir: Path
+    connection_file: Path
+    connection_info: dict[str, Any]
+    files: list[Path]
+    log_path: Path
+
+
+def read_preload_failures(log_path: Path) -> dict[str, str]:
+    """The preload failures a kernel wrote at start (before any user code could write)."""
+    with contextlib.suppress(OSError), log_path.open("rb") as log:
+        head = log.read(65536).decode("utf-8", "replace")
+        for line in head.splitlines():
+            if line.startswith(PRELOAD_MARKER):
+                with contextlib.suppress(ValueError):
+                    found = json.loads(line[len(PRELOAD_MARKER) :])
+                    if isinstance(found, dict):
+                        return {str(k): str(v) for k, v in found.items()}
+    return {}
 
 
 class LocalKernel(LaunchedKernel):
@@ -153,6 +187,9 @@ class LocalKernel(LaunchedKernel):
     async def wait_exit(self) -> KernelExit:
         return await asyncio.shield(self._wait_task)
 
+    def preload_failures(self) -> dict[str, str]:
+        return read_preload_failures(self._log_path)
+
     async def send_interrupt_signal(self) -> None:
         if self.is_alive():
             with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -187,15 +224,16 @@ class LocalLauncher(KernelLauncher):
 
     def kernel_argv(self, request: KernelLaunchRequest, connection_file: Path) -> list[str]:
         """The command line of the kernel process (the sandbox launcher wraps it)."""
-        return [
-            request.python,
-            "-m",
-            "ipykernel_launcher",
-            "-f",
-            str(connection_file),
-            *KERNEL_ARGS,
-            *request.extra_args,
-        ]
+        args = ["-f", str(connection_file), *KERNEL_ARGS, *request.extra_args]
+        config = self.program_config(request)
+        if not config:
+            return [request.python, "-m", "ipykernel_launcher", *args]
+        config["mode"] = "kernel"
+        return [request.python, "-c", program_source(), json.dumps(config), *args]
+
+    def program_config(self, request: KernelLaunchRequest) -> dict[str, Any]:
+        """What ``kernel_program`` does before the kernel starts; empty: nothing."""
+        return {"preload": list(request.preload)} if request.preload else {}
 
     def kernel_runtime_dir(self, name: str) -> Path:
         """Folder of one kernel's connection file and sockets (the sandbox gives each its own)."""
@@ -206,7 +244,8 @@ class LocalLauncher(KernelLauncher):
         env["JPY_PARENT_PID"] = str(os.getpid())  # ipykernel exits when we die
         return env
 
-    async def launch(self, request: KernelLaunchRequest) -> LaunchedKernel:
+    def prepare(self, request: KernelLaunchRequest) -> PreparedKernel:
+        """Write a new kernel's connection file (a fresh key) and reserve its pid record."""
         name = uuid.uuid4().hex[:10]
         runtime_dir = self.kernel_runtime_dir(name)
         runtime_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -224,11 +263,23 @@ class LocalLauncher(KernelLauncher):
         ports: dict[str, Any] = dict(info)
         files += [Path(f"{ipc_prefix}-{ports[f'{ch}_port']}") for ch in IPC_CHANNELS]
         log_path = self._log_dir / f"{request.label}-{name}.log"
-        log = log_path.open("wb")
         self._records.reserve(name, str(connection_file))
+        return PreparedKernel(name, runtime_dir, connection_file, dict(info), files, log_path)
+
+    def finish(self, prepared: PreparedKernel, pid: int) -> list[Path]:
+        """Record a started kernel's pid; return the files to remove when it ends."""
+        self._records.add(pid, name=prepared.name)
+        files = [*prepared.files, prepared.log_path]
+        if prepared.runtime_dir != self._runtime_dir:
+            files.append(prepared.runtime_dir)
+        return files
+
+    async def launch(self, request: KernelLaunchRequest) -> LaunchedKernel:
+        prepared = self.prepare(request)
+        log = prepared.log_path.open("wb")
         spawn = asyncio.ensure_future(
             asyncio.create_subprocess_exec(
-                *self.kernel_argv(request, connection_file),
+                *self.kernel_argv(request, prepared.connection_file),
                 cwd=str(request.cwd),
                 env=self.kernel_env(request),
                 stdin=asyncio.subprocess.DEVNULL,
@@ -245,19 +296,22 @@ class LocalLauncher(KernelLauncher):
                 started = await spawn
                 kill_process_tree(started.pid)
                 await started.wait()
-            self._records.release(name)
+            self._records.release(prepared.name)
             raise
         except OSError as exc:
-            self._records.release(name)
+            self._records.release(prepared.name)
             raise KernelStartError(f"could not start the kernel process: {exc}") from exc
         finally:
             log.close()
-        self._records.add(process.pid, name=name)
-        files.append(log_path)
-        if runtime_dir != self._runtime_dir:
-            files.append(runtime_dir)
+        files = self.finish(prepared, process.pid)
         return LocalKernel(
-            process, dict(info), files, log_path, self._context, self._records, request.label
+            process,
+            prepared.connection_info,
+            files,
+            prepared.log_path,
+            self._context,
+            self._records,
+            request.label,
         )
 
     async def reap_orphans(self) -> int:

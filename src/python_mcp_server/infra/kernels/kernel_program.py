@@ -1,0 +1,216 @@
+"""The program a kernel process runs (shipped as ``python -c`` source, standard library only).
+
+It is not imported by the server: its text is sent to the interpreter of the kernel's
+environment, which may not have this package. ``sys.argv[1]`` is a JSON object:
+
+- ``limits``: ``[[rlimit name, value], ...]`` set (soft and hard) before anything else;
+- ``preload``: module names imported before the kernel starts; a failure is written to
+  stderr as one ``MCP-PRELOAD-FAILED <json>`` line and the kernel starts anyway;
+- ``mode``: ``"kernel"`` (become ipykernel_launcher with the remaining arguments) or
+  ``"template"`` (import the preload, then fork one kernel per request read from stdin;
+  see ``template_main``).
+
+A forked kernel (``become_kernel``) leads its own session and process group, keeps no file
+descriptor of the template (stdin is /dev/null, stdout and stderr its own log), reseeds
+every random generator it inherited, takes its own environment and working directory,
+and ends when the server ends. It forks before any user code runs: the template runs
+only the preload, never a request's code.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import select
+import signal
+import sys
+import threading
+from typing import Any
+
+PRELOAD_MARKER = "MCP-PRELOAD-FAILED "
+#: What ipykernel imports while it initialises: a template imports them once for all.
+KERNEL_MODULES = (
+    "ipykernel.kernelapp",
+    "ipykernel.ipkernel",
+    "ipykernel.zmqshell",
+    "ipykernel.debugger",
+    "tornado.platform.asyncio",
+    "tornado.queues",
+    "tornado.locks",
+    "faulthandler",
+    "pdb",
+    "pydoc",
+    "http.server",
+    "xmlrpc.server",
+    "IPython.extensions",
+)
+_INLINE = "matplotlib_inline.backend_inline"
+
+
+def apply_limits(limits: list[list[Any]]) -> None:
+    import resource
+
+    for name, value in limits:
+        number = getattr(resource, name)
+        hard = resource.getrlimit(number)[1]
+        value = value if hard == resource.RLIM_INFINITY else min(value, hard)
+        resource.setrlimit(number, (value, value))
+
+
+def preload(modules: list[str]) -> dict[str, str]:
+    """Import each module; return {module: error} for the ones that failed."""
+    failures: dict[str, str] = {}
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except (Exception, SystemExit) as exc:  # a module may call sys.exit on import
+            failures[name] = f"{type(exc).__name__}: {exc}"[:500]
+    if failures:
+        sys.stderr.write(PRELOAD_MARKER + json.dumps(failures) + "\n")
+        sys.stderr.flush()
+    return failures
+
+
+def run_kernel(argv: list[str]) -> None:
+    """What ``python -m ipykernel_launcher`` does, plus the inline plots of a preload."""
+    if sys.path and sys.path[0] in ("", os.getcwd()):
+        del sys.path[0]
+    from ipykernel.kernelapp import IPKernelApp
+
+    app = IPKernelApp.instance()
+    app.initialize(argv)  # type: ignore[no-untyped-call]
+    inline = sys.modules.get(_INLINE)
+    if inline is not None:  # imported before the shell existed: hook it up now
+        inline._enable_matplotlib_integration()
+    app.start()  # type: ignore[no-untyped-call]
+
+
+def reseed() -> None:
+    """Fresh random state after a fork (``random`` reseeds itself through os.register_at_fork)."""
+    import random
+
+    random.seed()
+    numpy_random = sys.modules.get("numpy.random")
+    if numpy_random is not None:
+        numpy_random.seed()  # the legacy global RandomState; default_rng() seeds from the OS
+
+
+def exit_with_server(server_pid: int) -> None:
+    """End this process when the server ends (forked kernels are not the server's children)."""
+    try:
+        pidfd = os.pidfd_open(server_pid)
+    except OSError:
+        os._exit(1)
+
+    def watch() -> None:
+        select.select([pidfd], [], [])
+        os._exit(1)
+
+    threading.Thread(target=watch, name="mcp-server-watch", daemon=True).start()
+
+
+def become_kernel(request: dict[str, Any], server_pid: int) -> None:
+    """In the forked child: cut every tie to the template, then run the kernel."""
+    os.setsid()
+    signal.set_wakeup_fd(-1)
+    for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGPIPE):
+        signal.signal(signum, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+    os.chdir(request["cwd"])
+    os.environ.clear()
+    os.environ.update(request["env"])
+    reseed()
+    exit_with_server(server_pid)
+    run_kernel(list(request["argv"]))
+
+
+def _send(message: dict[str, Any]) -> None:
+    os.write(1, (json.dumps(message) + "\n").encode())
+
+
+def _reap() -> None:
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        _send({"exit": pid, "status": os.waitstatus_to_exitcode(status)})
+
+
+def _fork(request: dict[str, Any], server_pid: int) -> None:
+    pid = os.fork()
+    if pid == 0:
+        try:
+            become_kernel(request, server_pid)
+        except BaseException as exc:
+            os.write(2, f"kernel start failed: {type(exc).__name__}: {exc}\n".encode())
+            os._exit(1)
+        os._exit(0)
+    _send({"forked": request["id"], "pid": pid})
+
+
+def template_main(config: dict[str, Any]) -> None:
+    """Import the preload, say so, then fork a kernel for each JSON request line on stdin.
+
+    Requests: ``{"id", "argv", "cwd", "env", "log"}``. Answers on stdout, one JSON line
+    each: ``{"ready": {failures}}`` once, ``{"forked": id, "pid": n}`` per request and
+    ``{"exit": pid, "status": code}`` when a kernel ends. The template ends when its stdin
+    closes (the server stopped or died) or when its parent changes.
+    """
+    server_pid = int(config["server_pid"])
+    failures = preload(list(config.get("preload", ())))
+    for name in KERNEL_MODULES:  # the kernel's own code, shared too
+        try:
+            importlib.import_module(name)
+        except (Exception, SystemExit) as exc:
+            sys.stderr.write(f"template: could not import {name}: {exc}\n")
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    os.set_blocking(wake_r, False)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    _send({"ready": failures})
+    buffer = b""
+    while os.getppid() == server_pid:
+        readable, _, _ = select.select([0, wake_r], [], [])
+        if wake_r in readable:
+            while True:
+                try:
+                    if not os.read(wake_r, 512):
+                        break
+                except BlockingIOError:
+                    break
+            _reap()
+        if 0 not in readable:
+            continue
+        chunk = os.read(0, 65536)
+        if not chunk:
+            return
+        buffer += chunk
+        while b"\n" in buffer:
+            line, buffer = buffer.split(b"\n", 1)
+            _fork(json.loads(line), server_pid)
+            del line
+
+
+def main() -> None:
+    config = json.loads(sys.argv[1])
+    apply_limits(config.get("limits", []))
+    if config.get("mode") == "template":
+        template_main(config)
+        return
+    preload(list(config.get("preload", ())))
+    run_kernel(sys.argv[2:])  # the arguments of ipykernel_launcher
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,178 @@
+"""The local launcher that forks preloaded kernels from a template per environment.
+
+A launch request with a preload is served by the template of its environment (same
+interpreter, working directory, variables and preload), started on first use. When no
+template can serve (it failed to start, died, or too many environments want one), the
+request is served as a plain launch, whose kernel imports the preload itself: a
+template's trouble never fails a kernel start. A template that died is replaced at the
+next request. Requests without a preload are plain launches.
+
+Only unsandboxed kernels fork: a forked child shares its template's namespaces, so
+inside bubblewrap it would share one sandbox with every other session (see
+docs/performance.md for the trade-off).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from pathlib import Path
+
+from python_mcp_server.errors import KernelStartError
+from python_mcp_server.infra.kernels.base import KernelLaunchRequest, LaunchedKernel
+from python_mcp_server.infra.kernels.limits import LimitedLauncher, ResourceLimits
+from python_mcp_server.infra.kernels.local import KERNEL_ARGS, program_source
+from python_mcp_server.infra.kernels.template import ForkedKernel, ForkTemplate
+
+logger = logging.getLogger(__name__)
+
+_Key = tuple[str, str, tuple[tuple[str, str], ...], tuple[str, ...]]
+
+#: Most templates alive at once (each holds its preload's memory).
+MAX_TEMPLATES = 4
+
+
+class TemplateLauncher(LimitedLauncher):
+    """Local kernels under limits, forked from a preloaded template when asked to preload."""
+
+    name = "local"
+    preload_mode = "fork"
+
+    def __init__(
+        self, state_dir: Path, limits: ResourceLimits, *, start_timeout: float = 60.0
+    ) -> None:
+        super().__init__(state_dir, limits, start_timeout=start_timeout)
+        self._templates: dict[_Key, ForkTemplate] = {}
+        self._starting: dict[_Key, asyncio.Future[ForkTemplate | None]] = {}
+        #: Why the last template could not serve, if it could not (health shows it).
+        self.template_problem: str | None = None
+        self.forked = 0
+
+    @property
+    def templates(self) -> list[ForkTemplate]:
+        return list(self._templates.values())
+
+    def _key(self, request: KernelLaunchRequest) -> _Key:
+        env = tuple(sorted(self.kernel_env(request).items()))
+        return (request.python, str(request.cwd), env, request.preload)
+
+    async def launch(self, request: KernelLaunchRequest) -> LaunchedKernel:
+        if not request.preload:
+            return await super().launch(request)
+        template = await self._template(request)
+        if template is None:
+            return await super().launch(request)
+        prepared = self.prepare(request)
+        env = self.kernel_env(request)
+        env.pop("JPY_PARENT_PID", None)  # a forked kernel watches the server itself
+        order = {
+            "argv": ["-f", str(prepared.connection_file), *KERNEL_ARGS, *request.extra_args],
+            "cwd": str(request.cwd),
+            "env": env,
+            "log": str(prepared.log_path),
+        }
+        try:
+            pid = await template.fork(order, self._start_timeout)
+        except KernelStartError as exc:
+            self._records.release(prepared.name)
+            self._problem(f"the fork template failed ({exc}); starting a plain kernel")
+            await self._drop(self._key(request), template)
+            return await super().launch(request)
+        self.forked += 1
+        files = self.finish(prepared, pid)
+        if template.failures:  # the caller falls back to plain kernels; this one is served
+            await self._drop(self._key(request), template)
+        return ForkedKernel(
+            pid,
+            template,
+            prepared.connection_info,
+            files,
+            prepared.log_path,
+            self._context,
+            self._records,
+            request.label,
+        )
+
+    def _problem(self, text: str) -> None:
+        self.template_problem = text
+        logger.warning("%s", text)
+
+    async def _template(self, request: KernelLaunchRequest) -> ForkTemplate | None:
+        """The live template for a request, started once even when asked concurrently."""
+        key = self._key(request)
+        template = self._templates.get(key)
+        if template is not None and template.is_alive():
+            return template
+        if template is not None:
+            self._problem(f"the fork template (pid {template.pid}) ended; starting another")
+            await self._drop(key, template)
+        pending = self._starting.get(key)
+        if pending is None:
+            if len(self._templates) >= MAX_TEMPLATES:
+                return None
+            pending = asyncio.ensure_future(self._start_template(key, request))
+            self._starting[key] = pending
+            pending.add_done_callback(lambda _: self._starting.pop(key, None))
+        return await asyncio.shield(pending)
+
+    async def _start_template(self, key: _Key, request: KernelLaunchRequest) -> ForkTemplate | None:
+        self._log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = self._log_dir / f"template-{os.urandom(5).hex()}.log"
+        config = {
+            "mode": "template",
+            "preload": list(request.preload),
+            "limits": [list(pair) for pair in self.limits.rlimits()],
+            "server_pid": os.getpid(),
+        }
+        env = self.kernel_env(request)
+        env.pop("JPY_PARENT_PID", None)
+        try:
+            with log_path.open("wb") as log:
+                process = await asyncio.create_subprocess_exec(
+                    request.python,
+                    "-c",
+                    program_source(),
+                    json.dumps(config),
+                    cwd=str(request.cwd),
+                    env=env,
+                    stdin=asyncio.subprocess.PIPE,
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=log,
+                    start_new_session=True,
+                )
+        except OSError as exc:
+            self._problem(f"could not start the fork template: {exc}")
+            return None
+        self._records.add(process.pid)
+        template = ForkTemplate(process, log_path)
+        try:
+            await template.wait_ready(self._start_timeout)
+        except KernelStartError as exc:
+            self._problem(f"{exc}; starting plain kernels")
+            await self._close(template)
+            return None
+        self._templates[key] = template
+        return template
+
+    async def _drop(self, key: _Key, template: ForkTemplate) -> None:
+        if self._templates.get(key) is template:
+            del self._templates[key]
+        await self._close(template)
+
+    async def _close(self, template: ForkTemplate) -> None:
+        await template.aclose()
+        self._records.remove(template.pid)
+        template.log_path.unlink(missing_ok=True)
+
+    async def environment_changed(self) -> None:
+        """End every template (an environment's packages changed: its preload is stale)."""
+        templates, self._templates = list(self._templates.values()), {}
+        await asyncio.gather(*(self._close(t) for t in templates), return_exceptions=True)
+
+    async def aclose(self) -> None:
+        for pending in list(self._starting.values()):
+            pending.cancel()
+        await self.environment_changed()
+        await super().aclose()
