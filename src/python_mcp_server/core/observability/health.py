@@ -1,8 +1,9 @@
 """HealthMonitor: watches every session's kernel and brings dead ones back.
 
-Every ``interval`` seconds, for each session: is the kernel process alive; does it answer a
-kernel_info round trip (skipped while the session runs code, whose cell holds the shell
-channel); what are its RSS, CPU, threads, open files and uptime (psutil). A dead kernel
+Every ``interval`` seconds, for each session: is the kernel process alive; and, when the
+probing policy (``probing.py``) says it is due, does it answer a kernel_info round trip
+(skipped while the session runs code, whose cell holds the shell channel). Process figures
+(RSS, CPU, threads, open files, uptime) are sampled when health is asked for. A dead kernel
 that no execution is about to replace is restarted through the session's own replacement
 path (so snapshots are restored as after any crash), at most ``max_restarts`` times with
 exponential backoff; after that the session reports "dead" with the last error until a
@@ -23,6 +24,7 @@ from typing import Literal
 
 import psutil
 
+from python_mcp_server.core.observability.probing import ProbePolicy
 from python_mcp_server.core.sessions.manager import SessionManager
 from python_mcp_server.core.sessions.session import KernelSession
 from python_mcp_server.errors import KernelDiedError, KernelUnresponsiveError, ServerError
@@ -42,6 +44,8 @@ class HealthConfig:
     backoff_base: float = 1.0
     backoff_max: float = 60.0
     stable_after: float = 300.0
+    #: When an idle kernel is probed (most rounds probe nothing).
+    probing: ProbePolicy = field(default_factory=ProbePolicy)
 
 
 @dataclass
@@ -67,6 +71,7 @@ class _Record:
     gave_up: bool = False
     responsive: bool | None = None
     response_time: float | None = None
+    last_probe: float | None = None
     last_check: datetime | None = None
     last_error: str | None = None
     processes: dict[int, psutil.Process] = field(default_factory=dict)
@@ -189,10 +194,14 @@ class HealthMonitor:
             self.config.stable_after
         ):
             record.auto_restarts, record.last_restart = 0, None
-        pid = session.kernel_pid
-        if pid is not None:
-            record.sample = await asyncio.to_thread(_sample, record, pid)
-        if not session.busy and not session.held:  # a held shell answers late, not never
+        if session.busy or session.held:  # a held shell answers late, not never
+            return
+        if self.config.probing.due(
+            pid=session.kernel_pid,
+            last_used=session.last_used_monotonic,
+            last_probe=record.last_probe,
+            unanswered=record.responsive is False,
+        ):
             await self.probe(session, self.config.probe_timeout)
 
     async def _recover(self, session: KernelSession, record: _Record) -> None:
@@ -265,6 +274,7 @@ class HealthMonitor:
             message = f"the kernel is dead: {exc.message}"
         responsive = response_time is not None
         record.responsive, record.response_time = responsive, response_time
+        record.last_probe = time.monotonic()
         record.last_check = datetime.now(timezone.utc)
         return Responsiveness(
             session_id=session.session_id,
