@@ -71,6 +71,17 @@ async def client(server: FastMCP) -> AsyncIterator[Client[Any]]:
 
 
 @pytest.fixture
+async def sync_client(server: FastMCP) -> AsyncIterator[Client[Any]]:
+    """A client without the tasks extension (the 2025 handshake): every call is answered
+    synchronously, as for MCP SDK 1.x clients."""
+    before = kernel_children()
+    async with Client(server, mode="legacy") as connected:
+        yield connected
+    leaked = wait_gone(kernel_children() - before)
+    assert not leaked, f"kernels left running after the server stopped: {leaked}"
+
+
+@pytest.fixture
 def no_kernel_leak() -> Iterator[None]:
     """For core tests: fail if the test leaves kernel processes behind."""
     before = kernel_children()

@@ -116,6 +116,12 @@ class Settings(BaseSettings):
         description="Executions running at once across all sessions.",
     )
 
+    tasks_url: str = Field(
+        "memory://",
+        description="Where the state of MCP tasks (long calls run in the background) lives: "
+        "`memory://` (this process only) or a Redis URL shared by replicas.",
+    )
+
     # --- workspace ----------------------------------------------------------------------
     max_file_bytes: int = Field(
         50 * 1024 * 1024, ge=1, description="Largest file read, written or uploaded, in bytes."

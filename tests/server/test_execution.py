@@ -238,7 +238,10 @@ async def test_sessions_run_in_parallel_and_ping_answers(client: Client[Any]) ->
     assert ping_time < 1.0
 
 
-async def test_cancelled_call_interrupts_the_kernel(client: Client[Any]) -> None:
+async def test_cancelled_call_interrupts_the_kernel(sync_client: Client[Any]) -> None:
+    """A synchronous call the client cancels (notifications/cancelled); tasks are
+    cancelled with tasks/cancel (tests/server/test_tasks.py)."""
+    client = sync_client
     await run(client, "flag = 'kept'")
     task = asyncio.ensure_future(run(client, "import time\nwhile True: time.sleep(0.05)"))
     await asyncio.sleep(0.5)

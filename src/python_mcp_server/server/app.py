@@ -17,6 +17,7 @@ from python_mcp_server.server.resources import register_resources
 from python_mcp_server.server.routes import register_file_routes
 from python_mcp_server.server.routes_health import register_health_route
 from python_mcp_server.server.services import Services, build_services
+from python_mcp_server.server.tasks import tasks_extension
 from python_mcp_server.server.toolsets import TOOLSETS, select_toolsets
 from python_mcp_server.settings import Settings
 
@@ -53,6 +54,7 @@ def build_server(settings: Settings, services: Services | None = None) -> FastMC
         mask_error_details=False,
         on_duplicate="error",  # two tools of one name is a bug; compat removes first
     )
+    mcp.add_extension(tasks_extension(settings))
     for name in select_toolsets(settings.toolsets):
         TOOLSETS[name](mcp, services)
     register_resources(mcp, services)

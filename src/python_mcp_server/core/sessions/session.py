@@ -37,6 +37,10 @@ KernelSource = Callable[["KernelSession"], Awaitable[KernelClient]]
 KernelReplacedHook = Callable[["KernelSession", str], Awaitable[None]]
 
 PROGRESS_INTERVAL = 0.5
+CANCEL_RESTART_NOTICE = (
+    "a cancelled call did not stop on interrupt, so the kernel was restarted and "
+    "its variables were lost"
+)
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,8 @@ class KernelSession:
         self.execution_count = 0
         self.restart_count = 0
         self.last_error: str | None = None
+        #: Said in the next result: a cancelled call whose kernel had to be restarted.
+        self.pending_notice: str | None = None
         self._config = config
         self._semaphore = semaphore
         self._kernel_source = kernel_source
@@ -195,7 +201,9 @@ class KernelSession:
             # The client cancelled the call: stop the code, keep the session usable.
             if execution is not None:
                 with anyio.CancelScope(shield=True):
-                    await self._interrupt_or_restart(execution)
+                    if await self._interrupt_or_restart(execution):
+                        self.pending_notice = CANCEL_RESTART_NOTICE
+                        logger.warning("session %s: %s", self.session_id, CANCEL_RESTART_NOTICE)
             raise
         finally:
             if heartbeat is not None:
@@ -249,6 +257,9 @@ class KernelSession:
         if feeder.exhausted:
             note = "input_data ran out: input() raised EOFError"
             result.message = f"{result.message}; {note}" if result.message else note
+        if self.pending_notice:
+            note, self.pending_notice = self.pending_notice, None
+            result.message = f"{note}; {result.message}" if result.message else note
         return ExecutionOutcome(result=result, collected=collected)
 
     async def _heartbeat(

@@ -16,6 +16,7 @@ from python_mcp_server.errors import InvalidInputError
 from python_mcp_server.models.execution import ExecutionResult
 from python_mcp_server.server.resources import resource_links
 from python_mcp_server.server.services import Services
+from python_mcp_server.server.tasks import TaskProgress, asked_for_progress, task_tool
 
 TAGS = {"execution"}
 
@@ -36,17 +37,10 @@ def execution_tool_result(outcome: ExecutionOutcome) -> ToolResult:
     return ToolResult(content=content, structured_content=result.model_dump(mode="json"))
 
 
-def asked_for_progress(ctx: Context) -> bool:
-    """Whether the client sent a progress token (no heartbeat is started otherwise)."""
-    request = ctx.request_context
-    meta = request.meta if request is not None else None
-    return bool(meta and meta.get("progressToken") is not None)
-
-
 def register(mcp: FastMCP, services: Services) -> None:
     execution = services.execution
 
-    @mcp.tool(tags=TAGS, output_schema=ExecutionResult.model_json_schema())
+    @task_tool(mcp, heartbeat=False, tags=TAGS, output_schema=ExecutionResult.model_json_schema())
     async def run_python_code(
         code: Annotated[str, Field(description="Python source to run in the session's kernel.")],
         ctx: Context,
@@ -81,6 +75,8 @@ def register(mcp: FastMCP, services: Services) -> None:
         async def progress(elapsed: float, recent: str) -> None:
             await ctx.report_progress(elapsed, None, recent or f"running {elapsed:.1f} s")
 
+        if ctx.is_background_task:  # a task: its status message shows the latest output
+            progress = TaskProgress(ctx)
         request = ExecutionRequest(
             code=code,
             session_id=session_id,
@@ -89,6 +85,7 @@ def register(mcp: FastMCP, services: Services) -> None:
             allow_unsafe=allow_unsafe,
         )
         outcome = await execution.run(
-            request, progress=progress if asked_for_progress(ctx) else None
+            request,
+            progress=progress if ctx.is_background_task or asked_for_progress(ctx) else None,
         )
         return execution_tool_result(outcome)

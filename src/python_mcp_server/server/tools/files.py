@@ -23,6 +23,7 @@ from python_mcp_server.models.files import (
     WriteFileResult,
 )
 from python_mcp_server.server.services import Services
+from python_mcp_server.server.tasks import task_tool
 
 TAGS = {"files"}
 
@@ -117,7 +118,7 @@ def register(mcp: FastMCP, services: Services) -> None:
         say whether it compiles. Run it with run_script."""
         return await anyio.to_thread.run_sync(partial(scripts.save, name, content))
 
-    @mcp.tool(tags=TAGS)
+    @task_tool(mcp, tags=TAGS)
     async def run_script(
         path: Annotated[str, Field(description="Workspace script, e.g. 'scripts/clean.py'.")],
         args: Annotated[

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from python_mcp_server.models.packages import InstallResult, PackageList, UninstallResult
 from python_mcp_server.server.services import Services
+from python_mcp_server.server.tasks import task_tool
 
 TAGS = {"packages"}
 
@@ -32,7 +33,7 @@ VenvArg = Annotated[
 def register(mcp: FastMCP, services: Services) -> None:
     service = services.packages
 
-    @mcp.tool(tags=TAGS)
+    @task_tool(mcp, tags=TAGS)
     async def install_dependencies(
         packages: PackagesArg,
         session_id: SessionArg = None,
@@ -52,7 +53,7 @@ def register(mcp: FastMCP, services: Services) -> None:
             packages, session_id=session_id, venv_name=venv_name, upgrade=upgrade
         )
 
-    @mcp.tool(tags=TAGS)
+    @task_tool(mcp, tags=TAGS)
     async def uninstall_packages(
         packages: PackagesArg,
         session_id: SessionArg = None,

@@ -1,0 +1,170 @@
+"""Long calls as MCP tasks (the ``io.modelcontextprotocol/tasks`` extension).
+
+``run_python_code``, ``run_script`` and the package install/uninstall tools are
+registered with ``task_tool``: a client that declares the tasks extension may run them
+as a task (``tools/call`` answers at once with a task id; ``tasks/get`` reports the
+status and, at the end, the result; ``tasks/cancel`` stops it). A client without it gets
+the ordinary synchronous call. fastmcp-tasks runs the task on a Docket worker in this
+process; task state lives in Docket's backend (``MCP_TASKS_URL``, in memory by default).
+
+A task runs outside FastMCP's middleware, so ``task_tool`` translates the project's
+errors itself (the same ``CODE: message`` text as a synchronous call) and keeps the
+task's status message current ("running 12 s", plus the latest output lines where the
+tool reports them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any, TypeVar
+
+import mcp_types
+from fastmcp import Context, FastMCP
+from fastmcp.server.extensions import ToolCallContinuation, ToolCallOutcome
+from fastmcp.utilities.tasks import TaskConfig
+from fastmcp_tasks import TasksExtension
+
+from python_mcp_server.server.middleware.errors import translate
+from python_mcp_server.settings import Settings
+
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+
+#: How often a client is told to poll, and how often a running task's status is renewed.
+POLL_INTERVAL = timedelta(seconds=1)
+STATUS_INTERVAL = 1.0
+#: Lines of recent output a status message carries.
+STATUS_LINES = 5
+STATUS_CHARS = 400
+
+TASK = TaskConfig(mode="optional", poll_interval=POLL_INTERVAL)
+
+
+def asked_for_progress(ctx: Context) -> bool:
+    """Whether the client sent a progress token with this call."""
+    request = ctx.request_context
+    meta: Any = request.meta if request is not None else None
+    return bool(meta) and any(meta.get(k) is not None for k in ("progressToken", "progress_token"))
+
+
+class ForegroundWhenWatched(TasksExtension):
+    """Runs a call in the foreground when its caller asked for progress notifications.
+
+    A client that sends a progress token is watching the call as it runs; the server
+    may answer any call synchronously, and doing so keeps those notifications coming.
+    """
+
+    async def intercept_tool_call(
+        self,
+        params: mcp_types.CallToolRequestParams,
+        context: Context,
+        call_next: ToolCallContinuation,
+    ) -> ToolCallOutcome:
+        if asked_for_progress(context):
+            return await call_next()
+        return await super().intercept_tool_call(params, context, call_next)
+
+
+def tasks_extension(settings: Settings) -> TasksExtension:
+    """The tasks extension over Docket at ``MCP_TASKS_URL``.
+
+    An in-memory queue is private to this server (a fresh queue name, so two servers in
+    one process never take each other's tasks); a shared backend uses one queue name per
+    deployment (``MCP_GATEWAY_NAMESPACE``), so replicas can answer for each other.
+    """
+    memory = settings.tasks_url.startswith("memory://")
+    name = f"python-mcp-server-{secrets.token_hex(6)}" if memory else settings.gateway_namespace
+    return ForegroundWhenWatched(
+        url=settings.tasks_url,
+        name=name,
+        # Every session may run one call while installs run beside them.
+        concurrency=settings.max_sessions + settings.max_concurrent_executions,
+    )
+
+
+def running_in_task() -> bool:
+    """Whether this code runs as a background task on the Docket worker."""
+    from docket.dependencies import current_execution
+
+    try:
+        current_execution.get()
+    except LookupError:
+        return False
+    return True
+
+
+async def set_task_status(message: str) -> None:
+    """Replace the running task's status message (what ``tasks/get`` shows)."""
+    from docket.dependencies import current_execution
+
+    with contextlib.suppress(LookupError):
+        await current_execution.get().progress.set_message(message)
+
+
+def status_message(elapsed: float, recent: str) -> str:
+    """``running 12 s`` and, when there is output, its last lines."""
+    text = f"running {elapsed:.0f} s"
+    lines = [line for line in recent.splitlines() if line.strip()][-STATUS_LINES:]
+    if lines:
+        tail = "\n".join(lines)[-STATUS_CHARS:]
+        text += f"; latest output:\n{tail}"
+    return text
+
+
+class TaskProgress:
+    """A progress callback that keeps the latest output between reports."""
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+        self._recent = ""
+
+    async def __call__(self, elapsed: float, recent: str) -> None:
+        if recent:
+            self._recent = recent
+        await self._ctx.report_progress(elapsed, None, status_message(elapsed, self._recent))
+
+
+async def _heartbeat() -> None:
+    started = time.monotonic()
+    while True:
+        await asyncio.sleep(STATUS_INTERVAL)
+        with contextlib.suppress(Exception):
+            await set_task_status(status_message(time.monotonic() - started, ""))
+
+
+def task_tool(mcp: FastMCP, *, heartbeat: bool = True, **options: Any) -> Callable[[F], F]:
+    """``@mcp.tool(...)`` for a tool that may run as a task.
+
+    ``heartbeat`` renews the status message while a task runs; a tool that reports its
+    own progress (with output) passes False.
+    """
+
+    def decorate(fn: F) -> F:
+        name = options.get("name") or fn.__name__
+
+        @functools.wraps(fn)
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            beat = (
+                asyncio.create_task(_heartbeat(), name=f"{name}-status")
+                if heartbeat and running_in_task()
+                else None
+            )
+            try:
+                return await fn(*args, **kwargs)
+            except Exception as exc:
+                raise translate(exc, name) from exc
+            finally:
+                if beat is not None:
+                    beat.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await beat
+
+        mcp.tool(task=TASK, **options)(wrapper)
+        return fn
+
+    return decorate

@@ -1,0 +1,122 @@
+"""Long calls as MCP tasks, through the real protocol and the fastmcp client's task handle:
+status with output while running, tasks/cancel that keeps variables (or says why not),
+errors with their codes, and the synchronous call for clients without tasks."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import anyio
+import pytest
+from fastmcp import Client
+from fastmcp.exceptions import ToolError
+from fastmcp_tasks import ToolTask, call_tool_task
+
+from tests.helpers import SWALLOWS_INTERRUPTS, call, run
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    # A loaded machine may take a few seconds to deliver an interrupt; only a kernel that
+    # ignores it should be restarted.
+    return {"interrupt_grace": 8}
+
+
+COUNTING_CELL = (
+    "import time\n"
+    "kept = 'set before the cancel'\n"
+    "for i in range(100000):\n"
+    "    print('line', i, flush=True)\n"
+    "    time.sleep(0.1)\n"
+)
+
+
+async def wait_for_status(task: ToolTask, needle: str, deadline: float = 30.0) -> str:
+    """Poll tasks/get until the task is working with ``needle`` in its status message."""
+    with anyio.fail_after(deadline):
+        while True:
+            status = await task.status()
+            message = status.status_message or ""
+            if status.status == "working" and needle in message:
+                return message
+            assert status.status == "working", status
+            await asyncio.sleep(0.1)
+
+
+async def test_long_cell_reports_output_and_cancel_keeps_variables(client: Client[Any]) -> None:
+    await run(client, "before = 1")
+    task = await call_tool_task(client, "run_python_code", {"code": COUNTING_CELL})
+    message = await wait_for_status(task, "line 3")
+    assert message.startswith("running ")
+    assert "latest output:" in message
+    await task.cancel()
+    final = await task.wait(timeout=30)
+    assert final.status == "cancelled"
+    after = await run(client, "(before, kept, i > 0)")
+    assert after["status"] == "ok", after["error"]
+    assert after["result"] == "(1, 'set before the cancel', True)"
+    assert after["kernel_restarted"] is False
+    assert not after["message"]
+
+
+async def test_cancel_restarts_a_kernel_that_ignores_the_interrupt_and_says_so(
+    client: Client[Any],
+) -> None:
+    await run(client, "before = 1")
+    task = await call_tool_task(client, "run_python_code", {"code": SWALLOWS_INTERRUPTS})
+    await wait_for_status(task, "running")
+    await task.cancel()
+    assert (await task.wait(timeout=30)).status == "cancelled"
+    after = await run(client, "'before' in globals()")
+    assert after["result"] == "False"
+    assert "kernel was restarted" in after["message"]
+    assert "variables were lost" in after["message"]
+    again = await run(client, "1")  # said once
+    assert not again["message"]
+
+
+async def test_task_result_is_the_same_as_the_call(client: Client[Any]) -> None:
+    task = await call_tool_task(client, "run_python_code", {"code": "print('hi')\n6 * 7"})
+    result = await task.result()
+    assert result.structured_content is not None
+    assert result.structured_content["stdout"] == "hi\n"
+    assert result.structured_content["result"] == "42"
+
+
+async def test_task_errors_keep_their_code(client: Client[Any]) -> None:
+    task = await call_tool_task(client, "run_python_code", {"code": "1", "session_id": "ghost"})
+    with pytest.raises(ToolError, match=r"^SESSION_NOT_FOUND: "):
+        await task.result()
+
+
+async def test_script_task_status_says_it_is_running(client: Client[Any]) -> None:
+    await call(
+        client,
+        "save_script",
+        name="slow",
+        content="import time\nfor _ in range(40):\n    time.sleep(0.1)\nprint('done')\n",
+    )
+    task = await call_tool_task(client, "run_script", {"path": "scripts/slow.py"})
+    message = await wait_for_status(task, "running")
+    assert message.startswith("running ")
+    result = await task.result()
+    assert result.structured_content is not None
+    assert result.structured_content["stdout"] == "done\n"
+
+
+async def test_package_tools_run_as_tasks(client: Client[Any]) -> None:
+    task = await call_tool_task(
+        client, "uninstall_packages", {"packages": "not-installed-anywhere"}
+    )
+    result = await task.result()
+    assert result.structured_content is not None
+    assert result.structured_content["venv_name"] == "default"
+
+
+async def test_a_client_without_tasks_gets_the_synchronous_call(
+    sync_client: Client[Any],
+) -> None:
+    with pytest.raises(ToolError, match="did not run as a task"):
+        await call_tool_task(sync_client, "run_python_code", {"code": "x = 5"})
+    assert (await run(sync_client, "x"))["result"] == "5"
