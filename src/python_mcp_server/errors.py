@@ -39,6 +39,7 @@ class ErrorCode(str, Enum):
     FORBIDDEN_ORIGIN = "FORBIDDEN_ORIGIN"
     REQUEST_TOO_LARGE = "REQUEST_TOO_LARGE"
     GATEWAY_ERROR = "GATEWAY_ERROR"
+    NOTEBOOK_INVALID = "NOTEBOOK_INVALID"
     INTERNAL_ERROR = "INTERNAL_ERROR"
 
 
@@ -141,3 +142,9 @@ class UnsafeCodeError(ServerError):
 
 class GatewayError(ServerError):
     code = ErrorCode.GATEWAY_ERROR
+
+
+class NotebookInvalidError(ServerError):
+    """A notebook file that is not JSON, not nbformat 4, or fails the schema."""
+
+    code = ErrorCode.NOTEBOOK_INVALID

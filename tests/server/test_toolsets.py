@@ -47,7 +47,7 @@ def test_names_are_trimmed_case_insensitive_and_ordered() -> None:
     assert select_toolsets(" Sessions , EXECUTION ") == ["execution", "sessions"]
     chosen = select_toolsets("compat,default")
     assert chosen[-1] == "compat"
-    assert set(chosen) == set(TOOLSETS)
+    assert set(chosen) == set(TOOLSETS) - (OPT_IN_TOOLSETS - {"compat"})
 
 
 def test_groups_that_replace_tools_register_last() -> None:

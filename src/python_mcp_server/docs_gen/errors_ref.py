@@ -143,6 +143,11 @@ MEANINGS: dict[str, tuple[str, str]] = {
         "With `MCP_GATEWAY_URL` set: starting, interrupting, restarting or deleting a "
         "kernel through the gateway failed. The message carries the gateway's answer.",
     ),
+    "NOTEBOOK_INVALID": (
+        "A notebook file is not JSON, not nbformat 4, or does not pass the nbformat schema.",
+        "`import_notebook` on such a file. Nothing runs and nothing is written; open and "
+        "save the notebook in a current Jupyter to convert an older format.",
+    ),
     "INTERNAL_ERROR": (
         "Something failed that the server did not expect: a bug.",
         "Any tool. The client sees only the tool name and the exception type; the "

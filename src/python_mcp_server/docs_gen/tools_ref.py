@@ -1,6 +1,6 @@
 """docs/reference/tools.md from the live ``tools/list`` of servers built as the command builds them.
 
-Native groups come from a server with the default toolsets; the compat group from one with
+Native groups come from a server with the default toolsets; the opt-in groups from one with
 ``all`` (there, compat variants replace native tools of the same name).
 """
 
@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from python_mcp_server.server.app import build_server
-from python_mcp_server.server.toolsets import TOOLSETS
+from python_mcp_server.server.toolsets import OPT_IN_TOOLSETS, TOOLSETS
 from python_mcp_server.settings import Settings
 
 ToolSchema = dict[str, Any]
@@ -30,6 +30,11 @@ GROUP_INTRO: dict[str, tuple[str, str | None]] = {
     "health": ("Health, metrics and introspection of kernels.", "../health.md"),
     "history": ("The execution history.", "../health.md"),
     "safety": ("The advisory code-safety check.", "../security.md"),
+    "notebooks": (
+        "Export what a session ran as a notebook; import and run a notebook "
+        "(opt-in: `--toolsets default,notebooks`).",
+        "../notebooks.md",
+    ),
     "compat": (
         "The tool names, arguments and results of the servers this one replaces "
         "(opt-in: `--toolsets default,compat`).",
@@ -86,7 +91,8 @@ async def render_tools_reference() -> str:
     by_group: dict[str, list[ToolSchema]] = {}
     for tool in native:
         by_group.setdefault(tool_group(tool), []).append(tool)
-    by_group["compat"] = [tool for tool in every if tool_group(tool) == "compat"]
+    for group in OPT_IN_TOOLSETS:
+        by_group[group] = [tool for tool in every if tool_group(tool) == group]
     order = [g for g in TOOLSETS if by_group.get(g)] + [g for g in by_group if g not in TOOLSETS]
 
     out = [HEADER, "## Summary\n", "| Tool | Toolset | What it does |", "| --- | --- | --- |"]

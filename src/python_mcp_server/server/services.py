@@ -16,6 +16,9 @@ from python_mcp_server.core.execution.introspection import IntrospectionConfig, 
 from python_mcp_server.core.execution.limits import KernelLimits, MemoryLimitHook, describe_limits
 from python_mcp_server.core.execution.scripts import ScriptRunner, ScriptsConfig
 from python_mcp_server.core.execution.service import ExecutionService
+from python_mcp_server.core.notebooks.cells import CellStore, CellStoreConfig
+from python_mcp_server.core.notebooks.recorder import NotebookRecorder
+from python_mcp_server.core.notebooks.service import NotebookService
 from python_mcp_server.core.observability.audit import AuditHook
 from python_mcp_server.core.observability.health import HealthConfig, HealthMonitor
 from python_mcp_server.core.observability.health_report import (
@@ -78,6 +81,8 @@ class Services:
     health_report: HealthReporter
     history: HistoryStore
     snapshots: SnapshotService
+    cells: CellStore
+    notebooks: NotebookService
 
     async def start(self) -> None:
         workspace = self.settings.workspace_path
@@ -86,6 +91,7 @@ class Services:
         self.settings.state_path.mkdir(parents=True, exist_ok=True, mode=0o700)
         await asyncio.to_thread(self.new_files.start)
         await self.history.open()
+        await self.cells.open()
         await self.snapshots.start()
         await self.environments.start()  # the default venv exists before any kernel
         await self.sessions.start()
@@ -105,6 +111,7 @@ class Services:
             self.launcher.aclose,
             close_new_files,
             self.history.aclose,
+            self.cells.aclose,
             self.snapshots.aclose,
         )
         for step in steps:
@@ -214,6 +221,10 @@ def build_services(settings: Settings) -> Services:
         ScriptsConfig(settings.execution_timeout, settings.max_output_chars),
         script_command_builder(launcher),
     )
+    cells = CellStore(CellStoreConfig(settings.state_path / "notebooks.sqlite3"))
+    recorder = NotebookRecorder(cells)
+    execution.add_hook(recorder)
+    sessions.replacement_hooks.append(recorder.kernel_replaced)
     if settings.auto_install:
         execution.add_hook(AutoInstallHook(packages, environments, workspace))
     health, health_report, history, snapshots = build_observability(
@@ -235,6 +246,8 @@ def build_services(settings: Settings) -> Services:
         health_report=health_report,
         history=history,
         snapshots=snapshots,
+        cells=cells,
+        notebooks=NotebookService(cells, files.workspace, execution),
     )
 
 

@@ -16,6 +16,7 @@ from python_mcp_server.server.tools import (
     health,
     history,
     introspection,
+    notebooks,
     packages,
     safety,
     sessions,
@@ -45,11 +46,12 @@ TOOLSETS: dict[str, Registrar] = {
     "safety": safety.register,
     "health": health.register,
     "history": history.register,
+    "notebooks": notebooks.register,
     "compat": compat.register,
 }
 
 #: Groups that ``default`` leaves out.
-OPT_IN_TOOLSETS: frozenset[str] = frozenset({"compat"})
+OPT_IN_TOOLSETS: frozenset[str] = frozenset({"compat", "notebooks"})
 
 #: Groups registered after every other one, whatever their place in TOOLSETS: they replace
 #: native tools of the same name (compat's ``health_check`` accepts both argument styles).

@@ -129,6 +129,10 @@ def register(mcp: FastMCP, services: Services) -> None:
         """Replace the session's kernel with a fresh one; its variables are cleared unless
         preserve_state is true."""
         session = await manager.lookup(session_id)
+        kept = "kept what could be pickled" if preserve_state else "variables cleared"
+        services.cells.append(
+            session.session_id, "note", f"*Kernel replaced:* restart requested ({kept})"
+        )
         if not preserve_state:
             await session.restart()
             services.snapshots.forget(session.session_id)  # a crash must not undo the clear

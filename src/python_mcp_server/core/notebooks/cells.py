@@ -1,0 +1,150 @@
+"""The cell store: each session's executions as notebook cells, kept in SQLite.
+
+Every finished execution becomes one code cell holding its source, execution count and
+nbformat outputs; events that are not code (a kernel replaced, a restart asked for) become
+markdown notes in the same sequence. The store lives in the server's state folder, so an
+export after a server restart still holds what ran. It keeps at most ``max_cells`` cells per
+session (the oldest go first) and at most ``max_cell_bytes`` of outputs per cell.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+from python_mcp_server.infra.storage.sqlite import SqliteDatabase
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS cells (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    session_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    source TEXT NOT NULL,
+    execution_count INTEGER,
+    outputs TEXT NOT NULL DEFAULT '[]',
+    created TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS cells_by_session ON cells (session_id, id);
+"""
+
+CellKind = Literal["code", "note"]
+
+
+@dataclass(frozen=True)
+class CellStoreConfig:
+    """Where the cells live and how many are kept."""
+
+    path: Path
+    max_cells: int = 2000
+    max_cell_bytes: int = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One recorded cell: code with its nbformat outputs, or a markdown note."""
+
+    kind: CellKind
+    source: str
+    execution_count: int | None = None
+    outputs: tuple[dict[str, Any], ...] = ()
+    created: str = ""
+
+
+def _bounded(outputs: list[dict[str, Any]], max_bytes: int) -> list[dict[str, Any]]:
+    """Outputs in order while they fit in ``max_bytes``; a note says what was left out."""
+    kept: list[dict[str, Any]] = []
+    used = 0
+    for index, output in enumerate(outputs):
+        size = len(json.dumps(output))
+        if used + size > max_bytes:
+            left = len(outputs) - index
+            kept.append(
+                {
+                    "output_type": "stream",
+                    "name": "stderr",
+                    "text": f"[{left} output(s) of this cell were not kept: over "
+                    f"{max_bytes} bytes]\n",
+                }
+            )
+            break
+        kept.append(output)
+        used += size
+    return kept
+
+
+class CellStore:
+    """Append and read cells per session; runs on the database's own thread."""
+
+    def __init__(self, config: CellStoreConfig) -> None:
+        self.config = config
+        self._db = SqliteDatabase(config.path, SCHEMA)
+
+    async def open(self) -> None:
+        await self._db.open()
+
+    async def aclose(self) -> None:
+        await self._db.aclose()
+
+    def append(
+        self,
+        session_id: str,
+        kind: CellKind,
+        source: str,
+        *,
+        execution_count: int | None = None,
+        outputs: list[dict[str, Any]] | None = None,
+    ) -> None:
+        """Queue one cell at the end of the session's sequence (off the response path; a
+        later read sees it, since the database thread runs work in order)."""
+        payload = json.dumps(_bounded(outputs or [], self.config.max_cell_bytes))
+        created = datetime.now(timezone.utc).isoformat()
+        keep = self.config.max_cells
+
+        def insert(connection: sqlite3.Connection) -> None:
+            connection.execute(
+                "INSERT INTO cells (session_id, kind, source, execution_count, outputs, created)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (session_id, kind, source, execution_count, payload, created),
+            )
+            connection.execute(
+                "DELETE FROM cells WHERE session_id = ? AND id NOT IN (SELECT id FROM cells "
+                "WHERE session_id = ? ORDER BY id DESC LIMIT ?)",
+                (session_id, session_id, keep),
+            )
+
+        self._db.submit(insert)
+
+    async def cells(self, session_id: str) -> list[Cell]:
+        """The session's cells, oldest first."""
+
+        def select(connection: sqlite3.Connection) -> list[Cell]:
+            rows = connection.execute(
+                "SELECT kind, source, execution_count, outputs, created FROM cells "
+                "WHERE session_id = ? ORDER BY id",
+                (session_id,),
+            ).fetchall()
+            return [
+                Cell(
+                    kind="note" if kind == "note" else "code",
+                    source=source,
+                    execution_count=count,
+                    outputs=tuple(json.loads(outputs)),
+                    created=created,
+                )
+                for kind, source, count, outputs, created in rows
+            ]
+
+        return await self._db.run(select)
+
+    async def forget(self, session_id: str) -> int:
+        """Drop a session's cells; returns how many."""
+
+        def delete(connection: sqlite3.Connection) -> int:
+            cursor = connection.execute("DELETE FROM cells WHERE session_id = ?", (session_id,))
+            return cursor.rowcount
+
+        return await self._db.run(delete)

@@ -1,0 +1,90 @@
+"""Turns finished executions and kernel replacements into cells of the session's notebook.
+
+``NotebookRecorder`` is an execution hook (``after``) and a kernel-replacement hook: each
+execution becomes a code cell with nbformat outputs built from what the collector kept
+(streams, rich displays, images with their bytes, the last expression, the error); a kernel
+replaced mid-session becomes a markdown note where it happened.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from python_mcp_server.core.execution.output_collector import CollectedOutput
+from python_mcp_server.core.execution.service import ExecutionHook, ExecutionRequest
+from python_mcp_server.core.notebooks.cells import CellStore
+from python_mcp_server.core.sessions.session import ExecutionOutcome, KernelSession
+
+#: Image types that nbformat stores base64-encoded (SVG is text).
+_BINARY_IMAGES = frozenset({"image/png", "image/jpeg", "image/gif"})
+
+
+def _stream(name: str, text: str) -> dict[str, Any]:
+    return {"output_type": "stream", "name": name, "text": text}
+
+
+def outputs_of(collected: CollectedOutput, execution_count: int | None) -> list[dict[str, Any]]:
+    """nbformat v4 outputs for one execution, in the order a notebook shows them."""
+    outputs: list[dict[str, Any]] = []
+    if collected.stdout:
+        outputs.append(_stream("stdout", collected.stdout))
+    if collected.stderr:
+        outputs.append(_stream("stderr", collected.stderr))
+    for item in collected.outputs:
+        if item.text is not None:
+            outputs.append(
+                {"output_type": "display_data", "data": {item.mime_type: item.text}, "metadata": {}}
+            )
+    for image in collected.images:
+        data = (
+            base64.b64encode(image.data).decode("ascii")
+            if image.mime_type in _BINARY_IMAGES
+            else image.data.decode("utf-8", "replace")
+        )
+        outputs.append(
+            {"output_type": "display_data", "data": {image.mime_type: data}, "metadata": {}}
+        )
+    if collected.result is not None:
+        outputs.append(
+            {
+                "output_type": "execute_result",
+                "execution_count": execution_count,
+                "data": {"text/plain": collected.result},
+                "metadata": {},
+            }
+        )
+    if collected.error is not None:
+        outputs.append(
+            {
+                "output_type": "error",
+                "ename": collected.error.ename,
+                "evalue": collected.error.evalue,
+                "traceback": list(collected.error.traceback),
+            }
+        )
+    return outputs
+
+
+class NotebookRecorder(ExecutionHook):
+    """Records every execution of every session into the cell store."""
+
+    def __init__(self, cells: CellStore) -> None:
+        self._cells = cells
+
+    async def after(
+        self, session: KernelSession, request: ExecutionRequest, outcome: ExecutionOutcome
+    ) -> None:
+        result = outcome.result
+        self._cells.append(
+            session.session_id,
+            "code",
+            request.code,
+            execution_count=result.execution_count,
+            outputs=outputs_of(outcome.collected, result.execution_count),
+        )
+
+    async def kernel_replaced(self, session: KernelSession, reason: str) -> None:
+        """Any replacement (restart asked for, crash recovery, the monitor's): a note placed
+        before the cell whose execution saw it, since hooks run after the execution."""
+        self._cells.append(session.session_id, "note", f"*Kernel replaced:* {reason}")
