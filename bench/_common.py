@@ -66,3 +66,16 @@ class ServerProcess:
 
 def median_ms(samples: Sequence[float]) -> float:
     return statistics.median(samples) * 1000.0
+
+
+def percentiles_ms(samples: Sequence[float]) -> dict[str, float]:
+    """p50, p95 and p99 of samples in seconds, as milliseconds (nearest rank)."""
+    ordered = sorted(samples)
+    if not ordered:
+        return {"p50": 0.0, "p95": 0.0, "p99": 0.0, "n": 0}
+
+    def rank(q: float) -> float:
+        index = min(len(ordered) - 1, max(0, round(q * len(ordered) + 0.5) - 1))
+        return round(ordered[index] * 1000.0, 1)
+
+    return {"p50": rank(0.50), "p95": rank(0.95), "p99": rank(0.99), "n": len(ordered)}

@@ -19,6 +19,7 @@ only the preload, never a request's code.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import json
 import os
@@ -173,6 +174,8 @@ def template_main(config: dict[str, Any]) -> None:
             importlib.import_module(name)
         except (Exception, SystemExit) as exc:
             sys.stderr.write(f"template: could not import {name}: {exc}\n")
+    gc.collect()
+    gc.freeze()  # a collection in a kernel must not touch (and so copy) the shared objects
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     os.set_blocking(wake_r, False)

@@ -1,0 +1,391 @@
+"""Our server beside its peers, on the same work, in one run on this machine.
+
+Peers, each installed on first use in its own virtual environment under ``.bench-venvs/``
+(git-ignored):
+
+- ``pypi``: the PyPI ``python-mcp-server==0.6.2`` (one active session at a time);
+- ``jupyter``: ``jupyter-mcp-server`` beside the Jupyter server it drives (a notebook per
+  session, ``execute_code`` in its kernel).
+
+Ours runs twice: ``ours`` with the defaults (sandboxed when bubblewrap works) and
+``ours-fork`` unsandboxed (kernels forked from the preloaded template).
+
+Figures: warm ``1+1`` p50/p95/p99; new session to first answer, sequential and in bursts
+of 10; calls/s at 4/8/16 clients (each with its own session where the server has
+sessions); unique memory per session, plain and after importing the data stack; the first
+data import in a new session; the size of ``tools/list``.
+
+Run: ``.venv/bin/python bench/bench_peers.py --quick [--peers ours,ours-fork,pypi,jupyter]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+import psutil
+from fastmcp import Client
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import free_port, percentiles_ms, wait_port
+
+ROOT = Path(__file__).resolve().parent.parent
+VENVS = ROOT / ".bench-venvs"
+PYTHON = "/root/.pyenv/versions/3.11.7/bin/python3.11"
+PEER_PACKAGES = {
+    "pypi": ["python-mcp-server==0.6.2", "pandas", "matplotlib"],
+    "jupyter": [
+        "jupyter-mcp-server==2.2.4",
+        "jupyterlab",
+        "jupyter-collaboration",
+        "ipykernel",
+        "pandas",
+        "matplotlib",
+    ],
+}
+DATA_IMPORT = "import pandas, matplotlib.pyplot"
+MIB = 1024 * 1024
+
+
+def uv() -> str:
+    found = shutil.which("uv") or str(Path(sys.executable).parent / "uv")
+    return found
+
+
+def ensure_venv(name: str) -> Path:
+    """The peer's venv, created and installed on first use."""
+    venv = VENVS / name
+    marker = venv / ".installed"
+    if marker.exists():
+        return venv
+    python = PYTHON if Path(PYTHON).exists() else sys.executable
+    subprocess.run([uv(), "venv", "-q", str(venv), "--python", python], check=True)
+    subprocess.run(
+        [uv(), "pip", "install", "-q", "--python", str(venv / "bin/python"), *PEER_PACKAGES[name]],
+        check=True,
+        timeout=900,
+    )
+    marker.write_text("ok")
+    return venv
+
+
+class Peer:
+    """One server under test: how to start it and how to do each piece of work."""
+
+    name = "peer"
+    sessions = True
+
+    def __init__(self) -> None:
+        self.workspace = Path(tempfile.mkdtemp(prefix=f"peer-{self.name}-"))
+        self.processes: list[subprocess.Popen[bytes]] = []
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/mcp"
+
+    def spawn(self, argv: list[str], env: dict[str, str] | None = None) -> None:
+        self.processes.append(
+            subprocess.Popen(
+                argv,
+                cwd=self.workspace,
+                env={**os.environ, **(env or {})},
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                stdin=subprocess.DEVNULL,
+            )
+        )
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            process.terminate()
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        shutil.rmtree(self.workspace, ignore_errors=True)
+
+    def root_pids(self) -> list[int]:
+        return [p.pid for p in self.processes]
+
+    async def run(self, client: Client[Any], code: str, session: str | None) -> None:
+        raise NotImplementedError
+
+    async def create(self, client: Client[Any], session: str) -> None:
+        raise NotImplementedError
+
+    async def delete(self, client: Client[Any], session: str) -> None:
+        raise NotImplementedError
+
+
+def ok(result: Any) -> dict[str, Any]:
+    assert not result.is_error, result
+    return dict(result.structured_content or {})
+
+
+class Ours(Peer):
+    name = "ours"
+    env: ClassVar[dict[str, str]] = {}
+
+    def start(self) -> None:
+        command = str(Path(sys.executable).parent / "python-mcp-server")
+        argv = [command, "--port", str(self.port), "--workspace-dir", str(self.workspace)]
+        self.spawn(argv, {"MCP_SESSION_IDLE_TIMEOUT": "0", **self.env})
+        wait_port(self.port, 120)
+
+    async def run(self, client: Client[Any], code: str, session: str | None) -> None:
+        args: dict[str, Any] = {"code": code}
+        if session:
+            args["session_id"] = session
+        answer = ok(await client.call_tool("run_python_code", args))
+        assert answer["status"] == "ok", answer
+
+    async def create(self, client: Client[Any], session: str) -> None:
+        ok(await client.call_tool("create_session", {"session_id": session}))
+
+    async def delete(self, client: Client[Any], session: str) -> None:
+        await client.call_tool("delete_session", {"session_id": session})
+
+
+class OursFork(Ours):
+    name = "ours-fork"
+    env: ClassVar[dict[str, str]] = {"MCP_SANDBOX": "none"}
+
+
+class PyPI(Peer):
+    """python-mcp-server 0.6.2: sessions exist, but calls run in the one active session."""
+
+    name = "pypi"
+
+    def start(self) -> None:
+        venv = ensure_venv("pypi")
+        argv = [str(venv / "bin/python-mcp-server"), "--transport", "http"]
+        self.spawn([*argv, "--port", str(self.port), "--workspace", str(self.workspace)])
+        wait_port(self.port, 120)
+
+    async def run(self, client: Client[Any], code: str, session: str | None) -> None:
+        if session:
+            await client.call_tool("switch_session", {"session_id": session})
+        result = await client.call_tool("run_python_code", {"code": code})
+        assert not result.is_error, result
+
+    async def create(self, client: Client[Any], session: str) -> None:
+        assert not (await client.call_tool("create_session", {"session_id": session})).is_error
+
+    async def delete(self, client: Client[Any], session: str) -> None:
+        await client.call_tool("switch_session", {"session_id": "default"})
+        await client.call_tool("delete_session", {"session_id": session})
+
+
+class Jupyter(Peer):
+    """jupyter-mcp-server with a Jupyter server: a session is a notebook with its kernel."""
+
+    name = "jupyter"
+
+    def start(self) -> None:
+        venv = ensure_venv("jupyter")
+        jupyter_port, token = free_port(), secrets.token_hex(16)
+        self.spawn(
+            [
+                str(venv / "bin/jupyter-lab"),
+                "--no-browser",
+                f"--port={jupyter_port}",
+                f"--IdentityProvider.token={token}",
+                f"--ServerApp.root_dir={self.workspace}",
+            ]
+        )
+        wait_port(jupyter_port, 120)
+        self.spawn(
+            [
+                str(venv / "bin/jupyter-mcp-server"),
+                "start",
+                "--transport",
+                "streamable-http",
+                "--port",
+                str(self.port),
+                "--jupyter-url",
+                f"http://127.0.0.1:{jupyter_port}",
+                "--jupyter-token",
+                token,
+                "--insecure-mcp-noauth",
+            ]
+        )
+        wait_port(self.port, 120)
+        self.current: str | None = None
+
+    async def run(self, client: Client[Any], code: str, session: str | None) -> None:
+        if session and session != self.current:
+            await self.use(client, session, "connect")
+        result = await client.call_tool("execute_code", {"code": code})
+        assert not result.is_error, result
+
+    async def use(self, client: Client[Any], session: str, mode: str) -> None:
+        arguments = {"notebook_name": session, "notebook_path": f"{session}.ipynb"}
+        result = await client.call_tool("use_notebook", {**arguments, "use_mode": mode})
+        assert not result.is_error, result
+        self.current = session
+
+    async def create(self, client: Client[Any], session: str) -> None:
+        await self.use(client, session, "create")
+
+    async def delete(self, client: Client[Any], session: str) -> None:
+        await client.call_tool("unuse_notebook", {"notebook_name": session})
+        self.current = None
+
+
+PEERS: dict[str, type[Peer]] = {
+    "ours": Ours,
+    "ours-fork": OursFork,
+    "pypi": PyPI,
+    "jupyter": Jupyter,
+}
+
+
+def kernel_uss(roots: list[int]) -> tuple[int, int]:
+    """(USS summed over every ipykernel process under the roots, how many there are)."""
+    total = count = 0
+    for root in roots:
+        try:
+            tree = psutil.Process(root).children(recursive=True)
+        except psutil.Error:
+            continue
+        for process in tree:
+            try:
+                command = " ".join(process.cmdline())
+                if "ipykernel" not in command or '"mode": "template"' in command:
+                    continue
+                total += process.memory_full_info().uss
+                count += 1
+            except psutil.Error:
+                continue
+    return total, count
+
+
+async def timed(work: Callable[[], Awaitable[None]]) -> float:
+    started = time.perf_counter()
+    await work()
+    return time.perf_counter() - started
+
+
+async def measure(peer: Peer, args: argparse.Namespace) -> dict[str, Any]:
+    figures: dict[str, Any] = {"peer": peer.name}
+    async with Client(peer.url, timeout=300) as client:
+        tools = await client.list_tools()
+        figures["tools"] = len(tools)
+        figures["tools_list_bytes"] = len(
+            json.dumps([t.model_dump(mode="json", exclude_none=True) for t in tools])
+        )
+        await peer.run(client, "1+1", None)
+        warm = [await timed(lambda: peer.run(client, "1+1", None)) for _ in range(args.rounds)]
+        figures["warm_1plus1_ms"] = percentiles_ms(warm)
+
+        async def new(name: str, code: str = "1+1") -> None:
+            await peer.create(client, name)
+            await peer.run(client, code, name)
+
+        await asyncio.sleep(args.settle)
+        sequential = []
+        for i in range(args.iterations):
+            sequential.append(await timed(lambda i=i: new(f"s{i}")))
+            await peer.delete(client, f"s{i}")
+        figures["new_session_ms"] = percentiles_ms(sequential)
+        bursts: list[float] = []
+        for b in range(args.bursts):
+            await asyncio.sleep(args.settle)
+            names = [f"b{b}x{i}" for i in range(10)]
+            bursts += await asyncio.gather(*(timed(lambda n=n: new(n)) for n in names))
+            for name in names:
+                await peer.delete(client, name)
+        figures["burst10_ms"] = percentiles_ms(bursts)
+        await asyncio.sleep(args.settle)
+        imports = []
+        for i in range(args.import_rounds):
+            imports.append(await timed(lambda i=i: new(f"i{i}", DATA_IMPORT)))
+            await peer.delete(client, f"i{i}")
+        figures["first_data_import_ms"] = percentiles_ms(imports)
+        for clients in (4, 8, 16):
+            names = [f"c{clients}x{i}" for i in range(clients)]
+            for name in names:
+                await new(name)
+            done = 0
+
+            async def worker(name: str, deadline: float) -> None:
+                nonlocal done
+                while time.perf_counter() < deadline:
+                    await peer.run(client, "1+1", name if peer.sessions else None)
+                    done += 1
+
+            started = time.perf_counter()
+            deadline = started + args.throughput_window
+            await asyncio.gather(*(worker(n, deadline) for n in names))
+            figures[f"calls_per_s_{clients}"] = round(done / (time.perf_counter() - started), 1)
+            if clients == 8:
+                await asyncio.sleep(args.settle)
+                plain, count = kernel_uss(peer.root_pids())
+                figures["uss_per_session_mb"] = round(plain / max(count, 1) / MIB, 1)
+                for name in names:
+                    await peer.run(client, DATA_IMPORT, name)
+                loaded, count = kernel_uss(peer.root_pids())
+                figures["uss_per_session_data_mb"] = round(loaded / max(count, 1) / MIB, 1)
+            for name in names:
+                await peer.delete(client, name)
+    return figures
+
+
+async def run_peer(name: str, args: argparse.Namespace) -> dict[str, Any]:
+    peer = PEERS[name]()
+    try:
+        peer.start()
+        return await asyncio.wait_for(measure(peer, args), args.peer_timeout)
+    except Exception as exc:  # one peer failing must not lose the others' figures
+        return {"peer": name, "error": f"{type(exc).__name__}: {exc}"[:300]}
+    finally:
+        peer.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer iterations, bounded run")
+    parser.add_argument("--peers", default="ours,ours-fork,pypi,jupyter")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+    args.rounds = 30 if args.quick else 100
+    args.iterations = 10 if args.quick else 100
+    args.bursts = 1 if args.quick else 5
+    args.import_rounds = 3 if args.quick else 10
+    args.throughput_window = 3.0 if args.quick else 10.0
+    args.settle = 3.0
+    args.peer_timeout = 600.0 if args.quick else 3600.0
+    load = os.getloadavg()
+    print(f"machine: {os.cpu_count()} cores, load {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    results = []
+    for name in [n for n in args.peers.split(",") if n]:
+        figures = asyncio.run(run_peer(name, args))
+        print(json.dumps(figures), flush=True)
+        results.append(figures)
+    ours = next((r for r in results if r.get("peer") == "ours" and "error" not in r), None)
+    for figures in results:
+        if ours is None or figures is ours or "error" in figures:
+            continue
+        parts = []
+        for key in ("warm_1plus1_ms", "new_session_ms", "burst10_ms", "first_data_import_ms"):
+            parts.append(f"{key} p50 {figures[key]['p50'] / max(ours[key]['p50'], 0.1):.2f}x")
+        print(f"{figures['peer']} / ours: " + ", ".join(parts))
+    if args.json:
+        args.json.write_text(json.dumps({"load": load, "results": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,203 @@
+"""New sessions, first data import, memory and idle CPU: preloaded kernels against plain ones.
+
+Each configuration runs the real ``python-mcp-server`` command over streamable HTTP, in the
+same run, so the ratios hold on a loaded machine even when the absolute figures do not:
+
+- ``plain``: no sandbox, no preload, no fork (the baseline);
+- ``fork``: no sandbox, the data stack preloaded in a template per environment, kernels
+  forked from it;
+- ``sandbox``: bubblewrap, the data stack preloaded as each kernel starts (if bwrap works).
+
+Figures: new session to first answer (``create_session`` + ``run_python_code("1+1")``,
+sequential and in bursts of 10) p50/p95/p99; the first ``import pandas,
+matplotlib.pyplot`` in a new session; unique memory (USS) per idle session with 16
+sessions, the template's own USS apart; CPU of the server and every kernel per second of
+a quiet window with 16 idle sessions.
+
+Run: ``.venv/bin/python bench/bench_start.py [--quick] [--configs plain,fork,sandbox]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+from fastmcp import Client
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import ServerProcess, percentiles_ms, wait_port
+
+MIB = 1024 * 1024
+CONFIGS: dict[str, dict[str, str]] = {
+    "plain": {"MCP_SANDBOX": "none", "MCP_KERNEL_PRELOAD": "none", "MCP_KERNEL_FORK": "false"},
+    "fork": {"MCP_SANDBOX": "none", "MCP_KERNEL_PRELOAD": "auto", "MCP_KERNEL_FORK": "true"},
+    "sandbox": {"MCP_SANDBOX": "bwrap", "MCP_KERNEL_PRELOAD": "auto"},
+}
+DATA_IMPORT = "import pandas, matplotlib.pyplot"
+
+
+def structured(result: Any) -> dict[str, Any]:
+    assert not result.is_error, result
+    return dict(result.structured_content or {})
+
+
+async def new_session(client: Client[Any], name: str, code: str = "1+1") -> float:
+    started = time.perf_counter()
+    structured(await client.call_tool("create_session", {"session_id": name}))
+    answer = structured(
+        await client.call_tool("run_python_code", {"code": code, "session_id": name})
+    )
+    elapsed = time.perf_counter() - started
+    assert answer["status"] == "ok", answer
+    return elapsed
+
+
+async def delete(client: Client[Any], names: list[str]) -> None:
+    for name in names:
+        await client.call_tool("delete_session", {"session_id": name})
+
+
+def tree(pid: int) -> list[psutil.Process]:
+    root = psutil.Process(pid)
+    return [root, *root.children(recursive=True)]
+
+
+def uss(pid: int) -> int:
+    total = 0
+    for process in tree(pid):
+        try:
+            total += process.memory_full_info().uss
+        except psutil.Error:
+            continue
+    return total
+
+
+def cpu_seconds(pid: int) -> float:
+    total = 0.0
+    for process in tree(pid):
+        try:
+            times = process.cpu_times()
+            total += times.user + times.system
+        except psutil.Error:
+            continue
+    return total
+
+
+def templates(server_pid: int) -> list[int]:
+    return [
+        p.pid
+        for p in psutil.Process(server_pid).children()
+        if '"mode": "template"' in " ".join(p.cmdline())
+    ]
+
+
+async def measure(name: str, env: dict[str, str], args: argparse.Namespace) -> dict[str, Any]:
+    server = ServerProcess(env={**env, "MCP_KERNEL_POOL_SIZE": str(args.pool)})
+    figures: dict[str, Any] = {"config": name}
+    try:
+        wait_port(server.port, timeout=120)
+        async with Client(server.url, timeout=300) as client:
+            await asyncio.sleep(args.settle)  # the pool fills, the template preloads
+            await new_session(client, "warmup")
+            await delete(client, ["warmup"])
+            await asyncio.sleep(args.settle)
+            samples = []
+            for i in range(args.iterations):
+                samples.append(await new_session(client, f"s{i}"))
+                await delete(client, [f"s{i}"])
+            figures["sequential_ms"] = percentiles_ms(samples)
+            burst_samples: list[float] = []
+            for b in range(args.bursts):
+                await asyncio.sleep(args.settle)
+                names = [f"b{b}-{i}" for i in range(10)]
+                burst_samples += await asyncio.gather(*(new_session(client, n) for n in names))
+                await delete(client, names)
+            figures["burst10_ms"] = percentiles_ms(burst_samples)
+            await asyncio.sleep(args.settle)
+            imports = []
+            for i in range(args.import_rounds):
+                imports.append(await new_session(client, f"i{i}", DATA_IMPORT))
+                await delete(client, [f"i{i}"])
+                await asyncio.sleep(args.settle / 2)
+            figures["first_data_import_ms"] = percentiles_ms(imports)
+            idle = [f"idle{i}" for i in range(16)]
+            for session in idle:
+                await new_session(client, session)
+            await asyncio.sleep(args.settle)
+            pids = []
+            for session in idle:
+                health = structured(
+                    await client.call_tool("get_kernel_health", {"session_id": session})
+                )
+                pids.append(int(health["pid"]))
+            per_session = [uss(pid) for pid in pids]
+            figures["uss_per_idle_session_mb"] = round(sum(per_session) / len(pids) / MIB, 1)
+            figures["template_uss_mb"] = [
+                round(uss(t) / MIB, 1) for t in templates(server.process.pid)
+            ]
+            before = cpu_seconds(server.process.pid)
+            started = time.perf_counter()
+            await asyncio.sleep(args.idle_window)
+            spent = cpu_seconds(server.process.pid) - before
+            figures["idle_cpu_ms_per_s_16"] = round(
+                spent * 1000 / (time.perf_counter() - started), 2
+            )
+            await delete(client, idle)
+    finally:
+        server.stop()
+    return figures
+
+
+def ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}x" if b else "n/a"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="20 iterations, 2 bursts")
+    parser.add_argument("--configs", default="plain,fork,sandbox")
+    parser.add_argument("--pool", type=int, default=2, help="MCP_KERNEL_POOL_SIZE")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+    args.iterations = 20 if args.quick else 100
+    args.bursts = 2 if args.quick else 5
+    args.import_rounds = 5 if args.quick else 10
+    args.idle_window = 10.0 if args.quick else 30.0
+    args.settle = 3.0
+    names = [n for n in args.configs.split(",") if n]
+    if "sandbox" in names and shutil.which("bwrap") is None:
+        names.remove("sandbox")
+    load = os.getloadavg()
+    print(f"machine: {os.cpu_count()} cores, load {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    results = [asyncio.run(measure(n, CONFIGS[n], args)) for n in names]
+    for figures in results:
+        print(json.dumps(figures))
+    base = next((r for r in results if r["config"] == "plain"), None)
+    keys = {
+        "new session p50": ("sequential_ms", "p50"),
+        "burst p50": ("burst10_ms", "p50"),
+        "first data import p50": ("first_data_import_ms", "p50"),
+    }
+    for figures in results:
+        if base is None or figures is base:
+            continue
+        parts = [
+            f"{label} {ratio(figures[key][q], base[key][q])}" for label, (key, q) in keys.items()
+        ]
+        per_session = "uss_per_idle_session_mb"
+        parts.append(f"USS/session {ratio(figures[per_session], base[per_session])}")
+        print(f"{figures['config']} / plain: " + ", ".join(parts))
+    if args.json:
+        args.json.write_text(json.dumps({"load": load, "results": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
