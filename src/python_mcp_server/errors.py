@@ -29,6 +29,7 @@ class ErrorCode(str, Enum):
     FILE_NOT_FOUND = "FILE_NOT_FOUND"
     FILE_EXISTS = "FILE_EXISTS"
     FILE_TOO_LARGE = "FILE_TOO_LARGE"
+    DISK_FULL = "DISK_FULL"
     PACKAGE_INSTALLATION_ERROR = "PACKAGE_INSTALLATION_ERROR"
     VENV_NOT_FOUND = "VENV_NOT_FOUND"
     VENV_EXISTS = "VENV_EXISTS"
@@ -114,6 +115,12 @@ class FileExistsInWorkspaceError(ServerError):
 
 class FileTooLargeError(ServerError):
     code = ErrorCode.FILE_TOO_LARGE
+
+
+class DiskFullError(ServerError):
+    """The file system (or a quota) has no room left for what the server had to write."""
+
+    code = ErrorCode.DISK_FULL
 
 
 class PackageInstallationError(ServerError):

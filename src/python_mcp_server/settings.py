@@ -109,6 +109,32 @@ class Settings(BaseSettings):
         description="Characters of each output stream returned in a result; the rest is "
         "saved to a file in outputs/.",
     )
+    max_display_outputs: int = Field(
+        100,
+        ge=1,
+        description="Rich display items (HTML, Markdown, JSON, images...) one result carries; "
+        "their text shares the `MCP_MAX_OUTPUT_CHARS` budget. What is left out is counted "
+        "in the result's message.",
+    )
+    max_image_attach_bytes: int = Field(
+        256 * 1024,
+        ge=0,
+        description="Bytes of images attached to one result as image content; later images "
+        "are saved under outputs/ and named in the message, not attached.",
+    )
+    max_spill_bytes_per_call: int = Field(
+        32 * 1024 * 1024,
+        ge=64 * 1024,
+        description="Bytes one execution or script run may write under outputs/ (stream "
+        "spill files and images). Past it a spill file keeps its head and its last 16 KiB, "
+        "with a note of what was dropped in between; the result says so.",
+    )
+    max_spill_bytes_per_session: int = Field(
+        256 * 1024 * 1024,
+        ge=64 * 1024,
+        description="Bytes all executions of one session may write under outputs/ over the "
+        "session's life; past it nothing more is saved for that session (the result says so).",
+    )
     max_concurrent_executions: int = Field(
         8,
         ge=1,

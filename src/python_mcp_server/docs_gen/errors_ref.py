@@ -148,6 +148,14 @@ MEANINGS: dict[str, tuple[str, str]] = {
         "`import_notebook` on such a file. Nothing runs and nothing is written; open and "
         "save the notebook in a current Jupyter to convert an older format.",
     ),
+    "DISK_FULL": (
+        "The file system holding the workspace or the server's state has no room left.",
+        "`create_session` and the file tools refuse with it; an execution whose output "
+        'could not be saved returns `status: "error"` with `error.code: DISK_FULL` (the '
+        "code ran; the session lives on), and so does user code that failed with "
+        "`OSError: [Errno 28] No space left on device`. `health_check` reports "
+        "`disk.full`. Free space (delete files in `outputs/`) and call again.",
+    ),
     "INTERNAL_ERROR": (
         "Something failed that the server did not expect: a bug.",
         "Any tool. The client sees only the tool name and the exception type; the "

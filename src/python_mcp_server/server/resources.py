@@ -39,6 +39,7 @@ def resource_links(outcome: ExecutionOutcome) -> list[ResourceLink]:
             description="An image the execution displayed, saved in the workspace.",
         )
         for image in outcome.collected.images
+        if image.path is not None
     ]
     for stream, path in (("stdout", result.stdout_path), ("stderr", result.stderr_path)):
         if path:

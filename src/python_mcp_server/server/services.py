@@ -14,6 +14,7 @@ from pathlib import Path
 
 from python_mcp_server.core.execution.introspection import IntrospectionConfig, IntrospectionService
 from python_mcp_server.core.execution.limits import KernelLimits, MemoryLimitHook, describe_limits
+from python_mcp_server.core.execution.output_collector import OutputBounds
 from python_mcp_server.core.execution.scripts import ScriptRunner, ScriptsConfig
 from python_mcp_server.core.execution.service import ExecutionService
 from python_mcp_server.core.notebooks.cells import CellStore, CellStoreConfig
@@ -50,6 +51,7 @@ from python_mcp_server.core.sessions.session import ExecutionConfig
 from python_mcp_server.core.sessions.snapshots import SnapshotConfig, SnapshotHook, SnapshotService
 from python_mcp_server.core.workspace.files import WorkspaceFiles
 from python_mcp_server.core.workspace.new_files import NewFilesHook, NewFilesTracker
+from python_mcp_server.core.workspace.outputs import OutputFiles, OutputLimits
 from python_mcp_server.core.workspace.resolver import Workspace, WorkspaceConfig
 from python_mcp_server.infra.kernels.base import KernelLauncher
 from python_mcp_server.server.kernel_isolation import build_local_launcher
@@ -170,6 +172,13 @@ def build_services(settings: Settings) -> Services:
     workspace = settings.workspace_path
     launcher = build_launcher(settings)
     environments = build_environments(settings)
+    files = WorkspaceFiles(
+        Workspace(WorkspaceConfig(workspace, settings.state_path, settings.max_file_bytes))
+    )
+    outputs = OutputFiles(
+        files.workspace,
+        OutputLimits(settings.max_spill_bytes_per_call, settings.max_spill_bytes_per_session),
+    )
     factory = KernelFactory(
         launcher,
         KernelFactoryConfig(
@@ -188,10 +197,14 @@ def build_services(settings: Settings) -> Services:
             max_concurrent_executions=settings.max_concurrent_executions,
         ),
         ExecutionConfig(
-            workspace=workspace,
+            outputs=outputs,
             default_timeout=settings.execution_timeout,
             interrupt_grace=settings.interrupt_grace,
-            max_output_chars=settings.max_output_chars,
+            output_bounds=OutputBounds(
+                max_chars=settings.max_output_chars,
+                max_displays=settings.max_display_outputs,
+                max_image_bytes=settings.max_image_attach_bytes,
+            ),
         ),
         factory,
     )
@@ -208,9 +221,6 @@ def build_services(settings: Settings) -> Services:
     execution.add_hook(PreloadNoticeHook())
     environments.sessions = sessions
     packages = PackageService(environments, sessions)
-    files = WorkspaceFiles(
-        Workspace(WorkspaceConfig(workspace, settings.state_path, settings.max_file_bytes))
-    )
     new_files = NewFilesTracker(files.workspace)
     execution.add_hook(NewFilesHook(new_files))
     scripts = ScriptRunner(
@@ -218,7 +228,7 @@ def build_services(settings: Settings) -> Services:
         sessions,
         execution,
         new_files,
-        ScriptsConfig(settings.execution_timeout, settings.max_output_chars),
+        ScriptsConfig(settings.execution_timeout, settings.max_output_chars, outputs),
         script_command_builder(launcher),
     )
     cells = CellStore(CellStoreConfig(settings.state_path / "notebooks.sqlite3"))

@@ -1,9 +1,16 @@
 """Collects a kernel's IOPub output for one execution into a bounded result.
 
-Streams are kept in memory up to a cap; past it, the whole stream is written to a file in
-``outputs/`` and only the head stays in memory, so a 10 MB ``print`` costs the server a few
-hundred kilobytes. Images are decoded and saved under ``outputs/``; other rich displays
-become text items.
+Streams are kept in memory up to a cap; past it, the stream goes on into a file in
+``outputs/`` (itself capped per call and per session, see ``core/workspace/outputs.py``)
+and only the head stays in memory, so a 10 MB ``print`` costs the server a few hundred
+kilobytes. Images are decoded and saved under ``outputs/``; other rich displays become
+text items. The whole result is bounded: at most ``max_displays`` display items, display
+text within ``max_chars`` in total, attached images within ``max_image_bytes``; what is
+left out is counted and said in the result's message.
+
+``handle`` runs inside the kernel client's message reader: it never raises. A file that
+cannot be written (a full disk, a planted link) is recorded as ``output_error`` and the
+execution goes on.
 """
 
 from __future__ import annotations
@@ -11,14 +18,18 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
 import re
 from dataclasses import dataclass, field
-from io import TextIOWrapper
-from pathlib import Path
 from typing import Any
 
+from python_mcp_server.core.workspace.dirfd import is_disk_full
+from python_mcp_server.core.workspace.outputs import OutputFiles, SpillBudget, SpillFile
+from python_mcp_server.errors import ServerError
 from python_mcp_server.infra.kernels.base import Message
 from python_mcp_server.models.execution import ExecutionErrorInfo, OutputItem
+
+logger = logging.getLogger(__name__)
 
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07|\x1b[@-Z\\-_]")
 
@@ -31,42 +42,51 @@ def strip_ansi(text: str) -> str:
     return _ANSI.sub("", text)
 
 
+@dataclass(frozen=True)
+class OutputBounds:
+    """How much of an execution's output a result carries."""
+
+    #: Characters of each stream, and of all display text together.
+    max_chars: int
+    #: Display items (rich outputs) in one result.
+    max_displays: int = 100
+    #: Raw bytes of images attached to one result as image content.
+    max_image_bytes: int = 256 * 1024
+
+
 @dataclass
 class SavedImage:
-    """An image the execution displayed, saved to the workspace."""
+    """An image the execution displayed, saved to the workspace (``path`` None: not saved)."""
 
     mime_type: str
     data: bytes
-    path: str
+    path: str | None
 
 
 class _Stream:
-    """One output stream with an in-memory cap and a spill file."""
+    """One output stream: the head in memory, everything (capped) in a spill file."""
 
-    def __init__(self, name: str, cap: int, spill_path: Path) -> None:
-        self.name = name
+    def __init__(self, cap: int, spill: SpillFile) -> None:
         self._cap = cap
-        self._spill_path = spill_path
         self._head: list[str] = []
         self._head_len = 0
-        self._spill: TextIOWrapper | None = None
+        self._spilling = False
+        self.spill = spill
         self.total_chars = 0
         self._tail = ""
 
     def write(self, text: str) -> None:
         self.total_chars += len(text)
         self._tail = (self._tail + text)[-2000:]
-        if self._spill is not None:
-            self._spill.write(text)
+        if self._spilling:
+            self.spill.write(text.encode("utf-8", errors="replace"))
             return
         if self._head_len + len(text) <= self._cap:
             self._head.append(text)
             self._head_len += len(text)
             return
-        self._spill_path.parent.mkdir(parents=True, exist_ok=True)
-        self._spill = self._spill_path.open("w", encoding="utf-8", errors="replace")
-        self._spill.write("".join(self._head))
-        self._spill.write(text)
+        self._spilling = True
+        self.spill.write("".join([*self._head, text]).encode("utf-8", errors="replace"))
         room = self._cap - self._head_len
         if room > 0:
             self._head.append(text[:room])
@@ -74,19 +94,13 @@ class _Stream:
 
     @property
     def truncated(self) -> bool:
-        return self._spill is not None
+        return self._spilling
 
     def text(self) -> str:
         return "".join(self._head)
 
     def tail(self) -> str:
         return self._tail
-
-    def close(self) -> Path | None:
-        if self._spill is None:
-            return None
-        self._spill.close()
-        return self._spill_path
 
 
 @dataclass
@@ -102,6 +116,15 @@ class CollectedOutput:
     stdout_path: str | None
     stderr_path: str | None
     truncated: bool
+    #: What was cut, dropped or not saved, in words.
+    notes: list[str] = field(default_factory=list)
+    #: The first failure to save an output file (DISK_FULL for a full disk).
+    output_error: ServerError | None = None
+
+    @property
+    def message(self) -> str | None:
+        """The notes as the result's message (None when there is nothing to say)."""
+        return "; ".join(self.notes) or None
 
 
 @dataclass
@@ -109,9 +132,10 @@ class OutputCollector:
     """Feed it IOPub messages; ask it for the ``CollectedOutput`` when the execution ends."""
 
     execution_id: str
-    workspace: Path
-    outputs_dir: Path
-    max_chars: int
+    files: OutputFiles
+    bounds: OutputBounds
+    #: The session whose per-session output byte cap applies (None: only the per-call cap).
+    owner: object | None = None
     result: str | None = None
     error: ExecutionErrorInfo | None = None
     outputs: list[OutputItem] = field(default_factory=list)
@@ -119,77 +143,147 @@ class OutputCollector:
     activity: int = 0
 
     def __post_init__(self) -> None:
+        self._budget: SpillBudget = self.files.budget(self.owner)
         self._streams = {
             name: _Stream(
-                name, self.max_chars, self.outputs_dir / f"{self.execution_id}-{name}.txt"
+                self.bounds.max_chars,
+                SpillFile(self.files, f"{self.execution_id}-{name}.txt", self._budget),
             )
             for name in ("stdout", "stderr")
         }
+        self._display_chars = 0
+        self._image_bytes = 0
+        self._image_count = 0
+        self._dropped_displays = 0
+        self._dropped_chars = 0
+        self._unattached: list[str] = []
+        self._unsaved_images = 0
+        self._result_cut = 0
+        self._output_error: ServerError | None = None
+        self._failed = 0
 
     def handle(self, message: Message) -> None:
-        """Route one IOPub message (already matched to this execution)."""
+        """Route one IOPub message (already matched to this execution); never raises."""
         self.activity += 1
+        try:
+            self._handle(message)
+        except Exception:  # a malformed message must not end the kernel's reader
+            self._failed += 1
+            logger.exception("execution %s: an output message was dropped", self.execution_id)
+
+    def _handle(self, message: Message) -> None:
         msg_type = message["header"]["msg_type"]
         content: dict[str, Any] = message["content"]
         if msg_type == "stream":
             stream = self._streams.get(content.get("name", "stdout"), self._streams["stdout"])
-            stream.write(content.get("text", ""))
+            stream.write(str(content.get("text", "")))
         elif msg_type == "execute_result":
             data = content.get("data", {})
-            self.result = data.get("text/plain")
+            self.result = self._cut_result(data.get("text/plain"))
             self._add_rich(data, include_plain=False)
         elif msg_type in ("display_data", "update_display_data"):
             self._add_rich(content.get("data", {}), include_plain=True)
         elif msg_type == "error":
             self.error = ExecutionErrorInfo(
-                ename=content.get("ename", "Error"),
-                evalue=strip_ansi(content.get("evalue", "")),
-                traceback=[strip_ansi(line) for line in content.get("traceback", [])],
+                ename=str(content.get("ename", "Error")),
+                evalue=strip_ansi(str(content.get("evalue", ""))),
+                traceback=[strip_ansi(str(line)) for line in content.get("traceback", [])],
             )
 
+    def _cut_result(self, value: Any) -> str | None:
+        if value is None:
+            return None
+        text = str(value)
+        if len(text) <= self.bounds.max_chars:
+            return text
+        self._result_cut = len(text) - self.bounds.max_chars
+        return text[: self.bounds.max_chars]
+
+    # --- rich outputs --------------------------------------------------------------------
     def _add_rich(self, data: dict[str, Any], *, include_plain: bool) -> None:
-        shown = False
+        items: list[OutputItem] = []
         for mime, ext in IMAGE_TYPES.items():
             if mime in data:
-                self._save_image(mime, ext, data[mime])
-                shown = True
+                item = self._save_image(mime, ext, data[mime])
+                if item is not None:
+                    items.append(item)
         for mime in TEXT_TYPES:
             if mime in data:
                 value = data[mime]
                 text = value if isinstance(value, str) else json.dumps(value)
-                self.outputs.append(OutputItem(mime_type=mime, text=text[: self.max_chars]))
-                shown = True
-        if include_plain and not shown and "text/plain" in data:
-            self.outputs.append(
-                OutputItem(mime_type="text/plain", text=str(data["text/plain"])[: self.max_chars])
-            )
+                items.append(OutputItem(mime_type=mime, text=text))
+        if include_plain and not items and "text/plain" in data:
+            items.append(OutputItem(mime_type="text/plain", text=str(data["text/plain"])))
+        for item in items:
+            self._keep(item)
 
-    def _save_image(self, mime: str, ext: str, payload: Any) -> None:
+    def _keep(self, item: OutputItem) -> None:
+        """Add a display item within the result's bounds, or count it as dropped."""
+        size = len(item.text or "")
+        room = self.bounds.max_chars - self._display_chars
+        if len(self.outputs) >= self.bounds.max_displays or (item.text is not None and room <= 0):
+            self._dropped_displays += 1
+            self._dropped_chars += size
+            return
+        if item.text is not None and size > room:
+            self._dropped_chars += size - room
+            item.text = item.text[:room]
+        self._display_chars += len(item.text or "")
+        self.outputs.append(item)
+
+    def _save_image(self, mime: str, ext: str, payload: Any) -> OutputItem | None:
         if mime == "image/svg+xml":
             raw = str(payload).encode("utf-8")
         else:
             try:
                 raw = base64.b64decode(str(payload))
             except (binascii.Error, ValueError):
-                return
-        index = len(self.images) + 1
-        path = self.outputs_dir / f"{self.execution_id}-{index}.{ext}"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(raw)
-        relative = path.relative_to(self.workspace).as_posix()
-        self.images.append(SavedImage(mime_type=mime, data=raw, path=relative))
-        self.outputs.append(OutputItem(mime_type=mime, path=relative))
+                return None
+        self._image_count += 1
+        name = f"{self.execution_id}-{self._image_count}.{ext}"
+        path: str | None = None
+        try:
+            path = self.files.save(name, raw, self._budget)
+        except ServerError as exc:
+            self._unsaved_images += 1
+            if exc.code.value != "FILE_TOO_LARGE":
+                self._record_failure(exc)
+        if self._image_bytes + len(raw) <= self.bounds.max_image_bytes:
+            self._image_bytes += len(raw)
+            self.images.append(SavedImage(mime_type=mime, data=raw, path=path))
+        elif path is not None:
+            self._unattached.append(path)
+        return OutputItem(mime_type=mime, path=path) if path is not None else None
+
+    def _record_failure(self, error: ServerError) -> None:
+        if self._output_error is None or (
+            is_disk_full(error) and not is_disk_full(self._output_error)
+        ):
+            self._output_error = error
 
     def tail(self) -> str:
         """The last output of both streams, for progress messages."""
         return (self._streams["stdout"].tail() + self._streams["stderr"].tail())[-500:]
 
+    # --- the end -------------------------------------------------------------------------
     def finish(self) -> CollectedOutput:
         paths: dict[str, str | None] = {}
+        notes: list[str] = []
         for name, stream in self._streams.items():
-            spilled = stream.close()
-            paths[name] = spilled.relative_to(self.workspace).as_posix() if spilled else None
+            paths[name] = stream.spill.close() if stream.truncated else None
+            if stream.spill.error is not None:
+                self._record_failure(stream.spill.error)
         out, err = self._streams["stdout"], self._streams["stderr"]
+        spilled = [p for p in (paths["stdout"], paths["stderr"]) if p]
+        if out.truncated or err.truncated:
+            where = f"; the full text is in {', '.join(spilled)}" if spilled else ""
+            notes.append(f"output was longer than the limit and was cut{where}")
+        notes.extend(note for s in (out, err) if (note := s.spill.note()))
+        notes.extend(self._display_notes())
+        if self._output_error is not None and not any(
+            s.spill.error is self._output_error for s in (out, err)
+        ):
+            notes.append(f"an output file was not saved: {self._output_error.message}")
         return CollectedOutput(
             stdout=out.text(),
             stderr=err.text(),
@@ -200,4 +294,32 @@ class OutputCollector:
             stdout_path=paths["stdout"],
             stderr_path=paths["stderr"],
             truncated=out.truncated or err.truncated,
+            notes=notes,
+            output_error=self._output_error,
         )
+
+    def _display_notes(self) -> list[str]:
+        notes = []
+        if self._result_cut:
+            notes.append(f"the result's text was cut: {self._result_cut} characters left out")
+        if self._dropped_displays or self._dropped_chars:
+            notes.append(
+                f"{self._dropped_displays} display output(s) and {self._dropped_chars} "
+                f"characters of display text were dropped: a result keeps at most "
+                f"{self.bounds.max_displays} displays (MCP_MAX_DISPLAY_OUTPUTS) and "
+                f"{self.bounds.max_chars} characters of display text (MCP_MAX_OUTPUT_CHARS)"
+            )
+        if self._unattached:
+            shown = ", ".join(self._unattached[:5])
+            more = f" and {len(self._unattached) - 5} more" if len(self._unattached) > 5 else ""
+            notes.append(
+                f"{len(self._unattached)} image(s) were saved but not attached, past "
+                f"{self.bounds.max_image_bytes} bytes of attached images "
+                f"(MCP_MAX_IMAGE_ATTACH_BYTES): {shown}{more}"
+            )
+        if self._unsaved_images:
+            reason = self._budget.capped_by or "a write failed"
+            notes.append(f"{self._unsaved_images} image(s) were not saved to outputs/: {reason}")
+        if self._failed:
+            notes.append(f"{self._failed} malformed output message(s) from the kernel dropped")
+        return notes

@@ -17,13 +17,13 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import Literal
 
 from python_mcp_server.core.execution.service import ExecutionRequest, ExecutionService
 from python_mcp_server.core.sessions.manager import DEFAULT_SESSION, SessionManager
 from python_mcp_server.core.workspace.files import WorkspaceFiles
 from python_mcp_server.core.workspace.new_files import NewFilesTracker
+from python_mcp_server.core.workspace.outputs import OutputFiles, SpillFile
 from python_mcp_server.errors import InvalidInputError, KernelStartError
 from python_mcp_server.infra.kernels.base import KernelLaunchRequest
 from python_mcp_server.infra.script_process import run_process
@@ -49,42 +49,37 @@ class ScriptsConfig:
 
     default_timeout: float
     max_output_chars: int
+    #: Where spill files go (outputs/, capped per call and per session).
+    outputs: OutputFiles
 
 
 class CapturedOutput:
-    """One output stream of a script: the head in memory, everything in a file past the cap."""
+    """One output stream of a script: the head in memory, everything (capped) in a spill
+    file under outputs/ past the in-memory cap."""
 
-    def __init__(self, cap: int, spill_path: Path) -> None:
+    def __init__(self, cap: int, spill: SpillFile) -> None:
         self._cap = cap
-        self._spill_path = spill_path
         self._head = bytearray()
-        self._spill: BinaryIO | None = None
+        self.spill = spill
+        self.truncated = False
         self.total = 0
 
     def write(self, chunk: bytes) -> None:
         self.total += len(chunk)
-        if self._spill is None and len(self._head) + len(chunk) <= self._cap:
+        if not self.truncated and len(self._head) + len(chunk) <= self._cap:
             self._head += chunk
             return
-        if self._spill is None:
-            self._spill_path.parent.mkdir(parents=True, exist_ok=True)
-            self._spill = self._spill_path.open("wb")
-            self._spill.write(self._head)
+        if not self.truncated:
+            self.truncated = True
+            self.spill.write(bytes(self._head))
             self._head += chunk[: max(self._cap - len(self._head), 0)]
-        self._spill.write(chunk)
-
-    @property
-    def truncated(self) -> bool:
-        return self._spill is not None
+        self.spill.write(chunk)
 
     def text(self) -> str:
         return bytes(self._head).decode("utf-8", errors="replace")
 
-    def close(self) -> Path | None:
-        if self._spill is None:
-            return None
-        self._spill.close()
-        return self._spill_path
+    def close(self) -> str | None:
+        return self.spill.close() if self.truncated else None
 
 
 def script_name(name: str) -> str:
@@ -232,10 +227,11 @@ class ScriptRunner:
         name, venv = self._session_venv(session_id)
         launch = self._sessions.factory.launch_request(venv, "script")
         run_id = uuid.uuid4().hex[:12]
-        outputs = self._files.workspace.root / "outputs"
+        files = self._config.outputs
+        budget = files.budget(self._sessions.get(name) if name in self._sessions else None)
         cap = self._config.max_output_chars
-        out = CapturedOutput(cap, outputs / f"{run_id}-script-stdout.txt")
-        err = CapturedOutput(cap, outputs / f"{run_id}-script-stderr.txt")
+        out = CapturedOutput(cap, SpillFile(files, f"{run_id}-script-stdout.txt", budget))
+        err = CapturedOutput(cap, SpillFile(files, f"{run_id}-script-stderr.txt", budget))
         mark = await asyncio.to_thread(self._tracker.mark)
         started = time.perf_counter()
         try:
@@ -254,12 +250,9 @@ class ScriptRunner:
                 f"could not start the session's interpreter: {exc.strerror}"
             ) from None
         finally:
-            paths = [out.close(), err.close()]
+            relative = [out.close(), err.close()]
         elapsed = round(time.perf_counter() - started, 6)
         new_files = await asyncio.to_thread(self._tracker.changed_since, mark)
-        relative = [
-            p.relative_to(self._files.workspace.root).as_posix() if p else None for p in paths
-        ]
         status: Literal["ok", "error", "timeout"] = (
             "timeout" if ended.timed_out else "ok" if ended.returncode == 0 else "error"
         )
@@ -269,10 +262,10 @@ class ScriptRunner:
                 f"the script ran longer than {timeout:g} s and was killed with its children"
             )
         if out.truncated or err.truncated:
-            files = ", ".join(p for p in relative if p)
-            notes.append(
-                f"output was longer than the limit and was cut; the full text is in {files}"
-            )
+            spilled = ", ".join(p for p in relative if p)
+            where = f"; the full text is in {spilled}" if spilled else ""
+            notes.append(f"output was longer than the limit and was cut{where}")
+        notes.extend(note for s in (out, err) if (note := s.spill.note()))
         return ScriptResult(
             path=path,
             mode="subprocess",

@@ -35,6 +35,7 @@ from python_mcp_server.core.packages.installer import (
     scan_distributions,
 )
 from python_mcp_server.core.packages.requirements import PackageSpec, parse_packages
+from python_mcp_server.core.workspace.dirfd import DirectoryRoot
 from python_mcp_server.errors import (
     ConfirmationRequiredError,
     InvalidInputError,
@@ -57,6 +58,8 @@ logger = logging.getLogger(__name__)
 
 VENV_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 METADATA_FILE = "mcp-venv.json"
+#: Largest metadata file read back (it holds a name, a description and a few facts).
+METADATA_LIMIT = 256 * 1024
 LINK_FILE = "_python_mcp_server_link.pth"
 CREATE_TIMEOUT = 120.0
 #: Seconds a running kernel has to acknowledge an import-cache refresh.
@@ -273,10 +276,11 @@ class EnvironmentManager:
                 continue
             if not self._usable(root.name):
                 continue
-            link = self.target(root.name).site_packages / LINK_FILE
-            with contextlib.suppress(OSError):
+            target = self.target(root.name)
+            link = target.site_packages / LINK_FILE
+            with contextlib.suppress(OSError, ServerError):
                 if link.is_file() and link.read_text() != text:
-                    link.write_text(text)
+                    self._write_link_file(target, text)
 
     # --- create / delete / describe ----------------------------------------------------
     async def create(
@@ -319,8 +323,7 @@ class EnvironmentManager:
             reason = self.installer.hide_paths((result.stderr or result.stdout).strip())
             raise PackageInstallationError(f"could not create environment {name!r}: {reason}")
         target = self.target(name)
-        target.site_packages.mkdir(parents=True, exist_ok=True)
-        (target.site_packages / LINK_FILE).write_text(link_file_text(self.config.server_dirs))
+        self._write_link_file(target, link_file_text(self.config.server_dirs))
         self._write_metadata(
             name,
             {
@@ -363,18 +366,36 @@ class EnvironmentManager:
         data["description"] = description
         self._write_metadata(name, data)
 
+    def _files(self) -> DirectoryRoot:
+        """The environments folder, opened through descriptors: kernels can write into an
+        environment, so a link they plant there is never followed."""
+        return DirectoryRoot(self.config.venvs_path)
+
     def _read_metadata(self, name: str) -> dict[str, Any]:
-        with contextlib.suppress(OSError, ValueError):
-            data = json.loads((self.root(name) / METADATA_FILE).read_text())
+        shown = f"environment {name!r} metadata"
+        with contextlib.suppress(ServerError, ValueError):
+            raw = self._files().read_small(
+                (validate_venv_name(name), METADATA_FILE), shown, limit=METADATA_LIMIT
+            )
+            data = json.loads(raw)
             if isinstance(data, dict):
                 return data
         return {"name": name}
 
     def _write_metadata(self, name: str, data: dict[str, Any]) -> None:
-        path = self.root(name) / METADATA_FILE
-        temporary = path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(data, indent=2))
-        temporary.replace(path)
+        """Replace the metadata file atomically; a link in its place is replaced, never
+        written through."""
+        self._files().replace_file(
+            (validate_venv_name(name), METADATA_FILE),
+            f"environment {name!r} metadata",
+            json.dumps(data, indent=2).encode("utf-8"),
+        )
+
+    def _write_link_file(self, target: EnvTarget, text: str) -> None:
+        parts = target.site_packages.relative_to(self.config.venvs_path).parts
+        self._files().replace_file(
+            (*parts, LINK_FILE), f"environment {target.name!r} link file", text.encode()
+        )
 
     # --- listing -------------------------------------------------------------------------
     def names(self) -> list[str]:

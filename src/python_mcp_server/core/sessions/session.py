@@ -16,13 +16,17 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 import anyio
 
-from python_mcp_server.core.execution.output_collector import CollectedOutput, OutputCollector
+from python_mcp_server.core.execution.output_collector import (
+    CollectedOutput,
+    OutputBounds,
+    OutputCollector,
+)
 from python_mcp_server.core.sessions.kernel_client import Execution, KernelClient
+from python_mcp_server.core.workspace.outputs import OutputFiles
 from python_mcp_server.errors import KernelDiedError
 from python_mcp_server.models.execution import ExecutionErrorInfo, ExecutionResult
 
@@ -47,14 +51,12 @@ CANCEL_RESTART_NOTICE = (
 class ExecutionConfig:
     """Execution rules shared by every session."""
 
-    workspace: Path
+    #: Where outputs are saved (outputs/, through the workspace resolver, capped).
+    outputs: OutputFiles
     default_timeout: float
     interrupt_grace: float
-    max_output_chars: int
-
-    @property
-    def outputs_dir(self) -> Path:
-        return self.workspace / "outputs"
+    #: How much output a result carries.
+    output_bounds: OutputBounds
 
 
 @dataclass
@@ -153,9 +155,9 @@ class KernelSession:
         execution_id = uuid.uuid4().hex[:12]
         collector = OutputCollector(
             execution_id=execution_id,
-            workspace=self._config.workspace,
-            outputs_dir=self._config.outputs_dir,
-            max_chars=self._config.max_output_chars,
+            files=self._config.outputs,
+            bounds=self._config.output_bounds,
+            owner=self,
         )
         feeder = _InputFeeder(input_data)
         started = time.perf_counter()
@@ -252,7 +254,7 @@ class KernelSession:
             stdout_path=collected.stdout_path,
             stderr_path=collected.stderr_path,
             kernel_restarted=restarted,
-            message=message or _truncation_message(collected),
+            message="; ".join(m for m in (message, collected.message) if m) or None,
         )
         if feeder.exhausted:
             note = "input_data ran out: input() raised EOFError"
@@ -353,10 +355,3 @@ class _InputFeeder:
 
 def _kernel_died(reason: str) -> ExecutionErrorInfo:
     return ExecutionErrorInfo(ename="KernelDied", evalue=reason, traceback=[], code="KERNEL_DIED")
-
-
-def _truncation_message(collected: CollectedOutput) -> str | None:
-    if not collected.truncated:
-        return None
-    files = ", ".join(p for p in (collected.stdout_path, collected.stderr_path) if p)
-    return f"output was longer than the limit and was cut; the full text is in {files}"

@@ -15,6 +15,7 @@ import secrets
 import stat
 from types import TracebackType
 
+from python_mcp_server.core.workspace.dirfd import write_all
 from python_mcp_server.core.workspace.resolver import ResolvedPath, Workspace, os_error
 from python_mcp_server.errors import FileExistsInWorkspaceError, InvalidInputError
 
@@ -24,13 +25,6 @@ TEMP_PREFIX = ".pmcp-"
 
 def _temp_name() -> str:
     return f"{TEMP_PREFIX}{secrets.token_hex(8)}.part"
-
-
-def _write_all(fd: int, data: bytes | memoryview) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
 
 
 class AtomicWriter:
@@ -62,7 +56,7 @@ class AtomicWriter:
         self.size += len(data)
         self._workspace.check_size(self.size, self._shown, what=self._what)
         try:
-            _write_all(self._fd, data)
+            write_all(self._fd, data)
         except OSError as exc:
             raise os_error(exc, self._shown) from None
 
@@ -118,7 +112,7 @@ class AtomicWriter:
         try:
             position = 0
             while chunk := os.pread(self._fd, 1 << 20, position):
-                _write_all(out, chunk)
+                write_all(out, chunk)
                 position += len(chunk)
             os.fsync(out)
             self._place(dest_fd, temp, dest_fd, name, overwrite)

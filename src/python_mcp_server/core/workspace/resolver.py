@@ -12,32 +12,31 @@ root) or a refusal with a stable code:
 
 Resolution is done twice on purpose. ``resolve`` follows symlinks (``realpath``) and checks
 where they lead; ``open_dir`` then walks the *real* components from a descriptor of the root
-with ``O_NOFOLLOW``, and files are opened relative to that descriptor and checked again with
-``fstat``. Code in a kernel that swaps a folder for a symlink between the two steps gets a
-refusal, never a file outside. Messages show workspace-relative paths or the caller's own
-input, never the server's absolute paths.
+with ``O_NOFOLLOW`` (``dirfd.DirectoryRoot``, the primitive every server-side read and write
+goes through), files are created with ``O_EXCL | O_NOFOLLOW`` and opened relative to that
+descriptor and checked again with ``fstat``. Code in a kernel that swaps a folder for a
+symlink between the two steps gets a refusal, never a file outside. Messages show
+workspace-relative paths or the caller's own input, never the server's absolute paths.
 """
 
 from __future__ import annotations
 
-import errno
 import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from python_mcp_server.core.workspace.dirfd import READ_FLAGS, DirectoryRoot, os_error
 from python_mcp_server.core.workspace.file_types import entry_type
 from python_mcp_server.errors import (
-    FileNotFoundInWorkspaceError,
     FileTooLargeError,
     InvalidInputError,
     PathOutsideWorkspaceError,
-    ServerError,
 )
 
+__all__ = ["MAX_PATH_CHARS", "ResolvedPath", "Workspace", "WorkspaceConfig", "os_error"]
+
 MAX_PATH_CHARS = 4096
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
 
 
 @dataclass(frozen=True)
@@ -93,34 +92,14 @@ def _within(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip("/") + "/")
 
 
-def os_error(exc: OSError, shown: str) -> ServerError:
-    """An OSError as a project error, without the absolute path the OSError carries."""
-    if exc.errno == errno.ENOENT:
-        return FileNotFoundInWorkspaceError(f"{shown} does not exist in the workspace")
-    if exc.errno == errno.ENOTDIR:
-        return InvalidInputError(f"{shown}: a part of the path is a file, not a folder")
-    if exc.errno == errno.ELOOP:
-        return PathOutsideWorkspaceError(
-            f"{shown} changed into a symbolic link while being opened; refused"
-        )
-    reason = exc.strerror or type(exc).__name__
-    return InvalidInputError(f"{shown}: {reason}")
-
-
-def _is_symlink(name: str, dir_fd: int) -> bool:
-    try:
-        return stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
-    except OSError:
-        return False
-
-
 class Workspace:
     """Resolves and opens paths inside one workspace folder; refuses everything else."""
 
     def __init__(self, config: WorkspaceConfig) -> None:
         self.config = config
-        self.root = Path(os.path.realpath(config.root))
-        self._root_text = str(self.root)
+        self.directory = DirectoryRoot(config.root)
+        self.root = Path(self.directory.path)
+        self._root_text = self.directory.path
         state = os.path.realpath(config.state_dir)
         self.state_parts: tuple[str, ...] | None = None
         if _within(state, self._root_text) and state != self._root_text:
@@ -151,11 +130,15 @@ class Workspace:
         if not _within(lexical, self._root_text):
             how = "is an absolute path" if os.path.isabs(path) else "climbs out with '..'"
             raise PathOutsideWorkspaceError(f"{shown} {how} outside the workspace; refused")
-        if follow_final or lexical == self._root_text:
-            real = os.path.realpath(lexical)
-        else:
-            head, tail = os.path.split(lexical)
-            real = os.path.join(os.path.realpath(head), tail)
+        try:
+            # realpath reads links one by one: a link renamed away meanwhile raises.
+            if follow_final or lexical == self._root_text:
+                real = os.path.realpath(lexical)
+            else:
+                head, tail = os.path.split(lexical)
+                real = os.path.join(os.path.realpath(head), tail)
+        except OSError as exc:
+            raise os_error(exc, shown) from None
         if not _within(real, self._root_text):
             raise PathOutsideWorkspaceError(
                 f"{shown} leads outside the workspace through a symbolic link; refused"
@@ -178,33 +161,13 @@ class Workspace:
 
         With ``create``, missing folders are made. The caller closes the descriptor.
         """
-        fd = os.open(self._root_text, _DIR_FLAGS)
-        try:
-            for part in parts:
-                try:
-                    child = os.open(part, _DIR_FLAGS, dir_fd=fd)
-                except OSError as exc:
-                    if exc.errno in (errno.ENOTDIR, errno.ELOOP) and _is_symlink(part, fd):
-                        raise PathOutsideWorkspaceError(
-                            f"{shown}: a folder on the way changed into a symbolic link "
-                            "while being opened; refused"
-                        ) from None
-                    if exc.errno != errno.ENOENT or not create:
-                        raise
-                    try:
-                        os.mkdir(part, 0o777, dir_fd=fd)
-                    except FileExistsError:
-                        pass
-                    child = os.open(part, _DIR_FLAGS, dir_fd=fd)
-                os.close(fd)
-                fd = child
-        except OSError as exc:
-            os.close(fd)
-            raise os_error(exc, shown) from None
-        except BaseException:
-            os.close(fd)
-            raise
-        return fd
+        return self.directory.open_dir(parts, shown, create=create)
+
+    def create_file(self, parts: tuple[str, ...], shown: str) -> int:
+        """Create a new file (``O_EXCL``, links never followed); a descriptor to write."""
+        if self.is_private(parts):
+            raise PathOutsideWorkspaceError(f"{shown} is inside the server's private state")
+        return self.directory.create_file(parts, shown)
 
     def check_file(self, st: os.stat_result, shown: str) -> None:
         """Refuse anything but a regular file with a single link."""
@@ -238,7 +201,7 @@ class Workspace:
             try:
                 before = os.stat(resolved.name, dir_fd=parent, follow_symlinks=False)
                 self.check_file(before, resolved.shown)
-                fd = os.open(resolved.name, _READ_FLAGS, dir_fd=parent)
+                fd = os.open(resolved.name, READ_FLAGS, dir_fd=parent)
             except OSError as exc:
                 raise os_error(exc, resolved.shown) from None
         finally:
@@ -259,7 +222,10 @@ class Workspace:
     def lstat(self, resolved: ResolvedPath) -> os.stat_result:
         """The entry itself (a symlink is not followed); FILE_NOT_FOUND when missing."""
         if resolved.is_root:
-            return os.stat(self._root_text)
+            try:
+                return os.stat(self._root_text)
+            except OSError as exc:
+                raise os_error(exc, resolved.shown) from None
         parent = self.open_dir(resolved.parent_parts, resolved.shown)
         try:
             return os.stat(resolved.name, dir_fd=parent, follow_symlinks=False)
@@ -281,7 +247,10 @@ class Workspace:
             chunks: list[bytes] = []
             position = offset
             while position < offset + wanted:
-                chunk = os.pread(fd, min(offset + wanted - position, 1 << 20), position)
+                try:
+                    chunk = os.pread(fd, min(offset + wanted - position, 1 << 20), position)
+                except OSError as exc:
+                    raise os_error(exc, resolved.shown) from None
                 if not chunk:
                     break
                 chunks.append(chunk)
