@@ -7,6 +7,8 @@ from typing import Any
 import pytest
 from fastmcp import Client
 
+from python_mcp_server.core.sessions.preload import PreloadPolicy
+from python_mcp_server.infra.kernels.template_launcher import TemplateLauncher
 from python_mcp_server.server.services import Services
 from tests.helpers import call, run
 
@@ -60,3 +62,26 @@ async def test_a_failing_preload_module_is_reported_once_and_sessions_still_star
     plain = await run(client, "import sys; print('numpy' in sys.modules)", session_id="two")
     assert plain["stdout"] == "False\n"
     assert "without a preload" in plain["message"]
+
+
+@pytest.mark.parametrize("settings_overrides", [FORKED])
+async def test_a_session_in_its_own_environment_gets_the_preload_from_its_own_template(
+    client: Client[Any], services: Services
+) -> None:
+    await call(client, "create_venv", venv_name="ds")
+    await call(client, "create_session", session_id="in-ds", venv_name="ds")
+    seen = await run(client, SEEN + "\nprint(sys.prefix)", session_id="in-ds")
+    lines = seen["stdout"].splitlines()
+    assert lines[0] == "['matplotlib.pyplot', 'numpy', 'pandas']"
+    assert lines[1].endswith("ds")  # the environment's own interpreter
+    launcher = services.launcher
+    assert isinstance(launcher, TemplateLauncher)
+    assert len(launcher.templates) == 2  # the default environment's and this one's
+
+
+def test_a_launcher_that_cannot_preload_says_so_and_kernels_start_plain() -> None:
+    policy = PreloadPolicy(("numpy",), mode="none")  # what a gateway launcher declares
+    assert policy.modules_for(None) == ()
+    assert policy.problem is not None
+    assert "cannot preload" in policy.problem
+    assert policy.status()["mode"] == "none"

@@ -45,6 +45,8 @@ KERNEL_MODULES = (
     "http.server",
     "xmlrpc.server",
     "IPython.extensions",
+    "IPython.core.debugger",
+    "importlib.readers",
 )
 _INLINE = "matplotlib_inline.backend_inline"
 
