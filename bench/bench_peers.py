@@ -145,7 +145,7 @@ class Ours(Peer):
     def start(self) -> None:
         command = str(Path(sys.executable).parent / "python-mcp-server")
         argv = [command, "--port", str(self.port), "--workspace-dir", str(self.workspace)]
-        self.spawn(argv, {"MCP_SESSION_IDLE_TIMEOUT": "0", **self.env})
+        self.spawn(argv, {"MCP_SESSION_IDLE_TIMEOUT": "0", "MCP_MAX_SESSIONS": "40", **self.env})
         wait_port(self.port, 120)
 
     async def run(self, client: Client[Any], code: str, session: str | None) -> None:
