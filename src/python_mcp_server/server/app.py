@@ -19,6 +19,7 @@ from python_mcp_server.server.routes_health import register_health_route
 from python_mcp_server.server.services import Services, build_services
 from python_mcp_server.server.tasks import tasks_extension
 from python_mcp_server.server.toolsets import TOOLSETS, select_toolsets
+from python_mcp_server.server.view.routes import register_view_routes
 from python_mcp_server.settings import Settings
 
 INSTRUCTIONS = """\
@@ -55,8 +56,11 @@ def build_server(settings: Settings, services: Services | None = None) -> FastMC
         on_duplicate="error",  # two tools of one name is a bug; compat removes first
     )
     mcp.add_extension(tasks_extension(settings))
-    for name in select_toolsets(settings.toolsets):
+    selected = select_toolsets(settings.toolsets)
+    for name in selected:
         TOOLSETS[name](mcp, services)
+    if "notebooks" in selected:
+        register_view_routes(mcp, services, services.view_signer)
     register_resources(mcp, services)
     register_file_routes(mcp, services)  # auth: pass protect=<wrapper> here
     register_health_route(mcp, services)

@@ -36,6 +36,9 @@ from python_mcp_server.settings import Settings
 
 #: Paths answered without the token.
 OPEN_PATHS = frozenset({"/health"})
+#: Path prefixes that check their own credentials: the live view takes a signed link
+#: (server/view/routes.py), since a browser must never carry the bearer token.
+SELF_AUTH_PREFIXES = ("/sessions",)
 
 
 def _refuse(code: ErrorCode, message: str, status: int, **headers: str) -> JSONResponse:
@@ -122,7 +125,13 @@ class BearerAuthMiddleware:
         return hmac.compare_digest(value.strip().encode(), self.token)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope.get("path") in self.open_paths:
+        path = scope.get("path", "")
+        if (
+            scope["type"] != "http"
+            or path in self.open_paths
+            or path == "/sessions"
+            or path.startswith(tuple(p + "/" for p in SELF_AUTH_PREFIXES))
+        ):
             await self.app(scope, receive, send)
             return
         if not self.authorized(Headers(scope=scope).get("authorization", "")):

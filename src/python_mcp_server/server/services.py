@@ -18,6 +18,7 @@ from python_mcp_server.core.execution.output_collector import OutputBounds
 from python_mcp_server.core.execution.scripts import ScriptRunner, ScriptsConfig
 from python_mcp_server.core.execution.service import ExecutionService
 from python_mcp_server.core.notebooks.cells import CellStore, CellStoreConfig
+from python_mcp_server.core.notebooks.live import LiveFeed
 from python_mcp_server.core.notebooks.recorder import NotebookRecorder
 from python_mcp_server.core.notebooks.service import NotebookService
 from python_mcp_server.core.observability.audit import AuditHook
@@ -56,6 +57,7 @@ from python_mcp_server.core.workspace.resolver import Workspace, WorkspaceConfig
 from python_mcp_server.infra.kernels.base import KernelLauncher
 from python_mcp_server.server.kernel_isolation import build_local_launcher
 from python_mcp_server.server.script_isolation import script_command_builder
+from python_mcp_server.server.view.links import ViewSigner
 from python_mcp_server.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -85,6 +87,9 @@ class Services:
     snapshots: SnapshotService
     cells: CellStore
     notebooks: NotebookService
+    notebook_recorder: NotebookRecorder
+    live: LiveFeed
+    view_signer: ViewSigner
 
     async def start(self) -> None:
         workspace = self.settings.workspace_path
@@ -232,7 +237,8 @@ def build_services(settings: Settings) -> Services:
         script_command_builder(launcher),
     )
     cells = CellStore(CellStoreConfig(settings.state_path / "notebooks.sqlite3"))
-    recorder = NotebookRecorder(cells)
+    live = LiveFeed()
+    recorder = NotebookRecorder(cells, live)
     execution.add_hook(recorder)
     sessions.replacement_hooks.append(recorder.kernel_replaced)
     if settings.auto_install:
@@ -258,6 +264,9 @@ def build_services(settings: Settings) -> Services:
         snapshots=snapshots,
         cells=cells,
         notebooks=NotebookService(cells, files.workspace, execution),
+        notebook_recorder=recorder,
+        live=live,
+        view_signer=ViewSigner(settings.auth_token),
     )
 
 

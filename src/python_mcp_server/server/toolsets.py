@@ -46,7 +46,7 @@ TOOLSETS: dict[str, Registrar] = {
     "safety": safety.register,
     "health": health.register,
     "history": history.register,
-    "notebooks": notebooks.register,
+    "notebooks": _together(notebooks.register, notebooks.register_views),
     "compat": compat.register,
 }
 

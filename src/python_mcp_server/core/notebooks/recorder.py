@@ -3,7 +3,8 @@
 ``NotebookRecorder`` is an execution hook (``after``) and a kernel-replacement hook: each
 execution becomes a code cell with nbformat outputs built from what the collector kept
 (streams, rich displays, images with their bytes, the last expression, the error); a kernel
-replaced mid-session becomes a markdown note where it happened.
+replaced mid-session becomes a markdown note where it happened. Each is also published to
+the live feed, with a ``running`` event when an execution starts, for the browser view.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 from python_mcp_server.core.execution.output_collector import CollectedOutput
 from python_mcp_server.core.execution.service import ExecutionHook, ExecutionRequest
 from python_mcp_server.core.notebooks.cells import CellStore
+from python_mcp_server.core.notebooks.live import LiveFeed
 from python_mcp_server.core.sessions.session import ExecutionOutcome, KernelSession
 
 #: Image types that nbformat stores base64-encoded (SVG is text).
@@ -69,22 +71,44 @@ def outputs_of(collected: CollectedOutput, execution_count: int | None) -> list[
 class NotebookRecorder(ExecutionHook):
     """Records every execution of every session into the cell store."""
 
-    def __init__(self, cells: CellStore) -> None:
+    def __init__(self, cells: CellStore, feed: LiveFeed) -> None:
         self._cells = cells
+        self._feed = feed
+
+    async def before(self, session: KernelSession, request: ExecutionRequest) -> None:
+        self._feed.publish(session.session_id, {"type": "running", "source": request.code})
 
     async def after(
         self, session: KernelSession, request: ExecutionRequest, outcome: ExecutionOutcome
     ) -> None:
         result = outcome.result
+        outputs = outputs_of(outcome.collected, result.execution_count)
         self._cells.append(
             session.session_id,
             "code",
             request.code,
             execution_count=result.execution_count,
-            outputs=outputs_of(outcome.collected, result.execution_count),
+            outputs=outputs,
+        )
+        self._feed.publish(
+            session.session_id,
+            {
+                "type": "cell",
+                "cell": {
+                    "kind": "code",
+                    "source": request.code,
+                    "execution_count": result.execution_count,
+                    "outputs": outputs,
+                },
+            },
         )
 
     async def kernel_replaced(self, session: KernelSession, reason: str) -> None:
         """Any replacement (restart asked for, crash recovery, the monitor's): a note placed
         before the cell whose execution saw it, since hooks run after the execution."""
-        self._cells.append(session.session_id, "note", f"*Kernel replaced:* {reason}")
+        self.note(session.session_id, f"*Kernel replaced:* {reason}")
+
+    def note(self, session_id: str, text: str) -> None:
+        """A markdown note in the session's notebook (and to its watchers)."""
+        self._cells.append(session_id, "note", text)
+        self._feed.publish(session_id, {"type": "cell", "cell": {"kind": "note", "source": text}})

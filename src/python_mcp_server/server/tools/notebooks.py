@@ -1,10 +1,12 @@
-"""Notebook tools: export_notebook, import_notebook (the opt-in ``notebooks`` toolset)."""
+"""Notebook tools (the opt-in ``notebooks`` toolset): export_notebook, import_notebook,
+get_session_view_link, and show_session_view with its MCP App resource."""
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
 from fastmcp import FastMCP
+from fastmcp.apps import UI_MIME_TYPE, AppConfig
 from fastmcp.tools.base import ToolResult
 from mcp_types import ContentBlock, ResourceLink, TextContent
 from pydantic import Field
@@ -14,8 +16,17 @@ from python_mcp_server.core.sessions.manager import validate_session_id
 from python_mcp_server.models.notebooks import CellOutcome, NotebookExport, NotebookImport
 from python_mcp_server.server.resources import workspace_uri
 from python_mcp_server.server.services import Services
+from python_mcp_server.server.view.links import ALL_SESSIONS, ViewSigner
+from python_mcp_server.server.view.page import app_page
+from python_mcp_server.server.view.routes import ViewRoutes, cell_json
 
 TAGS = {"notebooks"}
+#: Seconds a view link can be opened in (it is then traded for a cookie).
+LINK_SECONDS = 600
+#: The MCP App resource of the session view.
+APP_URI = "ui://python-mcp-server/session-view.html"
+#: The principal of every caller until principals are told apart.
+PRINCIPAL = "default"
 
 _MIME = {"ipynb": "application/x-ipynb+json", "html": "text/html", "py": "text/x-python"}
 #: Characters of a cell's stdout/stderr kept in an import result.
@@ -120,3 +131,72 @@ def register(mcp: FastMCP, services: Services) -> None:
             path, session_id, stop_on_error=stop_on_error, write_back=write_back
         )
         return _compact(_import_result(run), [])
+
+
+def view_url(services: Services, signer: ViewSigner, session_id: str) -> str:
+    """A signed link to a session's view (or, with ``*``, to the session list)."""
+    settings = services.settings
+    token = signer.mint(PRINCIPAL, session_id, LINK_SECONDS)
+    path = "/sessions" if session_id == ALL_SESSIONS else f"/sessions/{session_id}/view"
+    host = settings.host if ":" not in settings.host else f"[{settings.host}]"
+    return f"http://{host}:{settings.port}{path}?t={token}"
+
+
+def register_views(mcp: FastMCP, services: Services) -> None:
+    """The view tools: a link for the browser, and the same view as an MCP App."""
+    signer = services.view_signer
+    routes = ViewRoutes(services, signer)
+
+    @mcp.tool(
+        tags=TAGS,
+        annotations={"readOnlyHint": True, "destructiveHint": False, "idempotentHint": False},
+    )
+    async def get_session_view_link(
+        session_id: Annotated[
+            str, Field(description="Session to watch; '*' for the list of sessions.")
+        ],
+    ) -> dict[str, str | int]:
+        """A short-lived signed link that opens a live notebook view of the session in a
+        browser (cells as they run, output, images, errors, variables, kernel status). Give
+        it to the human; it opens within 10 minutes and carries no bearer token."""
+        if session_id != ALL_SESSIONS:
+            validate_session_id(session_id)
+        return {"url": view_url(services, signer, session_id), "expires_in": LINK_SECONDS}
+
+    @mcp.resource(APP_URI, name="session_view_app", mime_type=UI_MIME_TYPE)
+    def session_view_app() -> str:
+        """The session view as an MCP App (rendered by clients that support MCP Apps)."""
+        return app_page()
+
+    @mcp.tool(
+        tags=TAGS,
+        app=AppConfig(resource_uri=APP_URI),
+        annotations={"readOnlyHint": True, "destructiveHint": False, "idempotentHint": True},
+    )
+    async def show_session_view(
+        session_id: Annotated[str, Field(description="Session to show.")],
+    ) -> dict[str, object]:
+        """Show the session as a live notebook in the chat (an MCP App, for clients that
+        render them): cells so far and as they run, the kernel's status and variables. The
+        result itself is small: the app fetches the cells."""
+        validate_session_id(session_id)
+        return {"session_id": session_id, "state": await routes.state(session_id)}
+
+    @mcp.tool(
+        tags=TAGS,
+        app=AppConfig(visibility=["app"]),
+        annotations={"readOnlyHint": True, "destructiveHint": False, "idempotentHint": True},
+    )
+    async def session_view_cells(
+        session_id: Annotated[str, Field(description="Session shown.")],
+        after: Annotated[int, Field(ge=0, description="Cells the app already shows.")] = 0,
+    ) -> dict[str, object]:
+        """For the session view app: recorded cells past the first `after`, the total, and
+        the kernel's state."""
+        validate_session_id(session_id)
+        cells = await services.cells.cells(session_id)
+        return {
+            "cells": [cell_json(c) for c in cells[after:]],
+            "total": len(cells),
+            "state": await routes.state(session_id),
+        }

@@ -130,8 +130,8 @@ def register(mcp: FastMCP, services: Services) -> None:
         preserve_state is true."""
         session = await manager.lookup(session_id)
         kept = "kept what could be pickled" if preserve_state else "variables cleared"
-        services.cells.append(
-            session.session_id, "note", f"*Kernel replaced:* restart requested ({kept})"
+        services.notebook_recorder.note(
+            session.session_id, f"*Kernel replaced:* restart requested ({kept})"
         )
         if not preserve_state:
             await session.restart()

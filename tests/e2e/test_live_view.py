@@ -1,0 +1,172 @@
+"""The live view in a real headless Chromium: a session as a notebook, following it as it runs.
+
+The server is the real command; cells run through MCP; the page is loaded through a signed
+link and checked in the DOM (text, decoded images, the variables panel, the end of a
+session), and a screenshot is taken. Nothing of the page comes from the internet.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastmcp import Client
+
+from tests.chromium import Browser
+from tests.e2e.conftest import LaunchedServer, StartServer
+from tests.helpers import call, run
+
+PLOT = """
+import matplotlib.pyplot as plt
+plt.plot([1, 2, 3], [3, 1, 2])
+plt.show()
+"""
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    page = Browser()
+    await page.start()
+    try:
+        yield page
+    finally:
+        await page.close()
+
+
+@pytest.fixture
+def viewer(start_server: StartServer) -> LaunchedServer:
+    return start_server("--toolsets", "default,notebooks")
+
+
+async def link(client: Client[Any], session_id: str) -> str:
+    return str((await call(client, "get_session_view_link", session_id=session_id))["url"])
+
+
+async def test_the_page_follows_a_session_as_it_runs(
+    viewer: LaunchedServer, browser: Browser, tmp_path: Path
+) -> None:
+    async with Client(viewer.mcp_url) as client:
+        await run(client, "answer = 42")
+        await browser.goto(await link(client, "default"))
+        await browser.wait_for("document.body.dataset.ready === '1'", "the snapshot")
+        assert "answer = 42" in await browser.evaluate("document.body.innerText")
+
+        await run(client, "print('hello from the live view')")
+        await browser.wait_for(
+            "document.body.innerText.includes('hello from the live view')", "a new cell"
+        )
+        await run(client, PLOT)
+        width = await browser.wait_for(
+            "[...document.images].map(i => i.complete && i.naturalWidth).find(Boolean)",
+            "a decoded image",
+        )
+        assert width > 100
+        await run(client, "1/0")
+        await browser.wait_for(
+            "[...document.querySelectorAll('.error')].some(e => "
+            "e.textContent.includes('ZeroDivisionError'))",
+            "the failed cell's error",
+        )
+        await browser.wait_for(
+            "document.getElementById('variables').innerText.includes('answer')",
+            "the variables panel",
+        )
+        shot = await browser.screenshot(tmp_path / "view.png")
+        assert shot.startswith(b"\x89PNG\r\n\x1a\n")
+        assert len(shot) > 5000
+        # The page was all there is: no request left loopback.
+        origins = await browser.evaluate(
+            "[...new Set(performance.getEntriesByType('resource').map(e => new URL(e.name).host))]"
+        )
+        assert all(host.startswith("127.0.0.1") for host in origins), origins
+
+
+async def test_kernel_output_cannot_script_the_page(
+    viewer: LaunchedServer, browser: Browser
+) -> None:
+    hostile = (
+        "from IPython.display import HTML, display\n"
+        'display(HTML(\'<script>document.title = "pwned"</script>'
+        '<img src=x onerror="document.title=&quot;pwned&quot;">\'))\n'
+        "print('<b onmouseover=alert(1)>bold?</b>')"
+    )
+    async with Client(viewer.mcp_url) as client:
+        await run(client, hostile)
+        await browser.goto(await link(client, "default"))
+        await browser.wait_for("document.body.dataset.ready === '1'", "the snapshot")
+    assert await browser.evaluate("document.title") == "Session default"
+    assert await browser.evaluate("document.querySelectorAll('b, script:not([nonce])').length") == 0
+    assert "<b onmouseover=alert(1)>bold?</b>" in await browser.evaluate("document.body.innerText")
+
+
+async def test_a_deleted_session_says_it_ended(viewer: LaunchedServer, browser: Browser) -> None:
+    async with Client(viewer.mcp_url) as client:
+        await call(client, "create_session", session_id="brief")
+        await run(client, "x = 1", session_id="brief")
+        await browser.goto(await link(client, "brief"))
+        await browser.wait_for("document.body.dataset.ready === '1'", "the snapshot")
+        await call(client, "delete_session", session_id="brief")
+        await browser.wait_for(
+            "document.getElementById('ended').innerText.includes('ended')", "the end banner"
+        )
+
+
+async def test_the_session_list_links_every_session(
+    viewer: LaunchedServer, browser: Browser
+) -> None:
+    async with Client(viewer.mcp_url) as client:
+        await call(client, "create_session", session_id="alpha")
+        await call(client, "create_session", session_id="beta")
+        await browser.goto(await link(client, "*"))
+        names = await browser.wait_for(
+            "[...document.querySelectorAll('#sessions a')].map(a => a.textContent)",
+            "the session links",
+        )
+    assert {"alpha", "beta"} <= set(names)
+
+
+async def test_links_are_the_only_way_in(viewer: LaunchedServer) -> None:
+    async with Client(viewer.mcp_url) as client:
+        await call(client, "create_session", session_id="mine")
+        url = await link(client, "mine")
+        other = await link(client, "default")
+    base = viewer.url
+    async with httpx.AsyncClient(follow_redirects=False) as http:
+        assert (await http.get(f"{base}/sessions/mine/view")).status_code == 401
+        assert (await http.get(f"{base}/sessions/mine/events")).status_code == 401
+        assert (await http.get(f"{base}/sessions")).status_code == 401
+        token = url.split("?t=", 1)[1]
+        forged = token[:-3] + ("AAA" if not token.endswith("AAA") else "BBB")
+        assert (await http.get(f"{base}/sessions/mine/view?t={forged}")).status_code == 401
+        wrong = other.split("?t=", 1)[1]  # a link to another session opens only that one
+        assert (await http.get(f"{base}/sessions/mine/view?t={wrong}")).status_code == 401
+        assert (await http.get(f"{base}/sessions?t={token}")).status_code == 401
+        opened = await http.get(url)
+        assert opened.status_code == 303
+        assert opened.headers["location"].endswith("/sessions/mine/view")
+        cookie = opened.headers["set-cookie"]
+        assert "HttpOnly" in cookie
+        assert "samesite=strict" in cookie.lower()
+        http.cookies = opened.cookies
+        page = await http.get(f"{base}/sessions/mine/view")
+        assert page.status_code == 200
+        assert "script-src 'nonce-" in page.headers["content-security-policy"]
+        assert "http://" not in page.text.replace(base, "")  # nothing loaded from elsewhere
+
+
+async def test_the_app_is_listed_and_served(viewer: LaunchedServer) -> None:
+    async with Client(viewer.mcp_url) as client:
+        tools = {tool.name: tool for tool in await client.list_tools()}
+        ui = (tools["show_session_view"].meta or {}).get("ui", {})
+        assert ui.get("resourceUri") == "ui://python-mcp-server/session-view.html"
+        contents = await client.read_resource(ui["resourceUri"])
+        assert contents[0].mime_type == "text/html;profile=mcp-app"
+        assert "ui/initialize" in contents[0].text  # type: ignore[union-attr]
+        await run(client, "shown = 'in the app'")
+        cells = await call(client, "session_view_cells", session_id="default")
+        assert cells["total"] == 1
+        assert json.dumps(cells["cells"][0]).count("shown = 'in the app'") == 1
