@@ -71,7 +71,7 @@ class Bench:
         config = build_services(settings).environments.installer.config
         if tool == "pip":
             config = dataclasses.replace(config, uv=None)
-        installer = Installer(config)
+        installer = Installer(config, environments.installer.runner)
         target = environments.target(name)
         elapsed = await timed(lambda: installer.install(target, parse_packages(spec)))
         await environments.delete(name)

@@ -12,9 +12,15 @@ from python_mcp_server.core.packages.environments import (
     EnvironmentsConfig,
     server_site_dirs,
 )
-from python_mcp_server.core.packages.installer import Installer, InstallerConfig, split_setting
+from python_mcp_server.core.packages.installer import (
+    INSTALLER_ENV_ALLOWED,
+    Installer,
+    InstallerConfig,
+    split_setting,
+)
 from python_mcp_server.core.packages.requirements import parse_names, parse_packages
 from python_mcp_server.errors import PackageInstallationError
+from python_mcp_server.infra.sandboxed_run import RunnerConfig, SandboxedRunner
 from python_mcp_server.infra.subprocess import run_command
 from tests.wheels import build_test_wheels
 
@@ -28,7 +34,8 @@ def manager(tmp_path: Path) -> EnvironmentManager:
             index_url=wheels["pip_index_url"],
             find_links=split_setting(wheels["pip_find_links"]),
             uv=None,
-        )
+        ),
+        SandboxedRunner(RunnerConfig(bwrap=None, passed_variables=INSTALLER_ENV_ALLOWED)),
     )
     config = EnvironmentsConfig(
         venvs_path=tmp_path / "venvs",

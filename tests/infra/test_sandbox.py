@@ -16,7 +16,6 @@ from python_mcp_server.infra.kernels.limits import MIB, LimitedLauncher, Resourc
 from python_mcp_server.infra.kernels.sandbox import (
     BwrapLauncher,
     SandboxConfig,
-    interpreter_roots,
     probe_bwrap,
 )
 from tests.sandbox_support import require_bwrap
@@ -46,7 +45,6 @@ def launcher(layout: dict[str, Path], network: str = "allow") -> BwrapLauncher:
     config = SandboxConfig(
         network=network,  # type: ignore[arg-type]
         hidden_paths=(layout["home"], layout["state"], layout["venvs"]),
-        venvs_dir=layout["venvs"],
         readable_paths=(Path(sys.prefix),),
     )
     return BwrapLauncher(layout["state"], ResourceLimits(), config)
@@ -58,8 +56,13 @@ def close(*launchers: BwrapLauncher) -> None:
 
 
 def request(layout: dict[str, Path], python: str) -> KernelLaunchRequest:
+    environment = Path(python).parent.parent
     return KernelLaunchRequest(
-        python=python, cwd=layout["ws"], env={}, writable_paths=(layout["ws"],)
+        python=python,
+        cwd=layout["ws"],
+        env={},
+        writable_paths=(layout["ws"],),
+        readable_paths=(environment,),
     )
 
 
@@ -74,7 +77,11 @@ def test_mounts_hide_parents_before_exposing_children(layout: dict[str, Path]) -
     assert ("--tmpfs", real["home"]) in plan
     assert ("--bind", real["ws"]) in plan
     assert ("--tmpfs", real["state"]) in plan
-    assert ("--bind", str(Path(real["venvs"]) / "default")) in plan  # its own env only
+    # Its own environment only, and read-only: sessions share it.
+    assert ("--ro-bind", str(Path(real["venvs"]) / "default")) in plan
+    assert not any(
+        path == str(Path(real["venvs"]) / "default") for o, path in plan if o == "--bind"
+    )
     assert ("--bind", os.path.realpath(runtime)) in plan
     assert ("--tmpfs", "/tmp") in plan
     assert ("--tmpfs", "/run") in plan
@@ -96,20 +103,21 @@ def test_network_deny_adds_a_network_namespace(layout: dict[str, Path]) -> None:
     close(allow, deny)
 
 
-def test_interpreter_under_a_hidden_home_is_exposed_read_only(tmp_path: Path) -> None:
+def test_mounts_never_come_from_files_a_kernel_can_write(tmp_path: Path) -> None:
+    """pyvenv.cfg's ``home =`` and a replaced ``bin/python`` link decide nothing: the
+    mounts are the settings' and the request's (server records) only."""
     home = tmp_path / "home"
+    state = tmp_path / "state"
     base = home / ".pyenv" / "versions" / "3.x"
-    (base / "bin").mkdir(parents=True)
-    (base / "bin" / "python3").symlink_to(sys.executable)
-    venv = home / "proj" / ".venv"
-    (venv / "bin").mkdir(parents=True)
-    (venv / "bin" / "python").symlink_to(base / "bin" / "python3")
-    (venv / "pyvenv.cfg").write_text(f"home = {base / 'bin'}\n")
-    roots = interpreter_roots(str(venv / "bin" / "python"))
-    assert Path(os.path.realpath(venv)) in roots
-    assert Path(os.path.realpath(base)) in roots
+    venv = state / "venvs" / "default"
+    for folder in (base / "bin", venv / "bin", state / "run"):
+        folder.mkdir(parents=True)
+    (venv / "bin" / "python").symlink_to(state / "run" / "python3")  # planted link
+    (venv / "pyvenv.cfg").write_text(f"home = {state / 'bin'}\nhome = /\n")
     sandbox = BwrapLauncher(
-        tmp_path / "state", ResourceLimits(), SandboxConfig(hidden_paths=(home,))
+        state,
+        ResourceLimits(),
+        SandboxConfig(hidden_paths=(home, state), readable_paths=(base,)),
     )
     workspace = tmp_path / "ws"
     workspace.mkdir()
@@ -120,13 +128,22 @@ def test_interpreter_under_a_hidden_home_is_exposed_read_only(tmp_path: Path) ->
                 cwd=workspace,
                 env={},
                 writable_paths=(workspace,),
+                readable_paths=(venv,),
             ),
             workspace,
         )
     )
-    assert ("--tmpfs", os.path.realpath(home)) in plan
-    assert ("--ro-bind", os.path.realpath(venv)) in plan
-    assert ("--ro-bind", os.path.realpath(base)) in plan
+    real = Path(os.path.realpath(tmp_path))
+    assert ("--tmpfs", str(real / "home")) in plan
+    assert ("--tmpfs", str(real / "state")) in plan
+    assert ("--ro-bind", str(real / "home" / ".pyenv" / "versions" / "3.x")) in plan
+    assert ("--ro-bind", str(real / "state" / "venvs" / "default")) in plan
+    exposed = {path for option, path in plan if option != "--tmpfs"}
+    assert exposed == {
+        str(real / "home" / ".pyenv" / "versions" / "3.x"),
+        str(real / "state" / "venvs" / "default"),
+        str(real / "ws"),
+    } | {p for p in exposed if p.startswith("/run/")}
     close(sandbox)
 
 

@@ -184,20 +184,38 @@ async def test_user_install_never_changes_the_server_environment(
     assert not hasattr(iniconfig, "FAKE")
 
 
-async def test_install_into_a_session_environment(client: Client[Any]) -> None:
+async def test_install_for_a_session_goes_to_its_own_folder(client: Client[Any]) -> None:
     await call(client, "create_venv", venv_name="ds")
     await call(client, "create_session", session_id="analysis", venv_name="ds")
+    await call(client, "create_session", session_id="other", venv_name="ds")
     result = await call(
         client, "install_dependencies", packages="pmcp-tiny==2.0", session_id="analysis"
     )
     assert result["venv_name"] == "ds"
+    assert result["session_id"] == "analysis"
+    assert result["packages"][0]["location"] == "session"
     assert result["sessions_refreshed"] == ["analysis"]
     there = await run(client, "import pmcp_tiny\npmcp_tiny.VERSION", session_id="analysis")
     assert there["result"] == "'2.0'"
-    default = await run(client, "import pmcp_tiny")
-    assert default["error"]["ename"] == "ModuleNotFoundError"
+    for session in ("default", "other"):  # the environment is shared: it is left unchanged
+        elsewhere = await run(client, "import pmcp_tiny", session_id=session)
+        assert elsewhere["error"]["ename"] == "ModuleNotFoundError"
     by_venv = await call(client, "list_packages", venv_name="ds")
-    assert by_venv["environment_total"] == 1
+    assert by_venv["environment_total"] == 0
+    by_session = await call(client, "list_packages", session_id="analysis")
+    assert by_session["session_id"] == "analysis"
+    assert by_session["environment_total"] == 1
+    listed = {p["name"]: p["location"] for p in by_session["packages"]}
+    assert listed["pmcp-tiny"] == "session"
+    assert listed["ipykernel"] == "server"
+    removed = await call(client, "uninstall_packages", packages="pmcp-tiny", session_id="analysis")
+    assert removed["packages"][0]["status"] == "removed"
+    gone = await run(
+        client,
+        "import importlib.machinery as m\nm.PathFinder.find_spec('pmcp_tiny') is None",
+        session_id="analysis",
+    )
+    assert gone["result"] == "True"
     text = await tool_error(
         client,
         "install_dependencies",

@@ -6,9 +6,10 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-#: Where the copy a kernel imports lives: the environment itself, or the server's
-#: environment that every managed environment sees (read-only for installs).
-PackageLocation = Literal["environment", "server"]
+#: Where the copy a kernel imports lives: the session's own package folder, the
+#: environment, or the server's environment that every managed environment sees
+#: (read-only for installs).
+PackageLocation = Literal["session", "environment", "server"]
 
 
 class PackageInfo(BaseModel):
@@ -17,8 +18,9 @@ class PackageInfo(BaseModel):
     name: str
     version: str
     location: PackageLocation = Field(
-        description="`environment`: installed in it; `server`: seen from the server's "
-        "environment (installs never change that one)."
+        description="`session`: in the session's own package folder; `environment`: "
+        "installed in the environment; `server`: seen from the server's environment "
+        "(installs never change that one)."
     )
 
 
@@ -26,9 +28,15 @@ class PackageList(BaseModel):
     """What list_packages returns."""
 
     venv_name: str
+    session_id: str | None = Field(
+        None, description="The session whose own package folder was listed, if any."
+    )
     packages: list[PackageInfo]
     total: int = Field(description="Number of packages listed.")
-    environment_total: int = Field(description="How many are installed in the environment.")
+    environment_total: int = Field(
+        description="How many are installed in the target: the session's folder when "
+        "session_id is set, else the environment."
+    )
 
 
 class PackageOutcome(BaseModel):
@@ -57,6 +65,11 @@ class InstallResult(BaseModel):
     """What install_dependencies returns."""
 
     venv_name: str
+    session_id: str | None = Field(
+        None,
+        description="Set when the packages went to this session's own package folder "
+        "(seen by its kernel only, removed with the session); null: into the environment.",
+    )
     installer: Literal["uv", "pip", "none"] = Field(
         description="The tool that ran; `none` when everything was already satisfied."
     )
@@ -76,7 +89,7 @@ class UninstallOutcome(BaseModel):
     """What happened to one package named for removal."""
 
     name: str
-    status: Literal["removed", "not_installed", "provided_by_server"]
+    status: Literal["removed", "not_installed", "provided_by_environment", "provided_by_server"]
     version: str | None = Field(None, description="The version removed, if any.")
 
 
@@ -84,6 +97,9 @@ class UninstallResult(BaseModel):
     """What uninstall_packages returns."""
 
     venv_name: str
+    session_id: str | None = Field(
+        None, description="Set when the session's own package folder was the target."
+    )
     installer: Literal["uv", "pip", "none"]
     packages: list[UninstallOutcome]
     duration_seconds: float

@@ -16,7 +16,9 @@ import site
 import sys
 from pathlib import Path
 
+from python_mcp_server.core.packages.installer import INSTALLER_ENV_ALLOWED
 from python_mcp_server.errors import KernelStartError
+from python_mcp_server.infra.kernels.base import KernelLauncher
 from python_mcp_server.infra.kernels.cgroups import PidsCgroups
 from python_mcp_server.infra.kernels.limits import MIB, LimitedLauncher, ResourceLimits
 from python_mcp_server.infra.kernels.sandbox import (
@@ -26,6 +28,7 @@ from python_mcp_server.infra.kernels.sandbox import (
     probe_bwrap,
 )
 from python_mcp_server.infra.kernels.template_launcher import TemplateLauncher
+from python_mcp_server.infra.sandboxed_run import RunnerConfig, SandboxedRunner
 from python_mcp_server.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -47,7 +50,6 @@ def sandbox_config(settings: Settings, bwrap: str) -> SandboxConfig:
     return SandboxConfig(
         network=settings.kernel_network,
         hidden_paths=tuple(hidden),
-        venvs_dir=settings.venvs_path,
         readable_paths=server_python_paths(),
         tmp_size_mb=settings.max_memory_mb,
         bwrap=bwrap,
@@ -97,3 +99,29 @@ def build_local_launcher(settings: Settings) -> LimitedLauncher:
     launcher.sandbox_warning = f"MCP_SANDBOX=auto: {problem}, so kernels run without a sandbox"
     logger.warning("%s", launcher.sandbox_warning)
     return launcher
+
+
+def server_side_runner(launcher: KernelLauncher, settings: Settings) -> SandboxedRunner:
+    """The runner of installs, listings and environment probes: the kernels' sandbox and
+    limits when kernels are sandboxed here; otherwise only a scrubbed environment and the
+    limits (not a security boundary; see docs/security.md)."""
+    if isinstance(launcher, BwrapLauncher):
+        sandbox = launcher.config
+        return SandboxedRunner(
+            RunnerConfig(
+                bwrap=sandbox.bwrap,
+                hidden_paths=sandbox.hidden_paths,
+                readable_paths=sandbox.readable_paths,
+                tmp_size_mb=sandbox.tmp_size_mb,
+                limits=launcher.limits,
+                passed_variables=INSTALLER_ENV_ALLOWED,
+            )
+        )
+    limits = (
+        launcher.limits
+        if isinstance(launcher, LimitedLauncher)
+        else resource_limits(settings).without_processes()
+    )
+    return SandboxedRunner(
+        RunnerConfig(bwrap=None, limits=limits, passed_variables=INSTALLER_ENV_ALLOWED)
+    )

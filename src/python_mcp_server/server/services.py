@@ -43,7 +43,9 @@ from python_mcp_server.core.packages.installer import (
     split_setting,
 )
 from python_mcp_server.core.packages.service import PackageService
+from python_mcp_server.core.packages.session_packages import SessionPackages
 from python_mcp_server.core.safety.checker import SafetyHook, SafetyPolicy
+from python_mcp_server.core.sessions.kernel_environment import KernelPipConfig
 from python_mcp_server.core.sessions.kernel_factory import KernelFactory, KernelFactoryConfig
 from python_mcp_server.core.sessions.manager import SessionManager, SessionsConfig
 from python_mcp_server.core.sessions.preload import preload_modules
@@ -55,7 +57,12 @@ from python_mcp_server.core.workspace.new_files import NewFilesHook, NewFilesTra
 from python_mcp_server.core.workspace.outputs import OutputFiles, OutputLimits
 from python_mcp_server.core.workspace.resolver import Workspace, WorkspaceConfig
 from python_mcp_server.infra.kernels.base import KernelLauncher
-from python_mcp_server.server.kernel_isolation import build_local_launcher
+from python_mcp_server.infra.sandboxed_run import SandboxedRunner
+from python_mcp_server.server.kernel_isolation import (
+    build_local_launcher,
+    server_python_paths,
+    server_side_runner,
+)
 from python_mcp_server.server.script_isolation import script_command_builder
 from python_mcp_server.server.view.links import ViewSigner
 from python_mcp_server.settings import Settings
@@ -139,8 +146,9 @@ def build_launcher(settings: Settings) -> KernelLauncher:
     return build_local_launcher(settings)
 
 
-def build_environments(settings: Settings) -> EnvironmentManager:
-    """The environment manager and its installer, from the package settings."""
+def build_environments(settings: Settings, runner: SandboxedRunner) -> EnvironmentManager:
+    """The environment manager and its installer, from the package settings; every run of
+    an environment's interpreter or of the installer goes through ``runner``."""
     uv = find_uv()
     hidden = (
         (str(settings.venvs_path), "<venvs>"),
@@ -157,7 +165,9 @@ def build_environments(settings: Settings) -> EnvironmentManager:
             find_links=split_setting(settings.pip_find_links),
             uv=uv,
             hidden_paths=hidden,
-        )
+            cache_dir=settings.venvs_path / ".installer-cache",
+        ),
+        runner,
     )
     return EnvironmentManager(
         EnvironmentsConfig(
@@ -167,6 +177,7 @@ def build_environments(settings: Settings) -> EnvironmentManager:
             server_dirs=server_site_dirs(),
             uv=uv,
             preinstalled=settings.preinstalled_packages,
+            trusted_paths=server_python_paths(),
         ),
         installer,
     )
@@ -176,7 +187,8 @@ def build_services(settings: Settings) -> Services:
     """Construct (not start) every service from the settings."""
     workspace = settings.workspace_path
     launcher = build_launcher(settings)
-    environments = build_environments(settings)
+    runner = server_side_runner(launcher, settings)
+    environments = build_environments(settings, runner)
     files = WorkspaceFiles(
         Workspace(WorkspaceConfig(workspace, settings.state_path, settings.max_file_bytes))
     )
@@ -184,14 +196,24 @@ def build_services(settings: Settings) -> Services:
         files.workspace,
         OutputLimits(settings.max_spill_bytes_per_call, settings.max_spill_bytes_per_session),
     )
+    installer = environments.installer.config
     factory = KernelFactory(
         launcher,
         KernelFactoryConfig(
             workspace=workspace,
             start_timeout=settings.kernel_start_timeout,
             preload=preload_modules(settings.kernel_preload),
+            pip=KernelPipConfig(
+                uv=installer.uv,
+                index_url=installer.index_url,
+                extra_index_urls=installer.extra_index_urls,
+                find_links=installer.find_links,
+            ),
+            readable_paths=installer.local_folders(),
         ),
         python_for=environments.python_for,
+        # Remote kernels cannot mount a folder of this machine.
+        packages=None if launcher.shared_sessions else SessionPackages(settings.venvs_path),
     )
     sessions = SessionManager(
         SessionsConfig(
@@ -244,7 +266,7 @@ def build_services(settings: Settings) -> Services:
     if settings.auto_install:
         execution.add_hook(AutoInstallHook(packages, environments, workspace))
     health, health_report, history, snapshots = build_observability(
-        settings, sessions, execution, launcher, limits
+        settings, sessions, execution, launcher, limits, runner
     )
     return Services(
         settings=settings,
@@ -276,6 +298,7 @@ def build_observability(
     execution: ExecutionService,
     launcher: KernelLauncher,
     limits: KernelLimits,
+    runner: SandboxedRunner,
 ) -> tuple[HealthMonitor, HealthReporter, HistoryStore, SnapshotService]:
     """Health monitor, history, audit and snapshots, hooked into sessions and execution."""
     state = settings.state_path
@@ -309,5 +332,6 @@ def build_observability(
         health,
         history,
         metrics,
+        runner,
     )
     return health, report, history, snapshots

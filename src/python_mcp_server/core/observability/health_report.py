@@ -8,13 +8,12 @@ history database into one ``HealthCheck``. The settings summary never holds a se
 
 from __future__ import annotations
 
-import asyncio
 import platform
 import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from typing import Any
 
 from python_mcp_server import __version__
@@ -25,6 +24,8 @@ from python_mcp_server.core.observability.history import HistoryStore
 from python_mcp_server.core.sessions.manager import SessionManager
 from python_mcp_server.core.sessions.session import ExecutionOutcome, KernelSession
 from python_mcp_server.errors import ServerError
+from python_mcp_server.infra.sandboxed_run import RunnerConfig, SandboxedRunner
+from python_mcp_server.infra.subprocess import CommandError, CommandTimeoutError
 from python_mcp_server.models.health import (
     EnvironmentHealth,
     HealthCheck,
@@ -89,6 +90,9 @@ class ExecutionMetrics(ExecutionHook):
             self.errors += 1
 
 
+#: Seconds an environment's interpreter has to answer health_check(venv_name).
+ENVIRONMENT_PROBE_TIMEOUT = 20.0
+
 #: Maps an environment name to its interpreter (raises VENV_NOT_FOUND for unknown names).
 PythonResolver = Callable[[str | None], str]
 
@@ -114,8 +118,11 @@ class HealthReporter:
         monitor: HealthMonitor,
         history: HistoryStore,
         metrics: ExecutionMetrics,
+        runner: SandboxedRunner | None = None,
     ) -> None:
         self._config = config
+        #: Runs an environment's interpreter confined (it may hold a kernel's files).
+        self._runner = runner if runner is not None else SandboxedRunner(RunnerConfig(None))
         self._sessions = sessions
         self._monitor = monitor
         self._history = history
@@ -159,7 +166,7 @@ class HealthReporter:
             requested = next(k for k in kernels if k.session_id == session.session_id)
         environment = None
         if venv_name is not None and python_for is not None:
-            environment = await environment_health(venv_name, python_for)
+            environment = await environment_health(venv_name, python_for, self._runner)
             if not environment.ok:
                 problems.append(f"environment {venv_name!r} does not run: {environment.error}")
                 status = "unhealthy" if unhealthy else "degraded"
@@ -198,29 +205,29 @@ class HealthReporter:
         )
 
 
-async def environment_health(venv_name: str, python_for: PythonResolver) -> EnvironmentHealth:
-    """Run the environment's interpreter once; VENV_NOT_FOUND propagates."""
+async def environment_health(
+    venv_name: str, python_for: PythonResolver, runner: SandboxedRunner
+) -> EnvironmentHealth:
+    """Run the environment's interpreter once, confined by ``runner`` (a kernel may have
+    changed the environment: its code never runs with the server's rights or variables);
+    VENV_NOT_FOUND propagates."""
     python = python_for(venv_name)
+    environment = Path(python).parent.parent  # the server's record <venvs>/<name>
     try:
-        process = await asyncio.create_subprocess_exec(
-            python,
-            "-c",
-            "import platform; print(platform.python_version())",
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL,
+        result = await runner.run(
+            [python, "-c", "import platform; print(platform.python_version())"],
+            timeout=ENVIRONMENT_PROBE_TIMEOUT,
+            readable=[environment],
         )
-    except OSError as exc:
-        return EnvironmentHealth(
-            venv_name=venv_name, ok=False, error=f"its interpreter cannot start ({exc.strerror})"
-        )
-    try:
-        out, _ = await asyncio.wait_for(process.communicate(), 20)
-    except asyncio.TimeoutError:
-        process.kill()
-        await process.wait()
+    except CommandTimeoutError:
         return EnvironmentHealth(venv_name=venv_name, ok=False, error="its interpreter hung")
-    if process.returncode != 0:
+    except CommandError as exc:
         return EnvironmentHealth(
-            venv_name=venv_name, ok=False, error=f"its interpreter exited {process.returncode}"
+            venv_name=venv_name, ok=False, error=f"its interpreter cannot start ({exc.message})"
         )
-    return EnvironmentHealth(venv_name=venv_name, ok=True, python_version=out.decode().strip())
+    if not result.ok:
+        return EnvironmentHealth(
+            venv_name=venv_name, ok=False, error=f"its interpreter exited {result.returncode}"
+        )
+    version = result.stdout.strip()[:40]
+    return EnvironmentHealth(venv_name=venv_name, ok=True, python_version=version)

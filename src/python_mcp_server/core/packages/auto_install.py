@@ -2,8 +2,9 @@
 
 Before a run, the code's imports are read with ``ast`` (never executed). Top-level modules
 that neither the standard library, the workspace nor the session's environment provides
-are mapped to distribution names (``cv2`` is ``opencv-python``...) and installed into that
-environment. Imports guarded by ``try: ... except ImportError`` are optional and left
+are mapped to distribution names (``cv2`` is ``opencv-python``...) and installed into the
+session's own package folder (its environment is shared, so it is left unchanged).
+Imports guarded by ``try: ... except ImportError`` are optional and left
 alone. The result's ``dependencies_info`` says what was missing and what happened; a
 failed install never stops the run (the code then meets its ImportError as usual).
 """
@@ -195,7 +196,8 @@ class AutoInstallHook:
             return
         name = session.venv_name or self._environments.default_name
         kernel_path = await self._environments.kernel_sys_path(name)
-        path = [str(self._workspace), *kernel_path]
+        own = self._packages.target(name, session.session_id).session_site
+        path = [str(self._workspace), *([str(own)] if own is not None else []), *kernel_path]
         missing = await asyncio.to_thread(missing_modules, modules, path)
         if not missing:
             return
@@ -213,15 +215,17 @@ class AutoInstallHook:
             requested=[s.name for s in specs],
         )
         request.notes[NOTE_KEY] = info
-        await self._install(name, specs, info)
+        await self._install(name, session.session_id, specs, info)
 
-    async def _install(self, name: str, specs: list[PackageSpec], info: DependenciesInfo) -> None:
+    async def _install(
+        self, name: str, session_id: str, specs: list[PackageSpec], info: DependenciesInfo
+    ) -> None:
         """Install all at once; if that fails, one by one so the others still land."""
         batches = [specs] if len(specs) == 1 else [specs, *([s] for s in specs)]
         errors: list[str] = []
         for batch in batches:
             try:
-                result = await self._packages.install_specs(name, batch)
+                result = await self._packages.install_specs(name, batch, session_id=session_id)
             except PackageInstallationError as exc:
                 if len(batch) == 1:
                     info.failed.append(batch[0].name)

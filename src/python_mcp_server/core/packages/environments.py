@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from python_mcp_server.core.packages.installer import (
+    INSTALLER_ENV_FIXED,
     EnvTarget,
     Installer,
     installer_env,
@@ -102,6 +103,9 @@ class EnvironmentsConfig:
     server_dirs: tuple[Path, ...] = ()
     uv: str | None = None
     preinstalled: str = ""
+    #: The server's Python folders (its prefixes and site-packages): where an environment's
+    #: ``sys.path`` may lead besides the environment itself.
+    trusted_paths: tuple[Path, ...] = ()
 
 
 def _now() -> datetime:
@@ -116,6 +120,11 @@ def _python_version(root: Path) -> str:
             if key.strip() in ("version_info", "version"):
                 return value.strip()
     return "unknown"
+
+
+def _inside(path: Path, folders: Sequence[Path]) -> bool:
+    normal = Path(os.path.normpath(path))
+    return any(normal == f or f in normal.parents for f in folders)
 
 
 def _tree_size(root: Path) -> int:
@@ -208,25 +217,55 @@ class EnvironmentManager:
             server_dirs=self.config.server_dirs if linked else (),
         )
 
+    def session_target(self, name: str, session_id: str, site: Path) -> EnvTarget:
+        """What the installer needs to install into one session's package folder."""
+        base = self.target(name)
+        return EnvTarget(
+            name=base.name,
+            root=base.root,
+            python=base.python,
+            site_packages=base.site_packages,
+            server_dirs=base.server_dirs,
+            session_id=session_id,
+            session_site=site,
+        )
+
     def sessions_using(self, name: str) -> list[str]:
         return [s.session_id for s in self.live_sessions(name)]
 
     async def kernel_sys_path(self, name: str) -> list[str]:
         """The ``sys.path`` a kernel of the environment starts with (asked once, cached
-        until the environment changes)."""
+        until the environment changes).
+
+        The environment's interpreter runs in the sandboxed runner (it may have been
+        changed by a kernel), and only answers inside the environment's own folder and
+        the server's Python are kept: the answer is data from an untrusted program.
+        """
         cached = self._sys_paths.get(name)
         if cached is None:
             probe = "import json, sys; print(json.dumps([p for p in sys.path if p]))"
-            result = await run_command(
-                [self.python_for(name), "-I", "-c", probe], timeout=CREATE_TIMEOUT,
-                env=installer_env(),
-            )  # fmt: skip
-            if not result.ok:
+            root = self.root(self._require(name))
+            result = await self.installer.runner.run(
+                [self.python_for(name), "-I", "-c", probe],
+                timeout=CREATE_TIMEOUT,
+                readable=[root],
+                env=INSTALLER_ENV_FIXED,
+            )
+            try:
+                answer = json.loads(result.stdout) if result.ok else None
+            except ValueError:
+                answer = None
+            if not isinstance(answer, list):
                 raise PackageInstallationError(
                     f"could not start the Python of environment {name!r}: "
                     + self.installer.hide_paths(result.stderr.strip()[-500:])
                 )
-            cached = [str(p) for p in json.loads(result.stdout)]
+            allowed = [root, *self.config.trusted_paths]
+            cached = [
+                p
+                for p in answer
+                if isinstance(p, str) and os.path.isabs(p) and _inside(Path(p), allowed)
+            ]
             self._sys_paths[name] = cached
         return cached
 

@@ -1,19 +1,26 @@
-"""Installer: uv (pip when uv is missing) installing validated specifiers into one venv.
+"""Installer: uv (pip when uv is missing) installing validated specifiers into one venv,
+or into one session's package folder (``--target``).
 
-Installs into one environment run one at a time (a lock per environment); different
-environments install in parallel. Package sources come only from the settings (index,
-extra index, find-links): the installer runs with ``--no-config`` / ``PIP_CONFIG_FILE``
-pointing nowhere and a scrubbed environment. Each call reports per-package outcomes from
-the environment's metadata before and after, so no installer output is parsed for facts.
+Installs into one target run one at a time (a lock per target); different targets install
+in parallel. Package sources come only from the settings (index, extra index,
+find-links): the installer runs with ``--no-config`` / ``PIP_CONFIG_FILE`` pointing
+nowhere. Every installer run, and every reading of what a target holds, goes through the
+``SandboxedRunner``: it may run the environment's interpreter and reads folders a kernel
+could have written, so it runs confined like a kernel, with a scrubbed environment, the
+target the only writable folder, and the network only for installs. Each call reports
+per-package outcomes from the target's metadata before and after, so no installer output
+is parsed for facts.
 """
 
 from __future__ import annotations
 
 import asyncio
 import importlib.metadata
+import json
 import os
 import re
 import shutil
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,11 +31,11 @@ from packaging.version import InvalidVersion
 
 from python_mcp_server.core.packages.requirements import PackageSpec
 from python_mcp_server.errors import PackageInstallationError
+from python_mcp_server.infra.sandboxed_run import SandboxedRunner
 from python_mcp_server.infra.subprocess import (
     CommandResult,
     CommandStartError,
     CommandTimeoutError,
-    run_command,
 )
 from python_mcp_server.models.packages import (
     InstallResult,
@@ -78,11 +85,38 @@ _NOISE = re.compile(
 
 #: name (canonical) -> (name as the distribution spells it, version)
 Distributions = dict[str, tuple[str, str]]
+#: What a folder below a target holds, and its location ("environment", "server").
+Shared = tuple[Distributions, str]
+
+
+#: Seconds a reading of a target's packages may take.
+SCAN_TIMEOUT = 60.0
+#: Run by the server's own interpreter (``-I -S``) in the sandbox: for each folder given,
+#: the distributions in it as [canonical name, name, version], the first of a name wins.
+_SCAN_PROGRAM = """\
+import json, re, sys
+from importlib.metadata import distributions
+out = []
+for folder in sys.argv[1:]:
+    found = {}
+    for dist in distributions(path=[folder]):
+        try:
+            name, version = dist.metadata["Name"], dist.version
+        except Exception:
+            continue
+        if isinstance(name, str) and isinstance(version, str) and name and version:
+            key = re.sub(r"[-_.]+", "-", name).lower()
+            found.setdefault(key, [key, name[:200], version[:100]])
+        if len(found) >= 20000:
+            break
+    out.append(list(found.values()))
+print(json.dumps(out))
+"""
 
 
 @dataclass(frozen=True)
 class EnvTarget:
-    """The environment an install goes to."""
+    """Where an install goes: an environment, or one session's package folder."""
 
     name: str
     root: Path
@@ -90,6 +124,34 @@ class EnvTarget:
     site_packages: Path
     #: The server's site-packages folders the environment sees through its link file.
     server_dirs: tuple[Path, ...] = ()
+    #: Set for a session's own installs: its package folder's install target.
+    session_id: str | None = None
+    session_site: Path | None = None
+
+    @property
+    def lock_key(self) -> str:
+        return self.name if self.session_id is None else f"session:{self.session_id}"
+
+    @property
+    def own_dir(self) -> Path:
+        """The folder installs change."""
+        return self.session_site if self.session_site is not None else self.site_packages
+
+    @property
+    def own_location(self) -> str:
+        return "environment" if self.session_site is None else "session"
+
+    @property
+    def writable(self) -> Path:
+        """The folder an installer run may change (and runs in)."""
+        return self.session_site if self.session_site is not None else self.root
+
+    def shared_dirs(self) -> list[tuple[Path, str]]:
+        """Folders kernels also import from, below the own one, with their location."""
+        dirs = [(d, "server") for d in self.server_dirs]
+        if self.session_site is not None:
+            dirs.insert(0, (self.site_packages, "environment"))
+        return dirs
 
 
 @dataclass(frozen=True)
@@ -104,6 +166,19 @@ class InstallerConfig:
     uv: str | None = None
     #: (absolute path, label) pairs replaced in messages so no server path leaks.
     hidden_paths: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    #: The installer's own cache, shared by installer runs only (never seen by kernels).
+    cache_dir: Path | None = None
+    #: The interpreter that reads targets' metadata in the sandbox (the server's own).
+    scan_python: str = sys.executable
+
+    def local_folders(self) -> tuple[Path, ...]:
+        """Package folders on this machine the settings name (find-links, file: indexes)."""
+        found: list[Path] = []
+        for item in (*self.find_links, self.index_url or "", *self.extra_index_urls):
+            path = item[len("file://") :] if item.startswith("file://") else item
+            if path.startswith("/") and os.path.isdir(path):
+                found.append(Path(path))
+        return tuple(found)
 
 
 def find_uv() -> str | None:
@@ -126,11 +201,21 @@ def installer_env(source: dict[str, str] | None = None) -> dict[str, str]:
     origin = dict(os.environ) if source is None else source
     env = {name: origin[name] for name in INSTALLER_ENV_ALLOWED if name in origin}
     env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
-    env["PIP_CONFIG_FILE"] = os.devnull
-    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
-    env["PIP_NO_INPUT"] = "1"
-    env["PYTHONNOUSERSITE"] = "1"
+    env.update(INSTALLER_ENV_FIXED)
     return env
+
+
+#: Variables every installer run gets, whatever the server's environment holds.
+INSTALLER_ENV_FIXED = {
+    "PIP_CONFIG_FILE": os.devnull,
+    "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+    "PIP_NO_INPUT": "1",
+    "PYTHONNOUSERSITE": "1",
+    # Copies, never hard links: a file a session's kernel can write must not share its
+    # inode with the cache, or with what another environment installs from it.
+    "UV_LINK_MODE": "copy",
+    "NO_COLOR": "1",
+}
 
 
 def scan_distributions(dirs: Sequence[Path]) -> Distributions:
@@ -148,6 +233,22 @@ def scan_distributions(dirs: Sequence[Path]) -> Distributions:
     return found
 
 
+def _distributions(entries: object) -> Distributions:
+    """The scan program's answer for one folder, checked (it ran where a kernel could
+    have planted files, so its output is data to validate, not to trust)."""
+    found: Distributions = {}
+    if not isinstance(entries, list):
+        return found
+    for entry in entries:
+        if (
+            isinstance(entry, list)
+            and len(entry) == 3
+            and all(isinstance(item, str) and 0 < len(item) <= 200 for item in entry)
+        ):
+            found.setdefault(canonicalize_name(entry[0]), (entry[1], entry[2]))
+    return found
+
+
 def _satisfied(spec: PackageSpec, version: str | None) -> bool:
     if version is None or spec.requirement.extras:
         return False  # extras may need more than the package itself: let the installer decide
@@ -158,31 +259,61 @@ def _satisfied(spec: PackageSpec, version: str | None) -> bool:
 
 
 class Installer:
-    """Installs, uninstalls and lists packages of environments."""
+    """Installs, uninstalls and lists packages of environments and session folders."""
 
-    def __init__(self, config: InstallerConfig) -> None:
+    def __init__(self, config: InstallerConfig, runner: SandboxedRunner) -> None:
         self.config = config
+        self.runner = runner
         self._locks: dict[str, asyncio.Lock] = {}
 
     @property
     def tool(self) -> str:
         return "uv" if self.config.uv else "pip"
 
-    def lock_for(self, env_name: str) -> asyncio.Lock:
-        """The lock serialising changes to one environment."""
-        return self._locks.setdefault(env_name, asyncio.Lock())
+    def lock_for(self, key: str) -> asyncio.Lock:
+        """The lock serialising changes to one target (an environment's name, or
+        ``EnvTarget.lock_key``)."""
+        return self._locks.setdefault(key, asyncio.Lock())
 
-    # --- reading an environment --------------------------------------------------------
-    def packages(self, target: EnvTarget) -> tuple[list[PackageInfo], int]:
+    # --- reading a target ---------------------------------------------------------------
+    async def scan(self, target: EnvTarget) -> tuple[Distributions, list[Shared]]:
+        """What the target holds, and what each folder below it holds (with its location),
+        read in the sandbox: the folders may hold files a kernel wrote."""
+        shared = target.shared_dirs()
+        folders = [target.own_dir, *(d for d, _ in shared)]
+        result = await self._run(
+            [self.config.scan_python, "-I", "-S", "-c", _SCAN_PROGRAM, *map(str, folders)],
+            target,
+            "reading the installed packages",
+            timeout=SCAN_TIMEOUT,
+            install=False,
+        )
+        try:
+            parsed = json.loads(result.stdout) if result.ok else None
+        except ValueError:
+            parsed = None
+        if not isinstance(parsed, list) or len(parsed) != len(folders):
+            raise PackageInstallationError(
+                "could not read the installed packages: " + self._reason(result, target)
+            )
+        found = [_distributions(entries) for entries in parsed]
+        return found[0], [(dists, loc) for dists, (_, loc) in zip(found[1:], shared, strict=True)]
+
+    async def packages(self, target: EnvTarget) -> tuple[list[PackageInfo], int]:
         """Every distribution kernels of ``target`` see, and how many are its own."""
-        own = scan_distributions([target.site_packages])
-        server = scan_distributions(target.server_dirs)
-        listed = [PackageInfo(name=n, version=v, location="environment") for n, v in own.values()]
-        listed += [
-            PackageInfo(name=n, version=v, location="server")
-            for key, (n, v) in server.items()
-            if key not in own
+        own, shared = await self.scan(target)
+        listed = [
+            PackageInfo.model_validate({"name": n, "version": v, "location": target.own_location})
+            for n, v in own.values()
         ]
+        seen = set(own)
+        for dists, location in shared:
+            for key, (n, v) in dists.items():
+                if key not in seen:
+                    seen.add(key)
+                    listed.append(
+                        PackageInfo.model_validate({"name": n, "version": v, "location": location})
+                    )
         listed.sort(key=lambda p: canonicalize_name(p.name))
         return listed, len(own)
 
@@ -191,22 +322,22 @@ class Installer:
         self, target: EnvTarget, specs: Sequence[PackageSpec], *, upgrade: bool = False
     ) -> InstallResult:
         """Install ``specs`` into ``target``; PACKAGE_INSTALLATION_ERROR names what failed."""
-        async with self.lock_for(target.name):
+        async with self.lock_for(target.lock_key):
             return await self.install_locked(target, specs, upgrade=upgrade)
 
     async def install_locked(
         self, target: EnvTarget, specs: Sequence[PackageSpec], *, upgrade: bool = False
     ) -> InstallResult:
-        """``install`` for a caller that already holds ``lock_for(target.name)``."""
+        """``install`` for a caller that already holds ``lock_for(target.lock_key)``."""
         started = time.perf_counter()
-        own = await asyncio.to_thread(scan_distributions, [target.site_packages])
-        server = await asyncio.to_thread(scan_distributions, target.server_dirs)
+        own, shared = await self.scan(target)
 
         def visible(name: str, own_now: Distributions) -> tuple[str | None, str | None]:
             if name in own_now:
-                return own_now[name][1], "environment"
-            if name in server:
-                return server[name][1], "server"
+                return own_now[name][1], target.own_location
+            for dists, location in shared:
+                if name in dists:
+                    return dists[name][1], location
             return None, None
 
         outcomes: dict[int, PackageOutcome] = {}
@@ -223,8 +354,8 @@ class Installer:
                 pending.append((index, spec))
         changes: list[PackageChange] = []
         if pending:
-            await self._run(target, [spec for _, spec in pending], upgrade=upgrade)
-            after = await asyncio.to_thread(scan_distributions, [target.site_packages])
+            await self._install(target, [spec for _, spec in pending], upgrade=upgrade)
+            after, _ = await self.scan(target)
             changes = _diff(own, after)
             for index, spec in pending:
                 before, _ = visible(spec.name, own)
@@ -240,6 +371,7 @@ class Installer:
         ordered = [outcomes[i] for i in range(len(specs))]
         return InstallResult(
             venv_name=target.name,
+            session_id=target.session_id,
             installer="uv" if pending and self.config.uv else "pip" if pending else "none",
             packages=ordered,
             changes=changes,
@@ -279,22 +411,25 @@ class Installer:
     def install_argv(self, target: EnvTarget, texts: Sequence[str], *, upgrade: bool) -> list[str]:
         """The installer command line for ``texts`` (validated specifiers only)."""
         upgrade_args = ["--upgrade"] if upgrade else []
+        where = ["--target", str(target.session_site)] if target.session_site else []
         if self.config.uv:
             return [
-                self.config.uv, "pip", "install", "--python", str(target.python),
+                self.config.uv, "pip", "install", "--python", str(target.python), *where,
                 "--no-config", "--color", "never", "--no-progress", "--compile-bytecode",
                 *self._index_args(), *upgrade_args, "--", *texts,
             ]  # fmt: skip
         return [
             str(target.python), "-m", "pip", "install", "--no-input",
-            "--disable-pip-version-check", "--progress-bar", "off",
+            "--disable-pip-version-check", "--progress-bar", "off", *where,
             *self._index_args(), *upgrade_args, "--", *texts,
         ]  # fmt: skip
 
-    async def _run(self, target: EnvTarget, specs: Sequence[PackageSpec], *, upgrade: bool) -> None:
+    async def _install(
+        self, target: EnvTarget, specs: Sequence[PackageSpec], *, upgrade: bool
+    ) -> None:
         names = ", ".join(spec.name for spec in specs)
         argv = self.install_argv(target, [spec.text for spec in specs], upgrade=upgrade)
-        result = await self._command(argv, target, f"installing {names}")
+        result = await self._run(argv, target, f"installing {names}")
         if not result.ok:
             reason = self._reason(result, target)
             culprits = _culprits(specs, reason) or [spec.name for spec in specs]
@@ -303,10 +438,38 @@ class Installer:
                 "(nothing from this request was installed)"
             )
 
-    async def _command(self, argv: list[str], target: EnvTarget, what: str) -> CommandResult:
+    async def _run(
+        self,
+        argv: list[str],
+        target: EnvTarget,
+        what: str,
+        *,
+        timeout: float | None = None,
+        install: bool = True,
+    ) -> CommandResult:
+        """Run an installer (``install``: with network, the target writable) or a reading
+        of the target (no network, nothing writable) through the sandboxed runner."""
+        env = dict(INSTALLER_ENV_FIXED)
+        writable: list[Path] = []
+        if install:
+            writable.append(target.writable)
+            cache = self.config.cache_dir
+            if cache is not None:
+                cache.mkdir(parents=True, exist_ok=True, mode=0o700)
+                writable.append(cache)
+            env["UV_CACHE_DIR"] = str(cache) if cache is not None else "/tmp/uv-cache"
+        readable = [target.root, *target.server_dirs, *self.config.local_folders()]
+        if target.session_site is not None:
+            readable.append(target.session_site)
         try:
-            return await run_command(
-                argv, timeout=self.config.timeout, env=installer_env(), cwd=target.root
+            return await self.runner.run(
+                argv,
+                timeout=timeout if timeout is not None else self.config.timeout,
+                readable=readable,
+                writable=writable,
+                network=install,
+                env=env,
+                cwd=target.writable if install else None,
             )
         except CommandTimeoutError as exc:
             raise PackageInstallationError(
@@ -318,28 +481,29 @@ class Installer:
 
     # --- uninstall ---------------------------------------------------------------------
     async def uninstall(self, target: EnvTarget, specs: Sequence[PackageSpec]) -> UninstallResult:
-        """Remove packages from ``target``; the server's environment is never touched."""
-        async with self.lock_for(target.name):
+        """Remove packages from ``target``; the server's environment is never touched, nor
+        the shared environment when the target is a session's folder."""
+        async with self.lock_for(target.lock_key):
             started = time.perf_counter()
-            own = await asyncio.to_thread(scan_distributions, [target.site_packages])
+            own, shared = await self.scan(target)
             present = [spec for spec in specs if spec.name in own]
             after = own
             if present:
                 names = [spec.name for spec in present]
+                where = ["--target", str(target.session_site)] if target.session_site else []
                 if self.config.uv:
                     argv = [
                         self.config.uv, "pip", "uninstall", "--python", str(target.python),
-                        "--no-config", "--color", "never", "--", *names,
+                        *where, "--no-config", "--color", "never", "--", *names,
                     ]  # fmt: skip
                 else:
                     argv = [str(target.python), "-m", "pip", "uninstall", "-y", "--", *names]
-                result = await self._command(argv, target, f"uninstalling {', '.join(names)}")
+                result = await self._run(argv, target, f"uninstalling {', '.join(names)}")
                 if not result.ok:
                     raise PackageInstallationError(
                         f"could not uninstall {', '.join(names)}: {self._reason(result, target)}"
                     )
-                after = await asyncio.to_thread(scan_distributions, [target.site_packages])
-            server = await asyncio.to_thread(scan_distributions, target.server_dirs)
+                after, _ = await self.scan(target)
             outcomes = []
             for spec in specs:
                 if spec.name in own and spec.name not in after:
@@ -352,12 +516,17 @@ class Installer:
                     raise PackageInstallationError(
                         f"{spec.name} is still installed after uninstall"
                     )
-                elif spec.name in server:
-                    outcomes.append(UninstallOutcome(name=spec.name, status="provided_by_server"))
                 else:
-                    outcomes.append(UninstallOutcome(name=spec.name, status="not_installed"))
+                    status = next(
+                        (f"provided_by_{loc}" for dists, loc in shared if spec.name in dists),
+                        "not_installed",
+                    )
+                    outcomes.append(
+                        UninstallOutcome.model_validate({"name": spec.name, "status": status})
+                    )
             return UninstallResult(
                 venv_name=target.name,
+                session_id=target.session_id,
                 installer=("uv" if self.config.uv else "pip") if present else "none",
                 packages=outcomes,
                 duration_seconds=round(time.perf_counter() - started, 3),
@@ -434,6 +603,7 @@ def _install_message(outcomes: Sequence[PackageOutcome], changes: Sequence[Packa
 def _uninstall_message(outcomes: Sequence[UninstallOutcome]) -> str:
     removed = [f"{o.name} {o.version}" for o in outcomes if o.status == "removed"]
     server = [o.name for o in outcomes if o.status == "provided_by_server"]
+    shared = [o.name for o in outcomes if o.status == "provided_by_environment"]
     absent = [o.name for o in outcomes if o.status == "not_installed"]
     parts = []
     if removed:
@@ -442,6 +612,11 @@ def _uninstall_message(outcomes: Sequence[UninstallOutcome]) -> str:
         parts.append(
             f"{', '.join(server)} come(s) from the server's environment, which is never "
             "changed; not removed"
+        )
+    if shared:
+        parts.append(
+            f"{', '.join(shared)} come(s) from the shared environment, which a session's "
+            "uninstall never changes; not removed"
         )
     if absent:
         parts.append(f"not installed: {', '.join(absent)}")

@@ -1,19 +1,22 @@
-"""PackageService: install, uninstall and list packages of the environment a call targets.
+"""PackageService: install, uninstall and list packages of the target a call names.
 
-A call names a session (its kernel's environment), an environment, or neither (the
-active session's environment, else the default one). After a change, running kernels of
-that environment refresh their import caches so new packages import without a restart.
+A call naming a session works on that session's own package folder (seen by its kernel
+only, removed with the session), with its environment's packages beneath. A call naming
+an environment, or nothing (the active session's environment, else the default one),
+works on the shared environment. After a change, the running kernels that see it
+refresh their import caches so new packages import without a restart.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 from python_mcp_server.core.observability.audit import audit_install
 from python_mcp_server.core.packages.environments import EnvironmentManager, refresh_import_caches
+from python_mcp_server.core.packages.installer import EnvTarget
 from python_mcp_server.core.packages.requirements import PackageSpec, parse_names, parse_packages
 from python_mcp_server.core.sessions.manager import SessionManager
+from python_mcp_server.core.sessions.session import KernelSession
 from python_mcp_server.errors import InvalidInputError, ServerError
 from python_mcp_server.models.packages import InstallResult, PackageList, UninstallResult
 
@@ -54,15 +57,35 @@ class PackageService:
         upgrade: bool = False,
     ) -> InstallResult:
         specs = parse_packages(packages)
-        return await self.install_specs(
-            self.target_name(session_id, venv_name), specs, upgrade=upgrade
-        )
+        name = self.target_name(session_id, venv_name)
+        return await self.install_specs(name, specs, upgrade=upgrade, session_id=session_id)
+
+    def target(self, name: str, session_id: str | None) -> EnvTarget:
+        """The session's package folder when the session has one, else the environment."""
+        folder = None
+        packages = self.sessions.factory.packages
+        if session_id is not None and packages is not None:
+            folder = packages.for_session(self.sessions.get(session_id).session_id)
+        if folder is None:
+            return self.environments.target(name)
+        return self.environments.session_target(name, session_id or "", folder.site)
+
+    def _refreshed(self, target: EnvTarget) -> list[KernelSession]:
+        if target.session_id is not None:
+            return [self.sessions.get(target.session_id)]
+        return self.environments.live_sessions(target.name)
 
     async def install_specs(
-        self, name: str, specs: list[PackageSpec], *, upgrade: bool = False
+        self,
+        name: str,
+        specs: list[PackageSpec],
+        *,
+        upgrade: bool = False,
+        session_id: str | None = None,
     ) -> InstallResult:
-        """Install validated specifiers into environment ``name`` and refresh its kernels."""
-        target = self.environments.target(name)
+        """Install validated specifiers into environment ``name`` (or the session's own
+        package folder) and refresh the kernels that see it."""
+        target = self.target(name, session_id)
         started = time.perf_counter()
         texts = [spec.text for spec in specs]
         try:
@@ -84,11 +107,10 @@ class PackageService:
             installer=result.installer,
         )
         if result.changes:
-            self.environments.changed(name)
-            await self.sessions.factory.environment_changed()
-            result.sessions_refreshed = await refresh_import_caches(
-                self.environments.live_sessions(name)
-            )
+            if target.session_id is None:
+                self.environments.changed(name)
+                await self.sessions.factory.environment_changed()
+            result.sessions_refreshed = await refresh_import_caches(self._refreshed(target))
         return result
 
     async def uninstall(
@@ -100,19 +122,25 @@ class PackageService:
     ) -> UninstallResult:
         specs = parse_names(packages)
         name = self.target_name(session_id, venv_name)
-        result = await self.environments.installer.uninstall(self.environments.target(name), specs)
+        target = self.target(name, session_id)
+        result = await self.environments.installer.uninstall(target, specs)
         if any(p.status == "removed" for p in result.packages):
-            self.environments.changed(name)
-            await self.sessions.factory.environment_changed()
-            await refresh_import_caches(self.environments.live_sessions(name))
+            if target.session_id is None:
+                self.environments.changed(name)
+                await self.sessions.factory.environment_changed()
+            await refresh_import_caches(self._refreshed(target))
         return result
 
     async def list_packages(
         self, *, session_id: str | None = None, venv_name: str | None = None
     ) -> PackageList:
         name = self.target_name(session_id, venv_name)
-        target = self.environments.target(name)
-        packages, own = await asyncio.to_thread(self.environments.installer.packages, target)
+        target = self.target(name, session_id)
+        packages, own = await self.environments.installer.packages(target)
         return PackageList(
-            venv_name=name, packages=packages, total=len(packages), environment_total=own
+            venv_name=name,
+            session_id=target.session_id,
+            packages=packages,
+            total=len(packages),
+            environment_total=own,
         )

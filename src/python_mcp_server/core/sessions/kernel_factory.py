@@ -5,12 +5,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import weakref
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from python_mcp_server.core.packages.session_packages import PackageFolder, SessionPackages
 from python_mcp_server.core.sessions.kernel_client import KernelClient
-from python_mcp_server.core.sessions.kernel_environment import kernel_environment
+from python_mcp_server.core.sessions.kernel_environment import (
+    KernelPipConfig,
+    kernel_environment,
+    session_package_variables,
+)
 from python_mcp_server.core.sessions.preload import PreloadPolicy
 from python_mcp_server.errors import KernelSilentError
 from python_mcp_server.infra.kernels.base import KernelLauncher, KernelLaunchRequest
@@ -35,6 +41,10 @@ class KernelFactoryConfig:
     extra_env: Mapping[str, str] | None = None
     #: Modules every new kernel imports before it answers (see core/sessions/preload.py).
     preload: tuple[str, ...] = ()
+    #: What the kernel-side pip installs with (sessions with a package folder).
+    pip: KernelPipConfig = field(default_factory=KernelPipConfig)
+    #: Local package folders (find-links) kernels may read for ``%pip install``.
+    readable_paths: tuple[Path, ...] = ()
 
 
 class KernelFactory:
@@ -45,33 +55,87 @@ class KernelFactory:
         launcher: KernelLauncher,
         config: KernelFactoryConfig,
         python_for: PythonResolver = server_python,
+        packages: SessionPackages | None = None,
     ) -> None:
         self.launcher = launcher
         self._config = config
         self.python_for = python_for
         self.preload = PreloadPolicy(config.preload, launcher.preload_mode)
-
-    def launch_request(self, venv_name: str | None, label: str) -> KernelLaunchRequest:
-        workspace = self._config.workspace
-        return KernelLaunchRequest(
-            python=self.python_for(venv_name),
-            cwd=workspace,
-            env=kernel_environment(workspace, extra=self._config.extra_env),
-            label=label,
-            writable_paths=(workspace,),
-            preload=self.preload.modules_for(venv_name),
+        #: Per-session package folders; None: kernels get none (remote kernels).
+        self.packages = packages
+        self._folder_of: weakref.WeakKeyDictionary[KernelClient, PackageFolder] = (
+            weakref.WeakKeyDictionary()
         )
 
-    async def start(self, venv_name: str | None, label: str) -> KernelClient:
+    def launch_request(
+        self, venv_name: str | None, label: str, folder: PackageFolder | None = None
+    ) -> KernelLaunchRequest:
+        """What a kernel of ``venv_name`` gets: its environment read-only (the folder is
+        the server's record ``<venvs>/<name>``, never found through the interpreter's
+        links), the workspace and its session package folder writable."""
+        workspace = self._config.workspace
+        python = self.python_for(venv_name)
+        environment_bin = Path(python).parent
+        extra = dict(self._config.extra_env or {})
+        prefix = [environment_bin]
+        writable = [workspace]
+        own: tuple[str, ...] = ()
+        if folder is not None:
+            variables = session_package_variables(folder.site, folder.cache, self._config.pip)
+            extra.update(variables)
+            own = (*variables, "PATH")
+            prefix = [folder.bin, folder.site / "bin", environment_bin]
+            writable.append(folder.root)
+        return KernelLaunchRequest(
+            python=python,
+            cwd=workspace,
+            env=kernel_environment(workspace, extra=extra, path_prefix=prefix),
+            label=label,
+            writable_paths=tuple(writable),
+            readable_paths=(environment_bin.parent, *self._config.readable_paths),
+            preload=self.preload.modules_for(venv_name),
+            own_variables=own,
+        )
+
+    async def start(
+        self, venv_name: str | None, label: str, *, pooled: bool = False
+    ) -> KernelClient:
         """Launch a kernel for an environment and return a client once it answers.
+
+        ``label`` is the session the kernel is for: it gets the session's package folder
+        (made now for a new session). A ``pooled`` kernel gets a fresh folder that the
+        session taking it claims.
 
         A kernel still silent after half the start timeout is ended and launched once
         more within the same overall budget: on a loaded machine a fresh kernel process
         has, rarely, stayed silent for good, and a second one answers at once.
         """
+        folder: PackageFolder | None = None
+        made = False
+        if self.packages is not None:
+            folder = None if pooled else self.packages.for_session(label)
+            if folder is None:
+                python = self.python_for(venv_name)
+                folder = await asyncio.to_thread(self.packages.create, python)
+                made = True
+        try:
+            client = await self._start(venv_name, label, folder)
+        except BaseException:
+            if made and folder is not None and self.packages is not None:
+                await self.packages.discard(folder)
+            raise
+        if folder is not None and self.packages is not None:
+            self._folder_of[client] = folder
+            if not pooled:
+                self.packages.register(label, folder)
+        return client
+
+    async def _start(
+        self, venv_name: str | None, label: str, folder: PackageFolder | None
+    ) -> KernelClient:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._config.start_timeout
-        request = self.launch_request(venv_name, label)
+        request = self.launch_request(venv_name, label, folder)
         kernel = await self.launcher.launch(request)
         try:
             client = await KernelClient.connect(kernel, timeout=self._config.start_timeout / 2)
@@ -86,6 +150,17 @@ class KernelFactory:
         """Packages changed: preloads are tried again, templates with old imports end."""
         self.preload.problems.clear()
         await self.launcher.environment_changed()
+
+    def claim(self, client: KernelClient, session_id: str) -> None:
+        """A session takes a pooled kernel: its package folder becomes the session's."""
+        folder = self._folder_of.get(client)
+        if folder is not None and self.packages is not None:
+            self.packages.claim(session_id, folder)
+
+    async def release(self, session_id: str) -> None:
+        """The session has ended: remove its package folder."""
+        if self.packages is not None:
+            await self.packages.release(session_id)
 
     async def attach(self, session_id: str) -> KernelClient | None:
         """A client for the running kernel of a session another server started, if any.

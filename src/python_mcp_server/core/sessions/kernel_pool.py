@@ -68,7 +68,7 @@ class KernelPool:
                 await self._wake.wait()
                 continue
             try:
-                client = await self._factory.start(None, "pool")
+                client = await self._factory.start(None, "pool", pooled=True)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

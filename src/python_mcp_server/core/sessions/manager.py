@@ -95,6 +95,8 @@ class SessionManager:
         reaped = await self._factory.launcher.reap_orphans()
         if reaped:
             logger.warning("ended %d kernel(s) left by an earlier server", reaped)
+        if self._factory.packages is not None:
+            await self._factory.packages.clear()  # an earlier server's session folders
         self._pool.start()
         if self._config.idle_timeout > 0:
             self._reaper = asyncio.create_task(self._reap_idle_forever(), name="idle-reaper")
@@ -109,6 +111,8 @@ class SessionManager:
         await asyncio.gather(
             self._pool.aclose(), *(self._release(s) for s in sessions), return_exceptions=True
         )
+        if self._factory.packages is not None:
+            await self._factory.packages.clear()  # pooled kernels' folders too
 
     # --- lookup -----------------------------------------------------------------------
     def resolve_id(self, session_id: str | None) -> str:
@@ -208,6 +212,7 @@ class SessionManager:
         session = self._sessions.pop(name, None)
         if session is not None:
             await session.close()
+            await self._factory.release(name)
         else:
             kernel = await self._factory.launcher.find_session_kernel(name)
             if kernel is None:
@@ -226,6 +231,7 @@ class SessionManager:
         if venv_name is None:
             pooled = self._pool.take()
             if pooled is not None:
+                self._factory.claim(pooled, label)
                 return pooled
         return await self._factory.start(venv_name, label)
 
@@ -269,6 +275,7 @@ class SessionManager:
             await session.client.close(kill=False)
         else:
             await session.close()
+            await self._factory.release(session.session_id)
 
     async def _kernel_replaced(self, session: KernelSession, reason: str) -> None:
         for hook in self.replacement_hooks:

@@ -30,9 +30,16 @@ class KernelLaunchRequest:
     env: Mapping[str, str]
     label: str = "kernel"
     writable_paths: tuple[Path, ...] = ()
+    #: Folders a sandboxed kernel must read even where the sandbox hides their parent
+    #: (its environment): server-owned paths, never derived from files a kernel wrote.
+    readable_paths: tuple[Path, ...] = ()
     extra_args: tuple[str, ...] = field(default_factory=tuple)
     #: Modules imported before the kernel answers (a failure is reported, never fatal).
     preload: tuple[str, ...] = ()
+    #: Names of ``env`` variables that belong to this kernel alone (its session's package
+    #: folder): a launcher forking kernels from a shared template leaves them out of the
+    #: template and applies them in the child.
+    own_variables: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

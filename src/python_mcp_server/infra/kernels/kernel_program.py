@@ -129,6 +129,10 @@ def become_kernel(request: dict[str, Any], server_pid: int) -> None:
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])
+    # The template started without this kernel's own PYTHONPATH (its session's packages).
+    for entry in reversed(os.environ.get("PYTHONPATH", "").split(os.pathsep)):
+        if entry and entry not in sys.path:
+            sys.path.insert(0, entry)
     reseed()
     exit_with_server(server_pid)
     run_kernel(list(request["argv"]))

@@ -6,8 +6,10 @@ What the kernel sees:
 - a private, size-capped /tmp and an empty /run (host service sockets stay out of reach);
 - empty folders over the user's home, the server's state folder (history database,
   logs, other kernels' connection files) and the environments folder;
-- writable: the workspace, the kernel's own environment (when its interpreter lives in
-  the environments folder) and its own runtime folder (connection file and sockets);
+- read-only: the server's Python and the kernel's environment (shared by sessions, so no
+  kernel may change it);
+- writable: the workspace, the kernel's session package folder and its own runtime
+  folder (connection file and sockets);
 - its own user, pid, ipc and uts namespaces, no capabilities, no nested user namespaces,
   and with ``MCP_KERNEL_NETWORK=deny`` its own network namespace holding only loopback.
 
@@ -23,10 +25,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import shutil
 import subprocess
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -34,7 +34,8 @@ from typing import Literal
 from python_mcp_server.errors import KernelStartError
 from python_mcp_server.infra.kernels.base import KernelLaunchRequest, LaunchedKernel
 from python_mcp_server.infra.kernels.cgroups import PidsCgroups
-from python_mcp_server.infra.kernels.limits import MIB, LimitedLauncher, ResourceLimits
+from python_mcp_server.infra.kernels.limits import LimitedLauncher, ResourceLimits
+from python_mcp_server.infra.kernels.mounts import Mount, mount_args, plan_mounts
 from python_mcp_server.infra.tasks import retrieve_outcomes
 
 logger = logging.getLogger(__name__)
@@ -57,65 +58,20 @@ ISOLATION_ARGS: tuple[str, ...] = (
     "ALL",
 )
 
-#: Folders under /run a sandboxed program may still need (DNS through systemd-resolved).
-RUN_REEXPOSED = (Path("/run/systemd/resolve"),)
-#: Size cap of the empty folders laid over hidden ones (home, state, /run), MiB: tmpfs
-#: lives in RAM, so what a kernel writes there must stay small.
-HIDDEN_SIZE_MB = 128
-
-_HIDE, _READ_ONLY, _WRITABLE = 0, 1, 2
-
 
 @dataclass(frozen=True)
 class SandboxConfig:
-    """What the sandbox hides and exposes, beyond each launch request's writable paths."""
+    """What the sandbox hides and exposes, beyond each launch request's own paths."""
 
     network: Network = "allow"
     #: Folders replaced by empty ones: home, state, environments.
     hidden_paths: tuple[Path, ...] = ()
-    #: The environments folder: a kernel whose interpreter lives in it gets its env writable.
-    venvs_dir: Path | None = None
-    #: Folders kernels must read even inside a hidden one (the server's own Python, whose
-    #: site-packages the environments link to).
+    #: Folders every sandboxed program must read even inside a hidden one (the server's
+    #: own Python, whose site-packages the environments link to).
     readable_paths: tuple[Path, ...] = ()
     #: Size cap of the private /tmp and /dev/shm, MiB.
     tmp_size_mb: int = 512
     bwrap: str = "bwrap"
-
-
-@dataclass(frozen=True)
-class _Mount:
-    path: Path
-    kind: int
-
-    @property
-    def order(self) -> tuple[int, int]:
-        # Parents before children; at one depth, hide first and expose after.
-        return (len(self.path.parts), self.kind)
-
-
-def _resolved(path: Path) -> Path:
-    return Path(os.path.realpath(path))
-
-
-def _under(path: Path, folders: Iterable[Path]) -> bool:
-    return any(path == folder or folder in path.parents for folder in folders)
-
-
-def interpreter_roots(python: str) -> set[Path]:
-    """Folders an interpreter needs: its venv, the venv's base install, the real binary's."""
-    roots: set[Path] = set()
-    exe = Path(python)
-    venv = exe.parent.parent
-    config = venv / "pyvenv.cfg"
-    if config.is_file():
-        roots.add(_resolved(venv))
-        for line in config.read_text(errors="replace").splitlines():
-            key, _, value = line.partition("=")
-            if key.strip() == "home" and value.strip():
-                roots.add(_resolved(Path(value.strip())).parent)
-    roots.add(_resolved(exe).parent.parent)
-    return roots
 
 
 class BwrapLauncher(LimitedLauncher):
@@ -174,51 +130,15 @@ class BwrapLauncher(LimitedLauncher):
         args = list(ISOLATION_ARGS)
         if self.config.network == "deny":
             args.append("--unshare-net")
-        scratch = str(self.config.tmp_size_mb * MIB)
-        args += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
-        args += ["--size", scratch, "--tmpfs", "/dev/shm"]
-        for mount in self._mounts(request, runtime_dir):
-            if mount.kind == _HIDE:
-                small = str(min(self.config.tmp_size_mb, HIDDEN_SIZE_MB) * MIB)
-                size = scratch if mount.path == Path("/tmp") else small
-                args += ["--size", size, "--tmpfs", str(mount.path)]
-            elif mount.kind == _READ_ONLY:
-                args += ["--ro-bind", str(mount.path), str(mount.path)]
-            else:
-                args += ["--bind", str(mount.path), str(mount.path)]
-        return args
+        return args + mount_args(self.kernel_mounts(request, runtime_dir), self.config.tmp_size_mb)
 
-    def _mounts(self, request: KernelLaunchRequest, runtime_dir: Path) -> list[_Mount]:
-        hidden = [Path("/tmp"), Path("/run")]
-        hidden += [_resolved(p) for p in self.config.hidden_paths if p.is_dir()]
-        hidden = [p for p in dict.fromkeys(hidden) if p != Path("/")]
-        writable = [_resolved(p) for p in request.writable_paths if p.is_dir()]
-        writable.append(_resolved(runtime_dir))
-        venv = self._own_venv(request.python)
-        if venv is not None:
-            writable.append(venv)
-        exposed = [p for p in RUN_REEXPOSED if p.is_dir()]
-        readable = {*interpreter_roots(request.python), *map(_resolved, self.config.readable_paths)}
-        exposed += [
-            root
-            for root in sorted(readable)
-            if root.is_dir() and _under(root, hidden) and not _under(root, writable)
-        ]
-        mounts = [_Mount(p, _HIDE) for p in hidden]
-        mounts += [_Mount(p, _READ_ONLY) for p in exposed]
-        mounts += [_Mount(p, _WRITABLE) for p in dict.fromkeys(writable)]
-        return sorted(mounts, key=lambda m: m.order)
-
-    def _own_venv(self, python: str) -> Path | None:
-        """The environment folder (``<venvs>/<name>``) an interpreter belongs to, if any."""
-        if self.config.venvs_dir is None:
-            return None
-        venvs = _resolved(self.config.venvs_dir)
-        exe = Path(python)
-        exe = _resolved(exe.parent) / exe.name  # the folder resolved, not the symlinked binary
-        if venvs not in exe.parents:
-            return None
-        return venvs / exe.relative_to(venvs).parts[0]
+    def kernel_mounts(self, request: KernelLaunchRequest, runtime_dir: Path) -> list[Mount]:
+        """A kernel's mounts: the request's folders and its runtime folder, nothing else."""
+        return plan_mounts(
+            hidden=self.config.hidden_paths,
+            readable=(*self.config.readable_paths, *request.readable_paths),
+            writable=(*request.writable_paths, runtime_dir),
+        )
 
     async def launch(self, request: KernelLaunchRequest) -> LaunchedKernel:
         kernel = await super().launch(request)

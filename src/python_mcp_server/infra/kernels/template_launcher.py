@@ -55,8 +55,17 @@ class TemplateLauncher(LimitedLauncher):
         return list(self._templates.values())
 
     def _key(self, request: KernelLaunchRequest) -> _Key:
-        env = tuple(sorted(self.kernel_env(request).items()))
+        env = tuple(sorted(self._template_env(request).items()))
         return (request.python, str(request.cwd), env, request.preload)
+
+    def _template_env(self, request: KernelLaunchRequest) -> dict[str, str]:
+        """The variables a template shares with every kernel it forks: not a kernel's own
+        (its session's ``PYTHONPATH``...), which the forked child applies itself."""
+        env = self.kernel_env(request)
+        for name in request.own_variables:
+            env.pop(name, None)
+        env.pop("JPY_PARENT_PID", None)
+        return env
 
     async def launch(self, request: KernelLaunchRequest) -> LaunchedKernel:
         if not request.preload:
@@ -126,8 +135,7 @@ class TemplateLauncher(LimitedLauncher):
             "limits": [list(pair) for pair in self.limits.rlimits()],
             "server_pid": os.getpid(),
         }
-        env = self.kernel_env(request)
-        env.pop("JPY_PARENT_PID", None)
+        env = self._template_env(request)
         try:
             with log_path.open("wb") as log:
                 process = await asyncio.create_subprocess_exec(
