@@ -7,6 +7,7 @@ session), and a screenshot is taken. Nothing of the page comes from the internet
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -83,6 +84,33 @@ async def test_the_page_follows_a_session_as_it_runs(
             "[...new Set(performance.getEntriesByType('resource').map(e => new URL(e.name).host))]"
         )
         assert all(host.startswith("127.0.0.1") for host in origins), origins
+
+
+async def test_output_streams_while_a_cell_runs(viewer: LaunchedServer, browser: Browser) -> None:
+    slow = (
+        "import time\n"
+        "print('first half', flush=True)\n"
+        "while not __import__('os').path.exists('release'):\n"
+        "    time.sleep(0.05)\n"
+        "print('second half')"
+    )
+    async with Client(viewer.mcp_url) as client:
+        await run(client, "ready = True")
+        await browser.goto(await link(client, "default"))
+        await browser.wait_for("document.body.dataset.ready === '1'", "the snapshot")
+        running = asyncio.create_task(run(client, slow))
+        await browser.wait_for(
+            "[...document.querySelectorAll('.running .live')].some(e => "
+            "e.textContent.includes('first half'))",
+            "the running cell's output so far",
+        )
+        (viewer.workspace / "release").touch()
+        await running
+        await browser.wait_for(
+            "document.body.innerText.includes('second half') && "
+            "!document.querySelector('.running')",
+            "the finished cell",
+        )
 
 
 async def test_kernel_output_cannot_script_the_page(

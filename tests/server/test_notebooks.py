@@ -172,3 +172,18 @@ async def test_export_after_a_server_restart(workspace: Path, settings: Settings
         exported = await call(second, "export_notebook", session_id="default")
     assert code_of(read_nb(workspace / exported["path"])) == ["kept = 'across restarts'"]
     assert not wait_gone(kernel_children() - before)
+
+
+async def test_a_script_run_in_the_kernel_is_a_note_and_a_run_line(
+    client: Client[Any], workspace: Path
+) -> None:
+    await call(client, "save_script", name="hello", content="print('from a script')")
+    await call(client, "run_script", path="scripts/hello.py", mode="kernel", args=["a b"])
+    await call(client, "export_notebook", session_id="default")
+    notebook = read_nb(workspace / "notebooks/default.ipynb")
+    note, cell = notebook.cells[1], notebook.cells[2]
+    assert note.cell_type == "markdown"
+    assert "scripts/hello.py" in note.source
+    assert cell.source == "%run scripts/hello.py 'a b'"
+    assert cell.outputs[0]["text"] == "from a script\n"
+    assert str(workspace) not in nbformat.writes(notebook)

@@ -262,6 +262,7 @@ def build_services(settings: Settings) -> Services:
     live = LiveFeed()
     recorder = NotebookRecorder(cells, live)
     execution.add_hook(recorder)
+    execution.watchers.append(recorder)
     sessions.replacement_hooks.append(recorder.kernel_replaced)
     if settings.auto_install:
         execution.add_hook(AutoInstallHook(packages, environments, workspace))

@@ -178,6 +178,11 @@ class ScriptRunner:
             session_id=session_id,
             timeout=timeout,
             input_data=lines,
+            # How a notebook of the session shows it: workspace paths, no server paths.
+            notes={
+                "notebook_origin": f"*Script run in the kernel:* `{path}`",
+                "notebook_source": f"%run {shlex.join([path, *args])}",
+            },
         )
         outcome = await self._execution.run(request)
         result = outcome.result

@@ -8,6 +8,7 @@ session's execution core stays small and the order of steps is written in one pl
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -17,6 +18,8 @@ from python_mcp_server.core.sessions.session import (
     KernelSession,
     ProgressCallback,
 )
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -48,12 +51,33 @@ class ExecutionHook(Protocol):
         return None
 
 
+class ExecutionWatcher(Protocol):
+    """Something that may want to hear a run's progress while it runs (the live view)."""
+
+    def watch(self, session: KernelSession, request: ExecutionRequest) -> ProgressCallback | None:
+        """A callback for the run's progress (elapsed seconds, latest output), or None."""
+
+
+def _fan_out(listeners: list[ProgressCallback]) -> ProgressCallback:
+    """One progress callback that tells every listener; one failing never stops the rest."""
+
+    async def tell(elapsed: float, recent: str) -> None:
+        for listener in listeners:
+            try:
+                await listener(elapsed, recent)
+            except Exception:
+                logger.debug("a progress listener failed", exc_info=True)
+
+    return listeners[0] if len(listeners) == 1 else tell
+
+
 class ExecutionService:
     """Runs code in a session with every registered hook around it."""
 
     def __init__(self, sessions: SessionManager, hooks: list[ExecutionHook] | None = None) -> None:
         self._sessions = sessions
         self.hooks: list[ExecutionHook] = list(hooks or [])
+        self.watchers: list[ExecutionWatcher] = []
 
     def add_hook(self, hook: ExecutionHook) -> None:
         self.hooks.append(hook)
@@ -64,11 +88,14 @@ class ExecutionService:
         session = await self._sessions.get_or_create_default(request.session_id)
         for hook in self.hooks:
             await hook.before(session, request)
+        listeners = [w for x in self.watchers if (w := x.watch(session, request)) is not None]
+        if progress is not None:
+            listeners.append(progress)
         outcome = await session.execute(
             request.code,
             timeout=request.timeout,
             input_data=request.input_data,
-            progress=progress,
+            progress=_fan_out(listeners) if listeners else None,
         )
         for hook in self.hooks:
             await hook.after(session, request, outcome)

@@ -16,7 +16,16 @@ from python_mcp_server.core.execution.output_collector import CollectedOutput
 from python_mcp_server.core.execution.service import ExecutionHook, ExecutionRequest
 from python_mcp_server.core.notebooks.cells import CellStore
 from python_mcp_server.core.notebooks.live import LiveFeed
-from python_mcp_server.core.sessions.session import ExecutionOutcome, KernelSession
+from python_mcp_server.core.sessions.session import (
+    ExecutionOutcome,
+    KernelSession,
+    ProgressCallback,
+)
+
+#: ExecutionRequest.notes keys other tools set: the source a notebook shows instead of the
+#: code sent to the kernel, and a note placed before the cell (e.g. a script run).
+NOTEBOOK_SOURCE = "notebook_source"
+NOTEBOOK_ORIGIN = "notebook_origin"
 
 #: Image types that nbformat stores base64-encoded (SVG is text).
 _BINARY_IMAGES = frozenset({"image/png", "image/jpeg", "image/gif"})
@@ -76,17 +85,34 @@ class NotebookRecorder(ExecutionHook):
         self._feed = feed
 
     async def before(self, session: KernelSession, request: ExecutionRequest) -> None:
-        self._feed.publish(session.session_id, {"type": "running", "source": request.code})
+        source = request.notes.get(NOTEBOOK_SOURCE, request.code)
+        self._feed.publish(session.session_id, {"type": "running", "source": source})
+
+    def watch(self, session: KernelSession, request: ExecutionRequest) -> ProgressCallback | None:
+        """While someone watches the session, stream the running cell's latest output."""
+        session_id = session.session_id
+        if not self._feed.watching(session_id):
+            return None
+
+        async def stream(_elapsed: float, recent: str) -> None:
+            if recent:
+                self._feed.publish(session_id, {"type": "output", "tail": recent})
+
+        return stream
 
     async def after(
         self, session: KernelSession, request: ExecutionRequest, outcome: ExecutionOutcome
     ) -> None:
         result = outcome.result
         outputs = outputs_of(outcome.collected, result.execution_count)
+        source = str(request.notes.get(NOTEBOOK_SOURCE, request.code))
+        origin = request.notes.get(NOTEBOOK_ORIGIN)
+        if origin:
+            self.note(session.session_id, str(origin))
         self._cells.append(
             session.session_id,
             "code",
-            request.code,
+            source,
             execution_count=result.execution_count,
             outputs=outputs,
         )
@@ -96,7 +122,7 @@ class NotebookRecorder(ExecutionHook):
                 "type": "cell",
                 "cell": {
                     "kind": "code",
-                    "source": request.code,
+                    "source": source,
                     "execution_count": result.execution_count,
                     "outputs": outputs,
                 },

@@ -42,6 +42,12 @@ function running(source) {
   pending.appendChild(el('pre', 'src', source));
   cells.appendChild(pending);
 }
+function streaming(tail) {
+  if (!pending) return;
+  let live = pending.querySelector('.live');
+  if (!live) { live = el('pre', 'out live'); pending.appendChild(live); }
+  live.textContent = tail;
+}
 function showState(state) {
   document.getElementById('status').textContent = state.status + (state.restarts ? ' | restarts: ' + state.restarts : '') + ' | executions: ' + state.execution_count;
   if (!state.variables) return;
