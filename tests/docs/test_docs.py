@@ -58,6 +58,13 @@ def test_every_setting_is_described_and_every_flag_is_a_setting() -> None:
             assert long[0] in mapped, f"flag {long[0]} sets no Settings field of its name"
 
 
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    # The reference is generated with the default settings; create_session's description
+    # states the idle lifetime, so the server compared with it uses the default too.
+    return {"session_idle_timeout": Settings().session_idle_timeout}
+
+
 async def test_generator_sees_what_tools_list_returns(client: Client[Any]) -> None:
     """The schemas the docs are built from are exactly what a client receives."""
     wire = {

@@ -13,6 +13,7 @@ import re
 from datetime import datetime
 
 from python_mcp_server.core.sessions.manager import DEFAULT_SESSION, SessionManager
+from python_mcp_server.core.sessions.owners import DEFAULT_OWNER, SessionRef
 from python_mcp_server.errors import InvalidInputError, SessionExistsError, SessionNotFoundError
 from python_mcp_server.models.compat import (
     CompatError,
@@ -53,7 +54,7 @@ def venv_session_id(venv_name: str) -> str:
 
 
 async def session_for_venv(
-    manager: SessionManager, venv_name: str | None, default_venv: str
+    manager: SessionManager, venv_name: str | None, default_venv: str, owner: str = DEFAULT_OWNER
 ) -> str | None:
     """The session id to run in for ``venvName``; None means the active session.
 
@@ -63,18 +64,20 @@ async def session_for_venv(
     """
     if venv_name is None:
         return None
-    active = manager.active_session_id
+    active = SessionRef(owner, manager.active_id(owner))
     if active in manager and (manager.get(active).venv_name or default_venv) == venv_name:
         return None
     if venv_name == default_venv:
         return DEFAULT_SESSION
     session_id = venv_session_id(venv_name)
     try:
-        session = await manager.lookup(session_id)
+        session = await manager.lookup(SessionRef(owner, session_id))
     except SessionNotFoundError:
         with contextlib.suppress(SessionExistsError):
             await manager.create(
-                session_id, description=f"environment {venv_name} (compat)", venv_name=venv_name
+                SessionRef(owner, session_id),
+                description=f"environment {venv_name} (compat)",
+                venv_name=venv_name,
             )
         return session_id
     if (session.venv_name or default_venv) != venv_name:

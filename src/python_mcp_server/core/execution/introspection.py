@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from python_mcp_server.core.execution.output_collector import strip_ansi
 from python_mcp_server.core.execution.private_eval import run_probe
 from python_mcp_server.core.sessions.manager import SessionManager
+from python_mcp_server.core.sessions.owners import SessionSpec
 from python_mcp_server.core.sessions.session import KernelSession
 from python_mcp_server.errors import (
     InvalidInputError,
@@ -95,7 +96,7 @@ class IntrospectionService:
             raise
 
     async def complete(
-        self, code: str, cursor_pos: int | None, session_id: str | None
+        self, code: str, cursor_pos: int | None, session_id: SessionSpec
     ) -> CompletionResult:
         cursor = resolve_cursor(code, cursor_pos)
         session = await self._sessions.get_or_create_default(session_id)
@@ -121,7 +122,7 @@ class IntrospectionService:
         )
 
     async def inspect(
-        self, code: str, cursor_pos: int | None, detail_level: int, session_id: str | None
+        self, code: str, cursor_pos: int | None, detail_level: int, session_id: SessionSpec
     ) -> InspectionResult:
         cursor = resolve_cursor(code, cursor_pos)
         if detail_level not in (0, 1):
@@ -136,7 +137,7 @@ class IntrospectionService:
         text = str((body.get("data") or {}).get("text/plain", "")) if found else ""
         return InspectionResult(found=found, text=strip_ansi(text), session_id=session.session_id)
 
-    async def variables(self, session_id: str | None) -> VariableList:
+    async def variables(self, session_id: SessionSpec) -> VariableList:
         session = await self._sessions.get_or_create_default(session_id)
         answer = await self._guard(
             session,

@@ -21,6 +21,7 @@ from typing import Literal
 
 from python_mcp_server.core.execution.service import ExecutionRequest, ExecutionService
 from python_mcp_server.core.sessions.manager import DEFAULT_SESSION, SessionManager
+from python_mcp_server.core.sessions.owners import SessionSpec
 from python_mcp_server.core.workspace.files import WorkspaceFiles
 from python_mcp_server.core.workspace.new_files import NewFilesTracker
 from python_mcp_server.core.workspace.outputs import OutputFiles, SpillFile
@@ -142,7 +143,7 @@ class ScriptRunner:
         args: list[str] | None = None,
         input_data: str | None = None,
         timeout: float | None = None,
-        session_id: str | None = None,
+        session_id: SessionSpec = None,
         mode: ScriptMode = "subprocess",
     ) -> ScriptResult:
         arguments = list(args or [])
@@ -170,7 +171,7 @@ class ScriptRunner:
         args: list[str],
         input_data: str | None,
         timeout: float | None,
-        session_id: str | None,
+        session_id: SessionSpec,
     ) -> ScriptResult:
         lines = input_data.splitlines() if input_data is not None else None
         request = ExecutionRequest(
@@ -212,13 +213,14 @@ class ScriptRunner:
             message=result.message,
         )
 
-    def _session_venv(self, session_id: str | None) -> tuple[str, str | None]:
-        name = self._sessions.resolve_id(session_id)
-        if name in self._sessions:
-            return name, self._sessions.get(name).venv_name
+    def _session_venv(self, session_id: SessionSpec) -> tuple[str, str | None]:
+        ref = self._sessions.resolve(session_id)
+        name = self._sessions.resolve_id(ref)
+        if ref in self._sessions:
+            return name, self._sessions.get(ref).venv_name
         if name == DEFAULT_SESSION:
             return name, None
-        self._sessions.get(name)  # raises SESSION_NOT_FOUND
+        self._sessions.get(ref)  # raises SESSION_NOT_FOUND
         return name, None  # pragma: no cover - get() raised
 
     async def _run_subprocess(
@@ -227,7 +229,7 @@ class ScriptRunner:
         args: list[str],
         input_data: str | None,
         timeout: float,
-        session_id: str | None,
+        session_id: SessionSpec,
     ) -> ScriptResult:
         name, venv = self._session_venv(session_id)
         launch = self._sessions.factory.launch_request(venv, "script")

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from python_mcp_server.core.sessions.manager import SessionManager
+from python_mcp_server.core.sessions.owners import SessionSpec
 from python_mcp_server.core.sessions.session import (
     ExecutionOutcome,
     KernelSession,
@@ -27,7 +28,8 @@ class ExecutionRequest:
     """One call of run_python_code (or a compat variant), as the hooks see it."""
 
     code: str
-    session_id: str | None = None
+    #: The caller's session (a SessionRef names its principal).
+    session_id: SessionSpec = None
     timeout: float | None = None
     input_data: list[str] | None = None
     allow_unsafe: bool = False

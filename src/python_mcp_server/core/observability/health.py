@@ -166,12 +166,12 @@ class HealthMonitor:
 
     # --- the checks ----------------------------------------------------------------------
     def _record(self, session: KernelSession) -> _Record:
-        return self._records.setdefault(session.session_id, _Record())
+        return self._records.setdefault(session.key, _Record())
 
     async def check_all(self) -> None:
         """One round over every session."""
         sessions = self._sessions.all()
-        live = {s.session_id for s in sessions}
+        live = {s.key for s in sessions}
         for gone in set(self._records) - live:
             del self._records[gone]
             for hook in self.gone_hooks:

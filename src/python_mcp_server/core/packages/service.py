@@ -16,6 +16,7 @@ from python_mcp_server.core.packages.environments import EnvironmentManager, ref
 from python_mcp_server.core.packages.installer import EnvTarget
 from python_mcp_server.core.packages.requirements import PackageSpec, parse_names, parse_packages
 from python_mcp_server.core.sessions.manager import SessionManager
+from python_mcp_server.core.sessions.owners import SessionRef, SessionSpec, as_ref, split_key
 from python_mcp_server.core.sessions.session import KernelSession
 from python_mcp_server.errors import InvalidInputError, ServerError
 from python_mcp_server.models.packages import InstallResult, PackageList, UninstallResult
@@ -28,22 +29,23 @@ class PackageService:
         self.environments = environments
         self.sessions = sessions
 
-    def target_name(self, session_id: str | None, venv_name: str | None) -> str:
+    def target_name(self, session_id: SessionSpec, venv_name: str | None) -> str:
         """The environment a call targets (see the module docstring)."""
         default = self.environments.default_name
+        ref = as_ref(session_id)
         if venv_name is not None:
             name = self.environments.resolve(venv_name)
-            if session_id is not None:
-                runs = self.sessions.get(session_id).venv_name or default
+            if ref.session_id is not None:
+                runs = self.sessions.get(ref).venv_name or default
                 if runs != name:
                     raise InvalidInputError(
-                        f"session {session_id!r} runs environment {runs!r}, not {name!r}; "
+                        f"session {ref.session_id!r} runs environment {runs!r}, not {name!r}; "
                         "give session_id or venv_name"
                     )
             return name
-        if session_id is not None:
-            return self.sessions.get(session_id).venv_name or default
-        active = self.sessions.active_session_id
+        if ref.session_id is not None:
+            return self.sessions.get(ref).venv_name or default
+        active = SessionRef(ref.owner, self.sessions.active_id(ref.owner))
         if active in self.sessions:
             return self.sessions.get(active).venv_name or default
         return default
@@ -52,7 +54,7 @@ class PackageService:
         self,
         packages: str | list[str],
         *,
-        session_id: str | None = None,
+        session_id: SessionSpec = None,
         venv_name: str | None = None,
         upgrade: bool = False,
     ) -> InstallResult:
@@ -60,19 +62,24 @@ class PackageService:
         name = self.target_name(session_id, venv_name)
         return await self.install_specs(name, specs, upgrade=upgrade, session_id=session_id)
 
-    def target(self, name: str, session_id: str | None) -> EnvTarget:
-        """The session's package folder when the session has one, else the environment."""
+    def target(self, name: str, session_id: SessionSpec) -> EnvTarget:
+        """The session's package folder when the session has one, else the environment.
+
+        A session's folder is named by its key (owner and id), as its kernel sees it.
+        """
         folder = None
+        key = ""
         packages = self.sessions.factory.packages
-        if session_id is not None and packages is not None:
-            folder = packages.for_session(self.sessions.get(session_id).session_id)
+        if as_ref(session_id).session_id is not None and packages is not None:
+            key = self.sessions.get(session_id).key
+            folder = packages.for_session(key)
         if folder is None:
             return self.environments.target(name)
-        return self.environments.session_target(name, session_id or "", folder.site)
+        return self.environments.session_target(name, key, folder.site)
 
     def _refreshed(self, target: EnvTarget) -> list[KernelSession]:
         if target.session_id is not None:
-            return [self.sessions.get(target.session_id)]
+            return [s for s in self.sessions.all() if s.key == target.session_id]
         return self.environments.live_sessions(target.name)
 
     async def install_specs(
@@ -81,7 +88,7 @@ class PackageService:
         specs: list[PackageSpec],
         *,
         upgrade: bool = False,
-        session_id: str | None = None,
+        session_id: SessionSpec = None,
     ) -> InstallResult:
         """Install validated specifiers into environment ``name`` (or the session's own
         package folder) and refresh the kernels that see it."""
@@ -111,13 +118,15 @@ class PackageService:
                 self.environments.changed(name)
                 await self.sessions.factory.environment_changed()
             result.sessions_refreshed = await refresh_import_caches(self._refreshed(target))
+        if result.session_id is not None:
+            result.session_id = split_key(result.session_id)[1]  # the id its owner knows
         return result
 
     async def uninstall(
         self,
         packages: str | list[str],
         *,
-        session_id: str | None = None,
+        session_id: SessionSpec = None,
         venv_name: str | None = None,
     ) -> UninstallResult:
         specs = parse_names(packages)
@@ -129,17 +138,19 @@ class PackageService:
                 self.environments.changed(name)
                 await self.sessions.factory.environment_changed()
             await refresh_import_caches(self._refreshed(target))
+        if result.session_id is not None:
+            result.session_id = split_key(result.session_id)[1]  # the id its owner knows
         return result
 
     async def list_packages(
-        self, *, session_id: str | None = None, venv_name: str | None = None
+        self, *, session_id: SessionSpec = None, venv_name: str | None = None
     ) -> PackageList:
         name = self.target_name(session_id, venv_name)
         target = self.target(name, session_id)
         packages, own = await self.environments.installer.packages(target)
         return PackageList(
             venv_name=name,
-            session_id=target.session_id,
+            session_id=None if target.session_id is None else split_key(target.session_id)[1],
             packages=packages,
             total=len(packages),
             environment_total=own,

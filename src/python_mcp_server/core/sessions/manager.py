@@ -1,9 +1,10 @@
 """SessionManager: the named sessions, their limits, the kernel pool and idle reaping.
 
-Sessions are named by an explicit ``session_id`` (never the MCP transport session). Calls
-that omit it use the *active* session, which ``switch_session`` sets server-wide: the MCP
-clients this server meets cannot be told apart reliably (the fastmcp client's protocol
-revision opens a new transport session per request), so per-client scoping would be a guess.
+Sessions are named by an explicit ``session_id`` (never the MCP transport session) and
+belong to a principal: callers pass a ``SessionRef`` (owner + id) and the sessions are
+keyed by ``owners.session_key``, so two principals' ``analysis`` are two sessions and one
+never sees or reaches the other's. Calls that omit the id use the principal's *active*
+session, which ``switch_session`` sets for that principal only.
 
 With a launcher whose kernels are shared (replicas on one gateway), a session this server
 does not know yet is looked up on the launcher and attached; stopping or idling only
@@ -22,6 +23,14 @@ from dataclasses import dataclass
 from python_mcp_server.core.sessions.kernel_client import KernelClient
 from python_mcp_server.core.sessions.kernel_factory import KernelFactory
 from python_mcp_server.core.sessions.kernel_pool import KernelPool
+from python_mcp_server.core.sessions.owners import (
+    DEFAULT_OWNER,
+    SessionRef,
+    SessionSpec,
+    as_ref,
+    session_key,
+    split_key,
+)
 from python_mcp_server.core.sessions.session import (
     ExecutionConfig,
     KernelReplacedHook,
@@ -77,7 +86,8 @@ class SessionManager:
         self._semaphore = asyncio.Semaphore(config.max_concurrent_executions)
         self._reaper: asyncio.Task[None] | None = None
         self._stop_reaping = asyncio.Event()
-        self.active_session_id = DEFAULT_SESSION
+        #: Each principal's active session (``default`` when it never switched).
+        self._active: dict[str, str] = {}
         self.started_at = time.time()
         #: Run, in order, after a session's dead or hung kernel was replaced.
         self.replacement_hooks: list[KernelReplacedHook] = []
@@ -115,41 +125,71 @@ class SessionManager:
             await self._factory.packages.clear()  # pooled kernels' folders too
 
     # --- lookup -----------------------------------------------------------------------
-    def resolve_id(self, session_id: str | None) -> str:
-        return validate_session_id(session_id or self.active_session_id)
+    @property
+    def active_session_id(self) -> str:
+        """The default principal's active session."""
+        return self.active_id(DEFAULT_OWNER)
 
-    def get(self, session_id: str | None) -> KernelSession:
+    def active_id(self, owner: str) -> str:
+        """The session a principal's calls without session_id go to."""
+        return self._active.get(owner, DEFAULT_SESSION)
+
+    def resolve(self, spec: SessionSpec) -> SessionRef:
+        """The ref with its id filled in (the owner's active session when omitted)."""
+        ref = as_ref(spec)
+        return SessionRef(
+            ref.owner, validate_session_id(ref.session_id or self.active_id(ref.owner))
+        )
+
+    def resolve_id(self, spec: SessionSpec) -> str:
+        """The session id a call names (the caller's active one when omitted)."""
+        name = self.resolve(spec).session_id
+        assert name is not None
+        return name
+
+    def _key(self, spec: SessionSpec) -> tuple[str, str]:
+        ref = self.resolve(spec)
+        assert ref.session_id is not None
+        return ref.session_id, session_key(ref.owner, ref.session_id)
+
+    def get(self, spec: SessionSpec) -> KernelSession:
         """The live session, or SESSION_NOT_FOUND."""
-        name = self.resolve_id(session_id)
-        session = self._sessions.get(name)
+        name, key = self._key(spec)
+        session = self._sessions.get(key)
         if session is None:
-            raise SessionNotFoundError(
-                f"no session {name!r}; create it with create_session or list_sessions to see "
-                "what exists"
-            )
+            raise SessionNotFoundError(self._not_found(name))
         return session
 
-    async def get_or_create_default(self, session_id: str | None) -> KernelSession:
-        """The named session; the default session is created on first use."""
-        name = self.resolve_id(session_id)
-        session = self._sessions.get(name) or await self._adopt(name)
+    def _not_found(self, name: str) -> str:
+        idle = self._config.idle_timeout
+        gone = f" (sessions end after {idle:g} s without use)" if idle > 0 else ""
+        return (
+            f"no session {name!r}{gone}; create one with create_session, or leave session_id "
+            "out to use your default session"
+        )
+
+    async def get_or_create_default(self, spec: SessionSpec) -> KernelSession:
+        """The named session; the caller's ``default`` session is created on first use."""
+        name, key = self._key(spec)
+        session = self._sessions.get(key) or await self._adopt(key)
         if session is not None:
             return session
         if name == DEFAULT_SESSION:
-            pending = self._creating.get(name)
+            pending = self._creating.get(key)
             if pending is not None:
                 return await asyncio.shield(pending)
+            owner = as_ref(spec).owner
             with contextlib.suppress(SessionExistsError):
-                return await self.create(name, description="default session")
-            return await self.lookup(name)
-        return self.get(name)
+                return await self.create(SessionRef(owner, name), description="default session")
+            return await self.lookup(SessionRef(owner, name))
+        return self.get(spec)
 
-    async def lookup(self, session_id: str | None) -> KernelSession:
+    async def lookup(self, spec: SessionSpec) -> KernelSession:
         """The live session, attaching one another server started (shared kernels), or
         SESSION_NOT_FOUND."""
-        name = self.resolve_id(session_id)
-        session = self._sessions.get(name) or await self._adopt(name)
-        return session if session is not None else self.get(name)
+        _name, key = self._key(spec)
+        session = self._sessions.get(key) or await self._adopt(key)
+        return session if session is not None else self.get(spec)
 
     async def _adopt(self, name: str) -> KernelSession | None:
         """Attach the session's kernel when another server started it (replicas)."""
@@ -167,19 +207,24 @@ class SessionManager:
         logger.info("session %s: attached its kernel %s", name, client.kernel.kernel_id)
         return session
 
-    def all(self) -> list[KernelSession]:
-        return sorted(self._sessions.values(), key=lambda s: s.created_at)
+    def all(self, owner: str | None = None) -> list[KernelSession]:
+        """Every session (``owner`` given: only that principal's), oldest first."""
+        sessions = self._sessions.values()
+        mine = [s for s in sessions if owner is None or s.owner == owner]
+        return sorted(mine, key=lambda s: s.created_at)
 
-    def __contains__(self, session_id: str) -> bool:
-        return session_id in self._sessions
+    def __contains__(self, spec: SessionSpec) -> bool:
+        return self._key(spec)[1] in self._sessions
 
     # --- lifecycle --------------------------------------------------------------------
     async def create(
-        self, session_id: str, *, description: str = "", venv_name: str | None = None
+        self, spec: SessionRef | str, *, description: str = "", venv_name: str | None = None
     ) -> KernelSession:
-        name = validate_session_id(session_id)
+        """A new session; ``spec`` names it (a plain id: the default principal's)."""
+        shown = validate_session_id(as_ref(spec).session_id or "")
+        name = session_key(as_ref(spec).owner, shown)
         if name in self._sessions or name in self._creating:
-            raise SessionExistsError(f"session {name!r} already exists")
+            raise SessionExistsError(f"session {shown!r} already exists")
         if len(self._sessions) + len(self._creating) >= self._config.max_sessions:
             raise SessionLimitError(
                 f"{self._config.max_sessions} sessions are open, the most allowed "
@@ -191,7 +236,7 @@ class SessionManager:
             launcher = self._factory.launcher
             if launcher.shared_sessions and await launcher.find_session_kernel(name) is not None:
                 raise SessionExistsError(
-                    f"session {name!r} already exists (another server started it); use it "
+                    f"session {shown!r} already exists (another server started it); use it "
                     "by its session_id"
                 )
             client = await self._new_kernel(venv_name, name)
@@ -206,9 +251,9 @@ class SessionManager:
         finally:
             del self._creating[name]
 
-    async def delete(self, session_id: str) -> str:
+    async def delete(self, spec: SessionRef | str) -> str:
         """End a session and its kernel (for every server sharing it); returns its id."""
-        name = validate_session_id(session_id)
+        shown, name = self._key(spec)
         session = self._sessions.pop(name, None)
         if session is not None:
             await session.close()
@@ -216,15 +261,20 @@ class SessionManager:
         else:
             kernel = await self._factory.launcher.find_session_kernel(name)
             if kernel is None:
-                raise SessionNotFoundError(f"no session {name!r}")
+                raise SessionNotFoundError(self._not_found(shown))
             await kernel.kill()  # started through another server: end it without attaching
-        if self.active_session_id == name:
-            self.active_session_id = DEFAULT_SESSION
-        return name
+        self._forget_active(name)
+        return shown
 
-    def switch(self, session_id: str) -> KernelSession:
-        session = self.get(session_id)
-        self.active_session_id = session.session_id
+    def _forget_active(self, key: str) -> None:
+        owner, name = split_key(key)
+        if self._active.get(owner) == name:
+            del self._active[owner]
+
+    def switch(self, spec: SessionRef | str) -> KernelSession:
+        """Make the session its principal's default for calls without session_id."""
+        session = self.get(spec)
+        self._active[session.owner] = session.session_id
         return session
 
     async def _new_kernel(self, venv_name: str | None, label: str) -> KernelClient:
@@ -236,11 +286,13 @@ class SessionManager:
         return await self._factory.start(venv_name, label)
 
     def _session_for(
-        self, name: str, client: KernelClient, description: str, venv_name: str | None
+        self, key: str, client: KernelClient, description: str, venv_name: str | None
     ) -> KernelSession:
+        owner, name = split_key(key)
         return KernelSession(
             name,
             client,
+            owner=owner,
             config=self._execution,
             semaphore=self._semaphore,
             kernel_source=self._replacement_kernel,
@@ -251,20 +303,19 @@ class SessionManager:
 
     async def _replacement_kernel(self, session: KernelSession) -> KernelClient:
         if not self._factory.launcher.shared_sessions:
-            return await self._new_kernel(session.venv_name, session.session_id)
+            return await self._new_kernel(session.venv_name, session.key)
         # The kernel restarted in place (same id): attach to it again, unless it is gone.
-        client = await self._factory.attach(session.session_id)
+        client = await self._factory.attach(session.key)
         if client is not None:
             return client
-        name = session.session_id
+        name = session.key
         if self._sessions.get(name) is session:
             del self._sessions[name]
         session.closed = True
-        if self.active_session_id == name:
-            self.active_session_id = DEFAULT_SESSION
+        self._forget_active(name)
         raise SessionNotFoundError(
-            f"session {name!r} no longer exists: its kernel was deleted on the gateway "
-            "(through another server, or by the gateway's idle culling)"
+            f"session {session.session_id!r} no longer exists: its kernel was deleted on the "
+            "gateway (through another server, or by the gateway's idle culling)"
         )
 
     async def _release(self, session: KernelSession) -> None:
@@ -304,7 +355,7 @@ class SessionManager:
             return []
         now = time.monotonic()
         idle = [
-            s.session_id
+            s.key
             for s in self._sessions.values()
             if not s.busy and now - s.last_used_monotonic > limit
         ]
@@ -316,6 +367,6 @@ class SessionManager:
                     logger.info("session %s detached after being idle", name)
                 continue
             with contextlib.suppress(SessionNotFoundError):
-                await self.delete(name)
+                await self.delete(SessionRef(*split_key(name)))
                 logger.info("session %s ended after being idle", name)
         return idle

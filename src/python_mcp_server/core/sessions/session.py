@@ -26,6 +26,7 @@ from python_mcp_server.core.execution.output_collector import (
     OutputCollector,
 )
 from python_mcp_server.core.sessions.kernel_client import Execution, KernelClient
+from python_mcp_server.core.sessions.owners import DEFAULT_OWNER, session_key
 from python_mcp_server.core.workspace.outputs import OutputFiles
 from python_mcp_server.errors import KernelDiedError
 from python_mcp_server.models.execution import ExecutionErrorInfo, ExecutionResult
@@ -85,8 +86,11 @@ class KernelSession:
         description: str = "",
         venv_name: str | None = None,
         on_replaced: KernelReplacedHook | None = None,
+        owner: str = DEFAULT_OWNER,
     ) -> None:
         self.session_id = session_id
+        #: The principal the session belongs to (see core/sessions/owners.py).
+        self.owner = owner
         self.description = description
         self.venv_name = venv_name
         self.client = client
@@ -115,6 +119,11 @@ class KernelSession:
     def held(self) -> bool:
         """Whether an execution, restart or snapshot holds the session right now."""
         return self._lock.locked()
+
+    @property
+    def key(self) -> str:
+        """The session manager's key: owner and id."""
+        return session_key(self.owner, self.session_id)
 
     @property
     def kernel_pid(self) -> int | None:

@@ -100,13 +100,13 @@ class SnapshotService:
     # --- lookup ------------------------------------------------------------------------
     def latest(self, session: KernelSession) -> Snapshot | None:
         """The last snapshot of this session (not of an earlier session of the same name)."""
-        snapshot = self._latest.get(session.session_id)
+        snapshot = self._latest.get(session.key)
         if snapshot is None or snapshot.session_created != session.created_at:
             return None
         return snapshot
 
     def restored_since(self, session: KernelSession, mark: float) -> Restore | None:
-        restore = self._restores.get(session.session_id)
+        restore = self._restores.get(session.key)
         return restore if restore is not None and restore.at >= mark else None
 
     # --- save and load -----------------------------------------------------------------
@@ -118,7 +118,7 @@ class SnapshotService:
             {"max_bytes": self.config.max_bytes},
             timeout=self.config.timeout,
         )
-        path = self.config.folder / f"{session.session_id}.snapshot"
+        path = self.config.folder / f"{session.key.replace('/', '~')}.snapshot"
         await asyncio.to_thread(_write_private, path, str(answer["payload"]))
         snapshot = Snapshot(
             session_id=session.session_id,
@@ -128,7 +128,7 @@ class SnapshotService:
             not_kept=_pairs(answer["not_kept"]),
             size=int(answer["size"]),
         )
-        self._latest[session.session_id] = snapshot
+        self._latest[session.key] = snapshot
         return snapshot
 
     def capture_soon(self, session: KernelSession) -> None:
@@ -162,7 +162,7 @@ class SnapshotService:
             restored=[str(name) for name in answer["restored"]],
             failed=_pairs(answer["failed"]),
         )
-        self._restores[session.session_id] = restore
+        self._restores[session.key] = restore
         return restore
 
     def forget(self, session_id: str) -> None:

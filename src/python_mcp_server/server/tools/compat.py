@@ -30,9 +30,11 @@ from python_mcp_server.core.compat import (
 )
 from python_mcp_server.core.execution.scripts import kernel_run_code
 from python_mcp_server.core.execution.service import ExecutionRequest
+from python_mcp_server.core.sessions.owners import SessionRef
 from python_mcp_server.core.sessions.session import ExecutionOutcome
 from python_mcp_server.errors import InvalidInputError
 from python_mcp_server.models.compat import ExecutePythonCodeResult, ExecutePythonResult
+from python_mcp_server.server.principals import current_principal, session_ref
 from python_mcp_server.server.services import Services
 
 TAGS = {"compat"}
@@ -116,13 +118,18 @@ def register_execution(mcp: FastMCP, services: Services) -> None:
             code = await asyncio.to_thread(script_code, services, scriptPath)
         if code is None or not code.strip():
             raise InvalidInputError("code is empty")
-        session_id = await session_for_venv(services.sessions, venvName, settings.default_venv_name)
+        owner = current_principal()
+        session_id = await session_for_venv(
+            services.sessions, venvName, settings.default_venv_name, owner
+        )
 
         async def progress(elapsed: float, recent: str) -> None:
             await ctx.report_progress(elapsed, None, recent or f"running {elapsed:.1f} s")
 
         outcome = await execution.run(
-            ExecutionRequest(code=code, session_id=session_id, input_data=inputData),
+            ExecutionRequest(
+                code=code, session_id=SessionRef(owner, session_id), input_data=inputData
+            ),
             progress=progress,
         )
         compat = to_execute_python(outcome.result, venvName or settings.default_venv_name)
@@ -157,7 +164,12 @@ def register_execution(mcp: FastMCP, services: Services) -> None:
 
         executed_at = _now()
         outcome = await execution.run(
-            ExecutionRequest(code=code, timeout=timeout, allow_unsafe=allow_unsafe),
+            ExecutionRequest(
+                code=code,
+                session_id=session_ref(None),
+                timeout=timeout,
+                allow_unsafe=allow_unsafe,
+            ),
             progress=progress,
         )
         return to_execute_python_code(

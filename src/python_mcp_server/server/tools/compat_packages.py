@@ -26,6 +26,7 @@ from python_mcp_server.models.compat import (
 )
 from python_mcp_server.models.environments import VenvAction, VenvList
 from python_mcp_server.models.packages import InstallResult, PackageList, UninstallResult
+from python_mcp_server.server.principals import session_ref
 from python_mcp_server.server.services import Services
 from python_mcp_server.server.tools.compat import compat_tool
 
@@ -73,7 +74,7 @@ def register(mcp: FastMCP, services: Services) -> None:
     ) -> UninstallResult:
         """Uninstall packages from an environment (both argument styles)."""
         name = _venv(venvName, venv_name)
-        return await service.uninstall(packages, session_id=session_id, venv_name=name)
+        return await service.uninstall(packages, session_id=session_ref(session_id), venv_name=name)
 
     @compat_tool(mcp)
     async def list_packages(
@@ -81,7 +82,7 @@ def register(mcp: FastMCP, services: Services) -> None:
     ) -> PackageList:
         """Installed packages of an environment, with versions (both argument styles)."""
         name = _venv(venvName, venv_name)
-        return await service.list_packages(session_id=session_id, venv_name=name)
+        return await service.list_packages(session_id=session_ref(session_id), venv_name=name)
 
     @compat_tool(mcp)
     async def list_venvs() -> VenvList:

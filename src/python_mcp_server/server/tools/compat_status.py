@@ -24,6 +24,7 @@ from python_mcp_server.models.compat import (
     CompatSafetyResult,
 )
 from python_mcp_server.models.history import HistoryStatus
+from python_mcp_server.server.principals import session_ref
 from python_mcp_server.server.services import Services
 from python_mcp_server.server.tools.compat import compat_tool
 
@@ -55,7 +56,7 @@ def register(mcp: FastMCP, services: Services) -> None:
         successRate, averageExecutionTimeMs, averageMemoryUsageMb}, with the native report.
         """
         venv = pick("venvName", venvName, venv_name)
-        session = await manager.lookup(session_id) if session_id is not None else None
+        session = await manager.lookup(session_ref(session_id)) if session_id is not None else None
         report = await services.health_report.check(session, venv, manager.factory.python_for)
         return compat_health(report, sum(1 for s in manager.all() if s.busy))
 

@@ -14,6 +14,7 @@ from python_mcp_server.core.execution.service import ExecutionRequest
 from python_mcp_server.core.sessions.session import ExecutionOutcome
 from python_mcp_server.errors import InvalidInputError
 from python_mcp_server.models.execution import ExecutionResult
+from python_mcp_server.server.principals import session_ref
 from python_mcp_server.server.resources import resource_links
 from python_mcp_server.server.services import Services
 from python_mcp_server.server.tasks import TaskProgress, asked_for_progress, task_tool
@@ -79,7 +80,7 @@ def register(mcp: FastMCP, services: Services) -> None:
             progress = TaskProgress(ctx)
         request = ExecutionRequest(
             code=code,
-            session_id=session_id,
+            session_id=session_ref(session_id),
             timeout=timeout,
             input_data=input_data,
             allow_unsafe=allow_unsafe,

@@ -22,6 +22,7 @@ from python_mcp_server.models.files import (
     WorkspaceInfo,
     WriteFileResult,
 )
+from python_mcp_server.server.principals import session_ref
 from python_mcp_server.server.services import Services
 from python_mcp_server.server.tasks import task_tool
 
@@ -151,7 +152,7 @@ def register(mcp: FastMCP, services: Services) -> None:
             args=args,
             input_data=input_data,
             timeout=timeout,
-            session_id=session_id,
+            session_id=session_ref(session_id),
             mode=mode,
         )
 

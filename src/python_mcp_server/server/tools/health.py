@@ -8,6 +8,7 @@ from fastmcp import FastMCP
 from pydantic import Field
 
 from python_mcp_server.models.health import HealthCheck, KernelHealth, Responsiveness
+from python_mcp_server.server.principals import session_ref
 from python_mcp_server.server.services import Services
 
 TAGS = {"health"}
@@ -25,7 +26,7 @@ def register(mcp: FastMCP, services: Services) -> None:
     async def get_kernel_health(session_id: SessionArg = None) -> KernelHealth:
         """The session kernel's status (starting, idle, busy, unresponsive, dead), pid,
         uptime, memory, CPU, threads, open files, restarts and last error."""
-        return await monitor.kernel_health(await manager.lookup(session_id))
+        return await monitor.kernel_health(await manager.lookup(session_ref(session_id)))
 
     @mcp.tool(tags=TAGS)
     async def check_kernel_responsiveness(
@@ -36,7 +37,7 @@ def register(mcp: FastMCP, services: Services) -> None:
     ) -> Responsiveness:
         """Time a kernel_info round trip to the session's kernel now (through the control
         channel while code runs, so a busy kernel still answers)."""
-        return await monitor.probe(await manager.lookup(session_id), timeout)
+        return await monitor.probe(await manager.lookup(session_ref(session_id)), timeout)
 
     @mcp.tool(tags=TAGS)
     async def health_check(
@@ -50,5 +51,5 @@ def register(mcp: FastMCP, services: Services) -> None:
         """The server's health: status and problems, version, Python version, settings
         (secrets masked), limits and sandbox in force, and metrics (executions, errors,
         success rate, average time, average kernel memory, sessions, uptime)."""
-        session = await manager.lookup(session_id) if session_id is not None else None
+        session = await manager.lookup(session_ref(session_id)) if session_id is not None else None
         return await services.health_report.check(session, venv_name, manager.factory.python_for)

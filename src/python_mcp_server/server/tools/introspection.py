@@ -8,6 +8,7 @@ from fastmcp import FastMCP
 from pydantic import Field
 
 from python_mcp_server.models.introspection import CompletionResult, InspectionResult, VariableList
+from python_mcp_server.server.principals import session_ref
 from python_mcp_server.server.services import Services
 
 TAGS = {"execution"}
@@ -34,7 +35,7 @@ def register(mcp: FastMCP, services: Services) -> None:
         Returns matches, the span they replace (cursor_start, cursor_end) and, where the
         kernel gives them, each match's type and signature.
         """
-        return await introspection.complete(code, cursor_pos, session_id)
+        return await introspection.complete(code, cursor_pos, session_ref(session_id))
 
     @mcp.tool(tags=TAGS)
     async def inspect_object(
@@ -47,7 +48,7 @@ def register(mcp: FastMCP, services: Services) -> None:
     ) -> InspectionResult:
         """Documentation of the object at the cursor (signature, docstring, type), as plain
         text."""
-        return await introspection.inspect(code, cursor_pos, detail_level, session_id)
+        return await introspection.inspect(code, cursor_pos, detail_level, session_ref(session_id))
 
     @mcp.tool(tags=TAGS)
     async def list_variables(session_id: SessionArg = None) -> VariableList:
@@ -56,4 +57,4 @@ def register(mcp: FastMCP, services: Services) -> None:
         Modules, functions and classes imported from libraries, and IPython's own names
         are left out; listing leaves nothing behind in the session.
         """
-        return await introspection.variables(session_id)
+        return await introspection.variables(session_ref(session_id))

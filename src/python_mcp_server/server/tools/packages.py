@@ -8,6 +8,7 @@ from fastmcp import FastMCP
 from pydantic import Field
 
 from python_mcp_server.models.packages import InstallResult, PackageList, UninstallResult
+from python_mcp_server.server.principals import session_ref
 from python_mcp_server.server.services import Services
 from python_mcp_server.server.tasks import task_tool
 
@@ -50,7 +51,7 @@ def register(mcp: FastMCP, services: Services) -> None:
         PACKAGE_INSTALLATION_ERROR naming it; then nothing is installed.
         """
         return await service.install(
-            packages, session_id=session_id, venv_name=venv_name, upgrade=upgrade
+            packages, session_id=session_ref(session_id), venv_name=venv_name, upgrade=upgrade
         )
 
     @task_tool(mcp, tags=TAGS)
@@ -60,7 +61,9 @@ def register(mcp: FastMCP, services: Services) -> None:
         venv_name: VenvArg = None,
     ) -> UninstallResult:
         """Remove packages (names only) from an environment; the server's own are kept."""
-        return await service.uninstall(packages, session_id=session_id, venv_name=venv_name)
+        return await service.uninstall(
+            packages, session_id=session_ref(session_id), venv_name=venv_name
+        )
 
     @mcp.tool(tags=TAGS)
     async def list_packages(
@@ -68,4 +71,4 @@ def register(mcp: FastMCP, services: Services) -> None:
     ) -> PackageList:
         """Every package kernels of an environment can import, with its version and whether
         it is installed in the environment or seen from the server's environment."""
-        return await service.list_packages(session_id=session_id, venv_name=venv_name)
+        return await service.list_packages(session_id=session_ref(session_id), venv_name=venv_name)

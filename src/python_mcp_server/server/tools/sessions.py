@@ -11,6 +11,7 @@ from pydantic import Field
 
 from python_mcp_server import __version__
 from python_mcp_server.core.sessions.manager import SessionManager
+from python_mcp_server.core.sessions.owners import new_session_id
 from python_mcp_server.core.sessions.session import KernelSession
 from python_mcp_server.models.sessions import (
     PingResult,
@@ -19,6 +20,7 @@ from python_mcp_server.models.sessions import (
     SessionList,
     SessionStatus,
 )
+from python_mcp_server.server.principals import current_principal, session_ref
 from python_mcp_server.server.services import Services
 
 TAGS = {"sessions"}
@@ -48,7 +50,7 @@ def session_info(session: KernelSession, manager: SessionManager) -> SessionInfo
         last_used=session.last_used,
         execution_count=session.execution_count,
         kernel_pid=session.kernel_pid,
-        active=session.session_id == manager.active_session_id,
+        active=session.session_id == manager.active_id(session.owner),
         restarts=session.restart_count,
         venv_name=session.venv_name,
     )
@@ -58,9 +60,28 @@ def register(mcp: FastMCP, services: Services) -> None:
     manager = services.sessions
     max_sessions = services.settings.max_sessions
 
-    @mcp.tool(tags=TAGS)
+    idle = services.settings.session_idle_timeout
+    lifetime = (
+        f"A session ends after {idle:g} s without use; then calls naming it fail with "
+        "SESSION_NOT_FOUND and a new one must be created."
+        if idle > 0
+        else "Sessions live until deleted or the server stops."
+    )
+
+    @mcp.tool(
+        tags=TAGS,
+        description="Start a new session with its own kernel and return its session_id "
+        "(leave session_id out for a new opaque one). Sessions are yours: other callers "
+        f"neither see nor reach them. {lifetime}",
+    )
     async def create_session(
-        session_id: SessionIdArg,
+        session_id: Annotated[
+            str | None,
+            Field(
+                description="Name for the session (1-64 letters, digits, '.', '_' or '-'); "
+                "default: a new opaque id."
+            ),
+        ] = None,
         description: Annotated[str, Field(max_length=500)] = "",
         venv_name: Annotated[
             str | None,
@@ -70,12 +91,12 @@ def register(mcp: FastMCP, services: Services) -> None:
             ),
         ] = None,
     ) -> SessionAction:
-        """Start a new session with its own kernel (taken from the warm pool when possible)."""
         environments = services.environments
         venv = None if venv_name in (None, environments.default_name) else venv_name
         if venv is not None:
             environments.python_for(venv)  # VENV_NOT_FOUND before any kernel starts
-        session = await manager.create(session_id, description=description, venv_name=venv)
+        ref = session_ref(new_session_id() if session_id is None else session_id)
+        session = await manager.create(ref, description=description, venv_name=venv)
         return SessionAction(
             session_id=session.session_id,
             action="created",
@@ -85,9 +106,10 @@ def register(mcp: FastMCP, services: Services) -> None:
 
     @mcp.tool(tags=TAGS)
     async def switch_session(session_id: SessionIdArg) -> SessionAction:
-        """Make a session the default for calls that omit session_id (server-wide)."""
-        await manager.lookup(session_id)  # attaches a session another replica started
-        session = manager.switch(session_id)
+        """Make one of your sessions the default for your calls that omit session_id."""
+        ref = session_ref(session_id)
+        await manager.lookup(ref)  # attaches a session another replica started
+        session = manager.switch(ref)
         return SessionAction(
             session_id=session.session_id,
             action="switched",
@@ -97,18 +119,20 @@ def register(mcp: FastMCP, services: Services) -> None:
 
     @mcp.tool(tags=TAGS)
     async def list_sessions() -> SessionList:
-        """Every live session with its status, kernel pid, counts and which is active."""
+        """Your live sessions with their status, kernel pid, counts and which is active."""
+        owner = current_principal()
+        mine = manager.all(owner)
         return SessionList(
-            sessions=[session_info(s, manager) for s in manager.all()],
-            active_session_id=manager.active_session_id,
-            total=len(manager.all()),
+            sessions=[session_info(s, manager) for s in mine],
+            active_session_id=manager.active_id(owner),
+            total=len(mine),
             max_sessions=max_sessions,
         )
 
     @mcp.tool(tags=TAGS)
     async def delete_session(session_id: SessionIdArg) -> SessionAction:
         """End a session; its kernel process and everything it started end too."""
-        deleted = await manager.delete(session_id)
+        deleted = await manager.delete(session_ref(session_id))
         return SessionAction(
             session_id=deleted,
             action="deleted",
@@ -128,14 +152,14 @@ def register(mcp: FastMCP, services: Services) -> None:
     ) -> SessionAction:
         """Replace the session's kernel with a fresh one; its variables are cleared unless
         preserve_state is true."""
-        session = await manager.lookup(session_id)
+        session = await manager.lookup(session_ref(session_id))
         kept = "kept what could be pickled" if preserve_state else "variables cleared"
         services.notebook_recorder.note(
             session.session_id, f"*Kernel replaced:* restart requested ({kept})"
         )
         if not preserve_state:
             await session.restart()
-            services.snapshots.forget(session.session_id)  # a crash must not undo the clear
+            services.snapshots.forget(session.key)  # a crash must not undo the clear
             return SessionAction(
                 session_id=session.session_id,
                 action="restarted",
@@ -155,7 +179,7 @@ def register(mcp: FastMCP, services: Services) -> None:
     @mcp.tool(tags=TAGS)
     async def interrupt_kernel(session_id: OptionalSessionIdArg = None) -> SessionAction:
         """Interrupt the code running in the session (KeyboardInterrupt); variables stay."""
-        session = await manager.lookup(session_id)
+        session = await manager.lookup(session_ref(session_id))
         was_busy = await session.interrupt()
         return SessionAction(
             session_id=session.session_id,
@@ -171,5 +195,5 @@ def register(mcp: FastMCP, services: Services) -> None:
             version=__version__,
             server_time=datetime.now(timezone.utc),
             uptime_seconds=round(time.time() - manager.started_at, 3),
-            sessions=len(manager.all()),
+            sessions=len(manager.all(current_principal())),
         )
