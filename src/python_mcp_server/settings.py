@@ -236,6 +236,22 @@ class Settings(BaseSettings):
     auth_token: str | None = Field(
         None, description="Bearer token required on /mcp and the file routes."
     )
+    auth_tokens_file: Path | None = Field(
+        None,
+        description="File of `name token` lines, one principal each (`#` comments); a "
+        "caller presenting a token acts as that principal, with every scope.",
+    )
+    jwt_jwks_url: str | None = Field(
+        None,
+        description="JWKS URL whose keys sign accepted JWT bearer tokens; the principal is "
+        "the token's `sub`, its scopes come from `scope`/`scp`.",
+    )
+    jwt_public_key: str | None = Field(
+        None, description="PEM public key that signs accepted JWTs (instead of a JWKS URL)."
+    )
+    jwt_issuer: str | None = Field(None, description="Required `iss` of accepted JWTs.")
+    jwt_audience: str | None = Field(None, description="Required `aud` of accepted JWTs.")
+    jwt_algorithm: str = Field("RS256", description="Signature algorithm of accepted JWTs.")
     allow_insecure: bool = Field(
         False, description="Allow binding a non-loopback host without an auth token."
     )

@@ -126,7 +126,14 @@ MEANINGS: dict[str, tuple[str, str]] = {
     "UNAUTHORIZED": (
         "The request lacks the bearer token the server requires.",
         "HTTP requests to `/mcp` and the file routes without `Authorization: Bearer "
-        "<MCP_AUTH_TOKEN>` (HTTP 401).",
+        "<token>` naming a principal: `MCP_AUTH_TOKEN`, a token of `MCP_AUTH_TOKENS_FILE`, "
+        "or a JWT the server accepts (HTTP 401).",
+    ),
+    "INSUFFICIENT_SCOPE": (
+        "The caller's token does not grant the scope this tool or route needs.",
+        "A JWT whose `scope` claim lacks `code:execute`, `files:read`, `files:write` or "
+        "`packages:install` (or `admin`) calling a tool that needs it; HTTP 403 on the file "
+        "routes. See [principals and scopes](security.md#principals-and-scopes).",
     ),
     "FORBIDDEN_ORIGIN": (
         "The HTTP request came from a browser origin (or a Host name) the server does not allow.",

@@ -9,8 +9,10 @@ from typing import Any
 from fastmcp import FastMCP
 
 from python_mcp_server import __version__
+from python_mcp_server.server.auth import build_auth
 from python_mcp_server.server.input_schemas import install_input_schema_lookup
 from python_mcp_server.server.middleware.errors import ErrorTranslationMiddleware
+from python_mcp_server.server.middleware.scopes import ScopeMiddleware
 from python_mcp_server.server.middleware.timing import TimingMiddleware
 from python_mcp_server.server.middleware.tool_list_cache import ToolListCacheMiddleware
 from python_mcp_server.server.resources import register_resources
@@ -50,9 +52,11 @@ def build_server(settings: Settings, services: Services | None = None) -> FastMC
         middleware=[
             ToolListCacheMiddleware(),
             ErrorTranslationMiddleware(),
+            ScopeMiddleware(),
             TimingMiddleware(),
         ],
         mask_error_details=False,
+        auth=build_auth(settings),  # HTTP only; stdio and in-memory callers are `default`
         on_duplicate="error",  # two tools of one name is a bug; compat removes first
     )
     mcp.add_extension(tasks_extension(settings))

@@ -8,8 +8,9 @@ In the order a request meets them:
    loopback-bound server the ``Host`` header must name loopback (or a host of an allowed
    origin): a DNS-rebinding page reaches us with its own host name. Refusals: 403.
    Hosts and origins are parsed exactly (``http_hosts.py``): ``[::1].evil.com`` is no host.
-2. ``BearerAuthMiddleware``: with a token configured, every path but ``/health`` needs
-   ``Authorization: Bearer <token>`` (401 otherwise). /health stays open for probes; it
+2. ``BearerAuthMiddleware``: with auth configured (a token, a tokens file or JWT keys),
+   every path but ``/health`` needs ``Authorization: Bearer <token>`` naming a principal
+   (401 otherwise). /health stays open for probes; it
    shows only status, version, uptime and counts.
 3. ``BodySizeLimitMiddleware``: bodies over ``MCP_MAX_REQUEST_BYTES`` get 413, whether
    announced by Content-Length or streamed.
@@ -21,16 +22,17 @@ one documented here for every bind address, and refusals carry stable codes.
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Iterable
 from typing import Any
 
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from starlette.datastructures import Headers
 from starlette.middleware import Middleware
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from python_mcp_server.errors import ErrorCode
+from python_mcp_server.server.auth import PrincipalTokenVerifier, auth_configured, build_auth
 from python_mcp_server.server.http_hosts import is_loopback_name, parse_host_header, parse_origin
 from python_mcp_server.settings import Settings
 
@@ -111,18 +113,36 @@ class OriginGuardMiddleware:
 
 
 class BearerAuthMiddleware:
-    """401 unless ``Authorization: Bearer <token>`` matches (constant-time compare)."""
+    """401 unless the bearer token names a principal (server/auth.py verifies it).
 
-    def __init__(self, app: ASGIApp, *, token: str, open_paths: frozenset[str] = OPEN_PATHS):
+    FastMCP's own authentication middleware, outermost on the HTTP app, has usually
+    verified the token already (``scope["user"]``); otherwise this one does, so the guard
+    holds on any app it wraps.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        verifier: PrincipalTokenVerifier,
+        open_paths: frozenset[str] = OPEN_PATHS,
+    ) -> None:
         self.app = app
-        self.token = token.encode()
+        self.verifier = verifier
         self.open_paths = open_paths
 
-    def authorized(self, header: str) -> bool:
-        scheme, _, value = header.strip().partition(" ")
-        if scheme.lower() != "bearer":
+    async def authenticate(self, scope: Scope) -> bool:
+        if isinstance(scope.get("user"), AuthenticatedUser):
+            return True
+        header = Headers(scope=scope).get("authorization", "")
+        kind, _, value = header.strip().partition(" ")
+        if kind.lower() != "bearer" or not value.strip():
             return False
-        return hmac.compare_digest(value.strip().encode(), self.token)
+        token = await self.verifier.verify_token(value.strip())
+        if token is None:
+            return False
+        scope["user"] = AuthenticatedUser(token)
+        return True
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
@@ -134,10 +154,11 @@ class BearerAuthMiddleware:
         ):
             await self.app(scope, receive, send)
             return
-        if not self.authorized(Headers(scope=scope).get("authorization", "")):
+        if not await self.authenticate(scope):
             response = _refuse(
                 ErrorCode.UNAUTHORIZED,
-                "this server requires 'Authorization: Bearer <token>' (MCP_AUTH_TOKEN)",
+                "this server requires 'Authorization: Bearer <token>' (MCP_AUTH_TOKEN, a "
+                "token of MCP_AUTH_TOKENS_FILE, or a JWT)",
                 401,
                 **{"WWW-Authenticate": "Bearer"},
             )
@@ -207,8 +228,9 @@ def security_middleware(settings: Settings) -> list[Middleware]:
             check_host=is_loopback_host(settings.host),
         )
     ]
-    if settings.auth_token:
-        stack.append(Middleware(BearerAuthMiddleware, token=settings.auth_token))
+    verifier = build_auth(settings)
+    if verifier is not None:
+        stack.append(Middleware(BearerAuthMiddleware, verifier=verifier))
     stack.append(Middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes))
     return stack
 
@@ -221,7 +243,7 @@ def http_options(settings: Settings) -> dict[str, Any]:
 def _public_without_token(settings: Settings) -> bool:
     return (
         settings.transport == "http"
-        and not settings.auth_token
+        and not auth_configured(settings)
         and not is_loopback_host(settings.host)
     )
 

@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from python_mcp_server.core.workspace.files import WorkspaceFiles
 from python_mcp_server.errors import ErrorCode, FileTooLargeError, InvalidInputError, ServerError
 from python_mcp_server.models.files import UploadResult
+from python_mcp_server.server.middleware.scopes import FILES_READ, FILES_WRITE, route_scope
 from python_mcp_server.server.services import Services
 from python_mcp_server.server.upload_parser import UploadParser
 
@@ -155,8 +156,8 @@ def register_file_routes(
     """Add the file routes to the server's HTTP app, each handler wrapped by ``protect``."""
     files = services.files
     mcp.custom_route(UPLOAD_PATH, methods=["POST"], name="files_upload")(
-        protect(upload_handler(files))
+        protect(route_scope(FILES_WRITE)(upload_handler(files)))
     )
     mcp.custom_route(DOWNLOAD_PATH, methods=["GET"], name="files_download")(
-        protect(download_handler(files))
+        protect(route_scope(FILES_READ)(download_handler(files)))
     )

@@ -71,12 +71,14 @@ def audit_execution(
     code: str,
     error_name: str | None = None,
     kernel_restarted: bool = False,
+    principal: str = "default",
 ) -> None:
     """Log one execution."""
     _emit(
         "execution",
         {
             "execution_id": execution_id,
+            "principal": principal,
             "session_id": session_id,
             "status": status,
             "duration": round(duration, 6),
@@ -128,4 +130,5 @@ class AuditHook(ExecutionHook):
             code=request.code,
             error_name=result.error.ename if result.error else None,
             kernel_restarted=result.kernel_restarted,
+            principal=session.owner,
         )

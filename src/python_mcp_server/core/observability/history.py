@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from python_mcp_server.core.execution.service import ExecutionRequest
+from python_mcp_server.core.sessions.owners import DEFAULT_OWNER
 from python_mcp_server.core.sessions.session import ExecutionOutcome, KernelSession
 from python_mcp_server.errors import StorageError
 from python_mcp_server.infra.storage.sqlite import SqliteDatabase
@@ -32,6 +33,7 @@ STARTED_NOTE = "history_started"
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS executions (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
+    owner TEXT NOT NULL DEFAULT 'default',
     execution_id TEXT NOT NULL,
     session_id TEXT NOT NULL,
     code TEXT NOT NULL,
@@ -46,6 +48,8 @@ CREATE TABLE IF NOT EXISTS executions (
 CREATE INDEX IF NOT EXISTS executions_by_session ON executions (session_id, id);
 CREATE INDEX IF NOT EXISTS executions_by_status ON executions (status, id);
 """
+#: Databases written before sessions had owners gain the column (their rows: ``default``).
+ADD_OWNER = "ALTER TABLE executions ADD COLUMN owner TEXT NOT NULL DEFAULT 'default'"
 
 COLUMNS = (
     "execution_id",
@@ -69,8 +73,12 @@ class HistoryConfig:
     max_history: int
 
 
-def _where(session_id: str | None, status: str | None) -> tuple[str, list[Any]]:
-    clauses, params = [], []
+def _where(owner: str | None, session_id: str | None, status: str | None) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    if owner is not None:
+        clauses.append("owner = ?")
+        params.append(owner)
     if session_id is not None:
         clauses.append("session_id = ?")
         params.append(session_id)
@@ -99,10 +107,18 @@ class HistoryStore:
     async def open(self) -> None:
         await self._db.open()
 
+        def add_owner(db: sqlite3.Connection) -> None:
+            names = {row[1] for row in db.execute("PRAGMA table_info(executions)")}
+            if "owner" not in names:
+                with db:
+                    db.execute(ADD_OWNER)
+
+        await self._db.run(add_owner)
+
     async def aclose(self) -> None:
         await self._db.aclose()
 
-    def record_later(self, entry: HistoryEntry) -> None:
+    def record_later(self, entry: HistoryEntry, owner: str = DEFAULT_OWNER) -> None:
         """Queue one execution for storage (oldest beyond the retention limit dropped).
 
         The caller does not wait for the disk: writes happen in order on the database
@@ -112,6 +128,7 @@ class HistoryStore:
         if keep <= 0:
             return
         row = (
+            owner,
             entry.execution_id,
             entry.session_id,
             entry.code[:CODE_CHARS],
@@ -127,8 +144,8 @@ class HistoryStore:
         def write(db: sqlite3.Connection) -> None:
             with db:
                 db.execute(
-                    f"INSERT INTO executions ({', '.join(COLUMNS)}) "
-                    f"VALUES ({', '.join('?' * len(COLUMNS))})",
+                    f"INSERT INTO executions (owner, {', '.join(COLUMNS)}) "
+                    f"VALUES ({', '.join('?' * (len(COLUMNS) + 1))})",
                     row,
                 )
                 db.execute(
@@ -139,16 +156,22 @@ class HistoryStore:
 
         self._db.submit(write)
 
-    async def record(self, entry: HistoryEntry) -> None:
+    async def record(self, entry: HistoryEntry, owner: str = DEFAULT_OWNER) -> None:
         """Store one execution and wait until it is written."""
-        self.record_later(entry)
+        self.record_later(entry, owner)
         await self._db.run(lambda _db: None)
 
     async def query(
-        self, *, limit: int, session_id: str | None = None, status: str | None = None
+        self,
+        *,
+        limit: int,
+        session_id: str | None = None,
+        status: str | None = None,
+        owner: str | None = None,
     ) -> tuple[list[HistoryEntry], int]:
-        """The newest ``limit`` matching executions, and how many match in all."""
-        where, params = _where(session_id, status)
+        """The newest ``limit`` matching executions (``owner``: only that principal's),
+        and how many match in all."""
+        where, params = _where(owner, session_id, status)
 
         def read(db: sqlite3.Connection) -> tuple[list[HistoryEntry], int]:
             rows = db.execute(
@@ -160,9 +183,10 @@ class HistoryStore:
 
         return await self._db.run(read)
 
-    async def clear(self, session_id: str | None = None) -> int:
-        """Delete the history of one session, or all of it; return how many were deleted."""
-        where, params = _where(session_id, None)
+    async def clear(self, session_id: str | None = None, owner: str | None = None) -> int:
+        """Delete the history of one session, or all of it (``owner``: of that principal);
+        return how many were deleted."""
+        where, params = _where(owner, session_id, None)
 
         def delete(db: sqlite3.Connection) -> int:
             with db:
@@ -210,6 +234,6 @@ class HistoryHook:
             duration=result.execution_time,
         )
         try:
-            self._store.record_later(entry)
+            self._store.record_later(entry, session.owner)
         except StorageError as exc:  # the code ran; a history failure must not hide that
             logger.warning("execution %s was not recorded: %s", entry.execution_id, exc)

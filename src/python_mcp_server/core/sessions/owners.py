@@ -21,7 +21,7 @@ DEFAULT_OWNER = "default"
 #: A principal's name: what a tokens file or a JWT ``sub`` may hold.
 OWNER_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@:+|-]{0,127}$")
 #: Separates owner and id in a key; never part of a session id.
-KEY_SEPARATOR = "/"
+KEY_SEPARATOR = "~"
 
 
 @dataclass(frozen=True)

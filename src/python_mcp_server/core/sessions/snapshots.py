@@ -118,7 +118,7 @@ class SnapshotService:
             {"max_bytes": self.config.max_bytes},
             timeout=self.config.timeout,
         )
-        path = self.config.folder / f"{session.key.replace('/', '~')}.snapshot"
+        path = self.config.folder / f"{session.key}.snapshot"
         await asyncio.to_thread(_write_private, path, str(answer["payload"]))
         snapshot = Snapshot(
             session_id=session.session_id,

@@ -24,7 +24,7 @@ from python_mcp_server.models.compat import (
     CompatSafetyResult,
 )
 from python_mcp_server.models.history import HistoryStatus
-from python_mcp_server.server.principals import session_ref
+from python_mcp_server.server.principals import current_principal, session_ref
 from python_mcp_server.server.services import Services
 from python_mcp_server.server.tools.compat import compat_tool
 
@@ -69,7 +69,9 @@ def register(mcp: FastMCP, services: Services) -> None:
         """Past executions, newest first (Python executor compatible, and native)."""
         if session_id is not None:
             validate_session_id(session_id)
-        entries, total = await history.query(limit=limit, session_id=session_id, status=status)
+        entries, total = await history.query(
+            limit=limit, session_id=session_id, status=status, owner=current_principal()
+        )
         items = [history_entry(entry) for entry in entries]
         return CompatHistoryList(
             history=items,
@@ -86,7 +88,7 @@ def register(mcp: FastMCP, services: Services) -> None:
         """Delete recorded executions; returns cleared_count and cleared_at."""
         if session_id is not None:
             validate_session_id(session_id)
-        cleared = await history.clear(session_id)
+        cleared = await history.clear(session_id, owner=current_principal())
         return CompatHistoryCleared(cleared_count=cleared, session_id=session_id, cleared_at=_now())
 
     @compat_tool(mcp)

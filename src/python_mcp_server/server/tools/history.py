@@ -9,6 +9,7 @@ from pydantic import Field
 
 from python_mcp_server.core.sessions.manager import validate_session_id
 from python_mcp_server.models.history import HistoryCleared, HistoryList, HistoryStatus
+from python_mcp_server.server.principals import current_principal
 from python_mcp_server.server.services import Services
 
 TAGS = {"history"}
@@ -31,7 +32,9 @@ def register(mcp: FastMCP, services: Services) -> None:
         start, end and duration. Kept across server restarts (MCP_MAX_HISTORY newest)."""
         if session_id is not None:
             validate_session_id(session_id)
-        entries, total = await history.query(limit=limit, session_id=session_id, status=status)
+        entries, total = await history.query(
+            limit=limit, session_id=session_id, status=status, owner=current_principal()
+        )
         return HistoryList(
             entries=entries,
             count=len(entries),
@@ -48,5 +51,5 @@ def register(mcp: FastMCP, services: Services) -> None:
         """Delete recorded executions (one session's, or all); returns cleared_count."""
         if session_id is not None:
             validate_session_id(session_id)
-        cleared = await history.clear(session_id)
+        cleared = await history.clear(session_id, owner=current_principal())
         return HistoryCleared(cleared_count=cleared, session_id=session_id)

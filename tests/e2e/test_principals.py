@@ -1,0 +1,151 @@
+"""Principals over HTTP, with the real command: a tokens file names two principals whose
+sessions (the same ids) are separate, and JWTs signed by a key made here carry a principal
+(``sub``) and scopes that tools and file routes enforce."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from fastmcp import Client
+from fastmcp_tasks import ToolTask, call_tool_task
+from mcp.shared.exceptions import MCPError
+
+from tests.e2e.conftest import LaunchedServer, StartServer
+from tests.helpers import call, run, tool_error
+
+ALICE = "alice-token-0123456789"
+BOB = "bob-token-0123456789ab"
+ISSUER = "https://issuer.test"
+AUDIENCE = "python-mcp-server"
+
+
+@pytest.fixture(scope="module")
+def signing_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@pytest.fixture
+def server(
+    start_server: StartServer, tmp_path: Path, signing_key: rsa.RSAPrivateKey
+) -> LaunchedServer:
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"# principals\nalice {ALICE}\n\nbob   {BOB}\n")
+    public = signing_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return start_server(
+        env={
+            "MCP_AUTH_TOKENS_FILE": str(tokens),
+            "MCP_JWT_PUBLIC_KEY": public.decode(),
+            "MCP_JWT_ISSUER": ISSUER,
+            "MCP_JWT_AUDIENCE": AUDIENCE,
+            "MCP_KERNEL_POOL_SIZE": "0",
+        }
+    )
+
+
+def make_jwt(key: rsa.RSAPrivateKey, **claims: Any) -> str:
+    now = int(time.time())
+    body = {"iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + 600, **claims}
+    return jwt.encode(body, key, algorithm="RS256")
+
+
+async def test_two_principals_have_separate_sessions(server: LaunchedServer) -> None:
+    async with Client(server.mcp_url, auth=ALICE) as alice, Client(server.mcp_url, auth=BOB) as bob:
+        await run(alice, "x = 'alice'")
+        await run(bob, "x = 'bob'")
+        assert (await run(alice, "x"))["result"] == "'alice'"
+        assert (await run(bob, "x"))["result"] == "'bob'"
+
+        # The same explicit id names two sessions.
+        await call(alice, "create_session", session_id="work")
+        await call(bob, "create_session", session_id="work")
+        await run(alice, "y = 1", session_id="work")
+        bob_sees = await run(bob, "'y' in globals()", session_id="work")
+        assert bob_sees["result"] == "False"
+
+        # An opaque id minted for alice does not reach her session from bob.
+        minted = (await call(alice, "create_session"))["session_id"]
+        assert minted.startswith("s-")
+        text = await tool_error(bob, "run_python_code", {"code": "1", "session_id": minted})
+        assert text.startswith("SESSION_NOT_FOUND:")
+        assert "create_session" in text
+
+        # list_sessions shows only one's own; switch_session moves only one's own default.
+        alice_list = await call(alice, "list_sessions")
+        bob_list = await call(bob, "list_sessions")
+        assert {s["session_id"] for s in alice_list["sessions"]} == {"default", "work", minted}
+        assert {s["session_id"] for s in bob_list["sessions"]} == {"default", "work"}
+        await call(alice, "switch_session", session_id="work")
+        assert (await run(alice, "y"))["result"] == "1"
+        assert (await run(bob, "x"))["result"] == "'bob'"
+        assert (await call(bob, "list_sessions"))["active_session_id"] == "default"
+
+        # History belongs to its principal too.
+        alice_history = await call(alice, "get_execution_history", limit=100)
+        codes = {entry["code"] for entry in alice_history["entries"]}
+        assert "x = 'alice'" in codes
+        assert "x = 'bob'" not in codes
+
+        # A task is reachable only by the principal that started it.
+        task = await call_tool_task(alice, "run_python_code", {"code": "21 * 2"})
+        assert (await task.result()).structured_content["result"] == "42"  # type: ignore[index]
+        stolen = ToolTask(bob, "run_python_code", task.create_result)
+        with pytest.raises(MCPError, match="not found"):
+            await stolen.status()
+
+
+async def test_wrong_tokens_are_refused(
+    server: LaunchedServer, signing_key: rsa.RSAPrivateKey
+) -> None:
+    other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    refused = [
+        "not-a-token",
+        make_jwt(other_key, sub="mallory", scope="admin"),  # signed by someone else
+        make_jwt(signing_key, scope="admin"),  # names nobody
+        make_jwt(signing_key, sub="carol", scope="admin", exp=int(time.time()) - 60),
+        make_jwt(signing_key, sub="carol", scope="admin", aud="another-service"),
+    ]
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        for token in refused:
+            response = await http.post(
+                "/mcp", headers={"Authorization": f"Bearer {token}"}, json={}
+            )
+            assert response.status_code == 401, token
+            assert response.json()["error"]["code"] == "UNAUTHORIZED"
+
+
+async def test_jwt_scopes_are_enforced(
+    server: LaunchedServer, signing_key: rsa.RSAPrivateKey
+) -> None:
+    runner = make_jwt(signing_key, sub="carol", scope="code:execute")
+    admin = make_jwt(signing_key, sub="carol", scope="admin")
+    async with Client(server.mcp_url, auth=runner) as carol:
+        assert (await run(carol, "z = 3\nz"))["result"] == "3"
+        text = await tool_error(carol, "write_file", {"path": "a.txt", "content": "hi"})
+        assert text.startswith("INSUFFICIENT_SCOPE:")
+        assert "files:write" in text
+        text = await tool_error(carol, "install_dependencies", {"packages": "six"})
+        assert text.startswith("INSUFFICIENT_SCOPE:")
+    async with Client(server.mcp_url, auth=admin) as carol_admin:
+        await call(carol_admin, "write_file", path="a.txt", content="hi")
+        # The same principal (sub), whatever the token: carol's session is still there.
+        assert (await run(carol_admin, "z"))["result"] == "3"
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        denied = await http.get(
+            "/files/download/a.txt", headers={"Authorization": f"Bearer {runner}"}
+        )
+        assert denied.status_code == 403
+        assert denied.json()["error"]["code"] == "INSUFFICIENT_SCOPE"
+        reader = make_jwt(signing_key, sub="dave", scope="files:read")
+        allowed = await http.get(
+            "/files/download/a.txt", headers={"Authorization": f"Bearer {reader}"}
+        )
+        assert (allowed.status_code, allowed.text) == (200, "hi")
