@@ -259,6 +259,13 @@ PEERS: dict[str, type[Peer]] = {
 }
 
 
+def is_template(process: psutil.Process, command: str) -> bool:
+    """Our fork template (its kernels carry its command line, but their parent is it)."""
+    marker = '"mode": "template"'
+    parent = process.parent()
+    return marker in command and (parent is None or marker not in " ".join(parent.cmdline()))
+
+
 def kernel_uss(roots: list[int]) -> tuple[int, int]:
     """(USS summed over every ipykernel process under the roots, how many there are)."""
     total = count = 0
@@ -270,7 +277,7 @@ def kernel_uss(roots: list[int]) -> tuple[int, int]:
         for process in tree:
             try:
                 command = " ".join(process.cmdline())
-                if "ipykernel" not in command or '"mode": "template"' in command:
+                if "ipykernel" not in command or is_template(process, command):
                     continue
                 total += process.memory_full_info().uss
                 count += 1
