@@ -266,9 +266,9 @@ def is_template(process: psutil.Process, command: str) -> bool:
     return marker in command and (parent is None or marker not in " ".join(parent.cmdline()))
 
 
-def kernel_uss(roots: list[int]) -> tuple[int, int]:
-    """(USS summed over every ipykernel process under the roots, how many there are)."""
-    total = count = 0
+def kernel_uss(roots: list[int]) -> int:
+    """USS summed over every kernel process under the roots (sandbox wrappers included)."""
+    total = 0
     for root in roots:
         try:
             tree = psutil.Process(root).children(recursive=True)
@@ -280,10 +280,9 @@ def kernel_uss(roots: list[int]) -> tuple[int, int]:
                 if "ipykernel" not in command or is_template(process, command):
                     continue
                 total += process.memory_full_info().uss
-                count += 1
             except psutil.Error:
                 continue
-    return total, count
+    return total
 
 
 async def timed(work: Callable[[], Awaitable[None]]) -> float:
@@ -351,18 +350,20 @@ class Bench:
         return {"first_data_import_ms": percentiles_ms(samples)}
 
     async def memory(self) -> dict[str, Any]:
+        """What 4 more sessions add to the USS of every kernel process, per session."""
         names = [f"m{i}" for i in range(4)]
+        before = kernel_uss(self.peer.root_pids())
         for name in names:
             await self.new(name)
-        await asyncio.sleep(self.args.settle)
-        plain, count = kernel_uss(self.peer.root_pids())
+        await asyncio.sleep(self.args.settle)  # a pool refills to where it was
+        plain = kernel_uss(self.peer.root_pids())
         for name in names:
             await self.peer.run(self.client, DATA_IMPORT, name)
-        loaded, loaded_count = kernel_uss(self.peer.root_pids())
+        loaded = kernel_uss(self.peer.root_pids())
         await self.cleanup()
         return {
-            "uss_per_session_mb": round(plain / max(count, 1) / MIB, 1),
-            "uss_per_session_data_mb": round(loaded / max(loaded_count, 1) / MIB, 1),
+            "uss_per_session_mb": round((plain - before) / len(names) / MIB, 1),
+            "uss_per_session_data_mb": round((loaded - before) / len(names) / MIB, 1),
         }
 
     async def throughput(self, clients: int) -> dict[str, Any]:
