@@ -177,9 +177,10 @@ def main() -> None:
         names.remove("sandbox")
     load = os.getloadavg()
     print(f"machine: {os.cpu_count()} cores, load {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
-    results = [asyncio.run(measure(n, CONFIGS[n], args)) for n in names]
-    for figures in results:
-        print(json.dumps(figures))
+    results = []
+    for name in names:
+        results.append(asyncio.run(measure(name, CONFIGS[name], args)))
+        print(json.dumps(results[-1]), flush=True)
     base = next((r for r in results if r["config"] == "plain"), None)
     keys = {
         "new session p50": ("sequential_ms", "p50"),
