@@ -42,6 +42,7 @@ class ErrorCode(str, Enum):
     REQUEST_TOO_LARGE = "REQUEST_TOO_LARGE"
     GATEWAY_ERROR = "GATEWAY_ERROR"
     NOTEBOOK_INVALID = "NOTEBOOK_INVALID"
+    NETWORK_POLICY_REFUSED = "NETWORK_POLICY_REFUSED"
     INTERNAL_ERROR = "INTERNAL_ERROR"
 
 
@@ -156,3 +157,7 @@ class NotebookInvalidError(ServerError):
     """A notebook file that is not JSON, not nbformat 4, or fails the schema."""
 
     code = ErrorCode.NOTEBOOK_INVALID
+
+
+class NetworkPolicyRefusedError(ServerError):
+    code = ErrorCode.NETWORK_POLICY_REFUSED

@@ -212,8 +212,22 @@ class Settings(BaseSettings):
     sandbox: Literal["auto", "bwrap", "none"] = Field(
         "auto", description="Kernel sandbox: auto (bubblewrap when it works), bwrap, none."
     )
-    kernel_network: Literal["allow", "deny"] = Field(
-        "allow", description="Network access of sandboxed kernels."
+    kernel_network: Literal["deny", "allowlist", "allow"] = Field(
+        "allowlist",
+        description="Network access of sandboxed kernels: `deny` (none), `allowlist` (only "
+        "the package index and `MCP_KERNEL_NETWORK_DOMAINS`, through the server's egress "
+        "proxy, never private, loopback or link-local addresses) or `allow` (the host's "
+        "network). Sessions may ask for a narrower policy, never a wider one.",
+    )
+    kernel_network_domains: str = Field(
+        "",
+        description="Domains kernels may reach under `allowlist`, beyond the package index "
+        "installs use, comma separated; `*.example.com` allows every name below it.",
+    )
+    kernel_network_hosts: str = Field(
+        "",
+        description="Addresses for allowlisted names, `name=address` comma separated, used "
+        "instead of DNS and trusted even when private (a mirror on the LAN).",
     )
     max_memory_mb: int = Field(
         2048,

@@ -1,15 +1,19 @@
-"""Escape attempts against the real command with MCP_SANDBOX=bwrap and the network denied.
+"""Escape attempts against the real command with MCP_SANDBOX=bwrap and the default network.
 
 One server serves the whole module (started with an auth token, a fake home holding a
-secret, small limits). Every case must fail safely, and the server must keep serving.
+secret, small limits, the default ``allowlist`` network whose package index is a made-up
+name pinned to a loopback server of this module). Every case must fail safely, and the
+server must keep serving. Each test names the class of issue 11 it holds.
 """
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import socket
 import subprocess
+import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,10 +24,11 @@ import pytest
 from fastmcp import Client
 
 from tests.e2e.conftest import COMMAND, LaunchedServer, assert_gone
-from tests.helpers import free_port, run
+from tests.helpers import free_port, run, tool_error
 from tests.sandbox_support import require_bwrap
 
 TOKEN = "escape-suite-token-6f1c2a9e"
+FAKE_INDEX = "index.escape-suite.example"
 SECRET = "the-home-secret-4d7b"
 #: Parameters of the server under attack.
 MAX_PROCESSES = 64
@@ -41,8 +46,32 @@ class Target:
         self.history = self.state / "history.sqlite3"
 
 
+class _Index(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = f"index page {self.path}".encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
 @pytest.fixture(scope="module")
-def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
+def index_port() -> Iterator[int]:
+    """A loopback HTTP server standing in for the package index."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Index)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+    thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def target(tmp_path_factory: pytest.TempPathFactory, index_port: int) -> Iterator[Target]:
     require_bwrap()
     root = tmp_path_factory.mktemp("escape")
     home = root / "home"
@@ -55,7 +84,8 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
         **os.environ,
         "HOME": str(home),
         "MCP_SANDBOX": "bwrap",
-        "MCP_KERNEL_NETWORK": "deny",
+        "MCP_PIP_INDEX_URL": f"http://{FAKE_INDEX}:{index_port}/simple",
+        "MCP_KERNEL_NETWORK_HOSTS": f"{FAKE_INDEX}=127.0.0.1",
         "MCP_MAX_MEMORY_MB": "256",
         "MCP_MAX_KERNEL_FILE_MB": str(MAX_FILE_MB),
         "MCP_MAX_KERNEL_PROCESSES": str(MAX_PROCESSES),
@@ -170,7 +200,10 @@ async def test_cannot_find_the_token(attacker: Client[Any], target: Target) -> N
     assert result["stdout"] == "[] False\n"
 
 
-async def test_network_is_denied(attacker: Client[Any], target: Target) -> None:
+async def test_host_loopback_and_the_internet_are_unreachable(
+    attacker: Client[Any], target: Target
+) -> None:
+    """Kernel network: no route to the host's loopback (this server included) or out."""
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen()
@@ -207,7 +240,9 @@ async def test_cannot_kill_the_server(attacker: Client[Any], target: Target) -> 
         "except ProcessLookupError:\n"
         "    print('no such process')\n"
         "os.kill(1, signal.SIGKILL)  # the sandbox's own init: ignored\n"
-        "print(sorted(int(p) for p in os.listdir('/proc') if p.isdigit()) == [1, os.getpid()])",
+        "pids = {int(p) for p in os.listdir('/proc') if p.isdigit()} - {1, os.getpid()}\n"
+        "# only the sandbox's init, the kernel and its own network forwarder exist\n"
+        "print([open(f'/proc/{p}/stat').read().split()[3] for p in pids] == [str(os.getpid())])",
     )
     assert result["stdout"] == "no such process\nTrue\n", result
 
@@ -338,3 +373,69 @@ async def test_audit_log_cannot_be_forged(attacker: Client[Any], target: Target)
     assert not [r for r in records if r.get("packages") == "forged-by-kernel"]
     for line in marked:
         assert line.startswith("    ") or line in audit_lines, line
+
+
+PROXY_PROBE = """
+import socket
+def connect(target):
+    s = socket.create_connection(('127.0.0.1', 3128), 10)
+    s.sendall(f'CONNECT {target} HTTP/1.1\\r\\n\\r\\n'.encode())
+    answer = s.recv(4096).split(b'\\r\\n')[0].decode()
+    if answer.endswith(' 200 Connection established'):
+        s.sendall(b'GET /simple/ HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n')
+        answer += ' | ' + s.recv(4096).split(b'\\r\\n\\r\\n')[-1].decode()
+    s.close()
+    return answer
+"""
+
+
+async def test_egress_proxy_lets_only_the_index_through(
+    attacker: Client[Any], index_port: int
+) -> None:
+    """Kernel network (default allowlist): the index yes; metadata, loopback, others no."""
+    result = await run(
+        attacker,
+        PROXY_PROBE
+        + f"print(connect('{FAKE_INDEX}:{index_port}'))\n"
+        + "print(connect('169.254.169.254:80'))\n"
+        + "print(connect('[fd00:ec2::254]:80'))\n"
+        + f"print(connect('localhost:{index_port}'))\n"
+        + "print(connect('example.org:443'))\n"
+        + "try:\n"
+        + "    socket.create_connection(('169.254.169.254', 80), 5)\n"
+        + "except OSError as e:\n"
+        + "    print(type(e).__name__, e.errno)",
+    )
+    lines = result["stdout"].splitlines()
+    assert lines[0] == "HTTP/1.1 200 Connection established | index page /simple/", result
+    assert lines[1:5] == ["HTTP/1.1 403 Forbidden"] * 4, result
+    assert lines[5] == "OSError 101"  # unreachable at once: no route, not a timeout
+
+
+async def test_sessions_may_narrow_the_network_never_widen_it(attacker: Client[Any]) -> None:
+    """Kernel network: ``allow`` is refused with a code; ``deny`` leaves no network at all."""
+    text = await tool_error(attacker, "create_session", {"session_id": "wide", "network": "allow"})
+    assert text.startswith("NETWORK_POLICY_REFUSED:")
+    text = await tool_error(
+        attacker, "create_session", {"session_id": "wide2", "network_domains": ["example.org"]}
+    )
+    assert text.startswith("NETWORK_POLICY_REFUSED:")
+    await attacker.call_tool("create_session", {"session_id": "offline", "network": "deny"})
+    try:
+        result = await run(
+            attacker,
+            "import socket\n"
+            "for address in (('127.0.0.1', 3128), ('169.254.169.254', 80), ('1.1.1.1', 443)):\n"
+            "    try:\n"
+            "        socket.create_connection(address, 5)\n"
+            "    except OSError as e:\n"
+            "        print(type(e).__name__, e.errno)\n"
+            "import os\n"
+            "print(os.path.exists('/run/python-mcp-server/egress.sock'))",
+            session_id="offline",
+        )
+        assert result["stdout"] == (
+            "ConnectionRefusedError 111\nOSError 101\nOSError 101\nFalse\n"
+        ), result
+    finally:
+        await attacker.call_tool("delete_session", {"session_id": "offline"})

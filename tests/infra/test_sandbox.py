@@ -18,6 +18,7 @@ from python_mcp_server.infra.kernels.sandbox import (
     SandboxConfig,
     probe_bwrap,
 )
+from python_mcp_server.infra.network.access import NetworkAccess
 from tests.sandbox_support import require_bwrap
 
 
@@ -43,7 +44,7 @@ def layout(tmp_path: Path) -> dict[str, Path]:
 
 def launcher(layout: dict[str, Path], network: str = "allow") -> BwrapLauncher:
     config = SandboxConfig(
-        network=network,  # type: ignore[arg-type]
+        network=NetworkAccess(network),  # type: ignore[arg-type]
         hidden_paths=(layout["home"], layout["state"], layout["venvs"]),
         readable_paths=(Path(sys.prefix),),
     )

@@ -119,11 +119,16 @@ async def wait_rounds(services: Services, count: int) -> None:
 
 
 def python_of(pid: int) -> int:
-    """The process running the kernel's Python: the pid itself, or its sandboxed child."""
+    """The process running the kernel's Python: the pid itself, or its sandboxed child
+    (not that child's own child, the sandbox's network forwarder)."""
     tree = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
-    pythons = [p.pid for p in tree if p.name() != "bwrap"]
-    assert pythons, [p.cmdline()[:2] for p in tree]
-    return pythons[-1]
+    pythons = [
+        p.pid
+        for p in tree
+        if p.name() != "bwrap" and (p.pid == pid or p.parent().name() == "bwrap")
+    ]
+    assert len(pythons) == 1, [p.cmdline()[:2] for p in tree]
+    return pythons[0]
 
 
 @pytest.mark.parametrize("settings_overrides", [{"health_interval": 0.5}])

@@ -163,6 +163,13 @@ MEANINGS: dict[str, tuple[str, str]] = {
         "`OSError: [Errno 28] No space left on device`. `health_check` reports "
         "`disk.full`. Free space (delete files in `outputs/`) and call again.",
     ),
+    "NETWORK_POLICY_REFUSED": (
+        "A session asked for more network access than the server grants.",
+        "`create_session` with a `network` wider than `MCP_KERNEL_NETWORK` (`deny` < "
+        "`allowlist` < `allow`), or an `allowlist` naming a domain the server's allowlist "
+        "does not cover. Ask for the server's policy or a narrower one; see "
+        "[Security](security.md#kernel-network).",
+    ),
     "INTERNAL_ERROR": (
         "Something failed that the server did not expect: a bug.",
         "Any tool. The client sees only the tool name and the exception type; the "

@@ -23,6 +23,11 @@ class SessionInfo(BaseModel):
     active: bool = Field(description="Whether calls without session_id go to this session.")
     restarts: int = Field(0, description="Kernel restarts since the session was created.")
     venv_name: str | None = Field(None, description="Environment whose interpreter it runs.")
+    network: str | None = Field(
+        None,
+        description="The session's own kernel network policy when it asked for one "
+        "(e.g. `deny`, `allowlist (pypi.org)`); null: the server's (see health_check).",
+    )
 
 
 class SessionList(BaseModel):

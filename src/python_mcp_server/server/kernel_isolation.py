@@ -28,7 +28,9 @@ from python_mcp_server.infra.kernels.sandbox import (
     probe_bwrap,
 )
 from python_mcp_server.infra.kernels.template_launcher import TemplateLauncher
+from python_mcp_server.infra.network.proxy import EgressProxy
 from python_mcp_server.infra.sandboxed_run import RunnerConfig, SandboxedRunner
+from python_mcp_server.server.kernel_network import network_access
 from python_mcp_server.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -48,7 +50,7 @@ def sandbox_config(settings: Settings, bwrap: str) -> SandboxConfig:
     if home:
         hidden.insert(0, Path(home))
     return SandboxConfig(
-        network=settings.kernel_network,
+        network=network_access(settings),
         hidden_paths=tuple(hidden),
         readable_paths=server_python_paths(),
         tmp_size_mb=settings.max_memory_mb,
@@ -92,6 +94,7 @@ def build_local_launcher(settings: Settings) -> LimitedLauncher:
             sandbox_config(settings, bwrap),
             start_timeout=timeout,
             cgroups=PidsCgroups.find(),
+            proxy=EgressProxy(),
         )
     if settings.sandbox == "bwrap":
         raise KernelStartError(f"MCP_SANDBOX=bwrap, but {problem}")

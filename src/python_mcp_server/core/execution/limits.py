@@ -84,7 +84,7 @@ def describe_limits(
     network: str
     process_limit_by: str | None = None
     if isinstance(launcher, BwrapLauncher):
-        network = launcher.config.network
+        network = launcher.config.network.describe()
         if launcher.cgroups is not None:
             process_limit_by = "cgroup pids.max"
         elif os.geteuid() != 0:

@@ -20,6 +20,7 @@ from python_mcp_server.core.sessions.kernel_environment import (
 from python_mcp_server.core.sessions.preload import PreloadPolicy
 from python_mcp_server.errors import KernelSilentError
 from python_mcp_server.infra.kernels.base import KernelLauncher, KernelLaunchRequest
+from python_mcp_server.infra.network.access import NetworkAccess
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +69,11 @@ class KernelFactory:
         )
 
     def launch_request(
-        self, venv_name: str | None, label: str, folder: PackageFolder | None = None
+        self,
+        venv_name: str | None,
+        label: str,
+        folder: PackageFolder | None = None,
+        network: NetworkAccess | None = None,
     ) -> KernelLaunchRequest:
         """What a kernel of ``venv_name`` gets: its environment read-only (the folder is
         the server's record ``<venvs>/<name>``, never found through the interpreter's
@@ -95,10 +100,16 @@ class KernelFactory:
             readable_paths=(environment_bin.parent, *self._config.readable_paths),
             preload=self.preload.modules_for(venv_name),
             own_variables=own,
+            network=network,
         )
 
     async def start(
-        self, venv_name: str | None, label: str, *, pooled: bool = False
+        self,
+        venv_name: str | None,
+        label: str,
+        *,
+        pooled: bool = False,
+        network: NetworkAccess | None = None,
     ) -> KernelClient:
         """Launch a kernel for an environment and return a client once it answers.
 
@@ -119,7 +130,7 @@ class KernelFactory:
                 folder = await asyncio.to_thread(self.packages.create, python)
                 made = True
         try:
-            client = await self._start(venv_name, label, folder)
+            client = await self._start(venv_name, label, folder, network)
         except BaseException:
             if made and folder is not None and self.packages is not None:
                 await self.packages.discard(folder)
@@ -131,11 +142,15 @@ class KernelFactory:
         return client
 
     async def _start(
-        self, venv_name: str | None, label: str, folder: PackageFolder | None
+        self,
+        venv_name: str | None,
+        label: str,
+        folder: PackageFolder | None,
+        network: NetworkAccess | None = None,
     ) -> KernelClient:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._config.start_timeout
-        request = self.launch_request(venv_name, label, folder)
+        request = self.launch_request(venv_name, label, folder, network)
         kernel = await self.launcher.launch(request)
         try:
             client = await KernelClient.connect(kernel, timeout=self._config.start_timeout / 2)

@@ -42,6 +42,7 @@ from python_mcp_server.errors import (
     SessionLimitError,
     SessionNotFoundError,
 )
+from python_mcp_server.infra.network.access import NetworkAccess
 
 logger = logging.getLogger(__name__)
 
@@ -218,7 +219,12 @@ class SessionManager:
 
     # --- lifecycle --------------------------------------------------------------------
     async def create(
-        self, spec: SessionRef | str, *, description: str = "", venv_name: str | None = None
+        self,
+        spec: SessionRef | str,
+        *,
+        description: str = "",
+        venv_name: str | None = None,
+        network: NetworkAccess | None = None,
     ) -> KernelSession:
         """A new session; ``spec`` names it (a plain id: the default principal's)."""
         shown = validate_session_id(as_ref(spec).session_id or "")
@@ -239,8 +245,9 @@ class SessionManager:
                     f"session {shown!r} already exists (another server started it); use it "
                     "by its session_id"
                 )
-            client = await self._new_kernel(venv_name, name)
+            client = await self._new_kernel(venv_name, name, network)
             session = self._session_for(name, client, description, venv_name)
+            session.network = network
             self._sessions[name] = session
             future.set_result(session)
             return session
@@ -277,13 +284,15 @@ class SessionManager:
         self._active[session.owner] = session.session_id
         return session
 
-    async def _new_kernel(self, venv_name: str | None, label: str) -> KernelClient:
-        if venv_name is None:
+    async def _new_kernel(
+        self, venv_name: str | None, label: str, network: NetworkAccess | None = None
+    ) -> KernelClient:
+        if venv_name is None and network is None:
             pooled = self._pool.take()
             if pooled is not None:
                 self._factory.claim(pooled, label)
                 return pooled
-        return await self._factory.start(venv_name, label)
+        return await self._factory.start(venv_name, label, network=network)
 
     def _session_for(
         self, key: str, client: KernelClient, description: str, venv_name: str | None
@@ -303,7 +312,7 @@ class SessionManager:
 
     async def _replacement_kernel(self, session: KernelSession) -> KernelClient:
         if not self._factory.launcher.shared_sessions:
-            return await self._new_kernel(session.venv_name, session.key)
+            return await self._new_kernel(session.venv_name, session.key, session.network)
         # The kernel restarted in place (same id): attach to it again, unless it is gone.
         client = await self._factory.attach(session.key)
         if client is not None:

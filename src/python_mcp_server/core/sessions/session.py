@@ -29,6 +29,7 @@ from python_mcp_server.core.sessions.kernel_client import Execution, KernelClien
 from python_mcp_server.core.sessions.owners import DEFAULT_OWNER, session_key
 from python_mcp_server.core.workspace.outputs import OutputFiles
 from python_mcp_server.errors import KernelDiedError
+from python_mcp_server.infra.network.access import NetworkAccess
 from python_mcp_server.models.execution import ExecutionErrorInfo, ExecutionResult
 
 logger = logging.getLogger(__name__)
@@ -93,6 +94,8 @@ class KernelSession:
         self.owner = owner
         self.description = description
         self.venv_name = venv_name
+        #: The session's own network access (narrower than the server's); None: the server's.
+        self.network: NetworkAccess | None = None
         self.client = client
         self.created_at = _now()
         self.last_used = self.created_at

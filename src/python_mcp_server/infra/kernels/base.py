@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from python_mcp_server.infra.network.access import NetworkAccess
+
 Channel = Literal["shell", "iopub", "stdin", "control"]
 Message = dict[str, Any]
 MessageHandler = Callable[[Channel, Message], None]
@@ -40,6 +42,8 @@ class KernelLaunchRequest:
     #: folder): a launcher forking kernels from a shared template leaves them out of the
     #: template and applies them in the child.
     own_variables: tuple[str, ...] = ()
+    #: This kernel's network access; None: the launcher's default.
+    network: NetworkAccess | None = None
 
 
 @dataclass(frozen=True)

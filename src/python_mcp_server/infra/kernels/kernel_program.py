@@ -6,6 +6,9 @@ environment, which may not have this package. ``sys.argv[1]`` is a JSON object:
 - ``limits``: ``[[rlimit name, value], ...]`` set (soft and hard) before anything else;
 - ``preload``: module names imported before the kernel starts; a failure is written to
   stderr as one ``MCP-PRELOAD-FAILED <json>`` line and the kernel starts anyway;
+- ``forwarder``: ``{"port", "socket", "loop"}``: bind ``127.0.0.1:port`` (in the sandbox's
+  own network namespace), then fork and exec ``loop`` in a fresh interpreter that hands
+  every connection to the egress proxy's ``socket`` (see ``infra/network/forwarder.py``);
 - ``mode``: ``"kernel"`` (become ipykernel_launcher with the remaining arguments) or
   ``"template"`` (import the preload, then fork one kernel per request read from stdin;
   see ``template_main``).
@@ -59,6 +62,24 @@ def apply_limits(limits: list[list[Any]]) -> None:
         hard = resource.getrlimit(number)[1]
         value = value if hard == resource.RLIM_INFINITY else min(value, hard)
         resource.setrlimit(number, (value, value))
+
+
+def start_forwarder(spec: dict[str, Any]) -> None:
+    """Listen on the sandbox's loopback, then leave the forwarding to a child of its own."""
+    import socket
+
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", int(spec["port"])))
+    listener.listen(64)
+    listener.set_inheritable(True)
+    if os.fork() == 0:
+        try:
+            args = ["-I", "-S", "-c", spec["loop"], str(listener.fileno()), spec["socket"]]
+            os.execv(sys.executable, [sys.executable, *args])
+        finally:
+            os._exit(127)
+    listener.close()
 
 
 def preload(modules: list[str]) -> dict[str, str]:
@@ -214,6 +235,8 @@ def template_main(config: dict[str, Any]) -> None:
 def main() -> None:
     config = json.loads(sys.argv[1])
     apply_limits(config.get("limits", []))
+    if config.get("forwarder"):
+        start_forwarder(config["forwarder"])
     if config.get("mode") == "template":
         template_main(config)
         return

@@ -10,8 +10,11 @@ What the kernel sees:
   kernel may change it);
 - writable: the workspace, the kernel's session package folder and its own runtime
   folder (connection file and sockets);
-- its own user, pid, ipc and uts namespaces, no capabilities, no nested user namespaces,
-  and with ``MCP_KERNEL_NETWORK=deny`` its own network namespace holding only loopback.
+- its own user, pid, ipc and uts namespaces, no capabilities, no nested user namespaces;
+- under ``deny`` and ``allowlist`` its own network namespace holding only loopback; under
+  ``allowlist`` also the egress proxy's socket (read-only, at ``SANDBOX_SOCKET``) and a
+  forwarder from ``127.0.0.1:PROXY_PORT`` to it (``infra/network/``); under ``allow`` the
+  host's network.
 
 Known on this platform: the channels use the ipc transport (reachable across a network
 namespace through the bound runtime folder); interrupts go as messages on the control
@@ -27,20 +30,27 @@ import contextlib
 import logging
 import shutil
 import subprocess
-from dataclasses import dataclass
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any
 
 from python_mcp_server.errors import KernelStartError
 from python_mcp_server.infra.kernels.base import KernelLaunchRequest, LaunchedKernel
 from python_mcp_server.infra.kernels.cgroups import PidsCgroups
 from python_mcp_server.infra.kernels.limits import LimitedLauncher, ResourceLimits
 from python_mcp_server.infra.kernels.mounts import Mount, mount_args, plan_mounts
+from python_mcp_server.infra.network.access import NetworkAccess
+from python_mcp_server.infra.network.forwarder import (
+    SANDBOX_SOCKET,
+    forwarder_config,
+    proxy_environment,
+)
+from python_mcp_server.infra.network.proxy import EgressProxy
 from python_mcp_server.infra.tasks import retrieve_outcomes
 
 logger = logging.getLogger(__name__)
-
-Network = Literal["allow", "deny"]
 
 #: Namespaces and privileges, the same for every kernel (and for the start-up probe).
 ISOLATION_ARGS: tuple[str, ...] = (
@@ -63,7 +73,8 @@ ISOLATION_ARGS: tuple[str, ...] = (
 class SandboxConfig:
     """What the sandbox hides and exposes, beyond each launch request's own paths."""
 
-    network: Network = "allow"
+    #: Network access of kernels whose launch request names none.
+    network: NetworkAccess = field(default_factory=lambda: NetworkAccess("allow"))
     #: Folders replaced by empty ones: home, state, environments.
     hidden_paths: tuple[Path, ...] = ()
     #: Folders every sandboxed program must read even inside a hidden one (the server's
@@ -87,9 +98,13 @@ class BwrapLauncher(LimitedLauncher):
         *,
         start_timeout: float = 60.0,
         cgroups: PidsCgroups | None = None,
+        proxy: EgressProxy | None = None,
     ) -> None:
         super().__init__(state_dir, limits, start_timeout=start_timeout)
         self.config = config
+        #: Serves kernels under ``allowlist``; without it they get no network at all.
+        self.proxy = proxy
+        self._egress_of: dict[int, Path] = {}  # launch request id -> proxy socket
         #: Per-kernel pids cgroups: how the process limit holds for a root server.
         self.cgroups = cgroups
         self._cgroup_of: dict[str, Path] = {}  # by connection-file stem ("k<name>")
@@ -103,7 +118,19 @@ class BwrapLauncher(LimitedLauncher):
         env = super().kernel_env(request)
         env.pop("JPY_PARENT_PID", None)  # that pid does not exist in the kernel's namespace
         env["TMPDIR"] = "/tmp"
+        if id(request) in self._egress_of:
+            env.update(proxy_environment())
         return env
+
+    def program_config(self, request: KernelLaunchRequest) -> dict[str, Any]:
+        config = super().program_config(request)
+        if id(request) in self._egress_of:
+            config["forwarder"] = forwarder_config()
+        return config
+
+    def network_of(self, request: KernelLaunchRequest) -> NetworkAccess:
+        """The request's own network access, else the sandbox's default."""
+        return request.network or self.config.network
 
     def kernel_argv(self, request: KernelLaunchRequest, connection_file: Path) -> list[str]:
         inner = super().kernel_argv(request, connection_file)
@@ -128,9 +155,13 @@ class BwrapLauncher(LimitedLauncher):
     def bwrap_args(self, request: KernelLaunchRequest, runtime_dir: Path) -> list[str]:
         """Namespaces, then the mounts in an order where parents come before children."""
         args = list(ISOLATION_ARGS)
-        if self.config.network == "deny":
+        if self.network_of(request).mode != "allow":
             args.append("--unshare-net")
-        return args + mount_args(self.kernel_mounts(request, runtime_dir), self.config.tmp_size_mb)
+        args += mount_args(self.kernel_mounts(request, runtime_dir), self.config.tmp_size_mb)
+        egress = self._egress_of.get(id(request))
+        if egress is not None:  # last: /run is a fresh tmpfs by now
+            args += ["--ro-bind", str(egress), str(SANDBOX_SOCKET)]
+        return args
 
     def kernel_mounts(self, request: KernelLaunchRequest, runtime_dir: Path) -> list[Mount]:
         """A kernel's mounts: the request's folders and its runtime folder, nothing else."""
@@ -141,20 +172,47 @@ class BwrapLauncher(LimitedLauncher):
         )
 
     async def launch(self, request: KernelLaunchRequest) -> LaunchedKernel:
-        kernel = await super().launch(request)
+        egress = await self._open_egress(request)
+        try:
+            kernel = await super().launch(request)
+        except BaseException:
+            if egress is not None and self.proxy is not None:
+                await self.proxy.close_listener(egress)
+            raise
+        finally:
+            self._egress_of.pop(id(request), None)
         kernel.interrupt_mode = "message"  # a SIGINT to bwrap would end the whole sandbox
         info = getattr(kernel, "connection_info", {})
         cgroup = self._cgroup_of.pop(Path(str(info.get("ip", ""))).name, None)
         if cgroup is not None:
-            task = asyncio.create_task(self._remove_cgroup_after(kernel, cgroup))
-            self._cleanups.add(task)
-            task.add_done_callback(self._cleanups.discard)
+            self._after_exit(kernel, lambda: asyncio.to_thread(PidsCgroups.remove, cgroup))
+        if egress is not None and self.proxy is not None:
+            proxy = self.proxy
+            self._after_exit(kernel, lambda: proxy.close_listener(egress))
         return kernel
 
-    async def _remove_cgroup_after(self, kernel: LaunchedKernel, cgroup: Path) -> None:
-        with contextlib.suppress(Exception):
-            await kernel.wait_exit()
-        await asyncio.to_thread(PidsCgroups.remove, cgroup)
+    async def _open_egress(self, request: KernelLaunchRequest) -> Path | None:
+        """A proxy socket for a kernel under ``allowlist`` (none: no network at all)."""
+        if self.network_of(request).mode != "allowlist" or self.proxy is None:
+            return None
+        path = self._runtime_dir / f"egress-{uuid.uuid4().hex[:10]}.sock"
+        self._runtime_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            await self.proxy.listen(path, self.network_of(request))
+        except OSError as exc:
+            raise KernelStartError(f"could not open the kernel's egress proxy: {exc}") from exc
+        self._egress_of[id(request)] = path
+        return path
+
+    def _after_exit(self, kernel: LaunchedKernel, cleanup: Callable[[], Awaitable[object]]) -> None:
+        async def wait_then_clean() -> None:
+            with contextlib.suppress(Exception):
+                await kernel.wait_exit()
+            await cleanup()
+
+        task = asyncio.create_task(wait_then_clean())
+        self._cleanups.add(task)
+        task.add_done_callback(self._cleanups.discard)
 
     async def aclose(self) -> None:
         cleanups = list(self._cleanups)
@@ -163,6 +221,8 @@ class BwrapLauncher(LimitedLauncher):
             retrieve_outcomes(cleanups)
         if self.cgroups is not None:
             await asyncio.to_thread(self.cgroups.close)
+        if self.proxy is not None:
+            await self.proxy.aclose()
         await super().aclose()
 
 
@@ -171,11 +231,11 @@ def find_bwrap() -> str | None:
     return shutil.which("bwrap")
 
 
-def probe_bwrap(bwrap: str, network: Network, timeout: float = 10.0) -> str | None:
+def probe_bwrap(bwrap: str, network: str, timeout: float = 10.0) -> str | None:
     """Run a no-op in a sandbox shaped like a kernel's; None when it works, else why not."""
     true = shutil.which("true") or "/bin/true"
     argv = [bwrap, *ISOLATION_ARGS]
-    if network == "deny":
+    if network != "allow":
         argv.append("--unshare-net")
     argv += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
     argv += ["--", true]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timezone
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastmcp import FastMCP
 from pydantic import Field
@@ -20,6 +20,7 @@ from python_mcp_server.models.sessions import (
     SessionList,
     SessionStatus,
 )
+from python_mcp_server.server.kernel_network import session_network
 from python_mcp_server.server.principals import current_principal, session_ref
 from python_mcp_server.server.services import Services
 
@@ -53,6 +54,7 @@ def session_info(session: KernelSession, manager: SessionManager) -> SessionInfo
         active=session.session_id == manager.active_id(session.owner),
         restarts=session.restart_count,
         venv_name=session.venv_name,
+        network=session.network.describe() if session.network else None,
     )
 
 
@@ -90,13 +92,30 @@ def register(mcp: FastMCP, services: Services) -> None:
                 "default: the default environment."
             ),
         ] = None,
+        network: Annotated[
+            Literal["deny", "allowlist", "allow"] | None,
+            Field(
+                description="The kernel's network: `deny`, `allowlist` or `allow`; at most "
+                "the server's MCP_KERNEL_NETWORK (wider is NETWORK_POLICY_REFUSED); "
+                "default: the server's."
+            ),
+        ] = None,
+        network_domains: Annotated[
+            list[str] | None,
+            Field(
+                max_length=100,
+                description="Under `allowlist`: only these domains (each must be allowed by "
+                "the server); default: the server's allowlist.",
+            ),
+        ] = None,
     ) -> SessionAction:
         environments = services.environments
         venv = None if venv_name in (None, environments.default_name) else venv_name
         if venv is not None:
             environments.python_for(venv)  # VENV_NOT_FOUND before any kernel starts
+        access = session_network(services.launcher, network, network_domains)
         ref = session_ref(new_session_id() if session_id is None else session_id)
-        session = await manager.create(ref, description=description, venv_name=venv)
+        session = await manager.create(ref, description=description, venv_name=venv, network=access)
         return SessionAction(
             session_id=session.session_id,
             action="created",

@@ -1,0 +1,149 @@
+"""Kernel network policies on real sandboxed kernels: allowlist through the proxy, deny, narrowing.
+
+Loopback only: the "allowed domain" is a made-up name pinned (``kernel_network_hosts``) to
+an HTTP server this test starts on the host's loopback; nothing on the internet is asked.
+"""
+
+from __future__ import annotations
+
+import http.server
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastmcp import Client
+
+from python_mcp_server.server.services import Services
+from tests.helpers import run, tool_error
+from tests.sandbox_support import require_bwrap
+
+FAKE_INDEX = "index.pmcp-test.example"
+
+
+class _Hello(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = f"hello from upstream {self.path}".encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[int]:
+    """An HTTP server on the host's loopback; its port."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hello)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+    thread.join(10)
+
+
+@pytest.fixture
+def settings_overrides(upstream: int) -> dict[str, Any]:
+    require_bwrap()
+    return {
+        "sandbox": "bwrap",
+        "kernel_pool_size": 0,
+        "pip_index_url": f"http://{FAKE_INDEX}:{upstream}/simple",
+        "kernel_network_hosts": f"{FAKE_INDEX}=127.0.0.1",
+        "kernel_network_domains": "localhost",  # resolves (via /etc/hosts) to loopback
+    }
+
+
+FETCH = """
+import urllib.request, urllib.error
+def fetch(url):
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+"""
+
+
+async def test_default_allowlist_reaches_the_index_and_nothing_else(
+    client: Client[Any], upstream: int, services: Services
+) -> None:
+    assert services.limits.network.startswith("allowlist (")
+    result = await run(
+        client,
+        FETCH
+        + f"print(fetch('http://{FAKE_INDEX}:{upstream}/simple/x/'))\n"
+        + "print(fetch('http://169.254.169.254/latest/meta-data/'))\n"
+        + f"print(fetch('http://{FAKE_INDEX}:{upstream + 1 if upstream < 65535 else 1}/'))\n"
+        + "print(fetch('http://example.org/'))\n"
+        + "import socket\n"
+        + f"for address in (('127.0.0.1', {upstream}), ('169.254.169.254', 80)):\n"
+        + "    try:\n"
+        + "        socket.create_connection(address, 5)\n"
+        + "    except OSError as e:\n"
+        + "        print(type(e).__name__, e.errno)\n",
+    )
+    lines = result["stdout"].splitlines()
+    assert lines[0] == "(200, 'hello from upstream /simple/x/')", result
+    assert lines[1].startswith("(403, ")
+    assert "is an address" in lines[1]
+    assert lines[2].startswith("(403, ")
+    assert "is not allowed" in lines[2]
+    assert lines[3].startswith("(403, ")
+    assert "not on the kernel network allowlist" in lines[3]
+    # No route out of the namespace: refused at once, never a timeout.
+    assert lines[4] == "ConnectionRefusedError 111"
+    assert lines[5] == "OSError 101"
+
+
+async def test_connect_tunnels_only_to_allowed_names(client: Client[Any], upstream: int) -> None:
+    result = await run(
+        client,
+        "import os, socket\n"
+        "def connect(target):\n"
+        "    s = socket.create_connection(('127.0.0.1', 3128), 10)\n"
+        "    s.sendall(f'CONNECT {target} HTTP/1.1\\r\\nHost: {target}\\r\\n\\r\\n'.encode())\n"
+        "    answer = s.recv(4096).split(b'\\r\\n')[0].decode()\n"
+        "    if answer.endswith('200 Connection established'):\n"
+        "        get = 'GET /tunnel HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n'\n"
+        "        s.sendall(get.encode())\n"
+        "        answer += ' | ' + s.recv(4096).split(b'\\r\\n\\r\\n')[-1].decode()\n"
+        "    s.close()\n"
+        "    return answer\n"
+        f"print(connect('{FAKE_INDEX}:{upstream}'))\n"
+        "print(connect('169.254.169.254:80'))\n"
+        "print(connect('[::ffff:169.254.169.254]:80'))\n"
+        f"print(connect('localhost:{upstream}'))\n"
+        "print(os.environ['HTTPS_PROXY'])",
+    )
+    lines = result["stdout"].splitlines()
+    assert lines[0] == "HTTP/1.1 200 Connection established | hello from upstream /tunnel"
+    # An address, its IPv4-mapped form, and an allowlisted name resolving to loopback.
+    assert lines[1:4] == ["HTTP/1.1 403 Forbidden"] * 3, result
+    assert lines[4] == "http://127.0.0.1:3128"
+
+
+async def test_a_session_may_narrow_but_never_widen(client: Client[Any], upstream: int) -> None:
+    refused = await tool_error(client, "create_session", {"session_id": "wide", "network": "allow"})
+    assert refused.startswith("NETWORK_POLICY_REFUSED:")
+    other = await tool_error(
+        client, "create_session", {"session_id": "w2", "network_domains": ["example.org"]}
+    )
+    assert other.startswith("NETWORK_POLICY_REFUSED:")
+    created = await client.call_tool("create_session", {"session_id": "off", "network": "deny"})
+    assert created.structured_content["session"]["network"] == "deny"  # type: ignore[index]
+    result = await run(
+        client,
+        "import os, socket\n"
+        "print(sorted(k for k in os.environ if 'proxy' in k.lower()))\n"
+        "for address in (('127.0.0.1', 3128), ('169.254.169.254', 80)):\n"
+        "    try:\n"
+        "        socket.create_connection(address, 5)\n"
+        "    except OSError as e:\n"
+        "        print(type(e).__name__)\n",
+        session_id="off",
+    )
+    assert result["stdout"] == "[]\nConnectionRefusedError\nOSError\n", result
