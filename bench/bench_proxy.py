@@ -31,11 +31,12 @@ from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent.parent))
+from tests.wheels import build_wheel
+
 from _common import median_ms
 from python_mcp_server.infra.network.access import NetworkAccess
 from python_mcp_server.infra.network.forwarder import forwarder_config
 from python_mcp_server.infra.network.proxy import EgressProxy
-from tests.wheels import build_wheel
 
 NAME = "bench-index.test"
 PACKAGE = "pmcp-bench-tiny"
