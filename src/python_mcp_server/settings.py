@@ -201,8 +201,16 @@ class Settings(BaseSettings):
     )
 
     # --- security ------------------------------------------------------------------------
-    safety_mode: Literal["off", "warn", "block"] = Field(
-        "warn", description="Advisory code-safety check: off, warn (default) or block."
+    safety_mode: Literal["off", "warn", "block", "ask"] = Field(
+        "warn",
+        description="Advisory code-safety check: off, warn (default), block, or ask (flagged "
+        "code runs only when the user approves it through elicitation).",
+    )
+    safety_ask_fallback: Literal["block", "warn"] = Field(
+        "block",
+        description="In ask mode, what happens to flagged code when the client cannot ask "
+        "the user (no elicitation): block (refused with UNSAFE_CODE) or warn (runs with "
+        "warnings); the result says which.",
     )
     allow_unsafe: bool = Field(
         False,

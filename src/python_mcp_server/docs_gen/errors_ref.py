@@ -120,8 +120,9 @@ MEANINGS: dict[str, tuple[str, str]] = {
     "UNSAFE_CODE": (
         "The safety check blocked the code.",
         "Running code with `MCP_SAFETY_MODE=block` when the check finds a dangerous call "
-        "and `allow_unsafe` is not given (or `MCP_ALLOW_UNSAFE` does not permit it). The "
-        "check is advisory: see [Security](security.md).",
+        "and `allow_unsafe` is not given (or `MCP_ALLOW_UNSAFE` does not permit it); with "
+        "`MCP_SAFETY_MODE=ask` when the user declines, or when the client cannot ask and "
+        "`MCP_SAFETY_ASK_FALLBACK=block`. The check is advisory: see [Security](security.md).",
     ),
     "UNAUTHORIZED": (
         "The request lacks the bearer token the server requires.",

@@ -26,7 +26,8 @@ if TYPE_CHECKING:
     from python_mcp_server.core.execution.service import ExecutionRequest
     from python_mcp_server.core.sessions.session import ExecutionOutcome, KernelSession
 
-SafetyMode = Literal["off", "warn", "block"]
+#: ``ask`` checks like ``warn`` here; the server asks the user first (server/approval.py).
+SafetyMode = Literal["off", "warn", "block", "ask"]
 _MAX_NESTED_SOURCE = 3  # exec("...") strings are checked this many levels deep
 _NOTE_KEY = "safety_warnings"
 

@@ -14,6 +14,7 @@ from python_mcp_server.core.execution.service import ExecutionRequest
 from python_mcp_server.core.sessions.session import ExecutionOutcome
 from python_mcp_server.errors import InvalidInputError
 from python_mcp_server.models.execution import ExecutionResult
+from python_mcp_server.server.approval import ask_approval
 from python_mcp_server.server.principals import session_ref
 from python_mcp_server.server.resources import resource_links
 from python_mcp_server.server.services import Services
@@ -40,6 +41,7 @@ def execution_tool_result(outcome: ExecutionOutcome) -> ToolResult:
 
 def register(mcp: FastMCP, services: Services) -> None:
     execution = services.execution
+    settings = services.settings
 
     @task_tool(mcp, heartbeat=False, tags=TAGS, output_schema=ExecutionResult.model_json_schema())
     async def run_python_code(
@@ -78,6 +80,12 @@ def register(mcp: FastMCP, services: Services) -> None:
 
         if ctx.is_background_task:  # a task: its status message shows the latest output
             progress = TaskProgress(ctx)
+        note = None
+        if settings.safety_mode == "ask":
+            approval = await ask_approval(ctx, code, settings.safety_ask_fallback)
+            if approval.ask is not None:
+                return approval.ask  # the client asks the user and calls again
+            note = approval.note
         request = ExecutionRequest(
             code=code,
             session_id=session_ref(session_id),
@@ -89,4 +97,7 @@ def register(mcp: FastMCP, services: Services) -> None:
             request,
             progress=progress if ctx.is_background_task or asked_for_progress(ctx) else None,
         )
+        if note:
+            said = outcome.result.message
+            outcome.result.message = f"{note}; {said}" if said else note
         return execution_tool_result(outcome)
