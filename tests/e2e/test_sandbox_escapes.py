@@ -33,6 +33,7 @@ SECRET = "the-home-secret-4d7b"
 #: Parameters of the server under attack.
 MAX_PROCESSES = 64
 MAX_FILE_MB = 1
+SPILL_CAP = 256 * 1024
 
 
 class Target:
@@ -94,6 +95,7 @@ def target(tmp_path_factory: pytest.TempPathFactory, index_port: int) -> Iterato
         # The preloaded data stack does not start under a 256 MiB address-space limit
         # (thread stacks fail with EAGAIN): a known problem of the preload, not of this suite.
         "MCP_KERNEL_PRELOAD": "none",
+        "MCP_MAX_SPILL_BYTES_PER_CALL": str(SPILL_CAP),
     }
     log_path = root / "server.log"
     with log_path.open("wb") as log:
@@ -442,3 +444,80 @@ async def test_sessions_may_narrow_the_network_never_widen_it(attacker: Client[A
         ), result
     finally:
         await attacker.call_tool("delete_session", {"session_id": "offline"})
+
+
+PLANT = """
+import os, sys, site, errno
+marker = {marker!r}
+payload = f"import os; open({{marker!r}} + '-%d' % os.getpid(), 'w').write('ran')\\n"
+planted, refused = [], []
+for folder in dict.fromkeys([*sys.path, *site.getsitepackages()]):
+    if not folder or not os.path.isdir(folder) or folder.startswith('/usr'):
+        continue
+    for name, text in (('sitecustomize.py', payload), ('zz_pmcp.pth', payload)):
+        try:
+            with open(os.path.join(folder, name), 'w') as f:
+                f.write(text)
+            planted.append(folder)
+        except OSError as e:
+            refused.append(errno.errorcode[e.errno])
+env = os.path.dirname(os.path.dirname(sys.executable))
+for name in ('pyvenv.cfg', 'bin/python'):
+    try:
+        open(os.path.join(env, name), 'a').write('home = /\\n')
+    except OSError as e:
+        refused.append(errno.errorcode[e.errno])
+print(len(set(planted)), sorted(set(refused)))
+"""
+
+
+async def test_planted_startup_files_never_run_outside_the_sandbox(
+    attacker: Client[Any], target: Target
+) -> None:
+    """Classes 1-3: the environment is read-only; what a session plants in its own package
+    folder runs only in its own sandboxed kernels, never in server-side runs (health,
+    listings, installs) nor in another session's kernel."""
+    marker = str(target.home / "planted-code-ran")
+    result = await run(attacker, PLANT.format(marker=marker))
+    planted, refused = result["stdout"].split(" ", 1)
+    assert int(planted) >= 1, result  # its own package folder is writable...
+    assert "EROFS" in refused, result  # ...the shared environment and pyvenv.cfg are not
+    # Everything the server runs against that environment and that session's packages.
+    report = await attacker.call_tool("health_check", {"venv_name": "default"})
+    assert not report.is_error, report
+    listed = await attacker.call_tool("list_packages", {}, raise_on_error=False)
+    assert not listed.is_error, listed
+    await attacker.call_tool("create_session", {"session_id": "neighbour"})
+    try:
+        other = await run(attacker, "import sys\nsorted(sys.modules)[:1]", session_id="neighbour")
+        assert other["status"] == "ok", other
+    finally:
+        await attacker.call_tool("delete_session", {"session_id": "neighbour"})
+    ran = sorted(p.name for p in target.home.iterdir() if p.name.startswith("planted-code-ran"))
+    assert ran == [], ran  # the host home is reachable only to code running unsandboxed
+    assert (target.home / "secret.txt").read_text() == SECRET
+
+
+async def test_server_writes_never_follow_a_planted_link(
+    attacker: Client[Any], target: Target
+) -> None:
+    """Classes 4 and 6: an ``outputs`` link to a host folder gets no spill file, no image;
+    spills stay under the per-call cap."""
+    victim = target.home / "victim"
+    victim.mkdir(exist_ok=True)
+    outputs = target.workspace / "outputs"
+    if outputs.is_dir() and not outputs.is_symlink():  # make room for the kernel's link
+        outputs.rename(outputs.with_name("outputs.before"))
+    result = await run(
+        attacker,
+        f"import os\nos.symlink({str(victim)!r}, 'outputs')\nprint('x' * 400_000)\n",
+    )
+    assert result["status"] in ("ok", "error"), result
+    assert list(victim.iterdir()) == [], list(victim.iterdir())
+    (target.workspace / "outputs").unlink()
+    big = await run(attacker, "for _ in range(64):\n    print('y' * 65536)")
+    assert big["status"] == "ok", big
+    spilled = sum(
+        p.stat().st_size for p in (target.workspace / "outputs").rglob("*") if p.is_file()
+    )
+    assert spilled <= SPILL_CAP + 64 * 1024, spilled
