@@ -22,6 +22,14 @@ from tests.helpers import kernel_children, wait_gone
 os.environ.setdefault("FASTMCP_LOG_ENABLED", "false")
 
 
+@pytest.fixture(autouse=True)
+def state_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The default state folder lives under $XDG_STATE_HOME: keep it in the test's tmp."""
+    path = tmp_path / "xdg-state"
+    monkeypatch.setenv("XDG_STATE_HOME", str(path))
+    return path
+
+
 @pytest.fixture
 def workspace(tmp_path: Path) -> Path:
     path = tmp_path / "ws"

@@ -9,6 +9,9 @@ Services never read this class directly: they receive the small frozen value the
 
 from __future__ import annotations
 
+import hashlib
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -19,6 +22,15 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 def _env(*names: str) -> AliasChoices:
     """Environment names for a field: the MCP_ name first, then compatibility aliases."""
     return AliasChoices(*names)
+
+
+def default_state_dir(workspace: Path, environ: Mapping[str, str]) -> Path:
+    """The state folder of a workspace when none is configured: outside the workspace, under
+    ``$XDG_STATE_HOME`` (an absolute path) or ``~/.local/state``, one folder per workspace."""
+    base = environ.get("XDG_STATE_HOME", "")
+    root = Path(base) if os.path.isabs(base) else Path.home() / ".local" / "state"
+    digest = hashlib.sha256(str(workspace).encode("utf-8", "surrogateescape")).hexdigest()
+    return root / "python-mcp-server" / f"{workspace.name or 'root'}-{digest[:16]}"
 
 
 class Settings(BaseSettings):
@@ -43,8 +55,11 @@ class Settings(BaseSettings):
     )
     state_dir: Path | None = Field(
         None,
-        description="Private state (connection files, pid records, history database). "
-        "Default: `<workspace>/.state`.",
+        description="Private state (connection files, pid records, history database, "
+        "environments). Default: its own folder outside the workspace, "
+        "`$XDG_STATE_HOME/python-mcp-server/<workspace name>-<hash of its path>` "
+        "(`~/.local/state/...` without `XDG_STATE_HOME`), so user code filling the "
+        "workspace never fills the server's database.",
     )
     log_level: str = Field(
         "INFO",
@@ -324,7 +339,7 @@ class Settings(BaseSettings):
         """The private state folder, absolute."""
         if self.state_dir is not None:
             return self.state_dir.expanduser().resolve()
-        return self.workspace_path / ".state"
+        return default_state_dir(self.workspace_path, os.environ)
 
     @property
     def venvs_path(self) -> Path:

@@ -20,6 +20,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from python_mcp_server.settings import default_state_dir
 from tests.helpers import free_port, wait_gone
 
 COMMAND = str(Path(sys.executable).parent / "python-mcp-server")
@@ -46,6 +47,11 @@ class LaunchedServer:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    @property
+    def state(self) -> Path:
+        """The server's state folder (the default: outside the workspace)."""
+        return state_of(self.workspace)
 
     def kernel_pids(self) -> set[int]:
         """Kernel processes currently started by this server (its descendants)."""
@@ -90,6 +96,11 @@ class LaunchedServer:
 def assert_gone(pids: set[int], timeout: float = 10.0) -> None:
     alive = wait_gone(pids, timeout)
     assert not alive, f"processes left running: {sorted(alive)}"
+
+
+def state_of(workspace: Path) -> Path:
+    """The default state folder of a workspace, as a server started here computes it."""
+    return default_state_dir(workspace.resolve(), os.environ)
 
 
 StartServer = Callable[..., LaunchedServer]

@@ -102,7 +102,10 @@ async def test_kernel_reads_uploads_and_its_outputs_download(http_server: Launch
 def test_http_refusals(start_server: StartServer, tmp_path: Path) -> None:
     secret = tmp_path / "outside-secret.txt"
     secret.write_text("outside secret")
-    server = start_server(env={"MCP_SANDBOX": "none"})
+    routes_ws = tmp_path / "routes-ws"
+    # The state folder inside the workspace (not the default) must stay hidden there.
+    state = {"MCP_SANDBOX": "none", "MCP_STATE_DIR": str(routes_ws / ".state")}
+    server = start_server(env=state, workspace=routes_ws)
     ws = server.workspace
     os.symlink("/etc/passwd", ws / "passwd_link")
     os.link(secret, ws / "hard.txt")

@@ -14,7 +14,7 @@ import psutil
 import pytest
 from fastmcp import Client
 
-from tests.e2e.conftest import LaunchedServer, StartServer, assert_gone
+from tests.e2e.conftest import LaunchedServer, StartServer, assert_gone, state_of
 
 
 async def open_sessions(server: LaunchedServer, names: list[str]) -> set[int]:
@@ -50,7 +50,7 @@ async def test_killed_servers_kernels_are_reaped_at_next_start(
         assert result.structured_content is not None
         assert result.structured_content["result"] == "2"
     assert_gone(pids)
-    records = list((first.workspace / ".state" / "kernels").glob("*.json"))
+    records = list((first.state / "kernels").glob("*.json"))
     assert {int(p.stem) for p in records}.isdisjoint(pids)
 
 
@@ -62,7 +62,7 @@ def test_orphan_records_are_ended_at_start(start_server: StartServer, tmp_path: 
     dead_owner = subprocess.Popen([sys.executable, "-c", "pass"])
     dead_owner.wait()
     workspace = tmp_path / "reap-ws"
-    records = workspace / ".state" / "kernels"
+    records = state_of(workspace) / "kernels"
     records.mkdir(parents=True)
     create = psutil.Process(orphan.pid).create_time()
     (records / f"{orphan.pid}.json").write_text(
@@ -115,7 +115,7 @@ def test_a_kernel_started_but_never_recorded_is_ended_at_start(
     dead_owner = subprocess.Popen([sys.executable, "-c", "pass"])
     dead_owner.wait()
     workspace = tmp_path / "reap-pending-ws"
-    records = workspace / ".state" / "kernels"
+    records = state_of(workspace) / "kernels"
     records.mkdir(parents=True)
     reservation = records / "0123456789.pending"
     reservation.write_text(

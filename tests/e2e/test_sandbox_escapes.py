@@ -96,6 +96,8 @@ def target(tmp_path_factory: pytest.TempPathFactory, index_port: int) -> Iterato
         # (thread stacks fail with EAGAIN): a known problem of the preload, not of this suite.
         "MCP_KERNEL_PRELOAD": "none",
         "MCP_MAX_SPILL_BYTES_PER_CALL": str(SPILL_CAP),
+        # Inside the workspace (not the default), the hardest place to keep it hidden.
+        "MCP_STATE_DIR": str(workspace / ".state"),
     }
     log_path = root / "server.log"
     with log_path.open("wb") as log:

@@ -24,9 +24,15 @@ PNG = base64.b64decode(
 
 
 @pytest.fixture
-def settings_overrides(request: pytest.FixtureRequest) -> dict[str, Any]:
-    """Small caps for every test; parametrize indirectly to add settings."""
-    return {"max_file_bytes": LIMIT, "max_output_chars": 1000, **getattr(request, "param", {})}
+def settings_overrides(request: pytest.FixtureRequest, workspace: Path) -> dict[str, Any]:
+    """Small caps for every test; parametrize indirectly to add settings. The state folder
+    is put inside the workspace (not the default) to check that it stays hidden there."""
+    return {
+        "max_file_bytes": LIMIT,
+        "max_output_chars": 1000,
+        "state_dir": workspace / ".state",
+        **getattr(request, "param", {}),
+    }
 
 
 NO_SANDBOX = pytest.mark.parametrize(

@@ -19,7 +19,7 @@ class ExecutionErrorInfo(BaseModel):
     code: str | None = Field(
         None,
         description="Stable code when the failure is not a plain Python exception: "
-        "KERNEL_DIED, MEMORY_LIMIT_EXCEEDED, EXECUTION_TIMEOUT.",
+        "KERNEL_DIED, MEMORY_LIMIT_EXCEEDED, EXECUTION_TIMEOUT, DISK_FULL.",
     )
 
 

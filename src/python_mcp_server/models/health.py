@@ -76,6 +76,29 @@ class EnvironmentHealth(BaseModel):
     error: str | None = None
 
 
+class FileSystemSpace(BaseModel):
+    """Room left on one file system the server writes to."""
+
+    name: str = Field(description="workspace or state (one entry when they share a disk).")
+    free_bytes: int
+    total_bytes: int
+    full: bool = Field(description="Less than 1 MiB free: saving output or history fails.")
+
+
+class DiskHealth(BaseModel):
+    """Whether the disk is full, and writes that failed because it was."""
+
+    full: bool = Field(description="A file system the server writes to is full now.")
+    file_systems: list[FileSystemSpace] = Field(default_factory=list)
+    output_write_failures: int = Field(
+        0, description="Executions whose output could not be saved (DISK_FULL) since start."
+    )
+    history_write_failures: int = Field(
+        0, description="History records that could not be written since start."
+    )
+    last_failure: str | None = Field(None, description="The latest such failure, in words.")
+
+
 class HealthCheck(BaseModel):
     """The server's health: status, versions, settings (no secrets), limits, metrics."""
 
@@ -93,6 +116,9 @@ class HealthCheck(BaseModel):
     history_entries: int | None = Field(None, description="Executions in the history database.")
     kernel: KernelHealth | None = Field(None, description="The requested session's kernel.")
     environment: EnvironmentHealth | None = Field(None, description="The requested venv.")
+    disk: DiskHealth | None = Field(
+        None, description="Room on the workspace and state file systems; failed writes."
+    )
     preload: dict[str, Any] = Field(
         default_factory=dict,
         description="MCP_KERNEL_PRELOAD: the modules, how they reach kernels (fork, start, "

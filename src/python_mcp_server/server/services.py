@@ -12,8 +12,14 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from python_mcp_server.core.execution.background_output import BackgroundOutputHook
 from python_mcp_server.core.execution.introspection import IntrospectionConfig, IntrospectionService
-from python_mcp_server.core.execution.limits import KernelLimits, MemoryLimitHook, describe_limits
+from python_mcp_server.core.execution.limits import (
+    DiskFullHook,
+    KernelLimits,
+    MemoryLimitHook,
+    describe_limits,
+)
 from python_mcp_server.core.execution.output_collector import OutputBounds
 from python_mcp_server.core.execution.scripts import ScriptRunner, ScriptsConfig
 from python_mcp_server.core.execution.service import ExecutionService
@@ -52,6 +58,7 @@ from python_mcp_server.core.sessions.preload import preload_modules
 from python_mcp_server.core.sessions.preload_notice import PreloadNoticeHook
 from python_mcp_server.core.sessions.session import ExecutionConfig
 from python_mcp_server.core.sessions.snapshots import SnapshotConfig, SnapshotHook, SnapshotService
+from python_mcp_server.core.workspace.disk import DiskWatch
 from python_mcp_server.core.workspace.files import WorkspaceFiles
 from python_mcp_server.core.workspace.new_files import NewFilesHook, NewFilesTracker
 from python_mcp_server.core.workspace.outputs import OutputFiles, OutputLimits
@@ -192,6 +199,7 @@ def build_services(settings: Settings) -> Services:
     files = WorkspaceFiles(
         Workspace(WorkspaceConfig(workspace, settings.state_path, settings.max_file_bytes))
     )
+    disk = DiskWatch({"workspace": workspace, "state": settings.state_path})
     outputs = OutputFiles(
         files.workspace,
         OutputLimits(settings.max_spill_bytes_per_call, settings.max_spill_bytes_per_session),
@@ -243,6 +251,8 @@ def build_services(settings: Settings) -> Services:
         [
             SafetyHook(SafetyPolicy(settings.safety_mode, settings.allow_unsafe)),
             MemoryLimitHook(limits.memory_limit_mb),
+            DiskFullHook(disk),
+            BackgroundOutputHook(),
         ],
     )
     execution.add_hook(PreloadNoticeHook())
@@ -267,7 +277,7 @@ def build_services(settings: Settings) -> Services:
     if settings.auto_install:
         execution.add_hook(AutoInstallHook(packages, environments, workspace))
     health, health_report, history, snapshots = build_observability(
-        settings, sessions, execution, launcher, limits, runner
+        settings, sessions, execution, launcher, limits, runner, disk
     )
     return Services(
         settings=settings,
@@ -300,6 +310,7 @@ def build_observability(
     launcher: KernelLauncher,
     limits: KernelLimits,
     runner: SandboxedRunner,
+    disk: DiskWatch | None = None,
 ) -> tuple[HealthMonitor, HealthReporter, HistoryStore, SnapshotService]:
     """Health monitor, history, audit and snapshots, hooked into sessions and execution."""
     state = settings.state_path
@@ -334,5 +345,6 @@ def build_observability(
         history,
         metrics,
         runner,
+        disk,
     )
     return health, report, history, snapshots

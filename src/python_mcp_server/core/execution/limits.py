@@ -6,6 +6,9 @@ per-execution timeout; RLIMIT_CPU would kill the kernel instead of interrupting 
 ``MemoryLimitHook`` gives an execution that ran out of memory the stable code
 MEMORY_LIMIT_EXCEEDED: a MemoryError the kernel survived, or a kernel death whose last
 words were an allocation failure (the session then already runs a fresh kernel).
+``DiskFullHook`` gives DISK_FULL to an execution whose output could not be saved because
+the disk was full (the code ran; the session lives on), or whose own code failed with
+``ENOSPC``, and counts it for ``health_check``.
 """
 
 from __future__ import annotations
@@ -15,15 +18,21 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from python_mcp_server.core.execution.service import ExecutionHook
+from python_mcp_server.core.workspace.dirfd import is_disk_full
+from python_mcp_server.core.workspace.disk import DiskWatch
 from python_mcp_server.infra.kernels.base import KernelLauncher
 from python_mcp_server.infra.kernels.limits import MIB, LimitedLauncher
 from python_mcp_server.infra.kernels.sandbox import BwrapLauncher
+from python_mcp_server.models.execution import ExecutionErrorInfo
 
 if TYPE_CHECKING:
     from python_mcp_server.core.execution.service import ExecutionRequest
     from python_mcp_server.core.sessions.session import ExecutionOutcome, KernelSession
 
 MEMORY_LIMIT_EXCEEDED = "MEMORY_LIMIT_EXCEEDED"
+DISK_FULL = "DISK_FULL"
+#: How an ENOSPC raised by user code reads in its exception.
+_DISK_FULL_MARKERS = ("[Errno 28]", "No space left on device", "Disk quota exceeded")
 
 #: Words in a dead kernel's last output that mean an allocation failed.
 _OUT_OF_MEMORY_MARKERS = (
@@ -148,3 +157,40 @@ class MemoryLimitHook(ExecutionHook):
         else:
             return
         result.message = f"{result.message}; {note}" if result.message else note
+
+
+class DiskFullHook(ExecutionHook):
+    """ExecutionHook: marks executions that met a full disk with DISK_FULL."""
+
+    def __init__(self, watch: DiskWatch) -> None:
+        self.watch = watch
+
+    async def after(
+        self, session: KernelSession, request: ExecutionRequest, outcome: ExecutionOutcome
+    ) -> None:
+        result = outcome.result
+        failure = outcome.collected.output_error
+        if failure is not None and is_disk_full(failure):
+            self.watch.output_write_failed(failure.message)
+            note = (
+                "the disk is full: output of this execution could not be saved (the code "
+                "ran; the session keeps its variables); free space, e.g. in outputs/"
+            )
+            if result.error is None:
+                result.status = "error"
+                result.error = ExecutionErrorInfo(
+                    ename="DiskFull", evalue=failure.message, traceback=[], code=DISK_FULL
+                )
+            elif result.error.code is None:
+                result.error.code = DISK_FULL
+            result.message = f"{result.message}; {note}" if result.message else note
+            return
+        error = result.error
+        if error is not None and error.code is None and _user_disk_full(error):
+            error.code = DISK_FULL
+            self.watch.output_write_failed(f"user code: {error.ename}: {error.evalue}")
+
+
+def _user_disk_full(error: ExecutionErrorInfo) -> bool:
+    text = f"{error.ename}: {error.evalue}"
+    return any(marker in text for marker in _DISK_FULL_MARKERS)

@@ -23,6 +23,7 @@ from python_mcp_server.core.observability.health import HealthMonitor
 from python_mcp_server.core.observability.history import HistoryStore
 from python_mcp_server.core.sessions.manager import SessionManager
 from python_mcp_server.core.sessions.session import ExecutionOutcome, KernelSession
+from python_mcp_server.core.workspace.disk import DiskWatch
 from python_mcp_server.errors import ServerError
 from python_mcp_server.infra.sandboxed_run import RunnerConfig, SandboxedRunner
 from python_mcp_server.infra.subprocess import CommandError, CommandTimeoutError
@@ -119,7 +120,9 @@ class HealthReporter:
         history: HistoryStore,
         metrics: ExecutionMetrics,
         runner: SandboxedRunner | None = None,
+        disk: DiskWatch | None = None,
     ) -> None:
+        self._disk = disk
         self._config = config
         #: Runs an environment's interpreter confined (it may hold a kernel's files).
         self._runner = runner if runner is not None else SandboxedRunner(RunnerConfig(None))
@@ -160,6 +163,15 @@ class HealthReporter:
             history_entries = await self._history.count()
         except ServerError as exc:
             problems.append(f"the history database does not answer: {exc.message}")
+        disk = None
+        if self._disk is not None:
+            disk = self._disk.report(self._history.write_failures, self._history.last_write_error)
+            problems += [
+                f"the disk holding the {space.name} is full ({space.free_bytes} bytes free): "
+                "outputs and history cannot be saved (DISK_FULL)"
+                for space in disk.file_systems
+                if space.full
+            ]
         status: ServerStatus = "unhealthy" if unhealthy else "degraded" if problems else "healthy"
         requested: KernelHealth | None = None
         if session is not None:
@@ -185,6 +197,7 @@ class HealthReporter:
             kernel=requested,
             environment=environment,
             preload=preload.status(),
+            disk=disk,
         )
 
     def _metrics_now(self, kernels: list[KernelHealth]) -> HealthMetrics:

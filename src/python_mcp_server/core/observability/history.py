@@ -99,6 +99,9 @@ class HistoryStore:
     def __init__(self, config: HistoryConfig) -> None:
         self.config = config
         self._db = SqliteDatabase(config.path, SCHEMA)
+        #: Records that could not be written (a full disk, a broken database), and why.
+        self.write_failures = 0
+        self.last_write_error: str | None = None
 
     @property
     def is_open(self) -> bool:
@@ -142,17 +145,22 @@ class HistoryStore:
         )
 
         def write(db: sqlite3.Connection) -> None:
-            with db:
-                db.execute(
-                    f"INSERT INTO executions (owner, {', '.join(COLUMNS)}) "
-                    f"VALUES ({', '.join('?' * (len(COLUMNS) + 1))})",
-                    row,
-                )
-                db.execute(
-                    "DELETE FROM executions WHERE id <= "
-                    "(SELECT id FROM executions ORDER BY id DESC LIMIT 1 OFFSET ?)",
-                    (keep,),
-                )
+            try:
+                with db:
+                    db.execute(
+                        f"INSERT INTO executions (owner, {', '.join(COLUMNS)}) "
+                        f"VALUES ({', '.join('?' * (len(COLUMNS) + 1))})",
+                        row,
+                    )
+                    db.execute(
+                        "DELETE FROM executions WHERE id <= "
+                        "(SELECT id FROM executions ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                        (keep,),
+                    )
+            except sqlite3.Error as exc:
+                self.write_failures += 1
+                self.last_write_error = f"history write failed: {exc}"
+                raise  # the database thread logs it
 
         self._db.submit(write)
 
@@ -236,4 +244,6 @@ class HistoryHook:
         try:
             self._store.record_later(entry, session.owner)
         except StorageError as exc:  # the code ran; a history failure must not hide that
+            self._store.write_failures += 1
+            self._store.last_write_error = f"history write failed: {exc.message}"
             logger.warning("execution %s was not recorded: %s", entry.execution_id, exc)

@@ -56,6 +56,9 @@ class KernelClient:
         self._pending: dict[str, _Pending] = {}
         self._exit: KernelExit | None = None
         self.execution_state = "starting"
+        #: Characters of stream output tagged with no request in flight (background
+        #: threads of calls that ended); see core/execution/background_output.py.
+        self.unrouted_output_chars = 0
         channels.start(self._on_message, self._on_closed)
         self._death_task = asyncio.create_task(self._watch_death(), name="kernel-death-watch")
 
@@ -169,6 +172,8 @@ class KernelClient:
             self.execution_state = state
         request = self._pending.get(parent_id) if parent_id else None
         if request is None:
+            if channel == "iopub" and msg_type == "stream":
+                self.unrouted_output_chars += len(str(message["content"].get("text", "")))
             return
         if channel == "iopub":
             if msg_type == "status":

@@ -18,6 +18,7 @@ from python_mcp_server.core.sessions.kernel_environment import (
     session_package_variables,
 )
 from python_mcp_server.core.sessions.preload import PreloadPolicy
+from python_mcp_server.core.sessions.thread_context import KERNEL_ARGS as THREAD_CONTEXT_ARGS
 from python_mcp_server.errors import KernelSilentError
 from python_mcp_server.infra.kernels.base import KernelLauncher, KernelLaunchRequest
 from python_mcp_server.infra.network.access import NetworkAccess
@@ -101,6 +102,7 @@ class KernelFactory:
             preload=self.preload.modules_for(venv_name),
             own_variables=own,
             network=network,
+            extra_args=THREAD_CONTEXT_ARGS,
         )
 
     async def start(

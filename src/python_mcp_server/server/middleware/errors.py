@@ -1,13 +1,16 @@
 """Translates the project's exceptions into MCP tool errors with a stable code prefix.
 
 A ``ServerError`` becomes ``CODE: message``; bad arguments become ``INVALID_INPUT: ...``
-with pydantic's noise removed; anything unexpected becomes ``INTERNAL_ERROR: ...`` and its
+with pydantic's noise removed; a full disk anywhere in the chain (``ENOSPC``) becomes
+``DISK_FULL: ...``; anything unexpected becomes ``INTERNAL_ERROR: ...`` and its
 traceback goes to the log, never to the client.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
+import sqlite3
 from typing import Any
 
 import mcp_types as mt
@@ -45,9 +48,32 @@ def _root_cause(exc: BaseException) -> BaseException:
     return exc
 
 
+def _disk_full(exc: BaseException) -> bool:
+    """Whether a full disk (ENOSPC, EDQUOT) is anywhere in the exception's chain."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if isinstance(current, sqlite3.OperationalError) and "full" in str(current):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
 def translate(exc: BaseException, tool: str) -> ToolError:
     """The tool error a client sees for an exception raised while calling ``tool``."""
     cause = _root_cause(exc)
+    if isinstance(cause, ServerError) and cause.code is not ErrorCode.INTERNAL_ERROR:
+        return ToolError(str(cause))
+    if _disk_full(exc):
+        logger.warning("tool %s: the disk is full: %s", tool, exc)
+        return ToolError(
+            f"{ErrorCode.DISK_FULL.value}: {tool} could not write: the disk is full (no "
+            "space left on the file system of the workspace or the server's state); free "
+            "space and call again"
+        )
     if isinstance(cause, ServerError):
         return ToolError(str(cause))
     if isinstance(cause, ValidationError):
