@@ -131,7 +131,7 @@ async def measure(name: str, env: dict[str, str], args: argparse.Namespace) -> d
             idle = [f"idle{i}" for i in range(16)]
             for session in idle:
                 await new_session(client, session)
-            await asyncio.sleep(args.settle)
+            await asyncio.sleep(args.settle * 4)  # the pool refilled, start-up work ended
             pids = []
             for session in idle:
                 health = structured(
@@ -140,6 +140,9 @@ async def measure(name: str, env: dict[str, str], args: argparse.Namespace) -> d
                 pids.append(int(health["pid"]))
             per_session = [uss(pid) for pid in pids]
             figures["uss_per_idle_session_mb"] = round(sum(per_session) / len(pids) / MIB, 1)
+            everything = tree(server.process.pid)[1:]  # every kernel, wrapper and template
+            pss = sum(p.memory_full_info().pss for p in everything if p.is_running())
+            figures["pss_all_kernels_per_session_mb"] = round(pss / len(pids) / MIB, 1)
             figures["template_uss_mb"] = [
                 round(uss(t) / MIB, 1) for t in templates(server.process.pid)
             ]
