@@ -40,7 +40,9 @@ def no_colour(result: dict[str, Any]) -> None:
     assert ESCAPE not in text, text
 
 
-async def test_pip_magic_and_shell_install_into_the_session_only(client: Client[Any]) -> None:
+async def test_pip_magic_and_shell_install_into_the_session_only(
+    client: Client[Any], workspace: Path
+) -> None:
     await call(client, "create_session", session_id="a")
     await call(client, "create_session", session_id="b")
     magic = await run(client, "%pip install pmcp-tiny==1.0", session_id="a")
@@ -60,6 +62,12 @@ async def test_pip_magic_and_shell_install_into_the_session_only(client: Client[
     where = await run(client, "import sys; print(sys.prefix)", session_id="a")
     shell_python = await run(client, "!python -c 'import sys; print(sys.prefix)'", session_id="a")
     assert shell_python["stdout"].strip() == where["stdout"].strip()  # its own environment
+
+    script = workspace / "scripts" / "uses_tiny.py"
+    script.write_text("import pmcp_tiny\nprint(pmcp_tiny.VERSION)\n")
+    for session, expected in (("a", "1.0\n"), ("b", "")):
+        ran = await call(client, "run_script", path="scripts/uses_tiny.py", session_id=session)
+        assert ran["stdout"] == expected, ran  # a subprocess of the session sees its packages
 
     elsewhere = await run(client, "import pmcp_tiny", session_id="b")
     assert elsewhere["error"]["ename"] == "ModuleNotFoundError"

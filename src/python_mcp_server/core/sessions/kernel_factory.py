@@ -168,6 +168,14 @@ class KernelFactory:
         self.preload.problems.clear()
         await self.launcher.environment_changed()
 
+    def session_request(
+        self, venv_name: str | None, session_id: str, label: str
+    ) -> KernelLaunchRequest:
+        """A launch request for a process of the session (a script): its environment and
+        the packages the session installed for itself."""
+        folder = self.packages.for_session(session_id) if self.packages is not None else None
+        return self.launch_request(venv_name, label, folder)
+
     def claim(self, client: KernelClient, session_id: str) -> None:
         """A session takes a pooled kernel: its package folder becomes the session's."""
         folder = self._folder_of.get(client)
