@@ -21,6 +21,7 @@ from python_mcp_server.core.execution.service import ExecutionRequest
 from python_mcp_server.core.packages.environments import EnvironmentManager
 from python_mcp_server.core.packages.requirements import PackageSpec, parse_specifier
 from python_mcp_server.core.packages.service import PackageService
+from python_mcp_server.core.sessions.owners import SessionRef
 from python_mcp_server.core.sessions.session import ExecutionOutcome, KernelSession
 from python_mcp_server.errors import InvalidInputError, PackageInstallationError
 from python_mcp_server.models.packages import DependenciesInfo
@@ -180,6 +181,11 @@ def missing_modules(modules: list[str], path: list[str]) -> list[str]:
     return missing
 
 
+def session_ref(session: KernelSession) -> SessionRef:
+    """The session as its owner names it (auto-install installs for the session itself)."""
+    return SessionRef(session.owner, session.session_id)
+
+
 class AutoInstallHook:
     """The execution hook that installs missing imports before code runs."""
 
@@ -196,7 +202,7 @@ class AutoInstallHook:
             return
         name = session.venv_name or self._environments.default_name
         kernel_path = await self._environments.kernel_sys_path(name)
-        own = self._packages.target(name, session.session_id).session_site
+        own = self._packages.target(name, session_ref(session)).session_site
         path = [str(self._workspace), *([str(own)] if own is not None else []), *kernel_path]
         missing = await asyncio.to_thread(missing_modules, modules, path)
         if not missing:
@@ -215,10 +221,10 @@ class AutoInstallHook:
             requested=[s.name for s in specs],
         )
         request.notes[NOTE_KEY] = info
-        await self._install(name, session.session_id, specs, info)
+        await self._install(name, session_ref(session), specs, info)
 
     async def _install(
-        self, name: str, session_id: str, specs: list[PackageSpec], info: DependenciesInfo
+        self, name: str, session_id: SessionRef, specs: list[PackageSpec], info: DependenciesInfo
     ) -> None:
         """Install all at once; if that fails, one by one so the others still land."""
         batches = [specs] if len(specs) == 1 else [specs, *([s] for s in specs)]
