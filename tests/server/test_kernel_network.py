@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.server
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,26 +18,50 @@ from fastmcp import Client
 from python_mcp_server.server.services import Services
 from tests.helpers import run, tool_error
 from tests.sandbox_support import require_bwrap
+from tests.wheels import build_wheel
 
 FAKE_INDEX = "index.pmcp-test.example"
 
 
 class _Hello(http.server.BaseHTTPRequestHandler):
+    """``/simple/pmcp-net-tiny/`` and its wheel (a PEP 503 index); anything else: hello."""
+
+    wheel: Path
+
     def do_GET(self) -> None:
-        body = f"hello from upstream {self.path}".encode()
+        self.answer(send_body=True)
+
+    def do_HEAD(self) -> None:
+        self.answer(send_body=False)
+
+    def answer(self, *, send_body: bool) -> None:
+        name = self.wheel.name
+        if self.path.rstrip("/") == "/simple/pmcp-net-tiny":
+            body = f'<a href="/files/{name}">{name}</a>'.encode()
+        elif self.path == f"/files/{name}":
+            body = self.wheel.read_bytes()
+        else:
+            body = f"hello from upstream {self.path}".encode()
         self.send_response(200)
+        self.send_header("Content-Type", "text/html")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(body)
+        if send_body:
+            self.wfile.write(body)
 
     def log_message(self, *args: object) -> None:
         pass
 
 
 @pytest.fixture(scope="module")
-def upstream() -> Iterator[int]:
-    """An HTTP server on the host's loopback; its port."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hello)
+def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """An HTTP server (and package index) on the host's loopback; its port."""
+    handler = type(
+        "Index",
+        (_Hello,),
+        {"wheel": build_wheel(tmp_path_factory.mktemp("w"), "pmcp-net-tiny", "1.0")},
+    )
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server.server_address[1]
@@ -147,3 +172,12 @@ async def test_a_session_may_narrow_but_never_widen(client: Client[Any], upstrea
         session_id="off",
     )
     assert result["stdout"] == "[]\nConnectionRefusedError\nOSError\n", result
+
+
+async def test_pip_install_in_the_kernel_goes_through_the_proxy(client: Client[Any]) -> None:
+    """``%pip install`` works under the default policy: the index is reached by name,
+    through the forwarder and the proxy (the name exists nowhere but in the pin)."""
+    result = await run(
+        client, "%pip install pmcp-net-tiny\nimport pmcp_net_tiny\npmcp_net_tiny.VERSION"
+    )
+    assert result["result"] == "'1.0'", result["stdout"]
