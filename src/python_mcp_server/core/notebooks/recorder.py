@@ -86,11 +86,11 @@ class NotebookRecorder(ExecutionHook):
 
     async def before(self, session: KernelSession, request: ExecutionRequest) -> None:
         source = request.notes.get(NOTEBOOK_SOURCE, request.code)
-        self._feed.publish(session.session_id, {"type": "running", "source": source})
+        self._feed.publish(session.key, {"type": "running", "source": source})
 
     def watch(self, session: KernelSession, request: ExecutionRequest) -> ProgressCallback | None:
         """While someone watches the session, stream the running cell's latest output."""
-        session_id = session.session_id
+        session_id = session.key
         if not self._feed.watching(session_id):
             return None
 
@@ -108,16 +108,16 @@ class NotebookRecorder(ExecutionHook):
         source = str(request.notes.get(NOTEBOOK_SOURCE, request.code))
         origin = request.notes.get(NOTEBOOK_ORIGIN)
         if origin:
-            self.note(session.session_id, str(origin))
+            self.note(session.key, str(origin))
         self._cells.append(
-            session.session_id,
+            session.key,
             "code",
             source,
             execution_count=result.execution_count,
             outputs=outputs,
         )
         self._feed.publish(
-            session.session_id,
+            session.key,
             {
                 "type": "cell",
                 "cell": {
@@ -132,7 +132,7 @@ class NotebookRecorder(ExecutionHook):
     async def kernel_replaced(self, session: KernelSession, reason: str) -> None:
         """Any replacement (restart asked for, crash recovery, the monitor's): a note placed
         before the cell whose execution saw it, since hooks run after the execution."""
-        self.note(session.session_id, f"*Kernel replaced:* {reason}")
+        self.note(session.key, f"*Kernel replaced:* {reason}")
 
     def note(self, session_id: str, text: str) -> None:
         """A markdown note in the session's notebook (and to its watchers)."""

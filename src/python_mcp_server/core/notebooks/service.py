@@ -24,6 +24,7 @@ from python_mcp_server.core.notebooks.export import (
     render,
 )
 from python_mcp_server.core.notebooks.recorder import outputs_of
+from python_mcp_server.core.sessions.owners import SessionSpec, as_ref
 from python_mcp_server.core.sessions.session import ExecutionOutcome
 from python_mcp_server.core.workspace.atomic_write import AtomicWriter
 from python_mcp_server.core.workspace.resolver import Workspace
@@ -100,7 +101,7 @@ class NotebookService:
     async def run_notebook(
         self,
         path: str,
-        session_id: str | None,
+        session_id: SessionSpec,
         *,
         stop_on_error: bool = True,
         write_back: str | None = None,
@@ -114,7 +115,7 @@ class NotebookService:
 
         notebook = await anyio.to_thread.run_sync(read)
         cells = code_cells(notebook)
-        run = NotebookRun(session_id=session_id or "")
+        run = NotebookRun(session_id=as_ref(session_id).session_id or "")
         executed = copy.deepcopy(notebook) if write_back else None
         for index, source in cells:
             outcome = await self._execution.run(

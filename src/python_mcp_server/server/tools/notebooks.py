@@ -13,7 +13,10 @@ from pydantic import Field
 
 from python_mcp_server.core.notebooks.service import NotebookRun
 from python_mcp_server.core.sessions.manager import validate_session_id
+from python_mcp_server.core.sessions.owners import DEFAULT_OWNER, session_key
+from python_mcp_server.errors import InvalidInputError
 from python_mcp_server.models.notebooks import CellOutcome, NotebookExport, NotebookImport
+from python_mcp_server.server.principals import current_principal, session_ref
 from python_mcp_server.server.resources import workspace_uri
 from python_mcp_server.server.services import Services
 from python_mcp_server.server.view.links import ALL_SESSIONS, ViewSigner
@@ -93,7 +96,9 @@ def register(mcp: FastMCP, services: Services) -> None:
         replacements as notes) as a notebook file in the workspace; returns a link to it.
         Works after a server restart for what was recorded before it."""
         validate_session_id(session_id)
-        exported = await notebooks.export(session_id, format, path)
+        exported = await notebooks.export(
+            session_key(current_principal(), session_id), format, path
+        )
         link = ResourceLink(
             type="resource_link",
             uri=workspace_uri(exported.path),
@@ -128,7 +133,7 @@ def register(mcp: FastMCP, services: Services) -> None:
         if session_id is not None:
             validate_session_id(session_id)
         run = await notebooks.run_notebook(
-            path, session_id, stop_on_error=stop_on_error, write_back=write_back
+            path, session_ref(session_id), stop_on_error=stop_on_error, write_back=write_back
         )
         return _compact(_import_result(run), [])
 
@@ -161,6 +166,11 @@ def register_views(mcp: FastMCP, services: Services) -> None:
         it to the human; it opens within 10 minutes and carries no bearer token."""
         if session_id != ALL_SESSIONS:
             validate_session_id(session_id)
+        if current_principal() != DEFAULT_OWNER:
+            raise InvalidInputError(
+                "the live view shows the default principal's sessions only; it is not "
+                "available to other principals yet"
+            )
         return {"url": view_url(services, signer, session_id), "expires_in": LINK_SECONDS}
 
     @mcp.resource(APP_URI, name="session_view_app", mime_type=UI_MIME_TYPE)

@@ -174,7 +174,7 @@ def register(mcp: FastMCP, services: Services) -> None:
         session = await manager.lookup(session_ref(session_id))
         kept = "kept what could be pickled" if preserve_state else "variables cleared"
         services.notebook_recorder.note(
-            session.session_id, f"*Kernel replaced:* restart requested ({kept})"
+            session.key, f"*Kernel replaced:* restart requested ({kept})"
         )
         if not preserve_state:
             await session.restart()

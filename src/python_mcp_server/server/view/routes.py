@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response, Stream
 
 from python_mcp_server.core.notebooks.cells import Cell
 from python_mcp_server.core.notebooks.live import Event
+from python_mcp_server.core.sessions.owners import DEFAULT_OWNER
 from python_mcp_server.errors import ServerError
 from python_mcp_server.server.services import Services
 from python_mcp_server.server.view.links import ALL_SESSIONS, ViewGrant, ViewSigner
@@ -121,7 +122,7 @@ class ViewRoutes:
                 "status": "busy" if s.busy else "idle",
                 "description": s.description,
             }
-            for s in self._services.sessions.all()
+            for s in self._services.sessions.all(DEFAULT_OWNER)
         ]
         return self._page(*list_page(rows))
 
