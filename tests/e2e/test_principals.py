@@ -41,13 +41,15 @@ def server(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     return start_server(
+        "--toolsets",
+        "default,notebooks",
         env={
             "MCP_AUTH_TOKENS_FILE": str(tokens),
             "MCP_JWT_PUBLIC_KEY": public.decode(),
             "MCP_JWT_ISSUER": ISSUER,
             "MCP_JWT_AUDIENCE": AUDIENCE,
             "MCP_KERNEL_POOL_SIZE": "0",
-        }
+        },
     )
 
 
@@ -93,6 +95,17 @@ async def test_two_principals_have_separate_sessions(server: LaunchedServer) -> 
         codes = {entry["code"] for entry in alice_history["entries"]}
         assert "x = 'alice'" in codes
         assert "x = 'bob'" not in codes
+
+        # Recorded notebooks too; the live view is for the default principal only.
+        alice_nb = await call(alice, "export_notebook", session_id="work", format="py")
+        bob_nb = await call(bob, "export_notebook", session_id="work", format="py")
+        assert alice_nb["path"] != bob_nb["path"]
+        alice_text = (server.workspace / alice_nb["path"]).read_text()
+        bob_text = (server.workspace / bob_nb["path"]).read_text()
+        assert "y = 1" in alice_text
+        assert "y = 1" not in bob_text
+        text = await tool_error(bob, "get_session_view_link", {"session_id": "work"})
+        assert text.startswith("INVALID_INPUT:")
 
         # A task is reachable only by the principal that started it.
         task = await call_tool_task(alice, "run_python_code", {"code": "21 * 2"})

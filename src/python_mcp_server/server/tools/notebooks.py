@@ -138,6 +138,15 @@ def register(mcp: FastMCP, services: Services) -> None:
         return _compact(_import_result(run), [])
 
 
+def default_principal_only() -> None:
+    """The live view shows the default principal's sessions; refuse anyone else."""
+    if current_principal() != DEFAULT_OWNER:
+        raise InvalidInputError(
+            "the live view shows the default principal's sessions only; it is not "
+            "available to other principals yet"
+        )
+
+
 def view_url(services: Services, signer: ViewSigner, session_id: str) -> str:
     """A signed link to a session's view (or, with ``*``, to the session list)."""
     settings = services.settings
@@ -166,11 +175,7 @@ def register_views(mcp: FastMCP, services: Services) -> None:
         it to the human; it opens within 10 minutes and carries no bearer token."""
         if session_id != ALL_SESSIONS:
             validate_session_id(session_id)
-        if current_principal() != DEFAULT_OWNER:
-            raise InvalidInputError(
-                "the live view shows the default principal's sessions only; it is not "
-                "available to other principals yet"
-            )
+        default_principal_only()
         return {"url": view_url(services, signer, session_id), "expires_in": LINK_SECONDS}
 
     @mcp.resource(APP_URI, name="session_view_app", mime_type=UI_MIME_TYPE)
@@ -190,6 +195,7 @@ def register_views(mcp: FastMCP, services: Services) -> None:
         render them): cells so far and as they run, the kernel's status and variables. The
         result itself is small: the app fetches the cells."""
         validate_session_id(session_id)
+        default_principal_only()
         return {"session_id": session_id, "state": await routes.state(session_id)}
 
     @mcp.tool(
@@ -204,6 +210,7 @@ def register_views(mcp: FastMCP, services: Services) -> None:
         """For the session view app: recorded cells past the first `after`, the total, and
         the kernel's state."""
         validate_session_id(session_id)
+        default_principal_only()
         cells = await services.cells.cells(session_id)
         return {
             "cells": [cell_json(c) for c in cells[after:]],
