@@ -17,7 +17,7 @@ from fastmcp import Client, FastMCP
 from python_mcp_server.server.app import build_server
 from python_mcp_server.server.services import Services, build_services
 from python_mcp_server.settings import Settings
-from tests.helpers import kernel_children, wait_gone
+from tests.helpers import NATIVE_TOOLSETS, kernel_children, wait_gone
 
 os.environ.setdefault("FASTMCP_LOG_ENABLED", "false")
 
@@ -54,6 +54,8 @@ def settings(workspace: Path, settings_overrides: dict[str, Any]) -> Settings:
         # Plain kernels unless a test asks for the preload: it costs seconds per
         # sandboxed kernel on a loaded machine (tests/server/test_preload.py covers it).
         "kernel_preload": "none",
+        # every native tool: tests call opt-in ones (toolset tests choose their own)
+        "toolsets": NATIVE_TOOLSETS,
     }
     values.update(settings_overrides)
     return Settings(**values)

@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import socket
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import psutil
 from fastmcp import Client
+from pydantic import BaseModel
+from pydantic_core import to_jsonable_python
 
 from python_mcp_server.core.sessions.session import KernelSession
+from python_mcp_server.models.execution import ExecutionResult
+from python_mcp_server.models.files import ReadFileResult
+from python_mcp_server.models.wire import WireModel
+from python_mcp_server.server.app import build_server
+from python_mcp_server.server.toolsets import TOOLSETS
+from python_mcp_server.settings import Settings
 
 #: A cell that catches every KeyboardInterrupt: only a kernel restart stops it.
 SWALLOWS_INTERRUPTS = (
@@ -46,18 +58,78 @@ def wait_gone(pids: set[int], timeout: float = 10.0) -> set[int]:
     return {p.pid for p in alive if p.status() != psutil.STATUS_ZOMBIE}
 
 
+#: Every toolset but compat (whose tools replace native ones of the same name).
+NATIVE_TOOLSETS = ",".join(name for name in TOOLSETS if name != "compat")
+
+
+def _as_dict(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return {name: _as_dict(getattr(value, name)) for name in type(value).model_fields}
+    if isinstance(value, list):
+        return [_as_dict(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _as_dict(item) for key, item in value.items()}
+    return to_jsonable_python(value)
+
+
+def result_model(tool: str) -> type[BaseModel] | None:
+    """The model a tool's structured result is read with (None: a compat shape)."""
+    return _result_models().get(tool)
+
+
+@functools.cache
+def _result_models() -> dict[str, type[BaseModel]]:
+    models: dict[str, type[BaseModel]] = {
+        "run_python_code": ExecutionResult,
+        "read_file": ReadFileResult,
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        server = build_server(Settings(workspace_dir=Path(tmp), toolsets=NATIVE_TOOLSETS))
+        with ThreadPoolExecutor(1) as pool:  # callers run inside an event loop
+            tools = pool.submit(asyncio.run, server.list_tools(run_middleware=False)).result()
+    for tool in tools:
+        kind = getattr(tool, "return_type", None)
+        if isinstance(kind, type) and issubclass(kind, WireModel):
+            models.setdefault(tool.name, kind)
+    return models
+
+
+def expand(tool: str, data: dict[str, Any]) -> dict[str, Any]:
+    """A structured result with every field its model defines, as a typed client reads it.
+
+    Results leave out fields that hold their default (models/wire.py); tests read them
+    all, so the defaults are filled in from the tool's result model.
+    """
+    model = result_model(tool)
+    if model is None:
+        return dict(data)
+    expanded = _as_dict(model.model_validate(data))
+    assert isinstance(expanded, dict)
+    return _overlay(expanded, data)
+
+
+def _overlay(defaults: Any, sent: Any) -> Any:
+    """``sent`` with the keys only ``defaults`` has added (fields a subclass adds stay)."""
+    if isinstance(defaults, dict) and isinstance(sent, dict):
+        merged = dict(defaults)
+        for key, value in sent.items():
+            merged[key] = _overlay(defaults.get(key), value)
+        return merged
+    if isinstance(defaults, list) and isinstance(sent, list) and len(defaults) == len(sent):
+        return [_overlay(d, s) for d, s in zip(defaults, sent, strict=True)]
+    return sent
+
+
 async def call(client: Client[Any], tool: str, **arguments: Any) -> dict[str, Any]:
-    """Call a tool that must succeed and return its structured result."""
+    """Call a tool that must succeed and return its structured result (defaults filled in)."""
     result = await client.call_tool(tool, arguments)
     assert result.structured_content is not None
-    return dict(result.structured_content)
+    return expand(tool, dict(result.structured_content))
 
 
 async def run(client: Client[Any], code: str, **arguments: Any) -> dict[str, Any]:
-    """Call run_python_code and return its structured result."""
-    result = await client.call_tool("run_python_code", {"code": code, **arguments})
-    assert result.structured_content is not None
-    return dict(result.structured_content)
+    """Call run_python_code and return its structured result (defaults filled in)."""
+    return await call(client, "run_python_code", code=code, **arguments)
 
 
 async def tool_error(client: Client[Any], tool: str, arguments: dict[str, Any]) -> str:
@@ -83,3 +155,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+_result_models()  # built at import, never inside a test's event loop

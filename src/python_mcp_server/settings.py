@@ -74,8 +74,8 @@ class Settings(BaseSettings):
     toolsets: str = Field(
         "default",
         description="Tool groups to expose, comma separated: execution, sessions, files, "
-        "packages, environments, health, history, safety, compat; `default` is every group "
-        "but compat; `all` is every group.",
+        "packages, health (the `default`), introspection, scripts, diagnostics, "
+        "environments, history, safety, notebooks, compat (opt-in); `all` is every group.",
     )
 
     # --- sessions and kernels ---------------------------------------------------------

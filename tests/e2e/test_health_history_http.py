@@ -41,7 +41,7 @@ async def test_history_survives_a_restart_of_the_server_process(
     first = start_server()
     done = await call(first.mcp_url, "run_python_code", code="answer = 6 * 7\nprint(answer)")
     assert first.stop() == 0
-    second = start_server(workspace=first.workspace)
+    second = start_server("--toolsets", "default,history", workspace=first.workspace)
     history = await call(second.mcp_url, "get_execution_history")
     assert [e["execution_id"] for e in history["entries"]] == [done["execution_id"]]
     assert history["entries"][0]["stdout"] == "42\n"

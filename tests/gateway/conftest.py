@@ -31,7 +31,7 @@ from tests.gateway.kernel_gateway import (
     ensure_gateway_venv,
     start_kernel_gateway,
 )
-from tests.helpers import wait_gone
+from tests.helpers import NATIVE_TOOLSETS, wait_gone
 
 
 def gateway_required() -> bool:
@@ -88,6 +88,7 @@ class Replicas:
             "session_idle_timeout": 0,
             "execution_timeout": 20,
             "interrupt_grace": 2,
+            "toolsets": NATIVE_TOOLSETS,
         }
         values.update(overrides)
         return Settings(**values)

@@ -15,7 +15,9 @@ from python_mcp_server.server.app import build_server
 from python_mcp_server.settings import Settings
 from tests.helpers import call, kernel_children, run, tool_error, wait_gone
 
-pytestmark = pytest.mark.parametrize("settings_overrides", [{"toolsets": "default,notebooks"}])
+pytestmark = pytest.mark.parametrize(
+    "settings_overrides", [{"toolsets": "default,notebooks,scripts"}]
+)
 
 PLOT = """
 import matplotlib.pyplot as plt

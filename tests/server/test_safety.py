@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from fastmcp import Client
 
-from tests.helpers import run, tool_error
+from tests.helpers import call, run, tool_error
 
 UNSAFE = "import subprocess\nsubprocess.run(['true'])\nopen('ran.txt', 'w').write('yes')"
 
@@ -19,17 +19,17 @@ async def test_check_code_safety_tool(client: Client[Any]) -> None:
     assert data is not None
     assert data["is_safe"] is False
     assert data["mode"] == "warn"
-    assert "sandbox" in data["advisory"]
-    call = next(w for w in data["warnings"] if w["category"] == "dangerous_call")
-    assert call == {
+    assert "advisory" not in data  # a constant; the tool description says it
+    found = next(w for w in data["warnings"] if w["category"] == "dangerous_call")
+    assert found == {
         "line": 2,
         "col": 0,
         "category": "dangerous_call",
         "message": "os.system() runs a shell command",
         "severity": "high",
     }
-    safe = (await client.call_tool("check_code_safety", {"code": "sum(range(10))"})).data
-    assert (safe.is_safe, safe.warnings) == (True, [])
+    safe = await call(client, "check_code_safety", code="sum(range(10))")
+    assert (safe["is_safe"], safe["warnings"]) == (True, [])
 
 
 async def test_check_code_safety_rejects_empty_code(client: Client[Any]) -> None:
@@ -48,9 +48,18 @@ async def test_warn_mode_adds_warnings_and_still_runs(client: Client[Any], works
     result = await run(client, UNSAFE)
     assert result["status"] == "ok"
     assert (workspace / "ran.txt").read_text() == "yes"
-    assert {w["category"] for w in result["warnings"]} == {"dangerous_module", "dangerous_call"}
+    # Only high findings reach the result: the call, not the ordinary import.
+    assert {w["category"] for w in result["warnings"]} == {"dangerous_call"}
+    assert {w["severity"] for w in result["warnings"]} == {"high"}
     quiet = await run(client, "1 + 1")
     assert quiet["warnings"] == []
+
+
+async def test_ordinary_imports_draw_no_warning(client: Client[Any]) -> None:
+    raw = await client.call_tool("run_python_code", {"code": "import os, sys, shutil\nos.getcwd()"})
+    assert raw.structured_content is not None
+    assert "warnings" not in raw.structured_content
+    assert "safety" not in raw.content[0].text  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("settings_overrides", [{"safety_mode": "off"}])
@@ -70,10 +79,10 @@ async def test_block_mode_refuses_unsafe_code(client: Client[Any], workspace: Pa
     assert refused.startswith("UNSAFE_CODE:")
     assert "MCP_ALLOW_UNSAFE" in refused
     assert not (workspace / "ran.txt").exists()
-    # Safe code still runs, with its low findings as warnings.
+    # Safe code still runs, and its low findings stay out of the result.
     ok = await run(client, "import os\nos.path.basename('a/b')")
     assert ok["result"] == "'b'"
-    assert [w["severity"] for w in ok["warnings"]] == ["low"]
+    assert ok["warnings"] == []
 
 
 @pytest.mark.parametrize("settings_overrides", [{"safety_mode": "block", "allow_unsafe": True}])

@@ -10,7 +10,7 @@ import pytest
 from fastmcp import Client
 
 from python_mcp_server.server.services import Services
-from tests.helpers import run, wait_for_new_kernel, wait_gone
+from tests.helpers import call, run, wait_for_new_kernel, wait_gone
 
 STATE = """
 import socket
@@ -30,9 +30,7 @@ conn = socket.socket()
 
 
 async def restart(client: Client[Any], **arguments: Any) -> dict[str, Any]:
-    result = await client.call_tool("restart_kernel", arguments)
-    assert result.structured_content is not None
-    return dict(result.structured_content)
+    return await call(client, "restart_kernel", **arguments)
 
 
 async def test_preserve_state_keeps_picklable_and_reports_the_rest(
@@ -109,6 +107,11 @@ async def test_auto_snapshot_restores_after_the_monitor_restarts(
 ) -> None:
     await run(client, "kept_value = [1, 2, 3]")
     session = services.sessions.get("default")
+    # the snapshot is taken in the background after the result went back: wait for it
+    async with session.exclusive():
+        snapshot = services.snapshots.latest(session)
+    assert snapshot is not None
+    assert "kept_value" in snapshot.kept
     old_pid = session.kernel_pid
     assert old_pid is not None
     os.kill(old_pid, signal.SIGKILL)

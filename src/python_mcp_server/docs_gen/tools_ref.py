@@ -10,6 +10,8 @@ import tempfile
 from collections.abc import Iterable
 from typing import Any
 
+from fastmcp.utilities.json_schema import dereference_refs
+
 from python_mcp_server.server.app import build_server
 from python_mcp_server.server.toolsets import OPT_IN_TOOLSETS, TOOLSETS
 from python_mcp_server.settings import Settings
@@ -19,17 +21,25 @@ ToolSchema = dict[str, Any]
 #: One line per group, and the page that explains it.
 GROUP_INTRO: dict[str, tuple[str, str | None]] = {
     "execution": (
-        "Run Python in a session's kernel, and look into it: completion, documentation, "
-        "variables (see also [introspection](../introspection.md)).",
+        "Run Python in a session's kernel and list its variables.",
         "../sessions.md",
     ),
+    "introspection": (
+        "Completion and documentation from a session's live objects (opt-in).",
+        "../introspection.md",
+    ),
     "sessions": ("Create, switch, list, restart, interrupt and end sessions.", "../sessions.md"),
-    "files": ("Read and write the workspace; save and run scripts.", "../workspace.md"),
+    "files": ("List, read, write and delete workspace files.", "../workspace.md"),
+    "scripts": ("Save and run workspace scripts (opt-in).", "../workspace.md"),
     "packages": ("Install, uninstall and list packages.", "../packages.md"),
-    "environments": ("Create, list and delete virtual environments.", "../packages.md"),
-    "health": ("Health, metrics and introspection of kernels.", "../health.md"),
-    "history": ("The execution history.", "../health.md"),
-    "safety": ("The advisory code-safety check.", "../security.md"),
+    "health": ("The server's health and metrics.", "../health.md"),
+    "diagnostics": (
+        "A kernel's health and responsiveness, the workspace at a glance, ping (opt-in).",
+        "../health.md",
+    ),
+    "environments": ("Create, list and delete virtual environments (opt-in).", "../packages.md"),
+    "history": ("The execution history (opt-in).", "../health.md"),
+    "safety": ("The advisory code-safety check (opt-in).", "../security.md"),
     "notebooks": (
         "Export what a session ran as a notebook; import and run a notebook "
         "(opt-in: `--toolsets default,notebooks`).",
@@ -49,9 +59,11 @@ HEADER = """\
      do not edit by hand: edit the tool's docstring or argument descriptions instead. -->
 
 Every tool the server can expose, grouped by toolset (see [Toolsets](../toolsets.md)).
-Arguments and results are the JSON schemas a client receives from `tools/list`. A tool
-error is a result with `isError: true` whose text starts with a stable code (see
-[Error codes](../errors.md)).
+Arguments are the JSON schemas a client receives from `tools/list`. Results are sent as
+`structuredContent` plus a text form; `tools/list` leaves their schemas out to keep the
+list small, and they are documented here. A result field that holds its default (null,
+empty, false, 0 where that is the default) is not sent. A tool error is a result with
+`isError: true` whose text starts with a stable code (see [Error codes](../errors.md)).
 """
 
 
@@ -68,13 +80,18 @@ async def list_tool_schemas(toolsets: str) -> list[ToolSchema]:
             gateway_url=None,
         )
         server = build_server(settings)
-        tools = await server.list_tools()
-        return [
-            tool.to_mcp_tool(name=tool.name).model_dump(
+        schemas = []
+        for tool in await server.list_tools():
+            schema = tool.to_mcp_tool(name=tool.name).model_dump(
                 mode="json", by_alias=True, exclude_none=True
             )
-            for tool in tools
-        ]
+            # tools/list leaves result schemas out (server/tool_listing.py); the page
+            # documents them from the tool itself.
+            original = await server.get_tool(tool.name)
+            if original is not None and original.output_schema:
+                schema["outputSchema"] = dereference_refs(original.output_schema)
+            schemas.append(schema)
+        return schemas
 
 
 def tool_group(tool: ToolSchema) -> str:

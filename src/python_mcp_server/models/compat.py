@@ -9,7 +9,7 @@ only added where the docs say so (docs/migration.md).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field
 
@@ -103,6 +103,8 @@ class InstalledPackageList(BaseModel):
 class CompatHistoryEntry(HistoryEntry):
     """A history entry with both the native fields and the Chinese executor's."""
 
+    compact_wire: ClassVar[bool] = False
+
     success: bool
     execution_time: float = Field(description="Seconds (the same as duration).")
     executed_at: datetime = Field(description="When it started (the same as started).")
@@ -123,11 +125,15 @@ class CompatHistoryList(BaseModel):
 class CompatHistoryCleared(HistoryCleared):
     """``clear_execution_history``: cleared_count and cleared_at."""
 
+    compact_wire: ClassVar[bool] = False
+
     cleared_at: datetime
 
 
 class CompatSafetyResult(SafetyCheckResult):
     """``check_code_safety``: the Chinese executor's shape plus the native fields."""
+
+    compact_wire: ClassVar[bool] = False
 
     code: str
     checked_at: datetime
@@ -135,6 +141,8 @@ class CompatSafetyResult(SafetyCheckResult):
 
 class CompatHealthMetrics(HealthMetrics):
     """Native metrics plus the Node executors' camelCase ones."""
+
+    compact_wire: ClassVar[bool] = False
 
     totalExecutions: int
     totalErrors: int
@@ -145,6 +153,8 @@ class CompatHealthMetrics(HealthMetrics):
 
 class CompatHealthCheck(HealthCheck):
     """``health_check``: the native report plus the Node executors' fields."""
+
+    compact_wire: ClassVar[bool] = False
 
     metrics: CompatHealthMetrics
     pythonVersion: str = Field(description="`Python 3.x.y`, as they reported it.")

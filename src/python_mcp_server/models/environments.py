@@ -5,14 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from python_mcp_server.models.packages import InstallResult
+from python_mcp_server.models.wire import WireModel
 
 PreinstallState = Literal["none", "pending", "running", "done", "failed"]
 
 
-class PreinstallStatus(BaseModel):
+class PreinstallStatus(WireModel):
     """Progress of MCP_PREINSTALLED_PACKAGES, installed into the default environment at start."""
 
     packages: list[str] = Field(default_factory=list)
@@ -26,7 +27,7 @@ class PreinstallStatus(BaseModel):
     result: InstallResult | None = None
 
 
-class VenvInfo(BaseModel):
+class VenvInfo(WireModel):
     """One environment as list_venvs shows it."""
 
     name: str
@@ -45,7 +46,7 @@ class VenvInfo(BaseModel):
     )
 
 
-class VenvList(BaseModel):
+class VenvList(WireModel):
     """Every environment."""
 
     venvs: list[VenvInfo]
@@ -53,7 +54,7 @@ class VenvList(BaseModel):
     default_venv: str
 
 
-class VenvAction(BaseModel):
+class VenvAction(WireModel):
     """The outcome of create_venv, delete_venv or set_venv_description."""
 
     venv_name: str

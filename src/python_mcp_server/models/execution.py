@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from python_mcp_server.models.packages import DependenciesInfo
 from python_mcp_server.models.safety import SafetyWarning
+from python_mcp_server.models.wire import WireModel
 
 
-class ExecutionErrorInfo(BaseModel):
+class ExecutionErrorInfo(WireModel):
     """A Python exception raised by user code, or why the kernel could not finish it."""
 
     ename: str = Field(description="Exception class name, e.g. ZeroDivisionError.")
@@ -23,7 +24,7 @@ class ExecutionErrorInfo(BaseModel):
     )
 
 
-class OutputItem(BaseModel):
+class OutputItem(WireModel):
     """One rich display: its MIME type, and its text or the saved file's workspace path."""
 
     mime_type: str
@@ -31,7 +32,7 @@ class OutputItem(BaseModel):
     path: str | None = Field(None, description="Workspace-relative path of the saved file.")
 
 
-class ExecutionResult(BaseModel):
+class ExecutionResult(WireModel):
     """The outcome of running code in a session. A Python error is status "error", not a
     tool error."""
 
@@ -41,8 +42,14 @@ class ExecutionResult(BaseModel):
     result: str | None = Field(None, description="text/plain of the last expression, if any.")
     error: ExecutionErrorInfo | None = None
     outputs: list[OutputItem] = Field(default_factory=list)
-    execution_count: int | None = None
-    execution_time: float = Field(0.0, description="Seconds from request to completion.")
+    execution_count: int | None = Field(
+        None, exclude=True, description="The kernel's execution counter (not sent)."
+    )
+    execution_time: float = Field(
+        0.0,
+        exclude_if=lambda seconds: seconds < 1.0,
+        description="Seconds from request to completion; sent when at least one second.",
+    )
     session_id: str
     execution_id: str
     truncated: bool = Field(False, description="Whether stdout or stderr was cut in this result.")

@@ -5,14 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from python_mcp_server.models.execution import ExecutionErrorInfo
+from python_mcp_server.models.wire import WireModel
 
 EntryType = Literal["file", "directory", "symlink", "fifo", "socket", "device"]
 
 
-class FileEntry(BaseModel):
+class FileEntry(WireModel):
     """One entry of a listing. Symlinks are shown, never followed."""
 
     path: str = Field(description="Workspace-relative path.")
@@ -22,7 +23,7 @@ class FileEntry(BaseModel):
     modified: datetime = Field(description="Last modification time (UTC).")
 
 
-class FileList(BaseModel):
+class FileList(WireModel):
     """What list_files found under a folder."""
 
     path: str = Field(description="The listed folder, workspace-relative.")
@@ -32,7 +33,7 @@ class FileList(BaseModel):
     truncated: bool = Field(False, description="More entries exist than were returned.")
 
 
-class ReadFileResult(BaseModel):
+class ReadFileResult(WireModel):
     """A file's bytes: UTF-8 text, or base64 for binary files."""
 
     path: str
@@ -51,7 +52,7 @@ class ReadFileResult(BaseModel):
     message: str | None = None
 
 
-class WriteFileResult(BaseModel):
+class WriteFileResult(WireModel):
     """A file written atomically."""
 
     path: str
@@ -59,7 +60,7 @@ class WriteFileResult(BaseModel):
     created: bool = Field(description="True for a new file, False when one was replaced.")
 
 
-class DeleteFileResult(BaseModel):
+class DeleteFileResult(WireModel):
     """What delete_file removed."""
 
     path: str
@@ -68,7 +69,7 @@ class DeleteFileResult(BaseModel):
     directories_deleted: int
 
 
-class SaveScriptResult(BaseModel):
+class SaveScriptResult(WireModel):
     """A script saved under scripts/."""
 
     path: str = Field(description="Workspace-relative path, ready for run_script.")
@@ -79,7 +80,7 @@ class SaveScriptResult(BaseModel):
     )
 
 
-class ScriptResult(BaseModel):
+class ScriptResult(WireModel):
     """The outcome of run_script. A failing script is status "error", not a tool error."""
 
     path: str
@@ -103,7 +104,7 @@ class ScriptResult(BaseModel):
     message: str | None = None
 
 
-class FolderStats(BaseModel):
+class FolderStats(WireModel):
     """Counts for one folder and everything below it."""
 
     path: str
@@ -111,7 +112,7 @@ class FolderStats(BaseModel):
     bytes: int
 
 
-class WorkspaceInfo(BaseModel):
+class WorkspaceInfo(WireModel):
     """The workspace at a glance; every path is relative to the workspace."""
 
     root: str = Field(".", description="Always '.': paths are relative to the workspace.")
@@ -128,7 +129,7 @@ class WorkspaceInfo(BaseModel):
     output_path: str = Field("outputs", description="OUTPUT_PATH of kernels, relative.")
 
 
-class UploadResult(BaseModel):
+class UploadResult(WireModel):
     """A file received by POST /files/upload."""
 
     path: str

@@ -5,13 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
+
+from python_mcp_server.models.wire import WireModel
 
 KernelStatus = Literal["starting", "idle", "busy", "unresponsive", "dead"]
 ServerStatus = Literal["healthy", "degraded", "unhealthy"]
 
 
-class KernelHealth(BaseModel):
+class KernelHealth(WireModel):
     """One session's kernel as the health monitor sees it."""
 
     session_id: str
@@ -42,7 +44,7 @@ class KernelHealth(BaseModel):
     last_check: datetime | None = Field(None, description="When the monitor last probed it.")
 
 
-class Responsiveness(BaseModel):
+class Responsiveness(WireModel):
     """A kernel_info round trip made now."""
 
     session_id: str
@@ -55,7 +57,7 @@ class Responsiveness(BaseModel):
     message: str
 
 
-class HealthMetrics(BaseModel):
+class HealthMetrics(WireModel):
     """Totals since the server started."""
 
     total_executions: int
@@ -67,7 +69,7 @@ class HealthMetrics(BaseModel):
     uptime: float = Field(description="Seconds since the server started.")
 
 
-class EnvironmentHealth(BaseModel):
+class EnvironmentHealth(WireModel):
     """Whether an environment's interpreter runs."""
 
     venv_name: str
@@ -76,7 +78,7 @@ class EnvironmentHealth(BaseModel):
     error: str | None = None
 
 
-class FileSystemSpace(BaseModel):
+class FileSystemSpace(WireModel):
     """Room left on one file system the server writes to."""
 
     name: str = Field(description="workspace or state (one entry when they share a disk).")
@@ -85,7 +87,7 @@ class FileSystemSpace(BaseModel):
     full: bool = Field(description="Less than 1 MiB free: saving output or history fails.")
 
 
-class DiskHealth(BaseModel):
+class DiskHealth(WireModel):
     """Whether the disk is full, and writes that failed because it was."""
 
     full: bool = Field(description="A file system the server writes to is full now.")
@@ -99,7 +101,7 @@ class DiskHealth(BaseModel):
     last_failure: str | None = Field(None, description="The latest such failure, in words.")
 
 
-class HealthCheck(BaseModel):
+class HealthCheck(WireModel):
     """The server's health: status, versions, settings (no secrets), limits, metrics."""
 
     status: ServerStatus = Field(

@@ -5,12 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
+
+from python_mcp_server.models.wire import WireModel
 
 HistoryStatus = Literal["ok", "error", "timeout"]
 
 
-class HistoryEntry(BaseModel):
+class HistoryEntry(WireModel):
     """One recorded execution."""
 
     execution_id: str
@@ -25,7 +27,7 @@ class HistoryEntry(BaseModel):
     duration: float = Field(description="Seconds from request to completion.")
 
 
-class HistoryList(BaseModel):
+class HistoryList(WireModel):
     """Recorded executions, newest first."""
 
     entries: list[HistoryEntry]
@@ -34,7 +36,7 @@ class HistoryList(BaseModel):
     max_history: int = Field(description="Entries kept at most (MCP_MAX_HISTORY).")
 
 
-class HistoryCleared(BaseModel):
+class HistoryCleared(WireModel):
     """The outcome of clear_execution_history."""
 
     cleared_count: int

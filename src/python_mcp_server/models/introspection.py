@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import Field
+
+from python_mcp_server.models.wire import WireModel
 
 
-class CompletionType(BaseModel):
+class CompletionType(WireModel):
     """What the kernel (jedi) knows about one completion."""
 
     text: str = Field(description="The completion text.")
@@ -15,7 +17,7 @@ class CompletionType(BaseModel):
     end: int | None = Field(None, description="End of the text this completion replaces.")
 
 
-class CompletionResult(BaseModel):
+class CompletionResult(WireModel):
     """Completions at the cursor, as the session's kernel computes them."""
 
     matches: list[str] = Field(description="Candidate texts, best first.")
@@ -28,7 +30,7 @@ class CompletionResult(BaseModel):
     session_id: str
 
 
-class InspectionResult(BaseModel):
+class InspectionResult(WireModel):
     """Documentation of the object at the cursor."""
 
     found: bool = Field(description="Whether the kernel found an object to describe.")
@@ -36,7 +38,7 @@ class InspectionResult(BaseModel):
     session_id: str
 
 
-class VariableInfo(BaseModel):
+class VariableInfo(WireModel):
     """One variable of the user's namespace."""
 
     name: str
@@ -46,7 +48,7 @@ class VariableInfo(BaseModel):
     length: int | None = Field(None, description="len() of sized objects.")
 
 
-class VariableList(BaseModel):
+class VariableList(WireModel):
     """The user's variables, without modules, library functions and IPython internals."""
 
     variables: list[VariableInfo]

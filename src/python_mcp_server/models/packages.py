@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
+
+from python_mcp_server.models.wire import WireModel
 
 #: Where the copy a kernel imports lives: the session's own package folder, the
 #: environment, or the server's environment that every managed environment sees
@@ -12,7 +14,7 @@ from pydantic import BaseModel, Field
 PackageLocation = Literal["session", "environment", "server"]
 
 
-class PackageInfo(BaseModel):
+class PackageInfo(WireModel):
     """One distribution a kernel of the environment can import."""
 
     name: str
@@ -24,7 +26,7 @@ class PackageInfo(BaseModel):
     )
 
 
-class PackageList(BaseModel):
+class PackageList(WireModel):
     """What list_packages returns."""
 
     venv_name: str
@@ -39,7 +41,7 @@ class PackageList(BaseModel):
     )
 
 
-class PackageOutcome(BaseModel):
+class PackageOutcome(WireModel):
     """What happened to one requested package."""
 
     requirement: str = Field(description="The specifier as validated.")
@@ -53,7 +55,7 @@ class PackageOutcome(BaseModel):
     location: PackageLocation | None = None
 
 
-class PackageChange(BaseModel):
+class PackageChange(WireModel):
     """A distribution added, changed or removed in the environment (dependencies too)."""
 
     name: str
@@ -61,7 +63,7 @@ class PackageChange(BaseModel):
     previous_version: str | None = None
 
 
-class InstallResult(BaseModel):
+class InstallResult(WireModel):
     """What install_dependencies returns."""
 
     venv_name: str
@@ -85,7 +87,7 @@ class InstallResult(BaseModel):
     message: str
 
 
-class UninstallOutcome(BaseModel):
+class UninstallOutcome(WireModel):
     """What happened to one package named for removal."""
 
     name: str
@@ -93,7 +95,7 @@ class UninstallOutcome(BaseModel):
     version: str | None = Field(None, description="The version removed, if any.")
 
 
-class UninstallResult(BaseModel):
+class UninstallResult(WireModel):
     """What uninstall_packages returns."""
 
     venv_name: str
@@ -106,7 +108,7 @@ class UninstallResult(BaseModel):
     message: str
 
 
-class DependenciesInfo(BaseModel):
+class DependenciesInfo(WireModel):
     """Auto-install's report (MCP_AUTO_INSTALL): imports that were missing and what it did."""
 
     venv_name: str

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
+
+from python_mcp_server.models.wire import WireModel
 
 Severity = Literal["low", "medium", "high"]
 Category = Literal["dangerous_call", "dangerous_module", "obfuscation", "syntax"]
 
 
-class SafetyWarning(BaseModel):
+class SafetyWarning(WireModel):
     """One finding of the safety check, at a place in the code."""
 
     line: int = Field(description="1-based line of the finding.")
@@ -22,7 +24,7 @@ class SafetyWarning(BaseModel):
     severity: Severity = Field(description="low, medium or high; high makes the code unsafe.")
 
 
-class SafetyCheckResult(BaseModel):
+class SafetyCheckResult(WireModel):
     """The outcome of check_code_safety. Advisory: the kernel sandbox is the protection."""
 
     is_safe: bool = Field(description="False when any finding has severity high.")

@@ -5,12 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
+
+from python_mcp_server.models.wire import WireModel
 
 SessionStatus = Literal["starting", "idle", "busy", "unresponsive", "dead"]
 
 
-class SessionInfo(BaseModel):
+class SessionInfo(WireModel):
     """One session as list_sessions shows it."""
 
     session_id: str
@@ -30,7 +32,7 @@ class SessionInfo(BaseModel):
     )
 
 
-class SessionList(BaseModel):
+class SessionList(WireModel):
     """All live sessions."""
 
     sessions: list[SessionInfo]
@@ -39,14 +41,14 @@ class SessionList(BaseModel):
     max_sessions: int
 
 
-class NotKept(BaseModel):
+class NotKept(WireModel):
     """A variable a restart with preserve_state could not keep."""
 
     name: str
     reason: str = Field(description="Why: cannot be pickled, too large, failed to load...")
 
 
-class PreservedState(BaseModel):
+class PreservedState(WireModel):
     """What restart_kernel(preserve_state=True) carried over to the new kernel."""
 
     kept: list[str] = Field(description="Variables restored in the new kernel.")
@@ -58,7 +60,7 @@ class PreservedState(BaseModel):
     )
 
 
-class SessionAction(BaseModel):
+class SessionAction(WireModel):
     """The outcome of create, switch, delete, restart or interrupt."""
 
     session_id: str
@@ -70,10 +72,10 @@ class SessionAction(BaseModel):
     )
 
 
-class PingResult(BaseModel):
+class PingResult(WireModel):
     """The server is up and its event loop answers."""
 
-    pong: bool = True
+    pong: bool = Field(True, exclude_if=lambda _: False, description="Always true.")
     version: str
     server_time: datetime
     uptime_seconds: float

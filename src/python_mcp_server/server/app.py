@@ -20,7 +20,8 @@ from python_mcp_server.server.routes import register_file_routes
 from python_mcp_server.server.routes_health import register_health_route
 from python_mcp_server.server.services import Services, build_services
 from python_mcp_server.server.tasks import tasks_extension
-from python_mcp_server.server.toolsets import TOOLSETS, select_toolsets
+from python_mcp_server.server.tool_listing import CompactToolListing
+from python_mcp_server.server.toolsets import register_toolsets, select_toolsets
 from python_mcp_server.server.view.routes import register_view_routes
 from python_mcp_server.settings import Settings
 
@@ -61,10 +62,10 @@ def build_server(settings: Settings, services: Services | None = None) -> FastMC
     )
     mcp.add_extension(tasks_extension(settings))
     selected = select_toolsets(settings.toolsets)
-    for name in selected:
-        TOOLSETS[name](mcp, services)
+    register_toolsets(mcp, services, selected)
     if "notebooks" in selected:
         register_view_routes(mcp, services, services.view_signer)
+    mcp.add_transform(CompactToolListing())
     register_resources(mcp, services)
     register_file_routes(mcp, services)  # auth: pass protect=<wrapper> here
     register_health_route(mcp, services)

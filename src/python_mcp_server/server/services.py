@@ -23,6 +23,7 @@ from python_mcp_server.core.execution.limits import (
 from python_mcp_server.core.execution.output_collector import OutputBounds
 from python_mcp_server.core.execution.scripts import ScriptRunner, ScriptsConfig
 from python_mcp_server.core.execution.service import ExecutionService
+from python_mcp_server.core.execution.tracebacks import TracebackHook, traceback_context
 from python_mcp_server.core.notebooks.cells import CellStore, CellStoreConfig
 from python_mcp_server.core.notebooks.live import LiveFeed
 from python_mcp_server.core.notebooks.recorder import NotebookRecorder
@@ -253,6 +254,7 @@ def build_services(settings: Settings) -> Services:
             MemoryLimitHook(limits.memory_limit_mb),
             DiskFullHook(disk),
             BackgroundOutputHook(),
+            TracebackHook(traceback_context(workspace)),
         ],
     )
     execution.add_hook(PreloadNoticeHook())

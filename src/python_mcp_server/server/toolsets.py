@@ -24,38 +24,56 @@ from python_mcp_server.server.tools import (
 
 Registrar = Callable[[FastMCP, Services], None]
 
-
-def _together(*registrars: Registrar) -> Registrar:
-    """One group made of several tool modules."""
-
-    def register(mcp: FastMCP, services: Services) -> None:
-        for registrar in registrars:
-            registrar(mcp, services)
-
-    return register
-
-
-#: Every tool group, in registration order. Groups register their tools with a tag of
-#: the group's name.
-TOOLSETS: dict[str, Registrar] = {
-    "execution": _together(execution.register, introspection.register),
-    "sessions": sessions.register,
-    "files": files.register,
-    "packages": packages.register,
-    "environments": environments.register,
-    "safety": safety.register,
-    "health": health.register,
-    "history": history.register,
-    "notebooks": _together(notebooks.register, notebooks.register_views),
-    "compat": compat.register,
+#: Every tool group and the tool modules that hold its tools, in registration order. A
+#: module may hold tools of several groups; each tool carries its group as a tag, and the
+#: tools of groups not selected are hidden (``register_toolsets``).
+TOOLSETS: dict[str, tuple[Registrar, ...]] = {
+    "execution": (execution.register, introspection.register),
+    "introspection": (introspection.register,),
+    "sessions": (sessions.register,),
+    "files": (files.register,),
+    "scripts": (files.register,),
+    "packages": (packages.register,),
+    "health": (health.register,),
+    "diagnostics": (health.register, sessions.register, files.register),
+    "environments": (environments.register,),
+    "safety": (safety.register,),
+    "history": (history.register,),
+    "notebooks": (notebooks.register, notebooks.register_views),
+    "compat": (compat.register,),
 }
 
-#: Groups that ``default`` leaves out.
-OPT_IN_TOOLSETS: frozenset[str] = frozenset({"compat", "notebooks"})
+#: Groups that ``default`` leaves out: the default is what an agent needs every day (run
+#: code, sessions, files, packages, health); the rest is asked for by name.
+OPT_IN_TOOLSETS: frozenset[str] = frozenset(
+    {
+        "introspection",
+        "scripts",
+        "diagnostics",
+        "environments",
+        "safety",
+        "history",
+        "notebooks",
+        "compat",
+    }
+)
 
 #: Groups registered after every other one, whatever their place in TOOLSETS: they replace
 #: native tools of the same name (compat's ``health_check`` accepts both argument styles).
 LATE_TOOLSETS: tuple[str, ...] = ("compat",)
+
+
+def register_toolsets(mcp: FastMCP, services: Services, groups: list[str]) -> None:
+    """Register the modules of these groups once each, and hide the other groups' tools."""
+    done: list[Registrar] = []
+    for group in groups:
+        for registrar in TOOLSETS[group]:
+            if registrar not in done:
+                registrar(mcp, services)
+                done.append(registrar)
+    hidden = set(TOOLSETS) - set(groups)
+    if hidden:
+        mcp.disable(tags=hidden)
 
 
 def select_toolsets(spec: str) -> list[str]:

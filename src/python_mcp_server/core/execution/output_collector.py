@@ -37,6 +37,14 @@ IMAGE_TYPES = {"image/png": "png", "image/jpeg": "jpg", "image/svg+xml": "svg"}
 TEXT_TYPES = ("text/html", "text/markdown", "text/latex", "application/json")
 
 
+_BARE_REPR = re.compile(r"^<[\w.]+ object( at 0x[0-9a-fA-F]+)?>$")
+
+
+def _meaningful_plain(text: Any) -> bool:
+    """Whether a text/plain form says something (not an empty ``<X object at 0x..>``)."""
+    return isinstance(text, str) and bool(text.strip()) and not _BARE_REPR.match(text.strip())
+
+
 def strip_ansi(text: str) -> str:
     """Remove terminal colour and cursor codes."""
     return _ANSI.sub("", text)
@@ -201,12 +209,22 @@ class OutputCollector:
 
     # --- rich outputs --------------------------------------------------------------------
     def _add_rich(self, data: dict[str, Any], *, include_plain: bool) -> None:
+        """One form of each output: an image, else plain text, else the richer text
+        (HTML, markdown...) only when the plain text is all there is or says nothing."""
         items: list[OutputItem] = []
+        shown = False
         for mime, ext in IMAGE_TYPES.items():
             if mime in data:
+                shown = True
                 item = self._save_image(mime, ext, data[mime])
                 if item is not None:
                     items.append(item)
+        if shown or _meaningful_plain(data.get("text/plain")):
+            if include_plain and not shown:
+                items.append(OutputItem(mime_type="text/plain", text=str(data["text/plain"])))
+            for item in items:
+                self._keep(item)
+            return
         for mime in TEXT_TYPES:
             if mime in data:
                 value = data[mime]

@@ -345,8 +345,13 @@ class SafetyPolicy:
     allow_unsafe: bool = False
 
 
+#: Findings an execution result carries. Lower ones (``import os``, deleting a file) are
+#: what ordinary code does; they stay visible through check_code_safety.
+RESULT_SEVERITIES: frozenset[str] = frozenset({"high"})
+
+
 class SafetyHook:
-    """ExecutionHook: warn adds findings to the result; block refuses unsafe code."""
+    """ExecutionHook: warn adds high findings to the result; block refuses unsafe code."""
 
     def __init__(self, policy: SafetyPolicy) -> None:
         self.policy = policy
@@ -367,8 +372,9 @@ class SafetyHook:
                     f"allow_unsafe=True was given but this server does not permit it "
                     f"(MCP_ALLOW_UNSAFE is off); the code was refused: {_summary(report)}"
                 )
-        if report.warnings:
-            request.notes[_NOTE_KEY] = report.warnings
+        shown = [w for w in report.warnings if w.severity in RESULT_SEVERITIES]
+        if shown:
+            request.notes[_NOTE_KEY] = shown
 
     async def after(
         self, session: KernelSession, request: ExecutionRequest, outcome: ExecutionOutcome

@@ -18,7 +18,7 @@ from typing import Annotated, Any, TypeVar
 
 from fastmcp import Context, FastMCP
 from fastmcp.tools.base import ToolResult
-from mcp_types import ContentBlock, ImageContent, TextContent
+from mcp_types import ContentBlock, ImageContent, TextContent, ToolAnnotations
 from pydantic import Field
 
 from python_mcp_server.core.compat import (
@@ -36,8 +36,28 @@ from python_mcp_server.errors import InvalidInputError
 from python_mcp_server.models.compat import ExecutePythonCodeResult, ExecutePythonResult
 from python_mcp_server.server.principals import current_principal, session_ref
 from python_mcp_server.server.services import Services
+from python_mcp_server.server.tools.annotations import ACTS, ADDS, READ_ONLY, REPLACES, SETS
 
 TAGS = {"compat"}
+
+#: The effect of each compat tool (the same as its native counterpart's).
+COMPAT_ANNOTATIONS: dict[str, ToolAnnotations] = {
+    "execute_python": ACTS,
+    "execute_python_code": ACTS,
+    "install_packages": SETS,
+    "install_python_package": SETS,
+    "uninstall_packages": REPLACES,
+    "list_packages": READ_ONLY,
+    "list_installed_packages": READ_ONLY,
+    "list_venvs": READ_ONLY,
+    "create_venv": ADDS,
+    "delete_venv": REPLACES,
+    "set_venv_description": SETS,
+    "health_check": READ_ONLY,
+    "get_execution_history": READ_ONLY,
+    "clear_execution_history": REPLACES,
+    "check_code_safety": READ_ONLY,
+}
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -47,6 +67,7 @@ def compat_tool(mcp: FastMCP, **options: Any) -> Callable[[F], F]:
     def decorate(fn: F) -> F:
         with contextlib.suppress(KeyError):
             mcp.local_provider.remove_tool(fn.__name__)
+        options.setdefault("annotations", COMPAT_ANNOTATIONS[fn.__name__])
         mcp.tool(tags=TAGS, **options)(fn)
         return fn
 

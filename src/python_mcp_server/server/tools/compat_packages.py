@@ -93,7 +93,9 @@ def register(mcp: FastMCP, services: Services) -> None:
     @compat_tool(mcp)
     async def create_venv(
         venvName: VenvCamel = None,
-        description: Annotated[str, Field(max_length=500)] = "",
+        description: Annotated[
+            str, Field(max_length=500, description="What the environment is for.")
+        ] = "",
         venv_name: VenvSnake = None,
         packages: Annotated[
             list[str] | str | None, Field(description="Packages to install into it.")
@@ -115,7 +117,11 @@ def register(mcp: FastMCP, services: Services) -> None:
 
     @compat_tool(mcp)
     async def delete_venv(
-        venvName: VenvCamel = None, confirm: bool = False, venv_name: VenvSnake = None
+        venvName: VenvCamel = None,
+        confirm: Annotated[
+            bool, Field(description="Required for the default environment (it is reset).")
+        ] = False,
+        venv_name: VenvSnake = None,
     ) -> VenvAction:
         """Delete an environment; the default one needs confirm=true (it is then reset)."""
         name = _required_venv(venvName, venv_name)
@@ -130,7 +136,9 @@ def register(mcp: FastMCP, services: Services) -> None:
 
     @compat_tool(mcp)
     async def set_venv_description(
-        description: Annotated[str, Field(max_length=500)],
+        description: Annotated[
+            str, Field(max_length=500, description="The environment's new description.")
+        ],
         venvName: VenvCamel = None,
         venv_name: VenvSnake = None,
     ) -> VenvAction:

@@ -12,6 +12,7 @@ from pydantic import Field
 from python_mcp_server.core.packages.requirements import parse_packages
 from python_mcp_server.models.environments import VenvAction, VenvList
 from python_mcp_server.server.services import Services
+from python_mcp_server.server.tools.annotations import ADDS, READ_ONLY, REPLACES, SETS
 
 TAGS = {"environments"}
 
@@ -24,7 +25,7 @@ DescriptionArg = Annotated[str, Field(max_length=500, description="What it is fo
 def register(mcp: FastMCP, services: Services) -> None:
     environments = services.environments
 
-    @mcp.tool(tags=TAGS)
+    @mcp.tool(tags=TAGS, annotations=ADDS)
     async def create_venv(
         venv_name: VenvNameArg,
         description: DescriptionArg = "",
@@ -52,14 +53,14 @@ def register(mcp: FastMCP, services: Services) -> None:
             install=install,
         )
 
-    @mcp.tool(tags=TAGS)
+    @mcp.tool(tags=TAGS, annotations=READ_ONLY)
     async def list_venvs() -> VenvList:
         """Every environment: description, Python version, package count, size, creation
         time, the sessions running it, and (default one) the preinstall progress."""
         venvs = await environments.list_all()
         return VenvList(venvs=venvs, total=len(venvs), default_venv=environments.default_name)
 
-    @mcp.tool(tags=TAGS)
+    @mcp.tool(tags=TAGS, annotations=REPLACES)
     async def delete_venv(
         venv_name: VenvNameArg,
         confirm: Annotated[
@@ -81,7 +82,7 @@ def register(mcp: FastMCP, services: Services) -> None:
             duration_seconds=round(time.perf_counter() - started, 3),
         )
 
-    @mcp.tool(tags=TAGS)
+    @mcp.tool(tags=TAGS, annotations=SETS)
     async def set_venv_description(
         venv_name: VenvNameArg, description: DescriptionArg
     ) -> VenvAction:

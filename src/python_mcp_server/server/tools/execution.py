@@ -19,14 +19,16 @@ from python_mcp_server.server.principals import session_ref
 from python_mcp_server.server.resources import resource_links
 from python_mcp_server.server.services import Services
 from python_mcp_server.server.tasks import TaskProgress, asked_for_progress, task_tool
+from python_mcp_server.server.tools.annotations import ACTS
+from python_mcp_server.server.tools.execution_text import execution_text
 
 TAGS = {"execution"}
 
 
 def execution_tool_result(outcome: ExecutionOutcome) -> ToolResult:
-    """Structured result plus its JSON as text, and every image as image content."""
+    """Structured result (compact) plus its plain-text form, images and resource links."""
     result = outcome.result
-    content: list[ContentBlock] = [TextContent(type="text", text=result.model_dump_json())]
+    content: list[ContentBlock] = [TextContent(type="text", text=execution_text(result))]
     for image in outcome.collected.images:
         content.append(
             ImageContent(
@@ -43,7 +45,13 @@ def register(mcp: FastMCP, services: Services) -> None:
     execution = services.execution
     settings = services.settings
 
-    @task_tool(mcp, heartbeat=False, tags=TAGS, output_schema=ExecutionResult.model_json_schema())
+    @task_tool(
+        mcp,
+        heartbeat=False,
+        tags=TAGS,
+        annotations=ACTS,
+        output_schema=ExecutionResult.model_json_schema(),
+    )
     async def run_python_code(
         code: Annotated[str, Field(description="Python source to run in the session's kernel.")],
         ctx: Context,

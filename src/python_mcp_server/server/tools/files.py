@@ -25,6 +25,7 @@ from python_mcp_server.models.files import (
 from python_mcp_server.server.principals import session_ref
 from python_mcp_server.server.services import Services
 from python_mcp_server.server.tasks import task_tool
+from python_mcp_server.server.tools.annotations import ACTS, READ_ONLY, REPLACES
 
 TAGS = {"files"}
 
@@ -38,7 +39,7 @@ def register(mcp: FastMCP, services: Services) -> None:
     scripts = services.scripts
     tracker = services.new_files
 
-    @mcp.tool(tags=TAGS)
+    @mcp.tool(tags=TAGS, annotations=READ_ONLY)
     async def list_files(
         path: PathArg = ".",
         recursive: Annotated[bool, Field(description="Descend into folders.")] = False,
@@ -56,7 +57,7 @@ def register(mcp: FastMCP, services: Services) -> None:
         call = partial(files.list, path, recursive=recursive, max_depth=max_depth, pattern=pattern)
         return await anyio.to_thread.run_sync(call)
 
-    @mcp.tool(tags=TAGS, output_schema=ReadFileResult.model_json_schema())
+    @mcp.tool(tags=TAGS, annotations=READ_ONLY, output_schema=ReadFileResult.model_json_schema())
     async def read_file(
         path: PathArg,
         offset: Annotated[int, Field(ge=0, description="First byte to read.")] = 0,
@@ -82,7 +83,7 @@ def register(mcp: FastMCP, services: Services) -> None:
             )
         return ToolResult(content=content, structured_content=result.model_dump(mode="json"))
 
-    @mcp.tool(tags=TAGS)
+    @mcp.tool(tags=TAGS, annotations=REPLACES)
     async def write_file(
         path: PathArg,
         content: Annotated[str, Field(description="Text, or base64 when binary_base64.")],
@@ -98,7 +99,7 @@ def register(mcp: FastMCP, services: Services) -> None:
         call = partial(files.write, path, content, binary_base64=binary_base64, overwrite=overwrite)
         return await anyio.to_thread.run_sync(call)
 
-    @mcp.tool(tags=TAGS)
+    @mcp.tool(tags=TAGS, annotations=REPLACES)
     async def delete_file(
         path: PathArg,
         recursive: Annotated[
@@ -108,7 +109,7 @@ def register(mcp: FastMCP, services: Services) -> None:
         """Delete a file, a symlink (not its target) or, with recursive, a folder."""
         return await anyio.to_thread.run_sync(partial(files.delete, path, recursive=recursive))
 
-    @mcp.tool(tags=TAGS)
+    @mcp.tool(tags={"scripts"}, annotations=REPLACES)
     async def save_script(
         name: Annotated[
             str, Field(description="Script name, e.g. 'clean_data' or 'clean_data.py'.")
@@ -119,7 +120,7 @@ def register(mcp: FastMCP, services: Services) -> None:
         say whether it compiles. Run it with run_script."""
         return await anyio.to_thread.run_sync(partial(scripts.save, name, content))
 
-    @task_tool(mcp, tags=TAGS)
+    @task_tool(mcp, tags={"scripts"}, annotations=ACTS)
     async def run_script(
         path: Annotated[str, Field(description="Workspace script, e.g. 'scripts/clean.py'.")],
         args: Annotated[
@@ -156,7 +157,7 @@ def register(mcp: FastMCP, services: Services) -> None:
             mode=mode,
         )
 
-    @mcp.tool(tags=TAGS)
+    @mcp.tool(tags={"diagnostics"}, annotations=READ_ONLY)
     async def get_workspace_info() -> WorkspaceInfo:
         """The workspace at a glance: its folders (relative paths), file counts, sizes,
         free disk space and the file size limit."""

@@ -10,6 +10,7 @@ from pydantic import Field
 from python_mcp_server.models.health import HealthCheck, KernelHealth, Responsiveness
 from python_mcp_server.server.principals import session_ref
 from python_mcp_server.server.services import Services
+from python_mcp_server.server.tools.annotations import READ_ONLY
 
 TAGS = {"health"}
 
@@ -22,13 +23,13 @@ def register(mcp: FastMCP, services: Services) -> None:
     manager = services.sessions
     monitor = services.health
 
-    @mcp.tool(tags=TAGS)
+    @mcp.tool(tags={"diagnostics"}, annotations=READ_ONLY)
     async def get_kernel_health(session_id: SessionArg = None) -> KernelHealth:
         """The session kernel's status (starting, idle, busy, unresponsive, dead), pid,
         uptime, memory, CPU, threads, open files, restarts and last error."""
         return await monitor.kernel_health(await manager.lookup(session_ref(session_id)))
 
-    @mcp.tool(tags=TAGS)
+    @mcp.tool(tags={"diagnostics"}, annotations=READ_ONLY)
     async def check_kernel_responsiveness(
         session_id: SessionArg = None,
         timeout: Annotated[
@@ -39,7 +40,7 @@ def register(mcp: FastMCP, services: Services) -> None:
         channel while code runs, so a busy kernel still answers)."""
         return await monitor.probe(await manager.lookup(session_ref(session_id)), timeout)
 
-    @mcp.tool(tags=TAGS)
+    @mcp.tool(tags=TAGS, annotations=READ_ONLY)
     async def health_check(
         session_id: Annotated[
             str | None, Field(description="Also report this session's kernel.")

@@ -11,6 +11,7 @@ from python_mcp_server.core.sessions.manager import validate_session_id
 from python_mcp_server.models.history import HistoryCleared, HistoryList, HistoryStatus
 from python_mcp_server.server.principals import current_principal
 from python_mcp_server.server.services import Services
+from python_mcp_server.server.tools.annotations import READ_ONLY, REPLACES
 
 TAGS = {"history"}
 
@@ -18,7 +19,7 @@ TAGS = {"history"}
 def register(mcp: FastMCP, services: Services) -> None:
     history = services.history
 
-    @mcp.tool(tags=TAGS)
+    @mcp.tool(tags=TAGS, annotations=READ_ONLY)
     async def get_execution_history(
         limit: Annotated[int, Field(ge=1, le=1000, description="Most entries returned.")] = 20,
         session_id: Annotated[
@@ -42,7 +43,7 @@ def register(mcp: FastMCP, services: Services) -> None:
             max_history=history.config.max_history,
         )
 
-    @mcp.tool(tags=TAGS)
+    @mcp.tool(tags=TAGS, annotations=REPLACES)
     async def clear_execution_history(
         session_id: Annotated[
             str | None, Field(description="Clear only this session's; default: everything.")

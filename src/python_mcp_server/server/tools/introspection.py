@@ -10,8 +10,9 @@ from pydantic import Field
 from python_mcp_server.models.introspection import CompletionResult, InspectionResult, VariableList
 from python_mcp_server.server.principals import session_ref
 from python_mcp_server.server.services import Services
+from python_mcp_server.server.tools.annotations import READ_ONLY
 
-TAGS = {"execution"}
+TAGS = {"execution"}  # code_completion and inspect_object: "introspection"
 
 CodeArg = Annotated[str, Field(max_length=100_000, description="The code around the cursor.")]
 CursorArg = Annotated[
@@ -26,7 +27,7 @@ SessionArg = Annotated[
 def register(mcp: FastMCP, services: Services) -> None:
     introspection = services.introspection
 
-    @mcp.tool(tags=TAGS)
+    @mcp.tool(tags={"introspection"}, annotations=READ_ONLY)
     async def code_completion(
         code: CodeArg, cursor_pos: CursorArg = None, session_id: SessionArg = None
     ) -> CompletionResult:
@@ -37,7 +38,7 @@ def register(mcp: FastMCP, services: Services) -> None:
         """
         return await introspection.complete(code, cursor_pos, session_ref(session_id))
 
-    @mcp.tool(tags=TAGS)
+    @mcp.tool(tags={"introspection"}, annotations=READ_ONLY)
     async def inspect_object(
         code: CodeArg,
         cursor_pos: CursorArg = None,
@@ -50,7 +51,7 @@ def register(mcp: FastMCP, services: Services) -> None:
         text."""
         return await introspection.inspect(code, cursor_pos, detail_level, session_ref(session_id))
 
-    @mcp.tool(tags=TAGS)
+    @mcp.tool(tags=TAGS, annotations=READ_ONLY)
     async def list_variables(session_id: SessionArg = None) -> VariableList:
         """The session's variables: name, type, short repr, shape or length.
 

@@ -11,6 +11,7 @@ from python_mcp_server.models.packages import InstallResult, PackageList, Uninst
 from python_mcp_server.server.principals import session_ref
 from python_mcp_server.server.services import Services
 from python_mcp_server.server.tasks import task_tool
+from python_mcp_server.server.tools.annotations import READ_ONLY, REPLACES, SETS
 
 TAGS = {"packages"}
 
@@ -22,23 +23,31 @@ PackagesArg = Annotated[
         "Options, paths and URLs are refused."
     ),
 ]
-SessionArg = Annotated[
-    str | None,
-    Field(description="Install into this session's environment (default: the active one's)."),
+NamesArg = Annotated[
+    list[str] | str,
+    Field(
+        description="Distribution names to remove, as a list or one comma/space separated "
+        "string, e.g. 'requests six'. Names only: versions and extras are refused."
+    ),
 ]
-VenvArg = Annotated[
-    str | None, Field(description="Install into this environment (see list_venvs).")
-]
+
+
+def _session_arg(verb: str) -> object:
+    return Field(description=f"{verb} the environment of this session (default: the active one).")
+
+
+def _venv_arg(verb: str) -> object:
+    return Field(description=f"{verb} this environment by name instead of a session's.")
 
 
 def register(mcp: FastMCP, services: Services) -> None:
     service = services.packages
 
-    @task_tool(mcp, tags=TAGS)
+    @task_tool(mcp, tags=TAGS, annotations=SETS)
     async def install_dependencies(
         packages: PackagesArg,
-        session_id: SessionArg = None,
-        venv_name: VenvArg = None,
+        session_id: Annotated[str | None, _session_arg("Install into")] = None,
+        venv_name: Annotated[str | None, _venv_arg("Install into")] = None,
         upgrade: Annotated[
             bool, Field(description="Upgrade packages that are already installed.")
         ] = False,
@@ -54,20 +63,21 @@ def register(mcp: FastMCP, services: Services) -> None:
             packages, session_id=session_ref(session_id), venv_name=venv_name, upgrade=upgrade
         )
 
-    @task_tool(mcp, tags=TAGS)
+    @task_tool(mcp, tags=TAGS, annotations=REPLACES)
     async def uninstall_packages(
-        packages: PackagesArg,
-        session_id: SessionArg = None,
-        venv_name: VenvArg = None,
+        packages: NamesArg,
+        session_id: Annotated[str | None, _session_arg("Remove from")] = None,
+        venv_name: Annotated[str | None, _venv_arg("Remove from")] = None,
     ) -> UninstallResult:
         """Remove packages (names only) from an environment; the server's own are kept."""
         return await service.uninstall(
             packages, session_id=session_ref(session_id), venv_name=venv_name
         )
 
-    @mcp.tool(tags=TAGS)
+    @mcp.tool(tags=TAGS, annotations=READ_ONLY)
     async def list_packages(
-        session_id: SessionArg = None, venv_name: VenvArg = None
+        session_id: Annotated[str | None, _session_arg("List")] = None,
+        venv_name: Annotated[str | None, _venv_arg("List")] = None,
     ) -> PackageList:
         """Every package kernels of an environment can import, with its version and whether
         it is installed in the environment or seen from the server's environment."""

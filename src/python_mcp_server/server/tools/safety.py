@@ -11,6 +11,7 @@ from python_mcp_server.core.safety.checker import check_code_safety as check
 from python_mcp_server.errors import InvalidInputError
 from python_mcp_server.models.safety import SafetyCheckResult
 from python_mcp_server.server.services import Services
+from python_mcp_server.server.tools.annotations import READ_ONLY
 
 TAGS = {"safety"}
 
@@ -18,7 +19,7 @@ TAGS = {"safety"}
 def register(mcp: FastMCP, services: Services) -> None:
     mode = services.settings.safety_mode
 
-    @mcp.tool(tags=TAGS)
+    @mcp.tool(tags=TAGS, annotations=READ_ONLY)
     async def check_code_safety(
         code: Annotated[str, Field(description="Python source (IPython syntax allowed).")],
     ) -> SafetyCheckResult:

@@ -23,6 +23,7 @@ from python_mcp_server.models.sessions import (
 from python_mcp_server.server.kernel_network import session_network
 from python_mcp_server.server.principals import current_principal, session_ref
 from python_mcp_server.server.services import Services
+from python_mcp_server.server.tools.annotations import ACTS, ADDS, READ_ONLY, REPLACES, SETS
 
 TAGS = {"sessions"}
 
@@ -72,6 +73,7 @@ def register(mcp: FastMCP, services: Services) -> None:
 
     @mcp.tool(
         tags=TAGS,
+        annotations=ADDS,
         description="Start a new session with its own kernel and return its session_id "
         "(leave session_id out for a new opaque one). Sessions are yours: other callers "
         f"neither see nor reach them. {lifetime}",
@@ -84,7 +86,9 @@ def register(mcp: FastMCP, services: Services) -> None:
                 "default: a new opaque id."
             ),
         ] = None,
-        description: Annotated[str, Field(max_length=500)] = "",
+        description: Annotated[
+            str, Field(max_length=500, description="What the session is for (list_sessions).")
+        ] = "",
         venv_name: Annotated[
             str | None,
             Field(
@@ -123,7 +127,7 @@ def register(mcp: FastMCP, services: Services) -> None:
             session=session_info(session, manager),
         )
 
-    @mcp.tool(tags=TAGS)
+    @mcp.tool(tags=TAGS, annotations=SETS)
     async def switch_session(session_id: SessionIdArg) -> SessionAction:
         """Make one of your sessions the default for your calls that omit session_id."""
         ref = session_ref(session_id)
@@ -136,7 +140,7 @@ def register(mcp: FastMCP, services: Services) -> None:
             session=session_info(session, manager),
         )
 
-    @mcp.tool(tags=TAGS)
+    @mcp.tool(tags=TAGS, annotations=READ_ONLY)
     async def list_sessions() -> SessionList:
         """Your live sessions with their status, kernel pid, counts and which is active."""
         owner = current_principal()
@@ -148,7 +152,7 @@ def register(mcp: FastMCP, services: Services) -> None:
             max_sessions=max_sessions,
         )
 
-    @mcp.tool(tags=TAGS)
+    @mcp.tool(tags=TAGS, annotations=REPLACES)
     async def delete_session(session_id: SessionIdArg) -> SessionAction:
         """End a session; its kernel process and everything it started end too."""
         deleted = await manager.delete(session_ref(session_id))
@@ -158,7 +162,7 @@ def register(mcp: FastMCP, services: Services) -> None:
             message=f"session {deleted!r} ended and its kernel was shut down",
         )
 
-    @mcp.tool(tags=TAGS)
+    @mcp.tool(tags=TAGS, annotations=ACTS)
     async def restart_kernel(
         session_id: OptionalSessionIdArg = None,
         preserve_state: Annotated[
@@ -195,7 +199,7 @@ def register(mcp: FastMCP, services: Services) -> None:
             preserved_state=preserved,
         )
 
-    @mcp.tool(tags=TAGS)
+    @mcp.tool(tags=TAGS, annotations=SETS)
     async def interrupt_kernel(session_id: OptionalSessionIdArg = None) -> SessionAction:
         """Interrupt the code running in the session (KeyboardInterrupt); variables stay."""
         session = await manager.lookup(session_ref(session_id))
@@ -207,7 +211,7 @@ def register(mcp: FastMCP, services: Services) -> None:
             session=session_info(session, manager),
         )
 
-    @mcp.tool(tags=TAGS)
+    @mcp.tool(tags={"diagnostics"}, annotations=READ_ONLY)
     async def ping() -> PingResult:
         """Answer at once, even while code runs: the server and its event loop are alive."""
         return PingResult(
