@@ -143,8 +143,9 @@ async def measure(name: str, env: dict[str, str], args: argparse.Namespace) -> d
             everything = tree(server.process.pid)[1:]  # every kernel, wrapper and template
             pss = sum(p.memory_full_info().pss for p in everything if p.is_running())
             figures["pss_all_kernels_per_session_mb"] = round(pss / len(pids) / MIB, 1)
-            figures["template_uss_mb"] = [
-                round(uss(t) / MIB, 1) for t in templates(server.process.pid)
+            figures["template_uss_mb"] = [  # the template alone, not its kernels
+                round(psutil.Process(t).memory_full_info().uss / MIB, 1)
+                for t in templates(server.process.pid)
             ]
             before = cpu_seconds(server.process.pid)
             started = time.perf_counter()
