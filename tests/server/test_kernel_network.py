@@ -181,3 +181,30 @@ async def test_pip_install_in_the_kernel_goes_through_the_proxy(client: Client[A
         client, "%pip install pmcp-net-tiny\nimport pmcp_net_tiny\npmcp_net_tiny.VERSION"
     )
     assert result["result"] == "'1.0'", result["stdout"]
+
+
+@pytest.mark.parametrize(
+    "settings_overrides", [{"sandbox": "bwrap", "kernel_pool_size": 0, "kernel_network": "allow"}]
+)
+async def test_a_narrowed_session_runs_scripts_under_its_own_policy(
+    client: Client[Any], upstream: int
+) -> None:
+    """A session that asked for ``deny`` on an ``allow`` server: its kernel and its scripts
+    (``run_script``, a separate process) reach nothing; the server's default session does."""
+    probe = (
+        "import socket\n"
+        "try:\n"
+        f"    socket.create_connection(('127.0.0.1', {upstream}), 5).close()\n"
+        "    print('reached')\n"
+        "except OSError as e:\n"
+        "    print(type(e).__name__)\n"
+    )
+    await client.call_tool("save_script", {"name": "probe", "content": probe})
+    await client.call_tool("create_session", {"session_id": "quiet", "network": "deny"})
+    quiet = await client.call_tool(
+        "run_script", {"path": "scripts/probe.py", "session_id": "quiet"}
+    )
+    assert quiet.structured_content["stdout"] == "ConnectionRefusedError\n"  # type: ignore[index]
+    assert (await run(client, probe, session_id="quiet"))["stdout"] == "ConnectionRefusedError\n"
+    default = await client.call_tool("run_script", {"path": "scripts/probe.py"})
+    assert default.structured_content["stdout"] == "reached\n"  # type: ignore[index]

@@ -232,7 +232,9 @@ class ScriptRunner:
         session_id: SessionSpec,
     ) -> ScriptResult:
         name, venv = self._session_venv(session_id)
-        launch = self._sessions.factory.session_request(venv, name, "script")
+        ref = self._sessions.resolve(session_id)
+        network = self._sessions.get(ref).network if ref in self._sessions else None
+        launch = self._sessions.factory.session_request(venv, name, "script", network)
         run_id = uuid.uuid4().hex[:12]
         files = self._config.outputs
         budget = files.budget(self._sessions.get(name) if name in self._sessions else None)

@@ -169,12 +169,16 @@ class KernelFactory:
         await self.launcher.environment_changed()
 
     def session_request(
-        self, venv_name: str | None, session_id: str, label: str
+        self,
+        venv_name: str | None,
+        session_id: str,
+        label: str,
+        network: NetworkAccess | None = None,
     ) -> KernelLaunchRequest:
-        """A launch request for a process of the session (a script): its environment and
-        the packages the session installed for itself."""
+        """A launch request for a process of the session (a script): its environment, the
+        packages the session installed for itself and the session's own network policy."""
         folder = self.packages.for_session(session_id) if self.packages is not None else None
-        return self.launch_request(venv_name, label, folder)
+        return self.launch_request(venv_name, label, folder, network)
 
     def claim(self, client: KernelClient, session_id: str) -> None:
         """A session takes a pooled kernel: its package folder becomes the session's."""
