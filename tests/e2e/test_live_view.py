@@ -198,3 +198,45 @@ async def test_the_app_is_listed_and_served(viewer: LaunchedServer) -> None:
         cells = await call(client, "session_view_cells", session_id="default")
         assert cells["total"] == 1
         assert json.dumps(cells["cells"][0]).count("shown = 'in the app'") == 1
+
+
+async def first_event(http: httpx.AsyncClient, url: str) -> tuple[str, dict[str, Any]]:
+    """The first server-sent event of a stream (name, data)."""
+    async with http.stream("GET", url) as response:
+        assert response.status_code == 200
+        name = ""
+        async for line in response.aiter_lines():
+            if line.startswith("event: "):
+                name = line.removeprefix("event: ")
+            elif line.startswith("data: "):
+                return name, json.loads(line.removeprefix("data: "))
+    raise AssertionError("the stream ended before its first event")
+
+
+async def test_principals_see_only_their_own_sessions(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    tokens = tmp_path / "tokens"
+    tokens.write_text("alice alice-token-0123456789\nbob bob-token-0123456789ab\n")
+    server = start_server(
+        "--toolsets",
+        "default,notebooks",
+        env={"MCP_AUTH_TOKENS_FILE": str(tokens), "MCP_KERNEL_POOL_SIZE": "0"},
+    )
+    links = {}
+    for name in ("alice", "bob"):
+        token = f"{name}-token-0123456789" + ("ab" if name == "bob" else "")
+        async with Client(server.mcp_url, auth=token) as client:
+            await call(client, "create_session", session_id="work")
+            await run(client, f"owner = '{name}'", session_id="work")
+            links[name] = await link(client, "work")
+            links[name + "-list"] = await link(client, "*")
+    async with httpx.AsyncClient() as http:
+        for name in ("alice", "bob"):
+            events = links[name].replace("/view?", "/events?")
+            kind, snapshot = await first_event(http, events)
+            assert kind == "snapshot"
+            assert [c["source"] for c in snapshot["cells"]] == [f"owner = '{name}'"]
+        listing = await http.get(links["alice-list"], follow_redirects=True)
+        assert "work" in listing.text
+        assert listing.text.count("/view'") == 1  # alice's one session, not bob's

@@ -96,7 +96,7 @@ async def test_two_principals_have_separate_sessions(server: LaunchedServer) -> 
         assert "x = 'alice'" in codes
         assert "x = 'bob'" not in codes
 
-        # Recorded notebooks too; the live view is for the default principal only.
+        # Recorded notebooks too, and the live view: a link opens the caller's own session.
         alice_nb = await call(alice, "export_notebook", session_id="work", format="py")
         bob_nb = await call(bob, "export_notebook", session_id="work", format="py")
         assert alice_nb["path"] != bob_nb["path"]
@@ -104,8 +104,9 @@ async def test_two_principals_have_separate_sessions(server: LaunchedServer) -> 
         bob_text = (server.workspace / bob_nb["path"]).read_text()
         assert "y = 1" in alice_text
         assert "y = 1" not in bob_text
-        text = await tool_error(bob, "get_session_view_link", {"session_id": "work"})
-        assert text.startswith("INVALID_INPUT:")
+        assert alice_nb["path"] == "notebooks/alice/work.py"
+        bob_link = await call(bob, "get_session_view_link", session_id="work")
+        assert "/sessions/work/view?t=" in str(bob_link["url"])
 
         # A task is reachable only by the principal that started it.
         task = await call_tool_task(alice, "run_python_code", {"code": "21 * 2"})

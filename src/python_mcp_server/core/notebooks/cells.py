@@ -1,6 +1,8 @@
 """The cell store: each session's executions as notebook cells, kept in SQLite.
 
-Every finished execution becomes one code cell holding its source, execution count and
+Cells are filed under the session manager's key of a session (its owner and id), so two
+principals' sessions of one name never share a notebook. Every finished execution becomes
+one code cell holding its source, execution count and
 nbformat outputs; events that are not code (a kernel replaced, a restart asked for) become
 markdown notes in the same sequence. The store lives in the server's state folder, so an
 export after a server restart still holds what ran. It keeps at most ``max_cells`` cells per

@@ -135,6 +135,7 @@ class NotebookRecorder(ExecutionHook):
         self.note(session.key, f"*Kernel replaced:* {reason}")
 
     def note(self, session_id: str, text: str) -> None:
-        """A markdown note in the session's notebook (and to its watchers)."""
+        """A markdown note in the notebook of a session (by its manager key: owner and id),
+        and to its watchers."""
         self._cells.append(session_id, "note", text)
         self._feed.publish(session_id, {"type": "cell", "cell": {"kind": "note", "source": text}})

@@ -24,7 +24,12 @@ from python_mcp_server.core.notebooks.export import (
     render,
 )
 from python_mcp_server.core.notebooks.recorder import outputs_of
-from python_mcp_server.core.sessions.owners import SessionSpec, as_ref
+from python_mcp_server.core.sessions.owners import (
+    DEFAULT_OWNER,
+    SessionRef,
+    SessionSpec,
+    session_key,
+)
 from python_mcp_server.core.sessions.session import ExecutionOutcome
 from python_mcp_server.core.workspace.atomic_write import AtomicWriter
 from python_mcp_server.core.workspace.resolver import Workspace
@@ -69,16 +74,20 @@ class NotebookService:
         self._execution = execution
 
     async def export(
-        self, session_id: str, fmt: NotebookFormat, path: str | None = None
+        self, ref: SessionRef, fmt: NotebookFormat, path: str | None = None
     ) -> ExportedNotebook:
-        """Write the session's notebook under the workspace (default notebooks/<id>.<ext>)."""
-        cells = await self._cells.cells(session_id)
+        """Write the session's notebook under the workspace (default notebooks/<id>.<ext>,
+        notebooks/<principal>/<id>.<ext> for principals other than ``default``)."""
+        session_id = ref.session_id or ""
+        cells = await self._cells.cells(session_key(ref.owner, session_id))
         if not cells:
             raise SessionNotFoundError(
                 f"nothing was recorded for session {session_id!r}; run code in it first "
                 "(list_sessions shows the sessions)"
             )
-        target_path = path or f"notebooks/{session_id}{SUFFIXES[fmt]}"
+        # One workspace serves every principal: others' notebooks go in a folder of their own.
+        folder = "notebooks" if ref.owner == DEFAULT_OWNER else f"notebooks/{ref.owner}"
+        target_path = path or f"{folder}/{session_id}{SUFFIXES[fmt]}"
 
         def build_and_write() -> ExportedNotebook:
             notebook = build_notebook(cells, title=f"Session {session_id}")
@@ -115,7 +124,7 @@ class NotebookService:
 
         notebook = await anyio.to_thread.run_sync(read)
         cells = code_cells(notebook)
-        run = NotebookRun(session_id=as_ref(session_id).session_id or "")
+        run = NotebookRun(session_id="")
         executed = copy.deepcopy(notebook) if write_back else None
         for index, source in cells:
             outcome = await self._execution.run(

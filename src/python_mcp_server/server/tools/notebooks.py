@@ -13,8 +13,7 @@ from pydantic import Field
 
 from python_mcp_server.core.notebooks.service import NotebookRun
 from python_mcp_server.core.sessions.manager import validate_session_id
-from python_mcp_server.core.sessions.owners import DEFAULT_OWNER, session_key
-from python_mcp_server.errors import InvalidInputError
+from python_mcp_server.core.sessions.owners import session_key
 from python_mcp_server.models.notebooks import CellOutcome, NotebookExport, NotebookImport
 from python_mcp_server.server.principals import current_principal, session_ref
 from python_mcp_server.server.resources import workspace_uri
@@ -28,8 +27,6 @@ TAGS = {"notebooks"}
 LINK_SECONDS = 600
 #: The MCP App resource of the session view.
 APP_URI = "ui://python-mcp-server/session-view.html"
-#: The principal of every caller until principals are told apart.
-PRINCIPAL = "default"
 
 _MIME = {"ipynb": "application/x-ipynb+json", "html": "text/html", "py": "text/x-python"}
 #: Characters of a cell's stdout/stderr kept in an import result.
@@ -96,9 +93,7 @@ def register(mcp: FastMCP, services: Services) -> None:
         replacements as notes) as a notebook file in the workspace; returns a link to it.
         Works after a server restart for what was recorded before it."""
         validate_session_id(session_id)
-        exported = await notebooks.export(
-            session_key(current_principal(), session_id), format, path
-        )
+        exported = await notebooks.export(session_ref(session_id), format, path)
         link = ResourceLink(
             type="resource_link",
             uri=workspace_uri(exported.path),
@@ -138,19 +133,10 @@ def register(mcp: FastMCP, services: Services) -> None:
         return _compact(_import_result(run), [])
 
 
-def default_principal_only() -> None:
-    """The live view shows the default principal's sessions; refuse anyone else."""
-    if current_principal() != DEFAULT_OWNER:
-        raise InvalidInputError(
-            "the live view shows the default principal's sessions only; it is not "
-            "available to other principals yet"
-        )
-
-
 def view_url(services: Services, signer: ViewSigner, session_id: str) -> str:
     """A signed link to a session's view (or, with ``*``, to the session list)."""
     settings = services.settings
-    token = signer.mint(PRINCIPAL, session_id, LINK_SECONDS)
+    token = signer.mint(current_principal(), session_id, LINK_SECONDS)
     path = "/sessions" if session_id == ALL_SESSIONS else f"/sessions/{session_id}/view"
     host = settings.host if ":" not in settings.host else f"[{settings.host}]"
     return f"http://{host}:{settings.port}{path}?t={token}"
@@ -175,7 +161,6 @@ def register_views(mcp: FastMCP, services: Services) -> None:
         it to the human; it opens within 10 minutes and carries no bearer token."""
         if session_id != ALL_SESSIONS:
             validate_session_id(session_id)
-        default_principal_only()
         return {"url": view_url(services, signer, session_id), "expires_in": LINK_SECONDS}
 
     @mcp.resource(APP_URI, name="session_view_app", mime_type=UI_MIME_TYPE)
@@ -195,8 +180,8 @@ def register_views(mcp: FastMCP, services: Services) -> None:
         render them): cells so far and as they run, the kernel's status and variables. The
         result itself is small: the app fetches the cells."""
         validate_session_id(session_id)
-        default_principal_only()
-        return {"session_id": session_id, "state": await routes.state(session_id)}
+        ref = session_ref(session_id)
+        return {"session_id": session_id, "state": await routes.state(ref)}
 
     @mcp.tool(
         tags=TAGS,
@@ -210,10 +195,10 @@ def register_views(mcp: FastMCP, services: Services) -> None:
         """For the session view app: recorded cells past the first `after`, the total, and
         the kernel's state."""
         validate_session_id(session_id)
-        default_principal_only()
-        cells = await services.cells.cells(session_id)
+        ref = session_ref(session_id)
+        cells = await services.cells.cells(session_key(ref.owner, session_id))
         return {
             "cells": [cell_json(c) for c in cells[after:]],
             "total": len(cells),
-            "state": await routes.state(session_id),
+            "state": await routes.state(ref),
         }

@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response, Stream
 
 from python_mcp_server.core.notebooks.cells import Cell
 from python_mcp_server.core.notebooks.live import Event
-from python_mcp_server.core.sessions.owners import DEFAULT_OWNER
+from python_mcp_server.core.sessions.owners import SessionRef, session_key
 from python_mcp_server.errors import ServerError
 from python_mcp_server.server.services import Services
 from python_mcp_server.server.view.links import ALL_SESSIONS, ViewGrant, ViewSigner
@@ -86,12 +86,12 @@ class ViewRoutes:
         )
 
     # --- state --------------------------------------------------------------------------
-    async def state(self, session_id: str) -> dict[str, Any]:
+    async def state(self, ref: SessionRef) -> dict[str, Any]:
         """Status, counters and (when the kernel answers quickly) the variables."""
         sessions = self._services.sessions
-        if session_id not in sessions:
+        if ref not in sessions:
             return {"status": "ended", "execution_count": 0}
-        session = sessions.get(session_id)
+        session = sessions.get(ref)
         status = "dead" if not session.client.is_alive() else "busy" if session.busy else "idle"
         state: dict[str, Any] = {
             "status": status,
@@ -101,7 +101,7 @@ class ViewRoutes:
         if status == "idle":
             with contextlib.suppress(ServerError, asyncio.TimeoutError):
                 listing = await asyncio.wait_for(
-                    self._services.introspection.variables(session_id), VARIABLES_TIMEOUT
+                    self._services.introspection.variables(ref), VARIABLES_TIMEOUT
                 )
                 state["variables"] = [
                     {"name": v.name, "type": v.type, "repr": v.repr} for v in listing.variables
@@ -122,7 +122,7 @@ class ViewRoutes:
                 "status": "busy" if s.busy else "idle",
                 "description": s.description,
             }
-            for s in self._services.sessions.all(DEFAULT_OWNER)
+            for s in self._services.sessions.all(grant.principal)
         ]
         return self._page(*list_page(rows))
 
@@ -138,29 +138,32 @@ class ViewRoutes:
 
     async def events(self, request: Request) -> Response:
         session_id = request.path_params["session_id"]
-        if self._grant(request, session_id) is None:
+        grant = self._grant(request, session_id)
+        if grant is None:
             return _refused("the view's link has expired; open a fresh one")
         return StreamingResponse(
-            self._stream(request, session_id),
+            self._stream(SessionRef(grant.principal, session_id)),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
 
-    async def _stream(self, request: Request, session_id: str) -> AsyncIterator[str]:
+    async def _stream(self, ref: SessionRef) -> AsyncIterator[str]:
         feed = self._services.live
-        async with feed.subscribe(session_id) as queue:
+        session_id = ref.session_id or ""
+        key = session_key(ref.owner, session_id)
+        async with feed.subscribe(key) as queue:
             seen = feed.seq  # captured with the read below submitted in the same step
-            cells = await self._services.cells.cells(session_id)
+            cells = await self._services.cells.cells(key)
             snapshot = {
                 "cells": [cell_json(c) for c in cells],
-                "state": await self.state(session_id),
+                "state": await self.state(ref),
             }
             yield _sse("snapshot", snapshot)
             while True:
                 try:
                     event: Event = await asyncio.wait_for(queue.get(), STATE_EVERY)
                 except asyncio.TimeoutError:
-                    state = await self.state(session_id)
+                    state = await self.state(ref)
                     if state["status"] == "ended":
                         yield _sse("ended", {"reason": f"session {session_id!r} has ended"})
                         return
@@ -170,7 +173,7 @@ class ViewRoutes:
                     continue
                 yield _sse(str(event["type"]), event)
                 if event["type"] == "cell":
-                    yield _sse("state", await self.state(session_id))
+                    yield _sse("state", await self.state(ref))
 
 
 def cell_json(cell: Cell) -> dict[str, Any]:
