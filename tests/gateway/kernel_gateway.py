@@ -9,6 +9,7 @@ would hold the data stack (matplotlib for the rich-output tests).
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import secrets
@@ -53,6 +54,17 @@ def ensure_gateway_venv() -> tuple[Path | None, str]:
     command = gateway_command()
     if command is not None:
         return command, ""
+    # Test workers run in parallel (pytest-xdist): one creates the venv, the others wait.
+    GATEWAY_VENV.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{GATEWAY_VENV}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        command = gateway_command()
+        if command is not None:
+            return command, ""
+        return _create_gateway_venv()
+
+
+def _create_gateway_venv() -> tuple[Path | None, str]:
     steps = [
         [sys.executable, "-m", "venv", str(GATEWAY_VENV)],
         [
