@@ -42,7 +42,7 @@ def server(
     )
     return start_server(
         "--toolsets",
-        "default,notebooks",
+        "default,notebooks,history",
         env={
             "MCP_AUTH_TOKENS_FILE": str(tokens),
             "MCP_JWT_PUBLIC_KEY": public.decode(),

@@ -29,6 +29,10 @@ PACKAGES = "packages:install"
 #: The scope of each tool group (its tag).
 GROUP_SCOPES = {
     "execution": EXECUTE,
+    "introspection": EXECUTE,
+    "scripts": EXECUTE,
+    "diagnostics": EXECUTE,
+    "notebooks": EXECUTE,
     "sessions": EXECUTE,
     "health": EXECUTE,
     "history": EXECUTE,
@@ -44,6 +48,8 @@ TOOL_SCOPES = {
     "delete_file": FILES_WRITE,
     "save_script": FILES_WRITE,
     "run_script": EXECUTE,
+    "get_workspace_info": FILES_READ,
+    "export_notebook": FILES_WRITE,
     "list_packages": EXECUTE,
     "list_venvs": EXECUTE,
     "install_packages": PACKAGES,
