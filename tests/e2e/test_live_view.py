@@ -240,3 +240,63 @@ async def test_principals_see_only_their_own_sessions(
         listing = await http.get(links["alice-list"], follow_redirects=True)
         assert "work" in listing.text
         assert listing.text.count("/view'") == 1  # alice's one session, not bob's
+
+
+HOST = """
+window.outbox = [];
+window.addEventListener('message', e => window.outbox.push(e.data));
+const frame = document.createElement('iframe');
+frame.sandbox = 'allow-scripts allow-same-origin';
+frame.srcdoc = %s;
+document.body.appendChild(frame);
+"""
+
+
+async def test_the_app_renders_in_a_host_frame(viewer: LaunchedServer, browser: Browser) -> None:
+    """A stand-in MCP Apps host: the app runs in an iframe, and its JSON-RPC messages are
+    relayed to the real server by this test, as a chat client would."""
+    async with Client(viewer.mcp_url) as client:
+        await run(client, "from_the_app = 7")
+        await run(client, PLOT)
+        contents = await client.read_resource("ui://python-mcp-server/session-view.html")
+        app_html = contents[0].text  # type: ignore[union-attr]
+        shown = await client.call_tool("show_session_view", {"session_id": "default"})
+        await browser.goto("about:blank")
+        await browser.evaluate(HOST % json.dumps(app_html))
+
+        async def reply(message: dict[str, Any]) -> None:
+            frame = "document.querySelector('iframe').contentWindow"
+            await browser.evaluate(f"{frame}.postMessage({json.dumps(message)}, '*')")
+
+        inner = "document.querySelector('iframe').contentDocument.body"
+        for _ in range(400):
+            for message in await browser.evaluate("window.outbox.splice(0)") or []:
+                if message.get("method") == "ui/initialize":
+                    await reply({"jsonrpc": "2.0", "id": message["id"], "result": {}})
+                    await reply(
+                        {
+                            "jsonrpc": "2.0",
+                            "method": "ui/notifications/tool-result",
+                            "params": {"structuredContent": shown.structured_content},
+                        }
+                    )
+                elif message.get("method") == "tools/call":
+                    params = message["params"]
+                    result = await client.call_tool(params["name"], params["arguments"])
+                    await reply(
+                        {
+                            "jsonrpc": "2.0",
+                            "id": message["id"],
+                            "result": {"structuredContent": result.structured_content},
+                        }
+                    )
+            text = await browser.evaluate(f"{inner} ? {inner}.innerText : ''")
+            images = await browser.evaluate(
+                f"{inner} ? [...{inner}.querySelectorAll('img')]"
+                ".filter(i => i.complete && i.naturalWidth > 0).length : 0"
+            )
+            if "from_the_app = 7" in text and images:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError(f"the app never showed the session; it shows:\n{text}")
