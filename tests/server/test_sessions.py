@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
 from fastmcp import Client
 
-from tests.helpers import run, tool_error, wait_gone
+from tests.helpers import SWALLOWS_INTERRUPTS, call, run, tool_error, wait_gone
 
 
 async def sessions_by_id(client: Client[Any]) -> dict[str, dict[str, Any]]:
@@ -75,6 +78,7 @@ async def test_interrupt_kernel_when_idle_says_so(client: Client[Any]) -> None:
     result = await client.call_tool("interrupt_kernel", {})
     assert result.structured_content is not None
     assert result.structured_content["message"] == "nothing was running"
+    assert result.structured_content["action"] == "nothing_running"
 
 
 @pytest.mark.parametrize("bad", ["", "../x", "a b", "x" * 65, "-lead"])
@@ -109,3 +113,40 @@ async def test_ping(client: Client[Any]) -> None:
     assert pong.structured_content is not None
     assert pong.structured_content["pong"] is True
     assert pong.structured_content["version"]
+
+
+async def test_interrupt_kernel_says_interrupted_only_when_the_code_stopped(
+    client: Client[Any], workspace: Path
+) -> None:
+    await run(client, "kept = 'yes'")
+    code = "import time\nopen('started', 'w').close()\nwhile True: time.sleep(0.05)"
+    running = asyncio.create_task(run(client, code))
+    await wait_until((workspace / "started").exists)
+    result = await call(client, "interrupt_kernel")
+    assert result["action"] == "interrupted"
+    data = await running
+    assert data["error"]["ename"] == "KeyboardInterrupt"
+    assert (await run(client, "kept"))["result"] == "'yes'"
+
+
+async def test_interrupt_kernel_restarts_code_that_ignores_it(
+    client: Client[Any], workspace: Path
+) -> None:
+    await run(client, "lost = 1")
+    code = "open('started', 'w').close()\n" + SWALLOWS_INTERRUPTS
+    running = asyncio.create_task(run(client, code, timeout=60))
+    await wait_until((workspace / "started").exists)
+    result = await call(client, "interrupt_kernel")
+    assert result["action"] == "restarted"
+    assert "variables are lost" in result["message"]
+    data = await running
+    assert data["kernel_restarted"] is True
+    assert (await run(client, "'lost' in dir()"))["result"] == "False"
+
+
+async def wait_until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
+    for _ in range(int(timeout / 0.02)):
+        if condition():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("the condition never held")

@@ -64,7 +64,12 @@ class SessionAction(WireModel):
     """The outcome of create, switch, delete, restart or interrupt."""
 
     session_id: str
-    action: Literal["created", "switched", "deleted", "restarted", "interrupted"]
+    action: Literal[
+        "created", "switched", "deleted", "restarted", "interrupted", "nothing_running"
+    ] = Field(
+        description="What happened; interrupt_kernel: nothing_running, interrupted, or "
+        "restarted (the code ignored the interrupt)."
+    )
     message: str
     session: SessionInfo | None = None
     preserved_state: PreservedState | None = Field(

@@ -4,14 +4,23 @@
 kernel sees it (safety policy, auto-install), runs the code, then lets each hook enrich
 or record the outcome (new files, history, snapshots). Features plug in as hooks, so the
 session's execution core stays small and the order of steps is written in one place.
+
+The pipeline is total: an attempt that a hook refuses, or whose run fails, is still
+recorded once by the hooks that record (``records_attempts = True``: history, audit); a
+hook that fails after a finished run is noted in the result instead of hiding it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import uuid
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import anyio
+
+from python_mcp_server.core.execution.output_collector import CollectedOutput
 from python_mcp_server.core.sessions.manager import SessionManager
 from python_mcp_server.core.sessions.owners import SessionSpec
 from python_mcp_server.core.sessions.session import (
@@ -19,6 +28,8 @@ from python_mcp_server.core.sessions.session import (
     KernelSession,
     ProgressCallback,
 )
+from python_mcp_server.errors import ServerError
+from python_mcp_server.models.execution import ExecutionErrorInfo, ExecutionResult
 
 logger = logging.getLogger(__name__)
 
@@ -87,18 +98,89 @@ class ExecutionService:
     async def run(
         self, request: ExecutionRequest, *, progress: ProgressCallback | None = None
     ) -> ExecutionOutcome:
+        """Run the request; every attempt ends in exactly one recorded outcome.
+
+        A run a hook refuses (``UNSAFE_CODE``...) or that fails before it finishes is
+        recorded by the recording hooks (history, audit) as an error carrying the error's
+        code, then the error is raised as before. A hook whose ``after`` fails is logged
+        and named in the result's message; the finished result still goes back.
+        """
         session = await self._sessions.get_or_create_default(request.session_id)
-        for hook in self.hooks:
-            await hook.before(session, request)
+        try:
+            for hook in self.hooks:
+                await hook.before(session, request)
+        except ServerError as exc:
+            await self._record_unfinished(session, request, exc, "refused")
+            raise
         listeners = [w for x in self.watchers if (w := x.watch(session, request)) is not None]
         if progress is not None:
             listeners.append(progress)
-        outcome = await session.execute(
-            request.code,
-            timeout=request.timeout,
-            input_data=request.input_data,
-            progress=_fan_out(listeners) if listeners else None,
-        )
+        try:
+            outcome = await session.execute(
+                request.code,
+                timeout=request.timeout,
+                input_data=request.input_data,
+                progress=_fan_out(listeners) if listeners else None,
+            )
+        except BaseException as exc:
+            await self._record_unfinished(session, request, exc, "did not finish")
+            raise
         for hook in self.hooks:
-            await hook.after(session, request, outcome)
+            try:
+                await hook.after(session, request, outcome)
+            except Exception as exc:  # the code ran: a failing step must not hide that
+                logger.exception(
+                    "execution %s: a step after the run failed", outcome.result.execution_id
+                )
+                note = f"a step after the run failed ({type(hook).__name__}: {exc})"
+                message = outcome.result.message
+                outcome.result.message = f"{message}; {note}" if message else note
         return outcome
+
+    async def _record_unfinished(
+        self,
+        session: KernelSession,
+        request: ExecutionRequest,
+        exc: BaseException,
+        how: str,
+    ) -> None:
+        """Tell the recording hooks about an attempt that produced no result."""
+        outcome = unfinished_outcome(session.session_id, exc, how)
+        with anyio.CancelScope(shield=True):
+            for hook in self.hooks:
+                if not getattr(hook, "records_attempts", False):
+                    continue
+                try:
+                    await hook.after(session, request, outcome)
+                except Exception:
+                    logger.exception("recording an unfinished execution failed")
+
+
+def unfinished_outcome(session_id: str, exc: BaseException, how: str) -> ExecutionOutcome:
+    """The outcome recorded for an attempt that was refused or did not finish."""
+    if isinstance(exc, ServerError):
+        code, text = exc.code.value, exc.message
+    elif isinstance(exc, asyncio.CancelledError | KeyboardInterrupt):
+        code, text = "CANCELLED", "the call was cancelled"
+    else:
+        code, text = "INTERNAL_ERROR", type(exc).__name__
+    error = ExecutionErrorInfo(ename=code, evalue=text, code=code)
+    result = ExecutionResult(
+        status="error",
+        error=error,
+        session_id=session_id,
+        execution_id=uuid.uuid4().hex[:12],
+        message=f"the code {how}: {code}",
+    )
+    collected = CollectedOutput(
+        stdout="",
+        stderr="",
+        result=None,
+        error=error,
+        outputs=[],
+        images=[],
+        stdout_path=None,
+        stderr_path=None,
+        truncated=False,
+    )
+    return ExecutionOutcome(result=result, collected=collected)

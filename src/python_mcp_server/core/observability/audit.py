@@ -116,7 +116,9 @@ def audit_install(
 
 
 class AuditHook(ExecutionHook):
-    """ExecutionHook: one audit line after every execution."""
+    """ExecutionHook: one audit line after every execution attempt, refused ones too."""
+
+    records_attempts = True
 
     async def after(
         self, session: KernelSession, request: ExecutionRequest, outcome: ExecutionOutcome

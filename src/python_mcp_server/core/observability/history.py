@@ -212,7 +212,9 @@ class HistoryStore:
 
 
 class HistoryHook:
-    """ExecutionHook: records every execution that ran."""
+    """ExecutionHook: records every execution attempt, refused or failed ones too."""
+
+    records_attempts = True
 
     def __init__(self, store: HistoryStore) -> None:
         self._store = store

@@ -10,6 +10,7 @@ from fastmcp import FastMCP
 from pydantic import Field
 
 from python_mcp_server import __version__
+from python_mcp_server.core.execution.interrupts import InterruptOutcome, interrupt_running
 from python_mcp_server.core.sessions.manager import SessionManager
 from python_mcp_server.core.sessions.owners import new_session_id
 from python_mcp_server.core.sessions.session import KernelSession
@@ -26,6 +27,13 @@ from python_mcp_server.server.services import Services
 from python_mcp_server.server.tools.annotations import ACTS, ADDS, READ_ONLY, REPLACES, SETS
 
 TAGS = {"sessions"}
+
+INTERRUPT_MESSAGES: dict[InterruptOutcome, str] = {
+    "nothing_running": "nothing was running",
+    "interrupted": "the running code was interrupted; variables stay",
+    "restarted": "the code ignored the interrupt, so the kernel was restarted; "
+    "its variables are lost",
+}
 
 SessionIdArg = Annotated[
     str, Field(description="Session name: 1-64 letters, digits, '.', '_' or '-'.")
@@ -201,13 +209,19 @@ def register(mcp: FastMCP, services: Services) -> None:
 
     @mcp.tool(tags=TAGS, annotations=SETS)
     async def interrupt_kernel(session_id: OptionalSessionIdArg = None) -> SessionAction:
-        """Interrupt the code running in the session (KeyboardInterrupt); variables stay."""
+        """Stop the code running in the session. action says what happened:
+        nothing_running; interrupted (KeyboardInterrupt ended it, variables stay); or
+        restarted (it ignored the interrupt for MCP_INTERRUPT_GRACE seconds, so the kernel
+        was replaced and its variables are lost)."""
         session = await manager.lookup(session_ref(session_id))
-        was_busy = await session.interrupt()
+        settings = services.settings
+        outcome = await interrupt_running(
+            session, grace=settings.interrupt_grace, restart_within=settings.kernel_start_timeout
+        )
         return SessionAction(
             session_id=session.session_id,
-            action="interrupted",
-            message="interrupted the running code" if was_busy else "nothing was running",
+            action=outcome,
+            message=INTERRUPT_MESSAGES[outcome],
             session=session_info(session, manager),
         )
 
