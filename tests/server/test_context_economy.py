@@ -119,3 +119,11 @@ async def test_ordinary_imports_are_quiet(client: Client[Any], code: str) -> Non
     result = await client.call_tool_mcp("run_python_code", {"code": code})
     assert result.structured_content is not None
     assert "warnings" not in result.structured_content
+
+
+async def test_unknown_arguments_are_still_refused(client: Client[Any]) -> None:
+    result = await client.call_tool(
+        "run_python_code", {"code": "1", "bogus": 1}, raise_on_error=False
+    )
+    assert result.is_error
+    assert result.content[0].text.startswith("INVALID_INPUT")  # type: ignore[union-attr]

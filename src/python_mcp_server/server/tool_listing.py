@@ -3,7 +3,8 @@
 ``tools/list`` is read into the context window of every agent that connects, so it
 carries what a model needs to call a tool and nothing else:
 
-- input schemas drop pydantic's ``title`` keys, spell an optional parameter as its own
+- input schemas drop pydantic's ``title`` keys and the top-level
+  ``additionalProperties: false`` (unknown arguments are refused when called), spell an optional parameter as its own
   type (``{"type": "string"}``) instead of ``anyOf [..., null]`` with ``default: null``,
   and keep every description;
 - output schemas are not listed: every tool still returns ``structuredContent`` (compact,
@@ -54,9 +55,11 @@ def compact_schema(schema: Any) -> Any:
 
 def listed(tool: Tool) -> Tool:
     """The copy of a tool that ``tools/list`` shows."""
-    return tool.model_copy(
-        update={"parameters": compact_schema(tool.parameters), "output_schema": None}
-    )
+    parameters = compact_schema(tool.parameters)
+    # Unknown arguments are refused by the call itself (INVALID_INPUT); saying so in every
+    # schema costs each tool 28 bytes of every agent's context.
+    parameters.pop("additionalProperties", None)
+    return tool.model_copy(update={"parameters": parameters, "output_schema": None})
 
 
 class CompactToolListing(Transform):
