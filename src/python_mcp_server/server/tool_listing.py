@@ -4,9 +4,9 @@
 carries what a model needs to call a tool and nothing else:
 
 - input schemas drop pydantic's ``title`` keys and the top-level
-  ``additionalProperties: false`` (unknown arguments are refused when called), spell an optional parameter as its own
-  type (``{"type": "string"}``) instead of ``anyOf [..., null]`` with ``default: null``,
-  and keep every description;
+  ``additionalProperties: false`` (unknown arguments are refused when called), spell an
+  optional parameter as its own type (``{"type": "string"}``) instead of
+  ``anyOf [..., null]`` with ``default: null``, and keep every description;
 - output schemas are not listed: every tool still returns ``structuredContent`` (compact,
   see ``models/wire.py``) and a text form, and the result models are documented in
   ``docs/reference/tools.md``; a client that validates structured results against a
