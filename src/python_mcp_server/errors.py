@@ -19,6 +19,7 @@ class ErrorCode(str, Enum):
     SESSION_EXISTS = "SESSION_EXISTS"
     SESSION_LIMIT = "SESSION_LIMIT"
     SESSION_BUSY = "SESSION_BUSY"
+    SESSION_CLOSED = "SESSION_CLOSED"
     KERNEL_START_FAILED = "KERNEL_START_FAILED"
     KERNEL_DIED = "KERNEL_DIED"
     KERNEL_UNRESPONSIVE = "KERNEL_UNRESPONSIVE"
@@ -95,6 +96,12 @@ class KernelUnresponsiveError(ServerError):
 
 class SessionBusyError(ServerError):
     code = ErrorCode.SESSION_BUSY
+
+
+class SessionClosedError(ServerError):
+    """The session was deleted, reaped or shut down while the call waited or ran."""
+
+    code = ErrorCode.SESSION_CLOSED
 
 
 class StorageError(ServerError):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import itertools
+import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,7 @@ import pytest
 from fastmcp import Client
 
 from tests.helpers import SWALLOWS_INTERRUPTS, run, tool_error
+from tests.helpers import call as call_tool
 
 
 async def test_variables_persist_between_calls(client: Client[Any]) -> None:
@@ -159,20 +162,28 @@ async def test_kernel_death_is_reported_and_recovered(client: Client[Any], code:
 
 
 async def test_kernel_killed_from_outside_between_calls(client: Client[Any]) -> None:
-    sessions = await client.call_tool("list_sessions", {})
-    await run(client, "1")
-    sessions = await client.call_tool("list_sessions", {})
-    assert sessions.structured_content is not None
-    pid = sessions.structured_content["sessions"][0]["kernel_pid"]
-    import os
-    import signal
-
+    await run(client, "lost = 1")
+    listed = await call_tool(client, "list_sessions")
+    pid = listed["sessions"][0]["kernel_pid"]
     os.kill(pid, signal.SIGKILL)
-    await asyncio.sleep(0.3)
+    for _ in range(200):  # the server notices the death: the session shows "dead"
+        if (await call_tool(client, "list_sessions"))["sessions"][0]["status"] == "dead":
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("the killed kernel never showed as dead")
+    health = await call_tool(client, "get_kernel_health")
+    assert health["status"] == "dead"  # one vocabulary for both tools
+    # The code never reached the dead kernel: it runs on a new one, and the result says
+    # the kernel was replaced, why, and that the variables are gone.
     data = await run(client, "2")
-    assert data["status"] == "error"
-    assert data["error"]["code"] == "KERNEL_DIED"
-    assert (await run(client, "3"))["result"] == "3"
+    assert (data["status"], data["result"], data["code_ran"]) == ("ok", "2", True)
+    assert data["kernel_restarted"] is True
+    assert "SIGKILL" in data["kernel_replacement"]["reason"]
+    assert "replaced before this code ran" in data["message"]
+    assert "variables were lost" in data["message"]
+    after = await run(client, "'lost' in dir()")
+    assert (after["result"], after["kernel_restarted"]) == ("False", False)
 
 
 async def test_ten_megabyte_print_is_bounded_and_saved(

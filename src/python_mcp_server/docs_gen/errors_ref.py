@@ -40,6 +40,13 @@ MEANINGS: dict[str, tuple[str, str]] = {
         "cell keeps the kernel from answering within their timeout. Try again when the cell "
         "ends, or `interrupt_kernel` first.",
     ),
+    "SESSION_CLOSED": (
+        "The session was closed (deleted, ended after being idle, or the server is stopping) "
+        "while the call waited for it or ran in it.",
+        "A `run_python_code` queued behind other calls fails with this code and its code did "
+        'not run; a running one returns `status: "error"` with `error.code` '
+        "`SESSION_CLOSED` and the output it printed. Create the session again to go on.",
+    ),
     "KERNEL_START_FAILED": (
         "A kernel process could not be started or did not answer in time.",
         "Creating a session or replacing a dead kernel, when the interpreter is missing "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 from pydantic import Field
@@ -20,7 +21,18 @@ class ExecutionErrorInfo(WireModel):
     code: str | None = Field(
         None,
         description="Stable code when the failure is not a plain Python exception: "
-        "KERNEL_DIED, MEMORY_LIMIT_EXCEEDED, EXECUTION_TIMEOUT, DISK_FULL.",
+        "KERNEL_DIED, MEMORY_LIMIT_EXCEEDED, EXECUTION_TIMEOUT, DISK_FULL, SESSION_CLOSED.",
+    )
+
+
+class KernelReplacement(BaseModel):
+    """The session's kernel was replaced since the previous result, or during this call."""
+
+    reason: str = Field(description="Why: how the old kernel ended, or that it hung.")
+    replaced_at: datetime = Field(description="When the (last) new kernel took over.")
+    times: int = Field(1, description="Replacements this result reports.")
+    restored_variables: list[str] | None = Field(
+        None, description="Variables the last automatic snapshot put back (MCP_AUTO_SNAPSHOT)."
     )
 
 
@@ -56,7 +68,17 @@ class ExecutionResult(WireModel):
     stdout_path: str | None = Field(None, description="File with the full stdout when cut.")
     stderr_path: str | None = Field(None, description="File with the full stderr when cut.")
     kernel_restarted: bool = Field(
-        False, description="The kernel was restarted during this call; variables were lost."
+        False,
+        description="The session's kernel was replaced during this call or since the previous "
+        "result; its variables were lost (unless restored_variables lists them).",
+    )
+    kernel_replacement: KernelReplacement | None = Field(
+        None, description="When kernel_restarted: why the kernel was replaced, what was restored."
+    )
+    code_ran: bool = Field(
+        True,
+        description="Whether the kernel began running this code. False: it never reached a "
+        "live kernel (the session closed, or no kernel could be started).",
     )
     message: str | None = Field(None, description="What the server did, in words.")
     dependencies_info: DependenciesInfo | None = Field(

@@ -9,7 +9,9 @@ from pydantic import Field
 
 from python_mcp_server.models.wire import WireModel
 
-KernelStatus = Literal["starting", "idle", "busy", "unresponsive", "dead"]
+from python_mcp_server.models.sessions import SessionStatus
+
+KernelStatus = SessionStatus
 ServerStatus = Literal["healthy", "degraded", "unhealthy"]
 
 
@@ -19,7 +21,8 @@ class KernelHealth(WireModel):
     session_id: str
     status: KernelStatus = Field(
         description="starting (being started or restarted), idle, busy (running code), "
-        "unresponsive (did not answer kernel_info), dead (ended and not restarted)."
+        "unresponsive (did not answer kernel_info), dead (ended and not restarted), closing "
+        "(being deleted or shut down); list_sessions uses the same words."
     )
     pid: int | None = Field(None, description="Kernel process id; null for remote kernels.")
     uptime: float | None = Field(None, description="Seconds since the kernel process started.")

@@ -9,7 +9,11 @@ from pydantic import Field
 
 from python_mcp_server.models.wire import WireModel
 
-SessionStatus = Literal["starting", "idle", "busy", "unresponsive", "dead"]
+#: One vocabulary for list_sessions and get_kernel_health: starting (its kernel is being
+#: started or replaced), idle, busy (running code), unresponsive (did not answer the last
+#: health probe), dead (its kernel ended and was not replaced yet), closing (being
+#: deleted, reaped or shut down).
+SessionStatus = Literal["starting", "idle", "busy", "unresponsive", "dead", "closing"]
 
 
 class SessionInfo(WireModel):
@@ -17,7 +21,10 @@ class SessionInfo(WireModel):
 
     session_id: str
     description: str = ""
-    status: SessionStatus
+    status: SessionStatus = Field(
+        description="starting, idle, busy, unresponsive, dead or closing: the same word "
+        "get_kernel_health gives."
+    )
     created_at: datetime
     last_used: datetime
     execution_count: int = Field(description="Executions run in this session.")

@@ -2,10 +2,10 @@
 
 Completion and inspection are complete_request / inspect_request on the shell channel;
 the variable listing is a silent private evaluation (``private_eval``). Every request is
-matched to its reply by msg_id in ``KernelClient``, so they can run while other tools use
-the same session. A kernel answers shell requests one at a time: while a cell runs, these
-requests wait for it to finish. If it does not finish within the timeout, the call fails
-with SESSION_BUSY (the late reply is dropped, never handed to another request).
+matched to its reply by msg_id in ``KernelClient``. A kernel answers shell requests one at
+a time, and drops the reply of one an interrupt lands in, so these requests hold the
+session (``KernelSession.held_request``): while a cell runs they wait for it to finish. If
+it does not finish within the timeout, the call fails with SESSION_BUSY.
 """
 
 from __future__ import annotations
@@ -70,9 +70,13 @@ class IntrospectionService:
     async def _shell(
         self, session: KernelSession, msg_type: str, content: dict[str, Any]
     ) -> dict[str, Any]:
+        timeout = self._config.timeout
         reply = await self._guard(
             session,
-            session.client.request(msg_type, content, timeout=self._config.timeout),
+            session.held_request(
+                lambda client: client.request(msg_type, content, timeout=timeout),
+                timeout=timeout,
+            ),
         )
         body = reply.get("content", {})
         if body.get("status") != "ok":
@@ -139,13 +143,13 @@ class IntrospectionService:
 
     async def variables(self, session_id: SessionSpec) -> VariableList:
         session = await self._sessions.get_or_create_default(session_id)
+        timeout = self._config.timeout
+        limit = {"limit": self._config.max_variables}
         answer = await self._guard(
             session,
-            run_probe(
-                session.client,
-                "list_variables",
-                {"limit": self._config.max_variables},
-                timeout=self._config.timeout,
+            session.held_request(
+                lambda client: run_probe(client, "list_variables", limit, timeout=timeout),
+                timeout=timeout,
             ),
         )
         variables = [VariableInfo.model_validate(item) for item in answer["variables"]]

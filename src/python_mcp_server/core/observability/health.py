@@ -4,11 +4,12 @@ Every ``interval`` seconds, for each session: is the kernel process alive; and, 
 probing policy (``probing.py``) says it is due, does it answer a kernel_info round trip
 (skipped while the session runs code, whose cell holds the shell channel). Process figures
 (RSS, CPU, threads, open files, uptime) are sampled when health is asked for. A dead kernel
-that no execution is about to replace is restarted through the session's own replacement
-path (so snapshots are restored as after any crash), at most ``max_restarts`` times with
-exponential backoff; after that the session reports "dead" with the last error until a
-user's call brings it back. The count starts again once a kernel stays up ``stable_after``
-seconds.
+that no execution is about to replace, and an idle kernel that leaves ``hung_after``
+probes in a row unanswered (hung, or stopped), are replaced through the session's own
+replacement path (so snapshots are restored as after any crash, and the next call is told),
+at most ``max_restarts`` times with exponential backoff; after that the session reports
+"dead" (or "unresponsive") with the last error until a user's call brings it back. The count
+starts again once a kernel stays up ``stable_after`` seconds.
 """
 
 from __future__ import annotations
@@ -27,7 +28,12 @@ import psutil
 from python_mcp_server.core.observability.probing import ProbePolicy
 from python_mcp_server.core.sessions.manager import SessionManager
 from python_mcp_server.core.sessions.session import KernelSession
-from python_mcp_server.errors import KernelDiedError, KernelUnresponsiveError, ServerError
+from python_mcp_server.errors import (
+    KernelDiedError,
+    KernelUnresponsiveError,
+    ServerError,
+    SessionClosedError,
+)
 from python_mcp_server.infra.tasks import cancel_and_wait
 from python_mcp_server.models.health import KernelHealth, KernelStatus, Responsiveness
 
@@ -46,6 +52,8 @@ class HealthConfig:
     stable_after: float = 300.0
     #: When an idle kernel is probed (most rounds probe nothing).
     probing: ProbePolicy = field(default_factory=ProbePolicy)
+    #: Unanswered probes in a row, while idle, after which a kernel counts as hung.
+    hung_after: int = 2
 
 
 @dataclass
@@ -70,6 +78,7 @@ class _Record:
     recovering: bool = False
     gave_up: bool = False
     responsive: bool | None = None
+    unanswered: int = 0
     response_time: float | None = None
     last_probe: float | None = None
     last_check: datetime | None = None
@@ -185,7 +194,9 @@ class HealthMonitor:
             return
         if not session.client.is_alive():
             if not session.busy:  # a running execution replaces its own dead kernel
-                await self._recover(session, record)
+                exit_info = session.client.exit
+                reason = exit_info.reason if exit_info is not None else "the kernel process ended"
+                await self._recover(session, record, reason)
             return
         now = time.monotonic()
         if record.gave_up:  # someone brought it back: count afresh
@@ -195,18 +206,32 @@ class HealthMonitor:
         ):
             record.auto_restarts, record.last_restart = 0, None
         if session.busy or session.held:  # a held shell answers late, not never
+            record.unanswered = 0
             return
-        if self.config.probing.due(
+        if not self.config.probing.due(
             pid=session.kernel_pid,
             last_used=session.last_used_monotonic,
             last_probe=record.last_probe,
             unanswered=record.responsive is False,
         ):
-            await self.probe(session, self.config.probe_timeout)
+            return
+        answer = await self.probe(session, self.config.probe_timeout)
+        if answer.responsive or session.busy or session.held:
+            record.unanswered = 0
+            return
+        record.unanswered += 1
+        if record.unanswered >= self.config.hung_after and session.client.is_alive():
+            await self._recover(
+                session,
+                record,
+                f"the kernel stopped answering while idle ({record.unanswered} health probes "
+                f"of {self.config.probe_timeout:g} s went unanswered)",
+                hung=True,
+            )
 
-    async def _recover(self, session: KernelSession, record: _Record) -> None:
-        exit_info = session.client.exit
-        reason = exit_info.reason if exit_info is not None else "the kernel process ended"
+    async def _recover(
+        self, session: KernelSession, record: _Record, reason: str, *, hung: bool = False
+    ) -> None:
         if record.auto_restarts >= self.config.max_restarts:
             if not record.gave_up:
                 record.gave_up = True
@@ -224,7 +249,7 @@ class HealthMonitor:
         record.recovering = True
         try:
             async with session.exclusive():
-                if session.closed or session.client.is_alive():
+                if session.closed or (session.client.is_alive() and not hung):
                     return
                 now = time.monotonic()
                 record.auto_restarts += 1
@@ -234,14 +259,16 @@ class HealthMonitor:
                     self.config.backoff_base * 2 ** (record.auto_restarts - 1),
                 )
                 await session.replace_kernel(reason, requested=False)
-            record.responsive = None
+            record.responsive, record.unanswered = None, 0
             logger.warning(
-                "session %s: dead kernel restarted by the health monitor (%d/%d): %s",
+                "session %s: kernel replaced by the health monitor (%d/%d): %s",
                 session.session_id,
                 record.auto_restarts,
                 self.config.max_restarts,
                 reason,
             )
+        except SessionClosedError:
+            return  # deleted or reaped meanwhile: nothing to bring back
         except ServerError as exc:
             record.last_error = f"{reason}; restarting it failed: {exc.message}"
             logger.error("session %s: %s", session.session_id, record.last_error)
@@ -250,7 +277,8 @@ class HealthMonitor:
 
     async def after_replacement(self, session: KernelSession, reason: str) -> None:
         """SessionManager hook: remember why a kernel was replaced (also by an execution)."""
-        self._record(session).last_error = reason
+        record = self._record(session)
+        record.last_error, record.unanswered = reason, 0
 
     async def probe(self, session: KernelSession, timeout: float) -> Responsiveness:
         """A kernel_info round trip now: shell when idle, control while code runs."""
@@ -260,21 +288,29 @@ class HealthMonitor:
         started = time.perf_counter()
         response_time: float | None = None
         try:
-            await session.client.request(
-                "kernel_info_request",
-                {},
-                timeout=timeout,
-                channel=channel,
-            )
+            if channel == "control":  # answered by the kernel's control thread, beside a cell
+                await session.client.request(
+                    "kernel_info_request", {}, timeout=timeout, channel="control"
+                )
+            else:  # on shell only while holding the session: never beside a cell
+                await session.held_request(
+                    lambda client: client.request(
+                        "kernel_info_request", {}, timeout=timeout, channel="shell"
+                    ),
+                    timeout=timeout,
+                )
             response_time = round(time.perf_counter() - started, 6)
             message = f"the kernel answered in {response_time * 1000:.1f} ms"
         except KernelUnresponsiveError:
             message = f"the kernel did not answer within {timeout:g} s"
         except KernelDiedError as exc:
             message = f"the kernel is dead: {exc.message}"
+        except SessionClosedError:
+            message = "the session was closed"
         responsive = response_time is not None
         record.responsive, record.response_time = responsive, response_time
         record.last_probe = time.monotonic()
+        session.lifecycle.responsive = responsive
         record.last_check = datetime.now(timezone.utc)
         return Responsiveness(
             session_id=session.session_id,
@@ -287,19 +323,10 @@ class HealthMonitor:
 
     # --- reporting -----------------------------------------------------------------------
     def status(self, session: KernelSession) -> KernelStatus:
-        record = self._record(session)
-        alive = session.client.is_alive()
-        if record.recovering or (not alive and session.held):
-            return "starting"  # the monitor or an execution is replacing the kernel
-        if not alive:
-            return "dead"
-        if session.busy:
-            return "busy"
-        if record.responsive is False:
-            return "unresponsive"
-        if session.client.execution_state == "starting":
-            return "starting"
-        return "idle"
+        """The session's status: the one vocabulary list_sessions shows too."""
+        if self._record(session).recovering and not session.closed:
+            return "starting"  # the monitor is about to replace the kernel
+        return session.status
 
     async def kernel_health(self, session: KernelSession) -> KernelHealth:
         """The kernel's health with fresh process figures."""

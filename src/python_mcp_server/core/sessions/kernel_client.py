@@ -31,6 +31,9 @@ from python_mcp_server.infra.kernels.base import (
 
 logger = logging.getLogger(__name__)
 
+#: Seconds an execution that went idle waits for its reply before it counts as dropped.
+REPLY_GRACE = 2.0
+
 IopubHandler = Callable[[Message], None]
 #: Called with the input_request content; returns the text to answer with.
 StdinHandler = Callable[[Mapping[str, Any]], str]
@@ -43,6 +46,8 @@ class _Pending:
     reply: asyncio.Future[Message]
     wants_idle: bool
     idle: asyncio.Event = field(default_factory=asyncio.Event)
+    #: The kernel began handling it (its busy status or execute_input arrived).
+    started: bool = False
     on_iopub: IopubHandler | None = None
     on_stdin: StdinHandler | None = None
 
@@ -59,6 +64,7 @@ class KernelClient:
         #: Characters of stream output tagged with no request in flight (background
         #: threads of calls that ended); see core/execution/background_output.py.
         self.unrouted_output_chars = 0
+        self._closed = False
         channels.start(self._on_message, self._on_closed)
         self._death_task = asyncio.create_task(self._watch_death(), name="kernel-death-watch")
 
@@ -127,7 +133,12 @@ class KernelClient:
         return reason
 
     async def close(self, *, kill: bool) -> None:
-        """Close the channels; with ``kill``, end the kernel process too."""
+        """Close the channels; with ``kill``, end the kernel process too. Idempotent."""
+        if self._closed:
+            if kill:
+                await self.kernel.kill()
+            return
+        self._closed = True
         try:
             if kill:
                 await self.kernel.kill()
@@ -165,26 +176,42 @@ class KernelClient:
 
     # --- message routing -------------------------------------------------------------
     def _on_message(self, channel: Channel, message: Message) -> None:
+        """Route one message; a malformed one (kernel code can forge them) is dropped."""
+        try:
+            self._route(channel, message)
+        except Exception:
+            logger.warning("dropped a malformed %s message from the kernel", channel, exc_info=True)
+
+    def _route(self, channel: Channel, message: Message) -> None:
         parent_id = message.get("parent_header", {}).get("msg_id")
         msg_type = message.get("header", {}).get("msg_type", "")
+        content = message.get("content")
+        if not isinstance(content, dict):
+            raise ValueError("message content is not an object")
         if channel == "iopub" and msg_type == "status":
-            state = message["content"].get("execution_state", "")
-            self.execution_state = state
-        request = self._pending.get(parent_id) if parent_id else None
+            self.execution_state = str(content.get("execution_state", ""))
+        request = self._pending.get(parent_id) if isinstance(parent_id, str) else None
         if request is None:
             if channel == "iopub" and msg_type == "stream":
                 self.unrouted_output_chars += len(str(message["content"].get("text", "")))
             return
         if channel == "iopub":
             if msg_type == "status":
-                if message["content"].get("execution_state") == "idle":
+                state = content.get("execution_state")
+                if state == "busy":
+                    request.started = True
+                elif state == "idle":
                     request.idle.set()
-            elif request.on_iopub is not None:
-                request.on_iopub(message)
+            else:
+                if msg_type == "execute_input":
+                    request.started = True
+                if request.on_iopub is not None:
+                    request.on_iopub(message)
         elif channel == "stdin":
             if msg_type == "input_request":
                 self._answer_input(request, message)
         elif not request.reply.done():
+            request.started = True
             request.reply.set_result(message)
 
     def _answer_input(self, request: _Pending, message: Message) -> None:
@@ -304,7 +331,7 @@ class Execution:
 
     async def _finish(self) -> Message:
         try:
-            reply = await self._pending.reply
+            reply = await self._reply()
             if self.client.exit is None:
                 await self._pending.idle.wait()
             if self.client.exit is not None:
@@ -313,12 +340,48 @@ class Execution:
         finally:
             self.client.forget(self.msg_id)
 
+    async def _reply(self) -> Message:
+        """The execute_reply; a stand-in when the kernel went idle without sending one.
+
+        ipykernel sends no reply for a request an interrupt landed in outside the user's
+        code (it logs "KeyboardInterrupt caught in kernel"); its idle status still comes.
+        The reply travels on another socket than the status, so it gets a grace period.
+        """
+        pending = self._pending
+        idle = asyncio.ensure_future(pending.idle.wait())
+        try:
+            waiters: set[asyncio.Future[Any]] = {pending.reply, idle}
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            idle.cancel()
+        if pending.reply.done() or self.client.exit is not None:
+            return await pending.reply
+        try:
+            return await asyncio.wait_for(asyncio.shield(pending.reply), REPLY_GRACE)
+        except asyncio.TimeoutError:
+            logger.warning("the kernel went idle without replying to %s", self.msg_id)
+            return {
+                "header": {"msg_type": "execute_reply"},
+                "parent_header": {"msg_id": self.msg_id},
+                "content": {
+                    "status": "error",
+                    "ename": "KeyboardInterrupt",
+                    "evalue": "interrupted before the kernel could reply",
+                    "traceback": [],
+                },
+            }
+
     async def wait(self, timeout: float | None) -> Message:
         """The execute_reply once all output has arrived; TimeoutError leaves it running."""
         return await asyncio.wait_for(asyncio.shield(self._done), timeout)
 
     def done(self) -> bool:
         return self._done.done()
+
+    @property
+    def started(self) -> bool:
+        """Whether the kernel began this code (False: it died before it got to it)."""
+        return self._pending.started
 
     def cancel(self) -> None:
         self._done.cancel()

@@ -120,7 +120,9 @@ class SessionManager:
             await self._reaper
         sessions, self._sessions = list(self._sessions.values()), {}
         await asyncio.gather(
-            self._pool.aclose(), *(self._release(s) for s in sessions), return_exceptions=True
+            self._pool.aclose(),
+            *(self._release(s, "the server is stopping") for s in sessions),
+            return_exceptions=True,
         )
         if self._factory.packages is not None:
             await self._factory.packages.clear()  # pooled kernels' folders too
@@ -263,7 +265,7 @@ class SessionManager:
         shown, name = self._key(spec)
         session = self._sessions.pop(name, None)
         if session is not None:
-            await session.close()
+            await session.close(reason="the session was deleted")
             await self._factory.release(name)
         else:
             kernel = await self._factory.launcher.find_session_kernel(name)
@@ -320,29 +322,30 @@ class SessionManager:
         name = session.key
         if self._sessions.get(name) is session:
             del self._sessions[name]
-        session.closed = True
+        session.lifecycle.abandon("its kernel was deleted on the gateway")
         self._forget_active(name)
         raise SessionNotFoundError(
             f"session {session.session_id!r} no longer exists: its kernel was deleted on the "
             "gateway (through another server, or by the gateway's idle culling)"
         )
 
-    async def _release(self, session: KernelSession) -> None:
+    async def _release(self, session: KernelSession, reason: str) -> None:
         """Let go of a session at shutdown or idle: end its kernel, or, when kernels are
         shared with other servers, only detach (the session lives on for them)."""
         if self._factory.launcher.shared_sessions:
-            session.closed = True
-            await session.client.close(kill=False)
+            await session.close(kill=False, reason=reason)
         else:
-            await session.close()
+            await session.close(reason=reason)
             await self._factory.release(session.session_id)
 
-    async def _kernel_replaced(self, session: KernelSession, reason: str) -> None:
+    async def _kernel_replaced(self, session: KernelSession, reason: str) -> list[str] | None:
+        restored: list[str] | None = None
         for hook in self.replacement_hooks:
             try:
-                await hook(session, reason)
+                restored = await hook(session, reason) or restored
             except Exception:  # one failing step must not skip the others
                 logger.exception("session %s: replacement hook failed", session.session_id)
+        return restored
 
     async def _reap_idle_forever(self) -> None:
         period = max(1.0, min(60.0, self._config.idle_timeout / 4))
@@ -372,10 +375,15 @@ class SessionManager:
             if self._factory.launcher.shared_sessions:
                 session = self._sessions.pop(name, None)
                 if session is not None:
-                    await self._release(session)
+                    await self._release(session, "it was idle too long")
                     logger.info("session %s detached after being idle", name)
                 continue
-            with contextlib.suppress(SessionNotFoundError):
-                await self.delete(SessionRef(*split_key(name)))
-                logger.info("session %s ended after being idle", name)
+            session = self._sessions.get(name)
+            if session is None or session.busy or session.held:
+                continue  # a call came in meanwhile
+            del self._sessions[name]
+            self._forget_active(name)
+            await session.close(reason="it was idle longer than MCP_SESSION_IDLE_TIMEOUT")
+            await self._factory.release(name)
+            logger.info("session %s ended after being idle", name)
         return idle

@@ -1,9 +1,11 @@
 """A named session: one live kernel, its variables, and the rules for running code in it.
 
-Executions on one session run one at a time in arrival order (``asyncio.Lock`` is FIFO);
+Executions on one session run one at a time in arrival order (the lifecycle's FIFO lock);
 different sessions run in parallel, bounded by a shared semaphore. A timeout interrupts
-the kernel and keeps its variables; a kernel that ignores the interrupt, or dies, is
-replaced and the result says so. User code is never re-run.
+the kernel and keeps its variables; a kernel that ignores the interrupt, or dies, or is
+ended by ``exit()``, is replaced and the result says so. Code that never reached a live
+kernel runs on the new one; code that did is never re-run. The state machine (ready, busy,
+replacing, closing, closed) and its transitions live in ``lifecycle.py``.
 """
 
 from __future__ import annotations
@@ -16,37 +18,58 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 
-from python_mcp_server.core.execution.output_collector import (
-    CollectedOutput,
-    OutputBounds,
-    OutputCollector,
-)
+from python_mcp_server.core.execution.output_collector import OutputBounds, OutputCollector
 from python_mcp_server.core.sessions.kernel_client import Execution, KernelClient
+from python_mcp_server.core.sessions.lifecycle import (
+    KernelReplacedHook,
+    KernelSource,
+    Replacement,
+    SessionLifecycle,
+    SessionState,
+)
+from python_mcp_server.core.sessions.outcome import (
+    EXIT_REASON,
+    CallFacts,
+    ExecutionOutcome,
+    asked_to_exit,
+    build_result,
+    kernel_died,
+    session_closed,
+)
 from python_mcp_server.core.sessions.owners import DEFAULT_OWNER, session_key
 from python_mcp_server.core.workspace.outputs import OutputFiles
-from python_mcp_server.errors import KernelDiedError
+from python_mcp_server.errors import (
+    KernelDiedError,
+    KernelStartError,
+    KernelUnresponsiveError,
+    SessionClosedError,
+)
 from python_mcp_server.infra.network.access import NetworkAccess
-from python_mcp_server.models.execution import ExecutionErrorInfo, ExecutionResult
+from python_mcp_server.models.execution import ExecutionErrorInfo
+from python_mcp_server.models.sessions import SessionStatus
 
 logger = logging.getLogger(__name__)
 
 #: Called while code runs: (seconds elapsed, recent output).
 ProgressCallback = Callable[[float, str], Awaitable[None]]
-#: Supplies a fresh kernel for this session (pool or new start).
-KernelSource = Callable[["KernelSession"], Awaitable[KernelClient]]
-#: Called after a kernel that died or hung was replaced (not after a requested restart),
-#: with the session (already on its new kernel) and the reason; e.g. restores a snapshot.
-KernelReplacedHook = Callable[["KernelSession", str], Awaitable[None]]
 
 PROGRESS_INTERVAL = 0.5
-CANCEL_RESTART_NOTICE = (
-    "a cancelled call did not stop on interrupt, so the kernel was restarted and "
-    "its variables were lost"
-)
+CANCEL_RESTART_REASON = "a cancelled call did not stop on interrupt, so the kernel was restarted"
+
+T = TypeVar("T")
+
+__all__ = [
+    "ExecutionConfig",
+    "ExecutionOutcome",
+    "KernelReplacedHook",
+    "KernelSession",
+    "KernelSource",
+    "ProgressCallback",
+]
 
 
 @dataclass(frozen=True)
@@ -59,14 +82,6 @@ class ExecutionConfig:
     interrupt_grace: float
     #: How much output a result carries.
     output_bounds: OutputBounds
-
-
-@dataclass
-class ExecutionOutcome:
-    """A finished execution: the wire result plus the images to attach as content."""
-
-    result: ExecutionResult
-    collected: CollectedOutput
 
 
 def _now() -> datetime:
@@ -96,32 +111,50 @@ class KernelSession:
         self.venv_name = venv_name
         #: The session's own network access (narrower than the server's); None: the server's.
         self.network: NetworkAccess | None = None
-        self.client = client
         self.created_at = _now()
         self.last_used = self.created_at
         self.last_used_monotonic = time.monotonic()
         self.execution_count = 0
-        self.restart_count = 0
         self.last_error: str | None = None
-        #: Said in the next result: a cancelled call whose kernel had to be restarted.
-        self.pending_notice: str | None = None
         self._config = config
         self._semaphore = semaphore
-        self._kernel_source = kernel_source
-        self._on_replaced = on_replaced
-        self._lock = asyncio.Lock()
         self._running = 0
-        self.closed = False
+        self.lifecycle = SessionLifecycle(
+            self, client, kernel_source=kernel_source, on_replaced=on_replaced
+        )
 
     # --- state -------------------------------------------------------------------------
     @property
+    def client(self) -> KernelClient:
+        return self.lifecycle.client
+
+    @property
+    def status(self) -> SessionStatus:
+        return self.lifecycle.status()
+
+    @property
+    def closed(self) -> bool:
+        """Closing or closed: nothing new starts in this session."""
+        return self.lifecycle.closing
+
+    @property
+    def restart_count(self) -> int:
+        return self.lifecycle.restart_count
+
+    @property
     def busy(self) -> bool:
+        """Whether executions run or wait in this session."""
         return self._running > 0
 
     @property
+    def callers(self) -> int:
+        """Executions running or waiting in this session."""
+        return self._running
+
+    @property
     def held(self) -> bool:
-        """Whether an execution, restart or snapshot holds the session right now."""
-        return self._lock.locked()
+        """Whether an execution, replacement or snapshot holds the session right now."""
+        return self.lifecycle.lock.locked()
 
     @property
     def key(self) -> str:
@@ -145,11 +178,14 @@ class KernelSession:
         input_data: list[str] | None = None,
         progress: ProgressCallback | None = None,
     ) -> ExecutionOutcome:
-        """Run code and return its outcome; Python errors are outcomes, not exceptions."""
+        """Run code and return its outcome; Python errors are outcomes, not exceptions.
+
+        SESSION_CLOSED (raised) when the session closes before the code starts.
+        """
         self.touch()
         self._running += 1
         try:
-            async with self._lock, self._semaphore:
+            async with self.lifecycle.hold(busy=True), self._semaphore:
                 return await self._run(
                     code, timeout or self._config.default_timeout, input_data, progress
                 )
@@ -172,109 +208,136 @@ class KernelSession:
             owner=self,
         )
         feeder = _InputFeeder(input_data)
+        facts = CallFacts(replacements=self.lifecycle.take_unreported())
         started = time.perf_counter()
-        status = "ok"
-        message: str | None = None
-        restarted = False
-        failure: ExecutionErrorInfo | None = None
-        reply: dict[str, Any] | None = None
-        client = self.client
-        try:
-            execution = client.start_execute(code, on_iopub=collector.handle, on_stdin=feeder)
-        except KernelDiedError as exc:
-            await self._replace_kernel(exc.message)
-            execution = None
-            status, restarted = "error", True
-            failure = _kernel_died(exc.message)
         heartbeat = (
             asyncio.create_task(self._heartbeat(progress, collector, started))
-            if progress is not None and execution is not None
+            if progress is not None
             else None
         )
         try:
-            if execution is not None:
-                try:
-                    reply = await execution.wait(timeout)
-                except asyncio.TimeoutError:
-                    status = "timeout"
-                    message = f"execution exceeded {timeout:g} s and was interrupted"
-                    restarted = await self._interrupt_or_restart(execution)
-                    if restarted:
-                        message += (
-                            "; the kernel did not stop within the grace period and was "
-                            "restarted, so its variables are lost"
-                        )
-                    else:
-                        message += "; the session keeps its variables"
-                except KernelDiedError as exc:
-                    status, restarted = "error", True
-                    failure = _kernel_died(exc.message)
-                    message = "the kernel died and was restarted; its variables are lost"
-                    await self._replace_kernel(exc.message)
-        except asyncio.CancelledError:
-            # The client cancelled the call: stop the code, keep the session usable.
-            if execution is not None:
-                with anyio.CancelScope(shield=True):
-                    if await self._interrupt_or_restart(execution):
-                        self.pending_notice = CANCEL_RESTART_NOTICE
-                        logger.warning("session %s: %s", self.session_id, CANCEL_RESTART_NOTICE)
-            raise
+            await self._attempt(code, timeout, collector, feeder, facts)
         finally:
             if heartbeat is not None:
                 heartbeat.cancel()
             collected = collector.finish()
-        if reply is not None:
-            content = reply.get("content", {})
-            if content.get("status") != "ok" and status == "ok":
-                status = "error"
-        if failure is None and status == "error" and collected.error is None and reply is not None:
-            content = reply.get("content", {})
-            failure = ExecutionErrorInfo(
-                ename=str(content.get("ename", "Error")),
-                evalue=str(content.get("evalue", content.get("status", ""))),
-                traceback=[],
-            )
-        error = failure or collected.error
-        if (
-            error is not None
-            and feeder.exhausted
-            and error.ename == "EOFError"
-            and not error.evalue
-        ):
-            error.evalue = "input() was called but input_data has no more lines"
-        if status == "timeout":
-            error = ExecutionErrorInfo(
-                ename="TimeoutError",
-                evalue=message or "timeout",
-                code="EXECUTION_TIMEOUT",
-            )
+        facts.input_exhausted = feeder.exhausted
         self.execution_count += 1
-        if error is not None:
-            self.last_error = f"{error.ename}: {error.evalue}"
-        result = ExecutionResult(
-            status=status,
-            stdout=collected.stdout,
-            stderr=collected.stderr,
-            result=collected.result,
-            error=error,
-            outputs=collected.outputs,
-            execution_count=(reply or {}).get("content", {}).get("execution_count"),
-            execution_time=round(time.perf_counter() - started, 6),
+        result = build_result(
+            facts,
+            collected,
             session_id=self.session_id,
             execution_id=execution_id,
-            truncated=collected.truncated,
-            stdout_path=collected.stdout_path,
-            stderr_path=collected.stderr_path,
-            kernel_restarted=restarted,
-            message="; ".join(m for m in (message, collected.message) if m) or None,
+            elapsed=time.perf_counter() - started,
         )
-        if feeder.exhausted:
-            note = "input_data ran out: input() raised EOFError"
-            result.message = f"{result.message}; {note}" if result.message else note
-        if self.pending_notice:
-            note, self.pending_notice = self.pending_notice, None
-            result.message = f"{note}; {result.message}" if result.message else note
+        if result.error is not None:
+            self.last_error = f"{result.error.ename}: {result.error.evalue}"
         return ExecutionOutcome(result=result, collected=collected)
+
+    async def _attempt(
+        self,
+        code: str,
+        timeout: float,
+        collector: OutputCollector,
+        feeder: _InputFeeder,
+        facts: CallFacts,
+    ) -> None:
+        """Run the code on a live kernel and record what happened; never raises for a
+        kernel that died, would not start, or a session that closed."""
+        try:
+            await self._send_and_wait(code, timeout, collector, feeder, facts)
+        except SessionClosedError:
+            facts.status, facts.failure = "error", session_closed(self._close_reason())
+        except KernelStartError as exc:
+            facts.code_ran, facts.status = False, "error"
+            facts.failure = ExecutionErrorInfo(
+                ename="KernelStartFailed",
+                evalue=f"the session's kernel had ended and a new one could not be started: "
+                f"{exc.message}",
+                code="KERNEL_START_FAILED",
+            )
+
+    async def _send_and_wait(
+        self,
+        code: str,
+        timeout: float,
+        collector: OutputCollector,
+        feeder: _InputFeeder,
+        facts: CallFacts,
+    ) -> None:
+        for _ in range(2):  # the second try only when the first never reached a kernel
+            facts.code_ran = False
+            try:
+                if not self.client.is_alive():
+                    await self._replace_before_run(facts)
+                execution = self.client.start_execute(
+                    code, on_iopub=collector.handle, on_stdin=feeder
+                )
+            except KernelDiedError:
+                continue  # died between the check and the send: replace, then send again
+            # Sent: it may run, so it is never sent again (a death before the kernel said
+            # it began cannot be told from code that killed the kernel at once).
+            facts.code_ran = True
+            try:
+                await self._wait(execution, timeout, facts)
+            except KernelDiedError as exc:
+                if self.closed:
+                    raise SessionClosedError(exc.message) from None
+                facts.status, facts.failure = "error", kernel_died(exc.message)
+                facts.message = "the kernel died and was restarted"
+                facts.restarted_here = True
+                await self._replace_into(facts, exc.message)
+            return
+        facts.status = "error"
+        facts.failure = kernel_died("no kernel stayed alive long enough to run the code")
+
+    async def _wait(self, execution: Execution, timeout: float, facts: CallFacts) -> None:
+        try:
+            facts.reply = await execution.wait(timeout)
+        except asyncio.TimeoutError:
+            facts.status = "timeout"
+            facts.message = f"execution exceeded {timeout:g} s and was interrupted"
+            if await self._interrupt_or_restart(execution, facts):
+                facts.message += (
+                    "; the kernel did not stop within the grace period and was restarted"
+                )
+            else:
+                facts.message += "; the session keeps its variables"
+            return
+        except asyncio.CancelledError:
+            # The caller cancelled the call (or is gone): stop the code, keep the session.
+            with anyio.CancelScope(shield=True):
+                if await self._interrupt_or_restart(execution, facts, CANCEL_RESTART_REASON):
+                    logger.warning("session %s: %s", self.session_id, CANCEL_RESTART_REASON)
+                    # nobody reads this call's result: the next call is told instead
+                    self.lifecycle.unreported[:0] = facts.replacements
+            raise
+        if asked_to_exit(facts.reply) and not self.closed:
+            with contextlib.suppress(asyncio.TimeoutError):  # it exits on its own
+                await asyncio.wait_for(self.client.wait_exit(), 2.0)
+            facts.message = "exit() ends the kernel, so the session's kernel was restarted at once"
+            facts.restarted_here = True
+            await self._replace_into(facts, EXIT_REASON, requested=True)
+
+    async def _replace_before_run(self, facts: CallFacts) -> None:
+        exit_info = self.client.exit
+        reason = exit_info.reason if exit_info is not None else "the kernel process ended"
+        facts.replacements.append(await self._replace(reason))
+
+    async def _replace_into(
+        self, facts: CallFacts, reason: str, *, requested: bool = False
+    ) -> None:
+        try:
+            facts.replacements.append(await self._replace(reason, requested=requested))
+        except SessionClosedError:
+            facts.status, facts.failure = "error", session_closed(self._close_reason())
+
+    async def _replace(self, reason: str, *, requested: bool = False) -> Replacement:
+        self.last_error = reason
+        return await self.lifecycle.replace(reason, requested=requested)
+
+    def _close_reason(self) -> str:
+        return self.lifecycle.close_reason or "the session was closed"
 
     async def _heartbeat(
         self, progress: ProgressCallback, collector: OutputCollector, started: float
@@ -288,7 +351,12 @@ class KernelSession:
                 seen = collector.activity
                 await progress(elapsed, tail)
 
-    async def _interrupt_or_restart(self, execution: Execution) -> bool:
+    async def _interrupt_or_restart(
+        self,
+        execution: Execution,
+        facts: CallFacts,
+        ignored: str = "the kernel ignored an interrupt",
+    ) -> bool:
         """Interrupt; if the kernel is not idle within the grace period, restart it.
 
         Returns True when the kernel was restarted.
@@ -299,56 +367,77 @@ class KernelSession:
             return False
         except asyncio.TimeoutError:
             execution.cancel()
-            await self._replace_kernel("the kernel ignored an interrupt")
-            return True
+            reason = ignored
         except KernelDiedError as exc:
-            await self._replace_kernel(exc.message)
-            return True
-
-    async def _replace_kernel(self, reason: str, *, requested: bool = False) -> None:
-        old = self.client
-        self.last_error = reason
-        # A gateway kernel restarts in place (same id, so other replicas follow it); any
-        # other kernel ends here and the source starts a new one.
-        in_place = await old.kernel.restart_in_place()
-        await old.close(kill=not in_place)
-        self.client = await self._kernel_source(self)
-        self.restart_count += 1
-        logger.info("session %s: kernel replaced (%s)", self.session_id, reason)
-        if not requested and self._on_replaced is not None:
-            try:
-                await self._on_replaced(self, reason)
-            except Exception:  # the new kernel works; a failed follow-up must not hide it
-                logger.exception("session %s: after-replacement step failed", self.session_id)
+            reason = exc.message
+        if self.closed:
+            return False
+        facts.restarted_here = True
+        await self._replace_into(facts, reason)
+        return True
 
     # --- control ---------------------------------------------------------------------
     @contextlib.asynccontextmanager
     async def exclusive(self) -> AsyncIterator[None]:
-        """Hold the session: executions and restarts wait until the block ends."""
-        async with self._lock:
+        """Hold the session: executions and restarts wait until the block ends.
+
+        SESSION_CLOSED when the session closes first."""
+        async with self.lifecycle.hold(busy=False):
             yield
 
     async def replace_kernel(self, reason: str, *, requested: bool) -> None:
         """Replace the kernel now; the caller holds ``exclusive()``.
 
-        ``requested=False`` (a dead or hung kernel) runs the after-replacement hook.
+        ``requested=False`` (a dead or hung kernel nobody waits on) runs the
+        after-replacement hooks and tells the next execution about it.
         """
-        await self._replace_kernel(reason, requested=requested)
+        self.last_error = reason if not requested else self.last_error
+        if requested:
+            await self.lifecycle.replace(reason, requested=True)
+        else:
+            await self.lifecycle.replace_unreported(reason)
+
+    async def held_request(
+        self, use: Callable[[KernelClient], Awaitable[T]], *, timeout: float
+    ) -> T:
+        """Use the kernel's shell channel for a request, never beside a cell, within
+        ``timeout`` (see ``SessionLifecycle.shell_request``); KERNEL_UNRESPONSIVE after it.
+
+        While a cell runs, the request waits for it here rather than in the kernel's queue,
+        so an interrupt aimed at the cell can never land in it and lose its reply.
+        """
+
+        async def admitted() -> T:
+            async with self.lifecycle.shell_request() as client:
+                return await use(client)
+
+        try:
+            return await asyncio.wait_for(admitted(), timeout)
+        except asyncio.TimeoutError as exc:
+            raise KernelUnresponsiveError(
+                f"the kernel did not answer within {timeout:g} s"
+                + (" (code was running in the session)" if self.busy else "")
+            ) from exc
 
     async def restart(self) -> None:
         """Replace the kernel with a fresh one; waits for a running execution first."""
-        async with self._lock:
-            await self._replace_kernel("restart requested", requested=True)
+        async with self.exclusive():
+            await self.lifecycle.replace("restart requested", requested=True)
 
     async def interrupt(self) -> bool:
-        """Interrupt whatever runs now. Returns whether anything was running."""
-        was_busy = self.busy
-        await self.client.interrupt()
-        return was_busy
+        """Interrupt the running cell, if one runs. Returns whether one was running.
 
-    async def close(self) -> None:
-        self.closed = True
-        await self.client.close(kill=True)
+        Nothing is sent otherwise: an interrupt landing in any other request would make the
+        kernel drop that request's reply.
+        """
+        if self.lifecycle.state is not SessionState.BUSY:
+            return False
+        await self.client.interrupt()
+        return True
+
+    async def close(self, *, kill: bool = True, reason: str = "the session was deleted") -> None:
+        """End the session (``kill=False``: only detach from a shared kernel)."""
+        await self.lifecycle.close(kill=kill, reason=reason)
 
 
 class _InputFeeder:
@@ -363,7 +452,3 @@ class _InputFeeder:
             return self._lines.pop(0)
         self.exhausted = True
         return "\x04"
-
-
-def _kernel_died(reason: str) -> ExecutionErrorInfo:
-    return ExecutionErrorInfo(ename="KernelDied", evalue=reason, traceback=[], code="KERNEL_DIED")

@@ -24,12 +24,10 @@ from typing import Literal
 from python_mcp_server.core.execution.private_eval import run_probe
 from python_mcp_server.core.execution.service import ExecutionRequest
 from python_mcp_server.core.sessions.session import ExecutionOutcome, KernelSession
-from python_mcp_server.errors import ServerError
+from python_mcp_server.errors import ServerError, SessionClosedError
 from python_mcp_server.models.sessions import NotKept, PreservedState
 
 logger = logging.getLogger(__name__)
-
-MARK_NOTE = "snapshot_mark"
 
 
 @dataclass(frozen=True)
@@ -105,10 +103,6 @@ class SnapshotService:
             return None
         return snapshot
 
-    def restored_since(self, session: KernelSession, mark: float) -> Restore | None:
-        restore = self._restores.get(session.key)
-        return restore if restore is not None and restore.at >= mark else None
-
     # --- save and load -----------------------------------------------------------------
     async def capture(self, session: KernelSession) -> Snapshot:
         """Save the session's variables now; the caller holds ``session.exclusive()``."""
@@ -143,14 +137,14 @@ class SnapshotService:
         task.add_done_callback(self._pending.discard)
 
     async def _capture_now(self, session: KernelSession) -> None:
-        async with session.exclusive():
-            if session.closed:
-                return
-            try:
+        try:
+            async with session.exclusive():
                 await self.capture(session)
-            except ServerError as exc:
-                if not session.closed:
-                    logger.warning("session %s: snapshot failed: %s", session.session_id, exc)
+        except SessionClosedError:
+            return  # deleted or stopping: nothing to keep
+        except ServerError as exc:
+            if not session.closed:
+                logger.warning("session %s: snapshot failed: %s", session.session_id, exc)
 
     async def restore(self, session: KernelSession, snapshot: Snapshot) -> Restore:
         """Load a snapshot into the session's (new) kernel."""
@@ -201,13 +195,14 @@ class SnapshotService:
             source=source,
         )
 
-    async def after_replacement(self, session: KernelSession, reason: str) -> None:
-        """SessionManager hook: bring a replaced kernel back to the last auto snapshot."""
+    async def after_replacement(self, session: KernelSession, reason: str) -> list[str] | None:
+        """SessionManager hook: bring a replaced kernel back to the last auto snapshot;
+        returns the restored variables (the session reports them to the next caller)."""
         if not self.config.auto:
-            return
+            return None
         snapshot = self.latest(session)
         if snapshot is None:
-            return
+            return None
         restore = await self.restore(session, snapshot)
         logger.info(
             "session %s: restored %d variable(s) from the last snapshot after: %s",
@@ -215,6 +210,7 @@ class SnapshotService:
             len(restore.restored),
             reason,
         )
+        return restore.restored
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -227,26 +223,20 @@ def _write_private(path: Path, text: str) -> None:
 
 
 class SnapshotHook:
-    """ExecutionHook: auto snapshots, and says when a crash was undone by one."""
+    """ExecutionHook: a snapshot after each successful execution (MCP_AUTO_SNAPSHOT).
+
+    What a crash's restore brought back is reported by the session itself
+    (``restored_variables``), whichever path replaced the kernel.
+    """
 
     def __init__(self, service: SnapshotService) -> None:
         self._service = service
 
-    async def before(self, session: KernelSession, request: ExecutionRequest) -> None:
-        request.notes[MARK_NOTE] = time.monotonic()
-
     async def after(
         self, session: KernelSession, request: ExecutionRequest, outcome: ExecutionOutcome
     ) -> None:
-        result = outcome.result
-        mark = request.notes.get(MARK_NOTE)
-        restore = self._service.restored_since(session, mark) if isinstance(mark, float) else None
-        if result.kernel_restarted and restore is not None:
-            result.restored_variables = restore.restored
-            note = f"the last snapshot restored {len(restore.restored)} variable(s)"
-            if result.status == "timeout":
-                result.message = f"{result.message}; {note}"
-            else:
-                result.message = f"the kernel died and was restarted; {note}"
-        if self._service.config.auto and result.status == "ok" and not session.closed:
+        if self._service.config.auto and outcome.result.status == "ok" and not session.closed:
             self._service.capture_soon(session)
+
+    async def before(self, session: KernelSession, request: ExecutionRequest) -> None:
+        return None

@@ -167,15 +167,19 @@ class WebsocketKernelChannels(KernelChannels):
         try:
             async for frame in self._connection:
                 try:
-                    message = json.loads(frame)
+                    message = _decode(frame)
                     channel = message.pop("channel")
                 except (ValueError, KeyError, TypeError, AttributeError):
                     logger.warning("dropped an undecodable gateway message")
                     continue
                 if channel not in _CHANNELS:
                     continue
-                event = lifecycle_event(channel, message)
-                on_message(channel, message)
+                try:
+                    event = lifecycle_event(channel, message)
+                    on_message(channel, message)
+                except Exception:  # one bad message must not stop the channel
+                    logger.exception("dropped a %s message its handler failed on", channel)
+                    continue
                 if event is not None:
                     self._on_event(event, _describe(event))
         except ConnectionClosed as exc:
@@ -194,6 +198,19 @@ class WebsocketKernelChannels(KernelChannels):
         self._tasks.clear()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._connection.close(), 2.0)
+
+
+def _decode(frame: str | bytes) -> Message:
+    """One websocket frame as a message; ValueError when it is not a well-formed one."""
+    message = json.loads(frame)
+    if not isinstance(message, dict):
+        raise ValueError("not a JSON object")
+    for part in ("header", "parent_header", "content"):
+        if not isinstance(message.get(part, {}), dict):
+            raise ValueError(f"{part} is not an object")
+    if not isinstance(message.get("header", {}).get("msg_type"), str):
+        raise ValueError("the header has no msg_type")
+    return message
 
 
 def _describe(event: KernelEvent) -> str:

@@ -2,6 +2,13 @@
 
 One reader task per socket hands every decoded message to the session's callback, so
 replies are matched by ``parent_header.msg_id`` upstream and nothing is polled on a timer.
+
+Sends go through the very ``zmq.asyncio`` socket the reader waits on. Never through
+``Session.send``: it sends on a plain shadow of the socket, and a send there can consume
+the socket's edge-triggered readiness, so the asyncio reader is never woken while replies
+sit unread (overlapping requests then hang to their timeout). Messages are signed with
+``Session.serialize`` and sent with ``send_multipart`` here. A malformed or forged message
+(kernel code holds the key) is dropped and logged; it never stops a reader.
 """
 
 from __future__ import annotations
@@ -45,6 +52,12 @@ def _endpoint(info: Mapping[str, Any], channel: Channel) -> str:
     if info["transport"] == "ipc":
         return f"ipc://{info['ip']}-{port}"
     return f"tcp://{info['ip']}:{port}"
+
+
+def _log_send_failure(sent: asyncio.Future[Any]) -> None:
+    """A send that failed (the socket closed under it) is logged, never left unretrieved."""
+    if not sent.cancelled() and sent.exception() is not None:
+        logger.debug("a kernel message was not sent: %s", sent.exception())
 
 
 class ZmqKernelChannels(KernelChannels):
@@ -101,7 +114,10 @@ class ZmqKernelChannels(KernelChannels):
         return dict(self._session.msg(msg_type, dict(content)))
 
     def send(self, channel: Channel, message: Message) -> None:
-        self._session.send(self._sockets[channel], message)
+        frames: list[Any] = self._session.serialize(message)
+        frames.extend(message.get("buffers") or ())
+        sent = asyncio.ensure_future(self._sockets[channel].send_multipart(frames))
+        sent.add_done_callback(_log_send_failure)
 
     def start(self, on_message: MessageHandler, on_closed: ClosedHandler) -> None:
         for channel, sock in self._sockets.items():
@@ -126,7 +142,10 @@ class ZmqKernelChannels(KernelChannels):
                 except Exception:  # a malformed or badly signed message is dropped
                     logger.warning("dropped an undecodable %s message", channel)
                     continue
-                on_message(channel, message)
+                try:
+                    on_message(channel, message)
+                except Exception:  # one bad message must not stop the channel
+                    logger.exception("dropped a %s message its handler failed on", channel)
         except asyncio.CancelledError:
             raise
         except zmq.ZMQError as exc:
@@ -148,14 +167,18 @@ class ZmqKernelChannels(KernelChannels):
             expected = self._session.sign(parts[1:5])
             if not hmac.compare_digest(parts[0], expected):
                 raise ValueError("invalid signature")
-        header = json.loads(parts[1])
+        header, parent, metadata, content = (json.loads(part) for part in parts[1:5])
+        if not all(isinstance(p, dict) for p in (header, parent, metadata, content)):
+            raise ValueError("a message part is not a JSON object")
+        if not isinstance(header.get("msg_type"), str):
+            raise ValueError("the header has no msg_type")
         return {
             "header": header,
             "msg_id": header.get("msg_id"),
-            "msg_type": header.get("msg_type"),
-            "parent_header": json.loads(parts[2]),
-            "metadata": json.loads(parts[3]),
-            "content": json.loads(parts[4]),
+            "msg_type": header["msg_type"],
+            "parent_header": parent,
+            "metadata": metadata,
+            "content": content,
             "buffers": [memoryview(part) for part in parts[5:]],
         }
 

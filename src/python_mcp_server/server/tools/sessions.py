@@ -19,7 +19,6 @@ from python_mcp_server.models.sessions import (
     SessionAction,
     SessionInfo,
     SessionList,
-    SessionStatus,
 )
 from python_mcp_server.server.kernel_network import session_network
 from python_mcp_server.server.principals import current_principal, session_ref
@@ -43,19 +42,11 @@ OptionalSessionIdArg = Annotated[
 ]
 
 
-def session_status(session: KernelSession) -> SessionStatus:
-    if not session.client.is_alive():
-        return "dead"
-    if session.busy:
-        return "busy"
-    return "idle"
-
-
 def session_info(session: KernelSession, manager: SessionManager) -> SessionInfo:
     return SessionInfo(
         session_id=session.session_id,
         description=session.description,
-        status=session_status(session),
+        status=session.status,
         created_at=session.created_at,
         last_used=session.last_used,
         execution_count=session.execution_count,

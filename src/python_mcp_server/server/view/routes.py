@@ -92,7 +92,7 @@ class ViewRoutes:
         if ref not in sessions:
             return {"status": "ended", "execution_count": 0}
         session = sessions.get(ref)
-        status = "dead" if not session.client.is_alive() else "busy" if session.busy else "idle"
+        status = session.status  # the vocabulary list_sessions and health use
         state: dict[str, Any] = {
             "status": status,
             "execution_count": session.execution_count,
@@ -119,7 +119,7 @@ class ViewRoutes:
         rows = [
             {
                 "session_id": s.session_id,
-                "status": "busy" if s.busy else "idle",
+                "status": s.status,
                 "description": s.description,
             }
             for s in self._services.sessions.all(grant.principal)
