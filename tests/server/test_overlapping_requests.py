@@ -22,6 +22,7 @@ ROUNDS = 300
 BOUND = 60.0
 
 
+@pytest.mark.timeout(900)  # thousands of calls on a loaded 2-core machine
 @pytest.mark.parametrize("settings_overrides", [{"health_interval": 0.05, "execution_timeout": 60}])
 async def test_overlapping_requests_never_lose_a_reply(
     client: Client[Any], services: Services

@@ -31,6 +31,7 @@ class SessionInfo(WireModel):
     kernel_pid: int | None = Field(None, description="Kernel process id on this machine.")
     active: bool = Field(description="Whether calls without session_id go to this session.")
     restarts: int = Field(0, description="Kernel restarts since the session was created.")
+    waiting_calls: int = Field(0, description="Executions waiting for the running one to end.")
     venv_name: str | None = Field(None, description="Environment whose interpreter it runs.")
     network: str | None = Field(
         None,

@@ -33,6 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from python_mcp_server.errors import ErrorCode
 from python_mcp_server.server.auth import PrincipalTokenVerifier, auth_configured, build_auth
+from python_mcp_server.server.disconnects import DisconnectWatchMiddleware
 from python_mcp_server.server.http_hosts import is_loopback_name, parse_host_header, parse_origin
 from python_mcp_server.settings import Settings
 
@@ -237,7 +238,8 @@ def security_middleware(settings: Settings) -> list[Middleware]:
 
 def http_options(settings: Settings) -> dict[str, Any]:
     """Keyword arguments for ``run_http_async``/``http_app``: our guard, not fastmcp's."""
-    return {"middleware": security_middleware(settings), "host_origin_protection": False}
+    watch = Middleware(DisconnectWatchMiddleware)  # a call whose caller left stops
+    return {"middleware": [*security_middleware(settings), watch], "host_origin_protection": False}
 
 
 def _public_without_token(settings: Settings) -> bool:

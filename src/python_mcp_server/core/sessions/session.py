@@ -152,6 +152,11 @@ class KernelSession:
         return self._running
 
     @property
+    def waiting_calls(self) -> int:
+        """Executions waiting for the session (behind a running one)."""
+        return max(0, self._running - (self.lifecycle.state is SessionState.BUSY))
+
+    @property
     def held(self) -> bool:
         """Whether an execution, replacement or snapshot holds the session right now."""
         return self.lifecycle.lock.locked()

@@ -9,7 +9,8 @@ environment, which may not have this package. ``sys.argv[1]`` is a JSON object:
 - ``forwarder``: ``{"port", "socket", "loop"}``: bind ``127.0.0.1:port`` (in the sandbox's
   own network namespace), then fork and exec ``loop`` in a fresh interpreter that hands
   every connection to the egress proxy's ``socket`` (see ``infra/network/forwarder.py``);
-- ``mode``: ``"kernel"`` (become ipykernel_launcher with the remaining arguments) or
+- ``mode``: ``"kernel"`` (become ipykernel_launcher with the remaining arguments, as a
+  child subreaper so that no process it starts can leave its process tree) or
   ``"template"`` (import the preload, then fork one kernel per request read from stdin;
   see ``template_main``).
 
@@ -96,8 +97,25 @@ def preload(modules: list[str]) -> dict[str, str]:
     return failures
 
 
+def become_subreaper() -> None:
+    """Adopt every orphan among this kernel's descendants (Linux ``PR_SET_CHILD_SUBREAPER``).
+
+    A daemon that double-forks and calls ``setsid`` leaves the kernel's process group and
+    loses its parent; as a subreaper the kernel inherits it, so it stays in the kernel's
+    process tree and is ended with the kernel. Nothing happens where prctl is unavailable.
+    """
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        pass
+
+
 def run_kernel(argv: list[str]) -> None:
     """What ``python -m ipykernel_launcher`` does, plus the inline plots of a preload."""
+    become_subreaper()
     if sys.path and sys.path[0] in ("", os.getcwd()):
         del sys.path[0]
     from ipykernel.kernelapp import IPKernelApp

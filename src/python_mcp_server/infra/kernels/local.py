@@ -225,9 +225,9 @@ class LocalLauncher(KernelLauncher):
     def kernel_argv(self, request: KernelLaunchRequest, connection_file: Path) -> list[str]:
         """The command line of the kernel process (the sandbox launcher wraps it)."""
         args = ["-f", str(connection_file), *KERNEL_ARGS, *request.extra_args]
+        # Always through the kernel program: it makes the kernel a child subreaper, so a
+        # process it starts cannot escape its tree (a double-forked setsid daemon).
         config = self.program_config(request)
-        if not config:
-            return [request.python, "-m", "ipykernel_launcher", *args]
         config["mode"] = "kernel"
         return [request.python, "-c", program_source(), json.dumps(config), *args]
 

@@ -143,15 +143,32 @@ def _kill_by_marker(markers: set[str]) -> int:
 
 
 def kill_process_tree(pid: int) -> None:
-    """SIGKILL a process, its process group (if it leads one) and all its descendants."""
+    """SIGKILL a process, its process group (if it leads one) and all its descendants.
+
+    The tree is first frozen: every member is stopped (SIGSTOP) until a walk finds no new
+    one, so nothing can fork, or leave the tree, between the walk and the kill. Kernels
+    are child subreapers, so orphans they made (double-forked daemons) are in the tree.
+    """
     try:
         root = psutil.Process(pid)
-        descendants = root.children(recursive=True)
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return
+    frozen: dict[int, psutil.Process] = {}
+    for _ in range(50):  # bounded: each walk stops what the last one found
+        try:
+            tree = [root, *root.children(recursive=True)]
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            break
+        fresh = [p for p in tree if p.pid not in frozen]
+        if not fresh:
+            break
+        for proc in fresh:
+            with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+                proc.send_signal(signal.SIGSTOP)
+            frozen[proc.pid] = proc
     with contextlib.suppress(ProcessLookupError, PermissionError):
         if os.getpgid(pid) == pid:
             os.killpg(pid, signal.SIGKILL)
-    for proc in [root, *descendants]:
+    for proc in [root, *frozen.values()]:
         with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
             proc.kill()

@@ -34,6 +34,7 @@ from python_mcp_server.core.sessions.owners import SessionRef
 from python_mcp_server.core.sessions.session import ExecutionOutcome
 from python_mcp_server.errors import InvalidInputError
 from python_mcp_server.models.compat import ExecutePythonCodeResult, ExecutePythonResult
+from python_mcp_server.server.disconnects import until_caller_gone
 from python_mcp_server.server.principals import current_principal, session_ref
 from python_mcp_server.server.services import Services
 from python_mcp_server.server.tools.annotations import ACTS, ADDS, READ_ONLY, REPLACES, SETS
@@ -147,11 +148,13 @@ def register_execution(mcp: FastMCP, services: Services) -> None:
         async def progress(elapsed: float, recent: str) -> None:
             await ctx.report_progress(elapsed, None, recent or f"running {elapsed:.1f} s")
 
-        outcome = await execution.run(
-            ExecutionRequest(
-                code=code, session_id=SessionRef(owner, session_id), input_data=inputData
-            ),
-            progress=progress,
+        outcome = await until_caller_gone(
+            execution.run(
+                ExecutionRequest(
+                    code=code, session_id=SessionRef(owner, session_id), input_data=inputData
+                ),
+                progress=progress,
+            )
         )
         compat = to_execute_python(outcome.result, venvName or settings.default_venv_name)
         content: list[ContentBlock] = [TextContent(type="text", text=execute_python_text(compat))]
@@ -184,14 +187,16 @@ def register_execution(mcp: FastMCP, services: Services) -> None:
             await ctx.report_progress(elapsed, None, recent or f"running {elapsed:.1f} s")
 
         executed_at = _now()
-        outcome = await execution.run(
-            ExecutionRequest(
-                code=code,
-                session_id=session_ref(None),
-                timeout=timeout,
-                allow_unsafe=allow_unsafe,
-            ),
-            progress=progress,
+        outcome = await until_caller_gone(
+            execution.run(
+                ExecutionRequest(
+                    code=code,
+                    session_id=session_ref(None),
+                    timeout=timeout,
+                    allow_unsafe=allow_unsafe,
+                ),
+                progress=progress,
+            )
         )
         return to_execute_python_code(
             outcome.result,

@@ -15,6 +15,7 @@ from python_mcp_server.core.sessions.session import ExecutionOutcome
 from python_mcp_server.errors import InvalidInputError
 from python_mcp_server.models.execution import ExecutionResult
 from python_mcp_server.server.approval import ask_approval
+from python_mcp_server.server.disconnects import until_caller_gone
 from python_mcp_server.server.principals import session_ref
 from python_mcp_server.server.resources import resource_links
 from python_mcp_server.server.services import Services
@@ -101,9 +102,11 @@ def register(mcp: FastMCP, services: Services) -> None:
             input_data=input_data,
             allow_unsafe=allow_unsafe,
         )
-        outcome = await execution.run(
-            request,
-            progress=progress if ctx.is_background_task or asked_for_progress(ctx) else None,
+        outcome = await until_caller_gone(
+            execution.run(
+                request,
+                progress=progress if ctx.is_background_task or asked_for_progress(ctx) else None,
+            )
         )
         if note:
             said = outcome.result.message

@@ -53,6 +53,7 @@ def session_info(session: KernelSession, manager: SessionManager) -> SessionInfo
         kernel_pid=session.kernel_pid,
         active=session.session_id == manager.active_id(session.owner),
         restarts=session.restart_count,
+        waiting_calls=session.waiting_calls,
         venv_name=session.venv_name,
         network=session.network.describe() if session.network else None,
     )

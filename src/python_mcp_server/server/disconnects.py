@@ -1,0 +1,89 @@
+"""A tool call whose HTTP caller is gone stops: its cell is interrupted, a queued one never
+starts.
+
+On the streamable-HTTP revisions with sessions, the MCP SDK runs a ``tools/call`` in the
+session's task group and answers it on the POST's SSE stream; when the client drops that
+connection without a ``notifications/cancelled``, nothing cancels the handler (the 2026
+single-exchange revision does cancel it). ``DisconnectWatchMiddleware`` wraps each HTTP
+request's ``receive`` and marks the request when the server reads its ``http.disconnect``
+(the SSE response listens for exactly that); ``until_caller_gone`` runs a call and cancels
+it when its own HTTP request is so marked. Cancelling is what a client's cancel does: a
+running cell is interrupted (variables stay), a call still waiting for its session never
+starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable
+from typing import Any, TypeVar
+
+import anyio
+from fastmcp.server.dependencies import get_http_request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from python_mcp_server.errors import ServerError
+
+logger = logging.getLogger(__name__)
+
+SCOPE_KEY = "python_mcp_server.caller_gone"
+T = TypeVar("T")
+
+
+class CallerGoneError(ServerError):
+    """The HTTP caller disconnected before its call finished; nobody reads this answer."""
+
+
+class DisconnectWatchMiddleware:
+    """Marks an HTTP request's scope once its client has disconnected."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        gone = anyio.Event()
+        scope[SCOPE_KEY] = gone
+
+        async def watched() -> Message:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                gone.set()
+            return message
+
+        await self.app(scope, watched, send)
+
+
+def caller_gone_event() -> anyio.Event | None:
+    """The current call's disconnect mark (None outside HTTP, e.g. stdio or in-memory)."""
+    with contextlib.suppress(RuntimeError):
+        event: Any = get_http_request().scope.get(SCOPE_KEY)
+        return event if isinstance(event, anyio.Event) else None
+    return None
+
+
+async def until_caller_gone(call: Awaitable[T]) -> T:
+    """Run ``call``; cancel it (and raise CallerGoneError) if the HTTP caller leaves first."""
+    gone = caller_gone_event()
+    if gone is None:
+        return await call
+    task = asyncio.ensure_future(call)
+    watch = asyncio.ensure_future(gone.wait())
+    try:
+        await asyncio.wait({task, watch}, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:  # our own caller cancelled: the call stops the same way
+        task.cancel()
+        raise
+    finally:
+        watch.cancel()
+    if not task.done():
+        logger.info("the caller disconnected: its call is cancelled")
+        task.cancel()
+        await asyncio.wait({task})
+    if task.cancelled():
+        raise CallerGoneError("the caller disconnected before the call finished; it stopped")
+    return task.result()
