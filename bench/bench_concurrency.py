@@ -26,14 +26,19 @@ from _common import ServerProcess, percentiles_ms, wait_port
 
 
 async def client_loop(
-    url: str, session_id: str, calls: int, latencies: list[float], errors: Counter[str]
+    url: str,
+    session_id: str,
+    calls: int,
+    latencies: list[float],
+    errors: Counter[str],
+    completion_errors: Counter[str],
 ) -> None:
     async with Client(url, timeout=120) as client:
         for _ in range(calls):
             completion = asyncio.ensure_future(
                 client.call_tool(
                     "code_completion",
-                    {"code": "import os\nos.pa", "session_id": session_id},
+                    {"code": "prin", "session_id": session_id},
                     raise_on_error=False,
                 )
             )
@@ -49,13 +54,14 @@ async def client_loop(
                 errors[f"wrong answer: {data.get('status')} {data.get('message')}"] += 1
             answered = await completion
             if answered.is_error:
-                errors["completion: " + str(answered.content[0].text)[:70]] += 1  # type: ignore[union-attr]
+                text = str(answered.content[0].text)[:70]  # type: ignore[union-attr]
+                completion_errors[text] += 1
 
 
 async def main(calls: int, clients: int, sessions: int) -> None:
     server = ServerProcess(env={"MCP_KERNEL_POOL_SIZE": "0", "MCP_HEALTH_INTERVAL": "1"})
     try:
-        wait_port(server.port)
+        wait_port(server.port, timeout=180)
         names = [f"s{i}" for i in range(sessions)]
         async with Client(server.url, timeout=120) as setup:
             for name in names:
@@ -63,11 +69,19 @@ async def main(calls: int, clients: int, sessions: int) -> None:
                 await setup.call_tool("run_python_code", {"code": "import os", "session_id": name})
         latencies: list[float] = []
         errors: Counter[str] = Counter()
+        completion_errors: Counter[str] = Counter()
         per_client = max(1, calls // clients)
         started = time.perf_counter()
         await asyncio.gather(
             *(
-                client_loop(server.url, names[i % sessions], per_client, latencies, errors)
+                client_loop(
+                    server.url,
+                    names[i % sessions],
+                    per_client,
+                    latencies,
+                    errors,
+                    completion_errors,
+                )
                 for i in range(clients)
             )
         )
@@ -78,6 +92,9 @@ async def main(calls: int, clients: int, sessions: int) -> None:
         print(f"  calls      {len(latencies)} in {wall:.1f} s")
         print(f"  errors     {sum(errors.values())}")
         for text, count in errors.most_common(5):
+            print(f"    {count} x {text}")
+        print(f"  completion errors {sum(completion_errors.values())}")
+        for text, count in completion_errors.most_common(3):
             print(f"    {count} x {text}")
         print(f"  p50        {figures['p50']:.1f} ms")
         print(f"  p99        {figures['p99']:.1f} ms")

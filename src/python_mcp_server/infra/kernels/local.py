@@ -48,7 +48,16 @@ IPC_CHANNELS = ("shell", "iopub", "stdin", "control", "hb")
 
 
 #: Lines ipykernel prints at start that say nothing about why it ended.
-_NOISE = ("--existing", "To connect another client", "jupyter <app> --existing")
+_NOISE = (
+    "--existing",
+    "To connect another client",
+    "jupyter <app> --existing",
+    # ipykernel's start-up banner about Ctrl-C: never a reason for anything
+    "NOTE: When using the `ipython kernel` entry point",
+    "To exit, you will have to explicitly quit this process",
+    '"quit" from a client, or using Ctrl-',
+    "To read more about this, see https://github.com/ipython/ipython/issues/2049",
+)
 
 
 def program_source() -> str:
