@@ -89,7 +89,7 @@ async def test_dropped_callers_stop_their_calls(start_server: StartServer) -> No
         ).structured_content
         assert data is not None
         assert data["result"] == "(True, False, [])", json.dumps(data)
-        assert data["kernel_restarted"] is False  # interrupted, not restarted
+        assert not data.get("kernel_restarted")  # interrupted, not restarted
         pids = server.kernel_pids()
     assert server.stop() == 0, server.log()
     assert_gone(pids)

@@ -25,7 +25,7 @@ class ExecutionErrorInfo(WireModel):
     )
 
 
-class KernelReplacement(BaseModel):
+class KernelReplacement(WireModel):
     """The session's kernel was replaced since the previous result, or during this call."""
 
     reason: str = Field(description="Why: how the old kernel ended, or that it hung.")

@@ -7,9 +7,8 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from python_mcp_server.models.wire import WireModel
-
 from python_mcp_server.models.sessions import SessionStatus
+from python_mcp_server.models.wire import WireModel
 
 KernelStatus = SessionStatus
 ServerStatus = Literal["healthy", "degraded", "unhealthy"]
