@@ -76,11 +76,15 @@ async def test_dropped_callers_stop_their_calls(start_server: StartServer) -> No
                     http.stream("POST", server.mcp_url, json=body, headers=headers)
                 )
                 if number == 0:
-                    await wait_until(watcher, lambda s: s["status"] == "busy", "busy")
-            await wait_until(watcher, lambda s: s["waiting_calls"] == 3, "three waiting calls")
+                    await wait_until(watcher, lambda s: s.get("status") == "busy", "busy")
+            await wait_until(
+                watcher, lambda s: s.get("waiting_calls", 0) == 3, "three waiting calls"
+            )
         # every connection is closed now, without a notifications/cancelled
         await wait_until(
-            watcher, lambda s: s["status"] == "idle" and s["waiting_calls"] == 0, "idle again"
+            watcher,
+            lambda s: s.get("status") == "idle" and s.get("waiting_calls", 0) == 0,
+            "idle again",
         )
         data = (
             await watcher.call_tool(
