@@ -31,3 +31,23 @@ async def test_install_audit_lines(client: Client[Any], caplog: pytest.LogCaptur
     assert (failed["packages"], failed["venv_name"]) == ("pmcp-no-such-package", "default")
     assert failed["status"] == "error"
     assert failed["error"] == "PACKAGE_INSTALLATION_ERROR"
+
+
+async def test_create_venv_packages_are_audited(
+    client: Client[Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="python_mcp_server.audit")
+    await client.call_tool("create_venv", {"venv_name": "audited", "packages": "pmcp-tiny==1.0"})
+    text = await tool_error(
+        client, "create_venv", {"venv_name": "broken", "packages": "pmcp-no-such-package"}
+    )
+    assert text.startswith("PACKAGE_INSTALLATION_ERROR:")
+    lines = [
+        json.loads(r.getMessage()) for r in caplog.records if r.name == "python_mcp_server.audit"
+    ]
+    installs = [line for line in lines if line["event"] == "install"]
+    assert [(i["venv_name"], i["status"]) for i in installs] == [
+        ("audited", "ok"),
+        ("broken", "error"),
+    ]
+    assert installs[1]["error"] == "PACKAGE_INSTALLATION_ERROR"

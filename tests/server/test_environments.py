@@ -65,7 +65,7 @@ async def test_default_environment_runs_every_default_kernel(
     assert default["server_package_count"] > 10
     assert default["size_bytes"] > 0
     assert default["created_at"] is not None
-    assert default["preinstall"]["state"] == "none"
+    assert default["preinstall"] is None  # state "none": nothing to say, so not sent
 
 
 async def test_venv_lifecycle(client: Client[Any], settings: Settings) -> None:
@@ -215,6 +215,7 @@ async def test_preinstall_progress_in_list_venvs(
         kernel_pool_size=0,
         session_idle_timeout=0,
         preinstalled_packages="pmcp-tiny==1.0",
+        toolsets="default,environments",
         **wheel_settings,
     )
     before = kernel_children()

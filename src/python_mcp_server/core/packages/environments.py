@@ -28,6 +28,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from python_mcp_server.core.observability.audit import audit_install
 from python_mcp_server.core.packages.installer import (
     INSTALLER_ENV_FIXED,
     EnvTarget,
@@ -335,10 +336,36 @@ class EnvironmentManager:
             if not packages:
                 return None
             try:
-                return await self.installer.install_locked(self.target(name), packages)
+                return await self._install_audited(name, packages)
             except BaseException:
                 await asyncio.to_thread(shutil.rmtree, self.root(name), True)
                 raise
+
+    async def _install_audited(self, name: str, packages: Sequence[PackageSpec]) -> InstallResult:
+        """Install into environment ``name`` (its lock held) with one audit line, whatever
+        the outcome: create_venv's packages and the preinstall are installs like any other."""
+        texts = [spec.text for spec in packages]
+        started = time.perf_counter()
+        try:
+            result = await self.installer.install_locked(self.target(name), packages)
+        except BaseException as exc:
+            code = exc.code.value if isinstance(exc, ServerError) else type(exc).__name__
+            audit_install(
+                packages=texts,
+                venv_name=name,
+                status="error",
+                error_code=code,
+                duration=time.perf_counter() - started,
+            )
+            raise
+        audit_install(
+            packages=texts,
+            venv_name=name,
+            status="ok",
+            duration=time.perf_counter() - started,
+            installer=result.installer,
+        )
+        return result
 
     async def _make(self, name: str, description: str) -> None:
         root = self.root(name)
@@ -497,7 +524,7 @@ class EnvironmentManager:
             async with self.installer.lock_for(name):
                 status.state = "running"
                 status.started_at = _now()
-                result = await self.installer.install_locked(self.target(name), specs)
+                result = await self._install_audited(name, specs)
             self.changed(name)
             status.result = result
             status.state = "done"
