@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -54,3 +55,32 @@ async def test_wrong_key_and_tampering_are_refused(channels: ZmqKernelChannels) 
         channels._decode(frames)
     with pytest.raises(ValueError, match="delimiter"):
         channels._decode([b"no delimiter here"])
+
+
+async def test_signed_but_malformed_messages_are_refused(channels: ZmqKernelChannels) -> None:
+    """Kernel code holds the key, so it can sign garbage: the shape is checked too."""
+    kernel = Session(key=KEY)
+    for header, content in (
+        ({"msg_id": "a", "msg_type": 7}, {}),
+        ({"msg_id": "b"}, {}),
+        ({"msg_id": "c", "msg_type": "stream"}, "[1, 2]"),
+    ):
+        message = {"header": header, "parent_header": {}, "metadata": {}, "content": content}
+        with pytest.raises(ValueError, match=r"object|msg_type"):
+            channels._decode([b"identity", *kernel.serialize(message)])
+
+
+def test_gateway_frames_of_the_wrong_shape_are_refused() -> None:
+    from python_mcp_server.infra.kernels.websocket_channels import _decode
+
+    good = {"channel": "iopub", "header": {"msg_type": "stream"}, "content": {"text": "x"}}
+    assert _decode(json.dumps(good))["header"]["msg_type"] == "stream"
+    for bad in (
+        [1, 2],
+        {**good, "header": {"msg_type": 3}},
+        {**good, "header": "not an object"},
+        {**good, "content": [1]},
+        {**good, "parent_header": 5},
+    ):
+        with pytest.raises(ValueError, match=r"object|msg_type"):
+            _decode(json.dumps(bad))
