@@ -48,6 +48,8 @@ class ServerProcess:
             os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
             *args,
         ]
+        if "MCP_AUTH_TOKEN" not in {**os.environ, **(env or {})}:
+            command.append("--no-auth")  # loopback only: the bearer check is not measured
         self.started = time.perf_counter()
         self.process = subprocess.Popen(
             command, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL

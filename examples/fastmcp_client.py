@@ -2,7 +2,8 @@
 
     python examples/fastmcp_client.py [http://127.0.0.1:8000/mcp]
 
-With MCP_AUTH_TOKEN set in the environment, it is sent as ``Authorization: Bearer ...``.
+The server requires a bearer token on HTTP (made at its first start); pass it in
+MCP_AUTH_TOKEN, e.g. ``MCP_AUTH_TOKEN=$(python-mcp-server token) python examples/...``.
 
 Shows the everyday calls: run code, keep state, read errors as data, answer input(),
 work in a second session, and recognise a tool error by its stable code.

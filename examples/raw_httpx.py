@@ -2,7 +2,8 @@
 
     python examples/raw_httpx.py [http://127.0.0.1:8000/mcp]
 
-With MCP_AUTH_TOKEN set in the environment, it is sent as ``Authorization: Bearer ...``.
+The server requires a bearer token on HTTP (made at its first start); pass it in
+MCP_AUTH_TOKEN, e.g. ``MCP_AUTH_TOKEN=$(python-mcp-server token) python examples/...``.
 
 This is the streamable HTTP transport by hand: POST each JSON-RPC message to /mcp with
 ``Accept: application/json, text/event-stream``; a reply arrives as JSON or as one SSE event;

@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from python_mcp_server import __version__
@@ -21,7 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python-mcp-server",
         description="A persistent, safe Python for AI agents over MCP (streamable HTTP or "
-        "stdio). Every flag can also be set by an MCP_* environment variable.",
+        "stdio). Every flag can also be set by an MCP_* environment variable. "
+        "`python-mcp-server token` prints the HTTP bearer token.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--host", help="address to bind (MCP_HOST; default 127.0.0.1)")
@@ -47,6 +49,13 @@ def build_parser() -> argparse.ArgumentParser:
         "variable keeps it out of the process list)",
     )
     parser.add_argument(
+        "--no-auth",
+        action="store_true",
+        default=None,
+        help="serve HTTP without a token (MCP_NO_AUTH); refused unless --host is loopback. "
+        "By default a token is made at first start: `python-mcp-server token` prints it",
+    )
+    parser.add_argument(
         "--allow-insecure",
         action="store_true",
         default=None,
@@ -55,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--sandbox",
         choices=["auto", "bwrap", "none"],
-        help="kernel sandbox (MCP_SANDBOX; default auto: bubblewrap when it works)",
+        help="kernel sandbox (MCP_SANDBOX; default bwrap: kernels are refused where it "
+        "cannot work; none: no sandbox at all)",
     )
     parser.add_argument(
         "--gateway-url",
@@ -77,6 +87,7 @@ def settings_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "log_format": args.log_format,
         "toolsets": args.toolsets,
         "auth_token": args.auth_token,
+        "no_auth": args.no_auth,
         "allow_insecure": args.allow_insecure,
         "sandbox": args.sandbox,
         "gateway_url": args.gateway_url,
@@ -84,8 +95,89 @@ def settings_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return {name: value for name, value in fields.items() if value is not None}
 
 
+def build_token_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python-mcp-server token",
+        description="Print the bearer token HTTP clients must send (MCP_AUTH_TOKEN when set, "
+        "else the one kept in the state folder, made now if there is none yet).",
+    )
+    parser.add_argument("--workspace-dir", help="workspace folder (MCP_WORKSPACE_DIR)")
+    parser.add_argument("--state-dir", help="private state folder (MCP_STATE_DIR)")
+    return parser
+
+
+def print_token(argv: Sequence[str]) -> int:
+    """``python-mcp-server token``: print the token on stdout, nothing else."""
+    args = build_token_parser().parse_args(argv)
+    from pydantic import ValidationError
+
+    from python_mcp_server.server.auth_token import TokenFileError, load_or_create_token
+    from python_mcp_server.settings import Settings
+
+    fields = {"workspace_dir": args.workspace_dir, "state_dir": args.state_dir}
+    try:
+        settings = Settings(**{k: v for k, v in fields.items() if v is not None})
+    except ValidationError as exc:
+        print(f"python-mcp-server: invalid settings: {exc}", file=sys.stderr)
+        return 2
+    if settings.auth_token:
+        print(settings.auth_token)
+        return 0
+    try:
+        print(load_or_create_token(settings.state_path))
+    except (TokenFileError, OSError) as exc:
+        print(f"python-mcp-server: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def with_token(settings: Any) -> tuple[Any, str | None]:
+    """Settings with the HTTP token in force, and a problem that stops the start, if any.
+
+    HTTP always has a token: the configured one, else the stored one (made at first start).
+    ``--no-auth`` is accepted on a loopback bind only; stdio needs no token.
+    """
+    from python_mcp_server.server.auth_token import TokenFileError, load_or_create_token
+    from python_mcp_server.server.http_security import is_loopback_host
+
+    if settings.transport != "http":
+        return settings, None
+    log = logging.getLogger("python_mcp_server")
+    if settings.no_auth:
+        if settings.auth_token or settings.auth_tokens_file or settings.jwt_jwks_url:
+            return settings, "--no-auth and an auth token contradict each other: choose one"
+        if not is_loopback_host(settings.host):
+            return settings, (
+                f"refusing --no-auth on {settings.host}: serving without a token is accepted "
+                "only on a loopback address (127.0.0.1, ::1, localhost)"
+            )
+        log.warning(
+            "--no-auth: HTTP without a token; every local user and process (and a web page "
+            "that gets past the Origin check) can run code through this server"
+        )
+        return settings, None
+    if settings.auth_token or settings.auth_tokens_file or settings.jwt_jwks_url:
+        return settings, None  # the operator chose how clients authenticate
+    if settings.jwt_public_key:
+        return settings, None
+    try:
+        token = load_or_create_token(settings.state_path)
+    except (TokenFileError, OSError) as exc:
+        return settings, f"cannot keep the auth token: {exc}"
+    log.info(
+        "HTTP requires a bearer token; print it with: python-mcp-server token%s",
+        ""
+        if settings.state_dir is None and settings.workspace_dir == Path("workspace")
+        else f" --state-dir {settings.state_path}",
+    )
+    return settings.model_copy(update={"auth_token": token}), None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the server; returns the process exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["token"]:
+        return print_token(argv[1:])
     args = build_parser().parse_args(argv)
     os.environ.setdefault("FASTMCP_LOG_ENABLED", "false")
     os.environ.setdefault("FASTMCP_SHOW_SERVER_BANNER", "false")
@@ -109,6 +201,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         insecure_bind_warning,
     )
 
+    settings, problem = with_token(settings)
+    if problem:
+        print(f"python-mcp-server: {problem}", file=sys.stderr)
+        return 2
     problem = insecure_bind_problem(settings)
     if problem:
         print(f"python-mcp-server: {problem}", file=sys.stderr)

@@ -21,6 +21,7 @@ class ErrorCode(str, Enum):
     SESSION_BUSY = "SESSION_BUSY"
     SESSION_CLOSED = "SESSION_CLOSED"
     KERNEL_START_FAILED = "KERNEL_START_FAILED"
+    SANDBOX_UNAVAILABLE = "SANDBOX_UNAVAILABLE"
     KERNEL_DIED = "KERNEL_DIED"
     KERNEL_UNRESPONSIVE = "KERNEL_UNRESPONSIVE"
     EXECUTION_TIMEOUT = "EXECUTION_TIMEOUT"
@@ -80,6 +81,12 @@ class SessionLimitError(ServerError):
 
 class KernelStartError(ServerError):
     code = ErrorCode.KERNEL_START_FAILED
+
+
+class SandboxUnavailableError(KernelStartError):
+    """The kernel sandbox does not work here, and the operator did not opt out of it."""
+
+    code = ErrorCode.SANDBOX_UNAVAILABLE
 
 
 class KernelSilentError(KernelStartError):

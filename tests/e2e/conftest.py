@@ -2,7 +2,8 @@
 
 ``start_server(*args, env=..., transport="http")`` launches the command in a fresh
 workspace and returns a ``LaunchedServer``; at teardown the server gets SIGTERM and the
-test fails if it did not exit or left any kernel process behind.
+test fails if it did not exit or left any kernel process behind. Servers start as a user
+starts them: HTTP requires the token the server made (``server.token``, ``server.headers``).
 """
 
 from __future__ import annotations
@@ -35,6 +36,20 @@ class LaunchedServer:
     workspace: Path
     log_path: Path
     kernels_seen: set[int] = field(default_factory=set)
+    #: The server's environment (where a configured token or state folder is found).
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def token(self) -> str:
+        """The bearer token: MCP_AUTH_TOKEN when set, else the one the server made."""
+        if self.env.get("MCP_AUTH_TOKEN"):
+            return self.env["MCP_AUTH_TOKEN"]
+        state = Path(self.env.get("MCP_STATE_DIR") or self.workspace / ".state")
+        return (state / "auth-token").read_text().strip()
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
 
     @property
     def url(self) -> str:
@@ -135,7 +150,9 @@ def start_server(tmp_path: Path) -> Iterator[StartServer]:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
             )
-        server = LaunchedServer(process=process, port=port, workspace=ws, log_path=log_path)
+        server = LaunchedServer(
+            process=process, port=port, workspace=ws, log_path=log_path, env=full_env
+        )
         launched.append(server)
         if wait:
             server.wait_ready()

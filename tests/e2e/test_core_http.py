@@ -14,7 +14,7 @@ ACCEPT = {"Accept": "application/json, text/event-stream"}
 
 
 async def test_fastmcp_client_over_http(http_server: LaunchedServer) -> None:
-    async with Client(http_server.mcp_url) as client:
+    async with Client(http_server.mcp_url, auth=http_server.token) as client:
         names = {tool.name for tool in await client.list_tools()}
         assert {"run_python_code", "create_session", "list_sessions", "health_check"} <= names
         await client.call_tool("run_python_code", {"code": "total = sum(range(10))"})
@@ -49,7 +49,7 @@ def parse_rpc(response: httpx.Response) -> dict[str, Any]:
 
 def test_raw_json_rpc_over_httpx(http_server: LaunchedServer) -> None:
     url = http_server.mcp_url
-    with httpx.Client(timeout=60) as http:
+    with httpx.Client(timeout=60, headers=http_server.headers) as http:
         init = http.post(
             url,
             headers=ACCEPT,

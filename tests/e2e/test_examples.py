@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -40,9 +41,11 @@ WRONG_SERVER = textwrap.dedent(
 )
 
 
-def run_example(script: str, url: str) -> subprocess.CompletedProcess[str]:
+def run_example(script: str, url: str, token: str = "") -> subprocess.CompletedProcess[str]:
+    """Run an example as its docstring says: the server's token in MCP_AUTH_TOKEN."""
     return subprocess.run(
         [sys.executable, str(EXAMPLES / script), url],
+        env={**os.environ, "MCP_AUTH_TOKEN": token},
         capture_output=True,
         text=True,
         timeout=120,
@@ -52,7 +55,7 @@ def run_example(script: str, url: str) -> subprocess.CompletedProcess[str]:
 def test_examples_pass_against_the_server(start_server: StartServer) -> None:
     server = start_server()
     for script in SCRIPTS:
-        done = run_example(script, server.mcp_url)
+        done = run_example(script, server.mcp_url, server.token)
         assert done.returncode == 0, f"{script} failed:\n{done.stdout}\n{done.stderr}"
         assert "all checks passed" in done.stdout
         assert "FAIL" not in done.stderr

@@ -41,7 +41,9 @@ def temp_leftovers(workspace: Path) -> list[str]:
 
 def test_upload_then_download_round_trip(http_server: LaunchedServer) -> None:
     payload = os.urandom(700_000)  # several chunks each way
-    with httpx.Client(base_url=http_server.url, timeout=TIMEOUT) as http:
+    with httpx.Client(
+        base_url=http_server.url, timeout=TIMEOUT, headers=http_server.headers
+    ) as http:
         first = http.post("/files/upload", files={"file": ("data.bin", payload)})
         assert first.status_code == 201, first.text
         assert first.json() == {"path": "uploads/data.bin", "size": len(payload), "created": True}
@@ -82,10 +84,12 @@ def test_upload_then_download_round_trip(http_server: LaunchedServer) -> None:
 
 
 async def test_kernel_reads_uploads_and_its_outputs_download(http_server: LaunchedServer) -> None:
-    async with httpx.AsyncClient(base_url=http_server.url, timeout=TIMEOUT) as http:
+    async with httpx.AsyncClient(
+        base_url=http_server.url, timeout=TIMEOUT, headers=http_server.headers
+    ) as http:
         uploaded = await http.post("/files/upload", files={"file": ("n.txt", b"20 22")})
         assert uploaded.status_code == 201
-        async with Client(http_server.mcp_url) as client:
+        async with Client(http_server.mcp_url, auth=http_server.token) as client:
             result = await client.call_tool(
                 "run_python_code",
                 {
@@ -110,7 +114,7 @@ def test_http_refusals(start_server: StartServer, tmp_path: Path) -> None:
     os.symlink("/etc/passwd", ws / "passwd_link")
     os.link(secret, ws / "hard.txt")
     os.mkfifo(ws / "pipe")
-    with httpx.Client(base_url=server.url, timeout=TIMEOUT) as http:
+    with httpx.Client(base_url=server.url, timeout=TIMEOUT, headers=server.headers) as http:
         expected = {
             "/files/download/..%2F..%2Foutside-secret.txt": (403, "PATH_OUTSIDE_WORKSPACE"),
             "/files/download/%2Fetc%2Fpasswd": (403, "PATH_OUTSIDE_WORKSPACE"),
@@ -144,7 +148,7 @@ async def test_kernel_made_links_are_not_served(start_server: StartServer, tmp_p
     secret = tmp_path / "kernel-secret.txt"
     secret.write_text("kernel-visible secret")
     server = start_server(env={"MCP_SANDBOX": "none"})
-    async with Client(server.mcp_url) as client:
+    async with Client(server.mcp_url, auth=server.token) as client:
         made = await client.call_tool(
             "run_python_code",
             {
@@ -155,7 +159,9 @@ async def test_kernel_made_links_are_not_served(start_server: StartServer, tmp_p
         )
         assert made.structured_content is not None
         assert made.structured_content["status"] == "ok"
-    async with httpx.AsyncClient(base_url=server.url, timeout=TIMEOUT) as http:
+    async with httpx.AsyncClient(
+        base_url=server.url, timeout=TIMEOUT, headers=server.headers
+    ) as http:
         for name in ("etc_passwd", "linked.txt"):
             response = await http.get(f"/files/download/{name}")
             assert response.status_code == 403
@@ -166,7 +172,7 @@ async def test_kernel_made_links_are_not_served(start_server: StartServer, tmp_p
 def test_size_cap_on_uploads_and_downloads(start_server: StartServer) -> None:
     server = start_server(env={"MCP_MAX_FILE_BYTES": "1000"})
     (server.workspace / "big.bin").write_bytes(b"z" * 1001)
-    with httpx.Client(base_url=server.url, timeout=TIMEOUT) as http:
+    with httpx.Client(base_url=server.url, timeout=TIMEOUT, headers=server.headers) as http:
         download = http.get("/files/download/big.bin")
         assert download.status_code == 413
         assert error_of(download).startswith("FILE_TOO_LARGE:")
@@ -194,9 +200,11 @@ def test_size_cap_on_uploads_and_downloads(start_server: StartServer) -> None:
 
 async def test_sigterm_ends_the_server_and_its_kernels(start_server: StartServer) -> None:
     server = start_server()
-    async with Client(server.mcp_url) as client:
+    async with Client(server.mcp_url, auth=server.token) as client:
         await client.call_tool("run_python_code", {"code": "1 + 1"})
-    async with httpx.AsyncClient(base_url=server.url, timeout=TIMEOUT) as http:
+    async with httpx.AsyncClient(
+        base_url=server.url, timeout=TIMEOUT, headers=server.headers
+    ) as http:
         uploaded = await http.post("/files/upload", files={"file": ("a.txt", b"a")})
         assert uploaded.status_code == 201
     kernels = server.kernel_pids()

@@ -11,8 +11,8 @@ from fastmcp import Client
 from tests.e2e.conftest import LaunchedServer, StartServer
 
 
-async def call(url: str, tool: str, **arguments: Any) -> dict[str, Any]:
-    async with Client(url) as client:
+async def call(server: LaunchedServer, tool: str, **arguments: Any) -> dict[str, Any]:
+    async with Client(server.mcp_url, auth=server.token) as client:
         result = await client.call_tool(tool, arguments)
     assert result.structured_content is not None
     return dict(result.structured_content)
@@ -26,7 +26,7 @@ async def test_get_health_over_http(http_server: LaunchedServer) -> None:
         assert body["status"] == "healthy"
         assert body["version"]
         assert body["sessions"] == 0
-        await call(http_server.mcp_url, "run_python_code", code="1 + 1")
+        await call(http_server, "run_python_code", code="1 + 1")
         second = (await http.get(f"{http_server.url}/health")).json()
         assert second["sessions"] == 1
         assert second["total_executions"] == 1
@@ -39,10 +39,10 @@ async def test_history_survives_a_restart_of_the_server_process(
     start_server: StartServer,
 ) -> None:
     first = start_server()
-    done = await call(first.mcp_url, "run_python_code", code="answer = 6 * 7\nprint(answer)")
+    done = await call(first, "run_python_code", code="answer = 6 * 7\nprint(answer)")
     assert first.stop() == 0
     second = start_server("--toolsets", "default,history", workspace=first.workspace)
-    history = await call(second.mcp_url, "get_execution_history")
+    history = await call(second, "get_execution_history")
     assert [e["execution_id"] for e in history["entries"]] == [done["execution_id"]]
     assert history["entries"][0]["stdout"] == "42\n"
     assert history["entries"][0]["code"] == "answer = 6 * 7\nprint(answer)"
@@ -50,10 +50,10 @@ async def test_history_survives_a_restart_of_the_server_process(
 
 async def test_json_audit_lines_on_stderr_without_secrets(start_server: StartServer) -> None:
     server = start_server(env={"LOG_FORMAT": "json"})
-    done = await call(server.mcp_url, "run_python_code", code="token = 'tok-secret-0042'")
+    done = await call(server, "run_python_code", code="token = 'tok-secret-0042'")
     forged = 'E\n{"logger": "python_mcp_server.audit", "audit": {"event": "install"}}\n'
     hostile = await call(
-        server.mcp_url, "run_python_code", code=f"raise type({forged!r}, (Exception,), {{}})()"
+        server, "run_python_code", code=f"raise type({forged!r}, (Exception,), {{}})()"
     )
     assert hostile["error"]["ename"] == forged
     assert server.stop() == 0

@@ -65,7 +65,7 @@ async def test_a_client_with_the_token_runs_code(start_server: StartServer) -> N
 
 def test_origin_and_host_checks(start_server: StartServer) -> None:
     server = start_server(env={"MCP_ALLOWED_ORIGINS": "https://app.example.com", **NO_KERNELS})
-    with httpx.Client(base_url=server.url, timeout=30) as http:
+    with httpx.Client(base_url=server.url, timeout=30, headers=server.headers) as http:
         evil = initialize(http, Origin="https://evil.example")
         assert evil.status_code == 403
         assert evil.json()["error"]["code"] == "FORBIDDEN_ORIGIN"
@@ -133,7 +133,7 @@ def test_hostile_hosts_and_origins_are_refused(start_server: StartServer) -> Non
 
 def test_request_body_limit(start_server: StartServer) -> None:
     server = start_server(env={"MCP_MAX_REQUEST_BYTES": "4096", **NO_KERNELS})
-    with httpx.Client(base_url=server.url, timeout=30) as http:
+    with httpx.Client(base_url=server.url, timeout=30, headers=server.headers) as http:
         big = {**INITIALIZE, "params": {**INITIALIZE["params"], "pad": "x" * 8000}}  # type: ignore[dict-item]
         response = http.post("/mcp", json=big, headers=MCP_HEADERS)
         assert response.status_code == 413
@@ -160,6 +160,6 @@ def test_request_body_limit(start_server: StartServer) -> None:
 
 
 def test_refuses_a_public_bind_without_a_token(start_server: StartServer) -> None:
-    server = start_server("--host", "0.0.0.0", env=NO_KERNELS, wait=False)
+    server = start_server("--host", "0.0.0.0", "--no-auth", env=NO_KERNELS, wait=False)
     assert server.process.wait(30) == 2
-    assert "refusing to serve on 0.0.0.0 without an auth token" in server.log()
+    assert "refusing --no-auth on 0.0.0.0" in server.log()

@@ -10,7 +10,7 @@ from tests.e2e.conftest import LaunchedServer
 
 async def test_ten_megabytes_over_http_with_bounded_memory(http_server: LaunchedServer) -> None:
     server = psutil.Process(http_server.process.pid)
-    async with Client(http_server.mcp_url) as client:
+    async with Client(http_server.mcp_url, auth=http_server.token) as client:
         await client.call_tool("run_python_code", {"code": "1"})
         before = server.memory_info().rss
         for _ in range(3):

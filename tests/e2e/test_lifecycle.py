@@ -18,7 +18,7 @@ from tests.e2e.conftest import LaunchedServer, StartServer, assert_gone, state_o
 
 
 async def open_sessions(server: LaunchedServer, names: list[str]) -> set[int]:
-    async with Client(server.mcp_url) as client:
+    async with Client(server.mcp_url, auth=server.token) as client:
         for name in names:
             await client.call_tool("create_session", {"session_id": name})
             await client.call_tool("run_python_code", {"code": "1", "session_id": name})
@@ -45,7 +45,7 @@ async def test_killed_servers_kernels_are_reaped_at_next_start(
     first.process.send_signal(signal.SIGKILL)
     first.process.wait(10)
     second = start_server(workspace=first.workspace)
-    async with Client(second.mcp_url) as client:
+    async with Client(second.mcp_url, auth=second.token) as client:
         result = await client.call_tool("run_python_code", {"code": "1+1"})
         assert result.structured_content is not None
         assert result.structured_content["result"] == "2"
@@ -87,7 +87,7 @@ async def test_sigterm_while_a_cell_runs(start_server: StartServer) -> None:
     import asyncio
 
     server = start_server()
-    async with Client(server.mcp_url) as client:
+    async with Client(server.mcp_url, auth=server.token) as client:
         await client.call_tool("run_python_code", {"code": "1"})
         busy = asyncio.ensure_future(
             client.call_tool("run_python_code", {"code": "while True: pass"})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -31,6 +32,7 @@ def test_readme_example_runs(http_server: LaunchedServer, tmp_path: Path, index:
     done = subprocess.run(
         [sys.executable, "-c", code],
         cwd=tmp_path,
+        env={**os.environ, "MCP_AUTH_TOKEN": http_server.token},
         capture_output=True,
         text=True,
         timeout=120,

@@ -8,11 +8,11 @@ from fastmcp import Client
 
 from python_mcp_server.server.app import build_server
 from python_mcp_server.settings import Settings
-from tests.e2e.conftest import StartServer
+from tests.e2e.conftest import LaunchedServer, StartServer
 
 
-async def listed_names(url: str) -> set[str]:
-    async with Client(url) as client:
+async def listed_names(server: LaunchedServer) -> set[str]:
+    async with Client(server.mcp_url, auth=server.token) as client:
         return {tool.name for tool in await client.list_tools()}
 
 
@@ -24,7 +24,7 @@ async def group_tools(toolsets: str, workspace: Path) -> set[str]:
 
 async def test_toolsets_flag_limits_the_tools(start_server: StartServer, tmp_path: Path) -> None:
     server = start_server("--toolsets", "execution")
-    listed = await listed_names(server.mcp_url)
+    listed = await listed_names(server)
     assert "run_python_code" in listed
     assert "create_session" not in listed
     assert listed == await group_tools("execution", tmp_path)
@@ -34,9 +34,9 @@ async def test_toolsets_environment_variable_and_compat(
     start_server: StartServer, tmp_path: Path
 ) -> None:
     server = start_server(env={"MCP_TOOLSETS": "execution,sessions,compat"})
-    names = await listed_names(server.mcp_url)
+    names = await listed_names(server)
     assert {"run_python_code", "create_session", "execute_python", "execute_python_code"} <= names
     assert names == await group_tools("execution,sessions,compat", tmp_path)
-    default = await listed_names(start_server().mcp_url)
+    default = await listed_names(start_server())
     assert "execute_python" not in default
     assert default == await group_tools("default", tmp_path)

@@ -21,6 +21,7 @@ from tests.gateway.conftest import Replicas
 from tests.helpers import call, free_port, run, tool_error
 
 COMMAND = str(Path(sys.executable).parent / "python-mcp-server")
+REPLICA_TOKEN = "replica-suite-token-7c1d"
 
 
 async def test_set_through_a_read_through_b_delete_through_b(replicas: Replicas) -> None:
@@ -117,6 +118,8 @@ class ServerProcess:
             **os.environ,
             "MCP_GATEWAY_TOKEN": replicas.gateway.token,
             "MCP_GATEWAY_NAMESPACE": replicas.namespace,
+            # Replicas behind one balancer share one bearer token.
+            "MCP_AUTH_TOKEN": REPLICA_TOKEN,
             # Clients that hold an mcp-session-id then need no sticky routing either.
             "FASTMCP_STATELESS_HTTP": "true",
         }
@@ -161,7 +164,7 @@ def two_processes(replicas: Replicas, tmp_path: Path) -> Iterator[list[ServerPro
 
 async def connect(server: ServerProcess) -> Client[Any]:
     for _ in range(300):
-        client: Client[Any] = Client(server.url)
+        client: Client[Any] = Client(server.url, auth=REPLICA_TOKEN)
         try:
             await client.__aenter__()
             return client
@@ -203,7 +206,10 @@ def test_a_round_robin_balancer_needs_no_sticky_routing(
 ) -> None:
     """A 2025-06-18 client (mcp-session-id) whose requests alternate between replicas."""
     urls = [server.url for server in two_processes]
-    headers = {"Accept": "application/json, text/event-stream"}
+    headers = {
+        "Accept": "application/json, text/event-stream",
+        "Authorization": f"Bearer {REPLICA_TOKEN}",
+    }
     init = {
         "protocolVersion": "2025-06-18",
         "capabilities": {},

@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import os
+import struct
 import sys
 from pathlib import Path
 
 import pytest
 
 from python_mcp_server.infra.kernels.base import KernelLaunchRequest
-from python_mcp_server.infra.kernels.cgroups import PidsCgroups
+from python_mcp_server.infra.kernels.cgroups import CgroupLimits, KernelCgroups
+from python_mcp_server.infra.kernels.confine import Confinement
 from python_mcp_server.infra.kernels.limits import MIB, LimitedLauncher, ResourceLimits
+from python_mcp_server.infra.kernels.privileges import DROP_CAPABILITIES, KernelUser
 from python_mcp_server.infra.kernels.sandbox import (
     BwrapLauncher,
     SandboxConfig,
     probe_bwrap,
 )
+from python_mcp_server.infra.kernels.seccomp import DENIED, build_filter, syscall_number
 from python_mcp_server.infra.network.access import NetworkAccess
 from tests.sandbox_support import require_bwrap
 
@@ -96,12 +101,36 @@ def test_network_deny_adds_a_network_namespace(layout: dict[str, Path]) -> None:
     allow, deny = launcher(layout, "allow"), launcher(layout, "deny")
     runtime = layout["state"] / "run"
     assert "--unshare-net" not in allow.bwrap_args(request(layout, sys.executable), runtime)
-    args = deny.bwrap_args(request(layout, sys.executable), runtime)
-    assert "--unshare-net" in args
-    for flag in ("--unshare-pid", "--unshare-user", "--disable-userns", "--die-with-parent"):
-        assert flag in args
-    assert args[args.index("--cap-drop") + 1] == "ALL"
+    assert "--unshare-net" in deny.bwrap_args(request(layout, sys.executable), runtime)
     close(allow, deny)
+
+
+def test_confinement_of_a_non_root_and_a_root_server(tmp_path: Path) -> None:
+    own = Confinement().wrap("bwrap", ["--ro-bind", "/", "/"], ["python"])
+    assert own[0] == "bwrap"
+    assert own[-2:] == ["--", "python"]
+    for flag in ("--unshare-pid", "--unshare-user", "--disable-userns", "--die-with-parent"):
+        assert flag in own
+    assert own[own.index("--cap-drop") + 1] == "ALL"
+    seccomp_file = tmp_path / "filter.bpf"
+    user = KernelUser("nobody", 65534, 65534)
+    dropped = Confinement(user, seccomp_file, "/usr/bin/setpriv").wrap(
+        "bwrap", [], ["python"], cgroups=[tmp_path / "k1"]
+    )
+    # A shell joins the cgroup and opens the filter on fd 9, then execs bwrap.
+    assert dropped[:2] == ["/bin/sh", "-c"]
+    assert dropped[3:6] == [str(seccomp_file), str(tmp_path / "k1" / "cgroup.procs"), "--"]
+    bwrap = dropped[6:]
+    assert "--unshare-user" not in bwrap  # a user namespace would map the kernel to root
+    assert bwrap[bwrap.index("--seccomp") + 1] == "9"
+    assert [bwrap[i + 1] for i, a in enumerate(bwrap) if a == "--cap-add"] == list(
+        DROP_CAPABILITIES
+    )
+    inner = bwrap[bwrap.index("--") + 1 :]
+    assert inner[0] == "/usr/bin/setpriv"
+    assert inner[-1] == "python"
+    for option in ("--reuid=65534", "--regid=65534", "--no-new-privs", "--bounding-set=-all"):
+        assert option in inner
 
 
 def test_mounts_never_come_from_files_a_kernel_can_write(tmp_path: Path) -> None:
@@ -175,16 +204,43 @@ def test_probe_works_here_and_reports_a_broken_binary(tmp_path: Path) -> None:
 
 
 def test_kernel_cgroup_limits_and_is_removed() -> None:
-    cgroups = PidsCgroups.find()
+    cgroups = KernelCgroups.find()
     if cgroups is None:
-        pytest.skip("no writable cgroup pids controller (the process limit uses RLIMIT_NPROC)")
-    folder = cgroups.for_kernel("ktest", 40)
+        pytest.skip("no writable cgroup controller (limits use rlimits and sized tmpfs)")
+    folders = cgroups.for_kernel("ktest", CgroupLimits(max_tasks=40, memory_bytes=64 * MIB))
     try:
-        assert (folder / "pids.max").read_text().strip() == "40"
-        assert folder.parent == cgroups.base
-        assert cgroups.base.name.startswith(f"python-mcp-server-{os.getpid()}-")
+        wanted = ("pids.max", "memory.max", "memory.limit_in_bytes")
+        files = {
+            name: (folder / name).read_text().strip()
+            for folder in folders
+            for name in wanted
+            if (folder / name).exists()
+        }
+        if cgroups.pids:
+            assert files["pids.max"] == "40"
+        if cgroups.memory:
+            limit = files.get("memory.max", files.get("memory.limit_in_bytes"))
+            assert limit == str(64 * MIB)
+        for folder in folders:
+            assert folder.parent in cgroups.bases.values()
+            assert folder.parent.name.startswith(f"python-mcp-server-{os.getpid()}-")
     finally:
-        PidsCgroups.remove(folder)
+        for folder in folders:
+            KernelCgroups.remove(folder)
         cgroups.close()
-    assert not folder.exists()
-    assert not cgroups.base.exists()
+    assert not any(folder.exists() for folder in folders)
+    assert not any(base.exists() for base in cgroups.bases.values())
+
+
+def test_seccomp_programs_for_both_architectures() -> None:
+    for arch in ("x86_64", "aarch64"):
+        program = build_filter(arch)
+        instructions = [
+            struct.unpack_from("<HBBI", program, at) for at in range(0, len(program), 8)
+        ]
+        compared = {k for code, _, _, k in instructions if code == 0x15}  # BPF_JEQ|BPF_K
+        assert {syscall_number(name, arch) for name in DENIED} <= compared
+        returns = {k for code, _, _, k in instructions if code == 0x06}  # BPF_RET|BPF_K
+        assert returns == {0x7FFF0000, 0x00050000 | errno.EPERM, 0x00050000 | errno.ENOSYS}
+    with pytest.raises(ValueError, match="no seccomp filter"):
+        build_filter("riscv64")

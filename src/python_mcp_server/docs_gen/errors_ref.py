@@ -56,6 +56,14 @@ MEANINGS: dict[str, tuple[str, str]] = {
         "(no answer at all, or an answer but no output channel), with the kernel's last "
         "output lines.",
     ),
+    "SANDBOX_UNAVAILABLE": (
+        "Kernels are refused: the bubblewrap sandbox does not work on this machine.",
+        "Creating a session (or any call that needs a kernel) when no `bwrap` could run a "
+        "sandbox at start: none installed, a broken `MCP_BWRAP_PATH`, or user namespaces "
+        "disabled by the host. The message says why and how to fix it (install bubblewrap, "
+        "enable unprivileged user namespaces, or run the server as root); an operator who "
+        "accepts unsandboxed kernels starts the server with `--sandbox none`.",
+    ),
     "KERNEL_DIED": (
         "The kernel process ended while it was needed.",
         "In an execution result's `error.code` when user code kills the kernel (os._exit, "

@@ -28,9 +28,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from python_mcp_server.infra.kernels.confine import Confinement
 from python_mcp_server.infra.kernels.limits import ResourceLimits
 from python_mcp_server.infra.kernels.mounts import mount_args, plan_mounts
-from python_mcp_server.infra.kernels.sandbox import ISOLATION_ARGS
 from python_mcp_server.infra.subprocess import CommandResult, run_command
 
 #: ``python -I -S -c`` program: set the rlimits, then become the real command (argv[1:]).
@@ -63,6 +63,10 @@ class RunnerConfig:
     #: The interpreter that sets the rlimits before the program starts (the server's own,
     #: which no kernel can write).
     bootstrap_python: str = sys.executable
+    #: Namespaces, capabilities and seccomp filter (``confine.py``). Runs keep the
+    #: server's user in their own user namespace: they write environments kernels must
+    #: not, and the seccomp filter and empty capability sets still hold.
+    confinement: Confinement = field(default_factory=Confinement)
 
 
 def limits_prefix(python: str, limits: ResourceLimits) -> list[str]:
@@ -110,17 +114,15 @@ class SandboxedRunner:
         inner = [*limits_prefix(self.config.bootstrap_python, self.config.limits), *argv]
         if self.config.bwrap is None:
             return inner
-        args = [self.config.bwrap, *ISOLATION_ARGS]
-        if not network:
-            args.append("--unshare-net")
+        args = [] if network else ["--unshare-net"]
         mounts = plan_mounts(
             hidden=self.config.hidden_paths,
             readable=(*self.config.readable_paths, *readable),
             writable=writable,
         )
         args += mount_args(mounts, self.config.tmp_size_mb)
-        args += ["--chdir", str(cwd or "/"), "--"]
-        return args + inner
+        args += ["--chdir", str(cwd or "/")]
+        return self.config.confinement.wrap(self.config.bwrap, args, inner)
 
     async def run(
         self,

