@@ -50,7 +50,7 @@ async def link(client: Client[Any], session_id: str) -> str:
 async def test_the_page_follows_a_session_as_it_runs(
     viewer: LaunchedServer, browser: Browser, tmp_path: Path
 ) -> None:
-    async with Client(viewer.mcp_url) as client:
+    async with Client(viewer.mcp_url, auth=viewer.token) as client:
         await run(client, "answer = 42")
         await browser.goto(await link(client, "default"))
         await browser.wait_for("document.body.dataset.ready === '1'", "the snapshot")
@@ -94,7 +94,7 @@ async def test_output_streams_while_a_cell_runs(viewer: LaunchedServer, browser:
         "    time.sleep(0.05)\n"
         "print('second half')"
     )
-    async with Client(viewer.mcp_url) as client:
+    async with Client(viewer.mcp_url, auth=viewer.token) as client:
         await run(client, "ready = True")
         await browser.goto(await link(client, "default"))
         await browser.wait_for("document.body.dataset.ready === '1'", "the snapshot")
@@ -122,7 +122,7 @@ async def test_kernel_output_cannot_script_the_page(
         '<img src=x onerror="document.title=&quot;pwned&quot;">\'))\n'
         "print('<b onmouseover=alert(1)>bold?</b>')"
     )
-    async with Client(viewer.mcp_url) as client:
+    async with Client(viewer.mcp_url, auth=viewer.token) as client:
         await run(client, hostile)
         await browser.goto(await link(client, "default"))
         await browser.wait_for("document.body.dataset.ready === '1'", "the snapshot")
@@ -132,7 +132,7 @@ async def test_kernel_output_cannot_script_the_page(
 
 
 async def test_a_deleted_session_says_it_ended(viewer: LaunchedServer, browser: Browser) -> None:
-    async with Client(viewer.mcp_url) as client:
+    async with Client(viewer.mcp_url, auth=viewer.token) as client:
         await call(client, "create_session", session_id="brief")
         await run(client, "x = 1", session_id="brief")
         await browser.goto(await link(client, "brief"))
@@ -146,7 +146,7 @@ async def test_a_deleted_session_says_it_ended(viewer: LaunchedServer, browser: 
 async def test_the_session_list_links_every_session(
     viewer: LaunchedServer, browser: Browser
 ) -> None:
-    async with Client(viewer.mcp_url) as client:
+    async with Client(viewer.mcp_url, auth=viewer.token) as client:
         await call(client, "create_session", session_id="alpha")
         await call(client, "create_session", session_id="beta")
         await browser.goto(await link(client, "*"))
@@ -158,7 +158,7 @@ async def test_the_session_list_links_every_session(
 
 
 async def test_links_are_the_only_way_in(viewer: LaunchedServer) -> None:
-    async with Client(viewer.mcp_url) as client:
+    async with Client(viewer.mcp_url, auth=viewer.token) as client:
         await call(client, "create_session", session_id="mine")
         url = await link(client, "mine")
         other = await link(client, "default")
@@ -187,7 +187,7 @@ async def test_links_are_the_only_way_in(viewer: LaunchedServer) -> None:
 
 
 async def test_the_app_is_listed_and_served(viewer: LaunchedServer) -> None:
-    async with Client(viewer.mcp_url) as client:
+    async with Client(viewer.mcp_url, auth=viewer.token) as client:
         tools = {tool.name: tool for tool in await client.list_tools()}
         ui = (tools["show_session_view"].meta or {}).get("ui", {})
         assert ui.get("resourceUri") == "ui://python-mcp-server/session-view.html"
