@@ -103,10 +103,10 @@ def drop_argv(user: KernelUser, setpriv: str | None) -> list[str]:
     return [sys.executable, "-S", "-c", _DROP_PROGRAM, str(user.uid), str(user.gid)]
 
 
-def _acl(mode: int, uid: int) -> bytes:
+def _acl(mode: int, uids: list[int]) -> bytes:
     entries = [
         (_USER_OBJ, (mode >> 6) & 7, _UNDEFINED_ID),
-        (_USER, 7, uid),
+        *((_USER, 7, uid) for uid in sorted(set(uids))),
         (_GROUP_OBJ, (mode >> 3) & 7, _UNDEFINED_ID),
         (_MASK, 7, _UNDEFINED_ID),
         (_OTHER, mode & 7, _UNDEFINED_ID),
@@ -115,10 +115,13 @@ def _acl(mode: int, uid: int) -> bytes:
 
 
 def grant_folder(folder: Path, user: KernelUser) -> str:
-    """Let ``user`` write ``folder`` and what will be created in it; says how ("acl"/"owner")."""
+    """Let ``user`` write ``folder`` and what will be created in it; says how ("acl"/"owner").
+
+    The server's own user gets a named entry too: its sandboxed runs hold no capabilities,
+    and must still write what the kernel user created there (a session's packages)."""
     fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
-        acl = _acl(os.fstat(fd).st_mode, user.uid)
+        acl = _acl(os.fstat(fd).st_mode, [user.uid, os.geteuid()])
         try:
             os.setxattr(fd, ACCESS_ACL, acl)
             os.setxattr(fd, DEFAULT_ACL, acl)

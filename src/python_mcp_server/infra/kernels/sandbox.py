@@ -192,17 +192,18 @@ class BwrapLauncher(LimitedLauncher):
 
     def _hand_over_own_folders(self, request: KernelLaunchRequest, user: KernelUser) -> None:
         """A kernel's own writable folders inside hidden ones (its session package folder,
-        made by the server for it alone) and their direct subfolders go to the kernel user;
-        the shared workspace is granted by ACL instead (``share_folders``)."""
+        made by the server for it alone) and their direct subfolders are granted to the
+        kernel user by ACL (the server's sandboxed installs into them keep writing); the
+        shared workspace is granted once, at start (``share_folders``)."""
         hidden = [resolved(p) for p in self.config.hidden_paths]
         for path in request.writable_paths:
             if not under(resolved(path), hidden) or resolved(path) in hidden:
                 continue
-            hand_over(path, user)
+            grant_folder(path, user)
             with contextlib.suppress(OSError), os.scandir(path) as entries:
                 for entry in entries:
                     if entry.is_dir(follow_symlinks=False):
-                        hand_over(Path(entry.path), user)
+                        grant_folder(Path(entry.path), user)
 
     def sandboxed_command(
         self,
