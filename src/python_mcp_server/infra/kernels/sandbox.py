@@ -239,6 +239,8 @@ class BwrapLauncher(LimitedLauncher):
         )
         egress = self._egress_of.get(id(request))
         if egress is not None:  # last: /run is a fresh tmpfs by now
+            # Its folder made explicitly: bwrap would copy the mode of the host's (0700).
+            args += ["--perms", "0755", "--dir", str(SANDBOX_SOCKET.parent)]
             args += ["--ro-bind", str(egress), str(SANDBOX_SOCKET)]
         return args
 
