@@ -44,8 +44,16 @@ class LaunchedServer:
         """The bearer token: MCP_AUTH_TOKEN when set, else the one the server made."""
         if self.env.get("MCP_AUTH_TOKEN"):
             return self.env["MCP_AUTH_TOKEN"]
-        state = Path(self.env.get("MCP_STATE_DIR") or self.workspace / ".state")
-        return (state / "auth-token").read_text().strip()
+        return self.token_file.read_text().strip()
+
+    @property
+    def token_file(self) -> Path:
+        """Where the server keeps the token it made (its state folder)."""
+        if self.env.get("MCP_STATE_DIR"):
+            state = Path(self.env["MCP_STATE_DIR"])
+        else:
+            state = default_state_dir(self.workspace.resolve(), self.env)
+        return state / "auth-token"
 
     @property
     def headers(self) -> dict[str, str]:

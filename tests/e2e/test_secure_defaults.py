@@ -36,7 +36,7 @@ def printed_token(*args: str) -> str:
 
 def test_default_start_requires_the_token_it_made(start_server: StartServer) -> None:
     server = start_server(env=NO_KERNELS)
-    token_file = server.workspace / ".state" / "auth-token"
+    token_file = server.token_file
     assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
     assert "python-mcp-server token" in server.log()
     token = printed_token("--workspace-dir", str(server.workspace))
@@ -70,4 +70,4 @@ def test_no_auth_only_on_loopback(start_server: StartServer) -> None:
     assert "--no-auth: HTTP without a token" in open_server.log()
     with httpx.Client(base_url=open_server.url, timeout=30) as http:
         assert http.post("/mcp", json=INITIALIZE, headers=MCP_HEADERS).status_code == 200
-    assert not (open_server.workspace / ".state" / "auth-token").exists()
+    assert not open_server.token_file.exists()
