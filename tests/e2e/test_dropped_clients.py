@@ -64,10 +64,12 @@ async def wait_until(client: Client[Any], check: Any, what: str, tries: int = 60
 
 async def test_dropped_callers_stop_their_calls(start_server: StartServer) -> None:
     server = start_server()
-    async with Client(server.mcp_url) as watcher:
+    async with Client(server.mcp_url, auth=server.token) as watcher:
         await watcher.call_tool("run_python_code", {"code": "ran = []"})
         async with contextlib.AsyncExitStack() as streams:
-            http = await streams.enter_async_context(httpx.AsyncClient(timeout=120))
+            http = await streams.enter_async_context(
+                httpx.AsyncClient(timeout=120, headers=server.headers)
+            )
             headers = await open_session(http, server.mcp_url)
             calls = [tool_call(1, RUNNING)]
             calls += [tool_call(2 + i, f"ran.append({i})") for i in range(3)]

@@ -255,7 +255,7 @@ document.body.appendChild(frame);
 async def test_the_app_renders_in_a_host_frame(viewer: LaunchedServer, browser: Browser) -> None:
     """A stand-in MCP Apps host: the app runs in an iframe, and its JSON-RPC messages are
     relayed to the real server by this test, as a chat client would."""
-    async with Client(viewer.mcp_url) as client:
+    async with Client(viewer.mcp_url, auth=viewer.token) as client:
         await run(client, "from_the_app = 7")
         await run(client, PLOT)
         contents = await client.read_resource("ui://python-mcp-server/session-view.html")

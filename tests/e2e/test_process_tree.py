@@ -55,7 +55,7 @@ async def test_a_setsid_daemon_ends_with_its_session(start_server: StartServer) 
     # unsandboxed: the pids the kernel sees are the host's (a sandbox has its own pid
     # namespace, which ends whole with the sandbox)
     server = server_with_sandbox(start_server, "none")
-    async with Client(server.mcp_url) as client:
+    async with Client(server.mcp_url, auth=server.token) as client:
         await client.call_tool("create_session", {"session_id": "d"})
         daemon = await start_daemon(client, "d")
         await client.call_tool("delete_session", {"session_id": "d"})
@@ -65,7 +65,7 @@ async def test_a_setsid_daemon_ends_with_its_session(start_server: StartServer) 
 
 async def test_a_setsid_daemon_ends_at_sigterm(start_server: StartServer) -> None:
     server = server_with_sandbox(start_server, "none")
-    async with Client(server.mcp_url) as client:
+    async with Client(server.mcp_url, auth=server.token) as client:
         daemon = await start_daemon(client, "default")
     assert server.stop(signal.SIGTERM) == 0, server.log()
     assert_gone({daemon})
