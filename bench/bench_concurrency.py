@@ -59,7 +59,11 @@ async def client_loop(
 
 
 async def main(calls: int, clients: int, sessions: int) -> None:
-    server = ServerProcess(env={"MCP_KERNEL_POOL_SIZE": "0", "MCP_HEALTH_INTERVAL": "1"})
+    server = ServerProcess(
+        "--toolsets",
+        "default,introspection",
+        env={"MCP_KERNEL_POOL_SIZE": "0", "MCP_HEALTH_INTERVAL": "1"},
+    )
     try:
         wait_port(server.port, timeout=180)
         names = [f"s{i}" for i in range(sessions)]
@@ -70,7 +74,7 @@ async def main(calls: int, clients: int, sessions: int) -> None:
         latencies: list[float] = []
         errors: Counter[str] = Counter()
         completion_errors: Counter[str] = Counter()
-        per_client = max(1, calls // clients)
+        per_client = max(1, -(-calls // clients))  # at least `calls` in all
         started = time.perf_counter()
         await asyncio.gather(
             *(
