@@ -37,8 +37,15 @@ async def kernel_starts(rounds: int) -> dict[str, list[float]]:
     folder = Path(tempfile.mkdtemp(prefix="bench-sandbox-"))
     services = {}
     for mode in MODES:
+        # The same kernel either way: no preload and no template fork (a sandboxed kernel
+        # cannot be forked from a template), so the difference is the sandbox alone.
         settings = Settings(
-            workspace_dir=folder / mode, kernel_pool_size=0, session_idle_timeout=0, sandbox=mode
+            workspace_dir=folder / mode,
+            kernel_pool_size=0,
+            session_idle_timeout=0,
+            sandbox=mode,
+            kernel_preload="none",
+            kernel_fork=False,
         )
         services[mode] = build_services(settings)
         assert services[mode].limits.sandbox == mode
@@ -68,13 +75,20 @@ async def kernel_starts(rounds: int) -> dict[str, list[float]]:
 async def round_trips(rounds: int) -> dict[str, list[float]]:
     """Alternate run_python_code("1+1") between two real servers, one per mode."""
     servers = {
-        mode: ServerProcess(env={"MCP_SANDBOX": mode, "MCP_KERNEL_POOL_SIZE": "1"})
+        mode: ServerProcess(
+            env={
+                "MCP_SANDBOX": mode,
+                "MCP_KERNEL_POOL_SIZE": "1",
+                "MCP_KERNEL_PRELOAD": "none",
+                "MCP_KERNEL_FORK": "false",
+            }
+        )
         for mode in MODES
     }
     samples: dict[str, list[float]] = {mode: [] for mode in MODES}
     try:
         for server in servers.values():
-            wait_port(server.port)
+            wait_port(server.port, timeout=120)
         async with (
             Client(servers["none"].url, timeout=60) as plain,
             Client(servers["bwrap"].url, timeout=60) as sandboxed,
