@@ -300,3 +300,12 @@ async def test_the_app_renders_in_a_host_frame(viewer: LaunchedServer, browser: 
             await asyncio.sleep(0.05)
         else:
             raise AssertionError(f"the app never showed the session; it shows:\n{text}")
+
+
+async def test_the_log_gives_a_link_to_the_session_list(viewer: LaunchedServer) -> None:
+    link_line = next(line for line in viewer.log().splitlines() if "/sessions?t=" in line)
+    url = link_line[link_line.index("http://") :].split()[0]
+    async with httpx.AsyncClient(follow_redirects=True) as http:
+        listing = await http.get(url)
+    assert listing.status_code == 200
+    assert "<table id=sessions>" in listing.text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -21,9 +22,13 @@ from python_mcp_server.server.routes_health import register_health_route
 from python_mcp_server.server.services import Services, build_services
 from python_mcp_server.server.tasks import tasks_extension
 from python_mcp_server.server.tool_listing import CompactToolListing
+from python_mcp_server.server.tools.notebooks import LINK_SECONDS, view_url
 from python_mcp_server.server.toolsets import register_toolsets, select_toolsets
+from python_mcp_server.server.view.links import ALL_SESSIONS
 from python_mcp_server.server.view.routes import register_view_routes
 from python_mcp_server.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 INSTRUCTIONS = """\
 A persistent Python: each session is a live Jupyter kernel whose variables survive between
@@ -40,6 +45,14 @@ def build_server(settings: Settings, services: Services | None = None) -> FastMC
     async def lifespan(_server: FastMCP) -> AsyncIterator[dict[str, Any]]:
         await services.start()
         await install_input_schema_lookup(mcp)
+        if views and settings.transport == "http":
+            url = view_url(services, services.view_signer, ALL_SESSIONS)
+            logger.info(
+                "live view of the sessions (open within %d s; get_session_view_link makes "
+                "fresh links): %s",
+                LINK_SECONDS,
+                url,
+            )
         try:
             yield {"services": services}
         finally:
@@ -62,8 +75,9 @@ def build_server(settings: Settings, services: Services | None = None) -> FastMC
     )
     mcp.add_extension(tasks_extension(settings))
     selected = select_toolsets(settings.toolsets)
+    views = "notebooks" in selected
     register_toolsets(mcp, services, selected)
-    if "notebooks" in selected:
+    if views:
         register_view_routes(mcp, services, services.view_signer)
     mcp.add_transform(CompactToolListing())
     register_resources(mcp, services)
