@@ -6,7 +6,9 @@ one code cell holding its source, execution count and
 nbformat outputs; events that are not code (a kernel replaced, a restart asked for) become
 markdown notes in the same sequence. The store lives in the server's state folder, so an
 export after a server restart still holds what ran. It keeps at most ``max_cells`` cells per
-session (the oldest go first) and at most ``max_cell_bytes`` of outputs per cell.
+session (the oldest go first), at most ``max_cell_bytes`` of outputs per cell, and at most
+``max_total_bytes`` of outputs in all (checked every ``trim_every`` appends; the oldest
+cells of any session go first).
 """
 
 from __future__ import annotations
@@ -43,6 +45,10 @@ class CellStoreConfig:
     path: Path
     max_cells: int = 2000
     max_cell_bytes: int = 4 * 1024 * 1024
+    #: All sessions' cells together: past it the oldest cells go, whoever they belong to.
+    max_total_bytes: int = 256 * 1024 * 1024
+    #: Appends between two checks of the total.
+    trim_every: int = 50
 
 
 @dataclass(frozen=True)
@@ -84,6 +90,7 @@ class CellStore:
     def __init__(self, config: CellStoreConfig) -> None:
         self.config = config
         self._db = SqliteDatabase(config.path, SCHEMA)
+        self._appends = 0
 
     async def open(self) -> None:
         await self._db.open()
@@ -119,6 +126,19 @@ class CellStore:
             )
 
         self._db.submit(insert)
+        self._appends += 1
+        if self._appends % self.config.trim_every == 0:
+            self._db.submit(self._trim)
+
+    def _trim(self, connection: sqlite3.Connection) -> None:
+        """Delete the oldest cells while all outputs together exceed the budget."""
+        row = connection.execute(
+            "SELECT id FROM (SELECT id, SUM(length(outputs)) OVER (ORDER BY id DESC) AS kept "
+            "FROM cells) WHERE kept > ? ORDER BY id DESC LIMIT 1",
+            (self.config.max_total_bytes,),
+        ).fetchone()
+        if row is not None:
+            connection.execute("DELETE FROM cells WHERE id <= ?", (row[0],))
 
     async def cells(self, session_id: str) -> list[Cell]:
         """The session's cells, oldest first."""
