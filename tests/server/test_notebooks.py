@@ -189,3 +189,22 @@ async def test_a_script_run_in_the_kernel_is_a_note_and_a_run_line(
     assert cell.source == "%run scripts/hello.py 'a b'"
     assert cell.outputs[0]["text"] == "from a script\n"
     assert str(workspace) not in nbformat.writes(notebook)
+
+
+async def test_a_display_updated_in_place_is_one_output(
+    client: Client[Any], workspace: Path
+) -> None:
+    code = (
+        "from IPython.display import display\n"
+        "handle = display('step 0', display_id=True)\n"
+        "for step in range(1, 50):\n"
+        "    handle.update(f'step {step}')\n"
+        "display('after')"
+    )
+    result = await run(client, code)
+    texts = [item.get("text") for item in result["outputs"]]
+    assert texts == ["'step 49'", "'after'"]
+    await call(client, "export_notebook", session_id="default")
+    notebook = read_nb(workspace / "notebooks/default.ipynb")
+    (cell,) = [c for c in notebook.cells if c.cell_type == "code"]
+    assert [o["data"]["text/plain"] for o in cell.outputs] == ["'step 49'", "'after'"]

@@ -160,6 +160,8 @@ class OutputCollector:
             for name in ("stdout", "stderr")
         }
         self._display_chars = 0
+        #: Items of each display that has an id, so an update can replace them.
+        self._displays: dict[str, list[OutputItem]] = {}
         self._image_bytes = 0
         self._image_count = 0
         self._dropped_displays = 0
@@ -190,7 +192,12 @@ class OutputCollector:
             self.result = self._cut_result(data.get("text/plain"))
             self._add_rich(data, include_plain=False)
         elif msg_type in ("display_data", "update_display_data"):
+            transient = content.get("transient") or {}
+            display_id = transient.get("display_id") if isinstance(transient, dict) else None
+            before = len(self.outputs)
             self._add_rich(content.get("data", {}), include_plain=True)
+            if isinstance(display_id, str):
+                self._place_display(display_id, before, update=msg_type != "display_data")
         elif msg_type == "error":
             self.error = ExecutionErrorInfo(
                 ename=str(content.get("ename", "Error")),
@@ -234,6 +241,23 @@ class OutputCollector:
             items.append(OutputItem(mime_type="text/plain", text=str(data["text/plain"])))
         for item in items:
             self._keep(item)
+
+    def _place_display(self, display_id: str, start: int, *, update: bool) -> None:
+        """An update of a display shown earlier in this execution replaces it in place (a
+        progress bar is one output, not one per update)."""
+        added = self.outputs[start:]
+        earlier = self._displays.get(display_id)
+        if update and earlier is not None:
+            del self.outputs[start:]
+            at = next((i for i, item in enumerate(self.outputs) if item is earlier[0]), None)
+            if at is None:
+                self.outputs.extend(added)
+            else:
+                gone = self.outputs[at : at + len(earlier)]
+                self._display_chars -= sum(len(item.text or "") for item in gone)
+                self.outputs[at : at + len(earlier)] = added
+        if added:
+            self._displays[display_id] = added
 
     def _keep(self, item: OutputItem) -> None:
         """Add a display item within the result's bounds, or count it as dropped."""
