@@ -166,28 +166,102 @@ async def test_cannot_read_or_write_the_home_folder(attacker: Client[Any], targe
     assert (target.home / "secret.txt").read_text() == SECRET
 
 
+#: Kernel code reporting its own connection file (it must stay reachable: the kernel's
+#: channels depend on it) and its own session package folder.
+OWN_FOLDERS = (
+    "import os, sys, json\n"
+    "from ipykernel.connect import get_connection_file\n"
+    "own = get_connection_file()\n"
+    "with open(own) as f:\n"
+    "    assert json.load(f)['key']\n"
+    "packages = [p for p in sys.path if '.session-packages' in p]\n"
+)
+
+#: Kernel code: which of ``paths`` it can stat, and every file and folder it sees under
+#: ``state``, as JSON.
+PROBE_STATE = OWN_FOLDERS + (
+    "reached = []\n"
+    "for path in {paths!r}:\n"
+    "    try:\n"
+    "        os.stat(path)\n"
+    "    except OSError:\n"
+    "        continue\n"
+    "    reached.append(path)\n"
+    "seen = []\n"
+    "for folder, _, files in os.walk({state!r}):\n"
+    "    seen += [folder] + [os.path.join(folder, name) for name in files]\n"
+    "print(json.dumps({{'own': own, 'packages': packages, 'reached': reached, 'seen': seen}}))"
+)
+
+
+def allowed_in_view(path: Path, state: Path, own_runtime: Path, own_packages: Path) -> bool:
+    """What a kernel may see of the state folder: the folder itself, the environments
+    folder with its (read-only) environments but no other session's package folder, its
+    own runtime folder (connection file, sockets) and the folders on the way to those.
+
+    The runtime folder is ``<state>/run/k<name>``, or ``/tmp/pmcp-<uid>-<pid>/k<name>``
+    when the state path is too long for a socket address (``short_runtime_dir``; under
+    pytest-xdist, for one): so ``<state>/run`` may or may not be in view, both are fine."""
+    venvs = state / "venvs"
+    sessions = venvs / ".session-packages"
+    on_the_way = {p for own in (own_runtime, own_packages) for p in own.parents}
+    if path in on_the_way or path == state:
+        return True
+    if path == own_runtime or own_runtime in path.parents:
+        return True
+    if path == own_packages or own_packages in path.parents:
+        return True
+    return (venvs in path.parents or path == venvs) and sessions not in path.parents
+
+
 async def test_cannot_see_the_state_folder_or_the_history(
     attacker: Client[Any], target: Target
 ) -> None:
-    await run(attacker, "'something for the history'")
-    assert target.history.is_file()  # it exists on the host...
-    assert (target.state / "logs").is_dir()
-    result = await run(
-        attacker,
-        "import os\n"
-        f"for folder, subfolders, files in os.walk({str(target.state)!r}):\n"
-        "    print(os.path.relpath(folder, os.getcwd()), sorted(files))\n"
-        f"open({str(target.history)!r}, 'rb').read()",
-    )
-    # ...but the kernel sees only its own runtime folder and its own environment.
-    seen = dict(line.split(" ", 1) for line in result["stdout"].splitlines())
-    assert set(seen) >= {".state", ".state/run", ".state/venvs"}
-    assert seen[".state"] == "[]"
-    own_runtime = [f for f in seen if f.startswith(".state/run/")]
-    assert len(own_runtime) == 1
-    assert all(f.startswith((".state/run", ".state/venvs")) for f in seen if f != ".state")
-    assert not any("history" in files or ".log" in files for files in seen.values())
-    assert result["error"]["ename"] == "FileNotFoundError"
+    await attacker.call_tool("create_session", {"session_id": "victim"})
+    try:
+        # Another session's kernel is alive: its connection file, sockets, egress socket
+        # and package folder are in the state folder on the host right now.
+        report = OWN_FOLDERS + "print(json.dumps([own, packages]))"
+        theirs = json.loads((await run(attacker, report, session_id="victim"))["stdout"])
+        their_connection, [their_packages] = Path(theirs[0]), theirs[1]
+        assert await anyio.Path(their_connection).is_file()
+        await run(attacker, "'something for the history'")
+        assert target.history.is_file()
+        assert (target.state / "logs").is_dir()
+        # Every host file of the state folder outside the environments, and every file of
+        # the session package folders (the attacker's own sorted out below).
+        sessions = target.state / "venvs" / ".session-packages"
+        host = [p for p in target.state.rglob("*") if (target.state / "venvs") not in p.parents]
+        host += list(sessions.rglob("*"))
+        host += [their_connection, Path(their_packages)]
+        forbidden = sorted({str(p) for p in host})
+        code = PROBE_STATE.format(paths=forbidden, state=str(target.state))
+        result = await run(attacker, code, session_id="default")
+    finally:
+        await attacker.call_tool("delete_session", {"session_id": "victim"})
+    assert result["status"] == "ok", result
+    view = json.loads(result["stdout"])
+    own_runtime = Path(view["own"]).parent
+    [own_packages] = [Path(p).parent for p in view["packages"]]  # <folder>/site
+    assert own_runtime != their_connection.parent
+    # Nothing of the server's or of another session is reachable...
+    allowed = [
+        p
+        for p in view["reached"]
+        if allowed_in_view(Path(p), target.state, own_runtime, own_packages)
+    ]
+    assert view["reached"] == allowed
+    for secret in (target.history, target.state / "logs", their_connection, Path(their_packages)):
+        assert str(secret) not in view["reached"]
+    # ...and what it sees of the state folder is a subset of what it may see.
+    assert view["seen"], "the walk saw nothing: the probe did not run"
+    outside = [
+        p
+        for p in view["seen"]
+        if not allowed_in_view(Path(p), target.state, own_runtime, own_packages)
+    ]
+    assert outside == []
+    assert not any(Path(p).name.startswith("egress-") for p in view["seen"])
 
 
 async def test_cannot_find_the_token(attacker: Client[Any], target: Target) -> None:
@@ -313,17 +387,19 @@ async def test_symlinks_lead_nowhere(attacker: Client[Any], target: Target) -> N
     links = "\n".join(f"os.symlink({str(p)!r}, {name!r})" for name, p in targets.items())
     result = await run(
         attacker,
-        f"import os\n{links}\n"
+        f"import os, json\n{links}\n"
         "for name in ('db_link', 'home_link'):\n"
         "    try:\n"
         "        open(name, 'rb').read()\n"
         "    except OSError as e:\n"
         "        print(name, type(e).__name__)\n"
-        "print(os.listdir('state_link'))",
+        "print(json.dumps(os.listdir('state_link')))",
     )
-    assert result["stdout"] == (
-        "db_link FileNotFoundError\nhome_link FileNotFoundError\n['run', 'venvs']\n"
-    )
+    first, second, listed = result["stdout"].splitlines()
+    assert (first, second) == ("db_link FileNotFoundError", "home_link FileNotFoundError")
+    # The link shows the kernel's own view: at most its runtime folder's parent and the
+    # environments, never the history, logs, token or kernel records.
+    assert set(json.loads(listed)) <= {"run", "venvs"}
     # The server's own file routes and tools refuse to follow them out of the workspace.
     headers = {"Authorization": f"Bearer {TOKEN}"}
     async with httpx.AsyncClient(base_url=target.server.url, headers=headers) as http:
