@@ -80,5 +80,5 @@ def configure_logging(level: str, fmt: str) -> None:
     # Library chatter stays at WARNING unless we debug.
     quiet = logging.WARNING if level != "DEBUG" else logging.DEBUG
     logging.getLogger("fastmcp.server.server").addFilter(ExpectedToolErrorFilter())
-    for name in ("fastmcp", "mcp", "uvicorn.access", "httpx", "traitlets"):
+    for name in ("fastmcp", "mcp", "uvicorn.access", "httpx", "traitlets", "docket"):
         logging.getLogger(name).setLevel(quiet)
