@@ -117,17 +117,25 @@ async def test_crash_is_reported_then_recovered(gateway_client: Client[Any]) -> 
 async def test_kernel_killed_between_calls_is_noticed(
     gateway_client: Client[Any], replicas: Replicas
 ) -> None:
-    await run(gateway_client, "1")
+    await run(gateway_client, "gone = 1")
     (pid,) = replicas.gateway.kernel_processes()
     os.kill(pid, signal.SIGKILL)
     for _ in range(300):  # the gateway polls its kernels every few seconds
         if (await session_listing(gateway_client))["default"]["status"] == "dead":
             break
         await asyncio.sleep(0.1)
-    data = await run(gateway_client, "2")
-    assert data["status"] == "error"
-    assert data["error"]["code"] == "KERNEL_DIED"
-    assert (await run(gateway_client, "3"))["result"] == "3"
+    else:
+        raise AssertionError("the killed kernel never showed as dead")
+    # The code never reached the dead kernel: it runs on the replacement, and the result
+    # says the kernel was replaced, why, and that the variables are gone.
+    data = await run(gateway_client, "'gone' in dir()")
+    assert (data["status"], data["result"], data["code_ran"]) == ("ok", "False", True)
+    assert data["kernel_restarted"] is True
+    assert data["kernel_replacement"]["reason"], data
+    assert "replaced before this code ran" in data["message"]
+    assert "variables were lost" in data["message"]
+    after = await run(gateway_client, "3")
+    assert (after["result"], after["kernel_restarted"]) == ("3", False)
 
 
 async def test_completion_and_inspection(gateway_client: Client[Any]) -> None:

@@ -22,9 +22,9 @@ POLL = 0.05
 
 
 def _running(session: KernelSession) -> bool:
-    """A call of this server runs code, or the kernel says it is busy (a call another
-    replica of a shared kernel made)."""
-    return session.busy or session.client.execution_state == "busy"
+    """A call of this server runs code, or the shared kernel says it is busy (a call
+    another replica made: its IOPub status reaches every connected client)."""
+    return session.busy or session.running_elsewhere
 
 
 async def _ended(session: KernelSession, count: int, within: float) -> bool:

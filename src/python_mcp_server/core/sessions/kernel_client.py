@@ -34,6 +34,18 @@ logger = logging.getLogger(__name__)
 #: Seconds an execution that went idle waits for its reply before it counts as dropped.
 REPLY_GRACE = 2.0
 
+#: Requests whose busy/idle status says nothing of whether code runs (the kernel answers
+#: them on control, or alongside a running cell); as Jupyter Server's activity tracking.
+UNTRACKED_PARENTS = frozenset(
+    {
+        "kernel_info_request",
+        "comm_info_request",
+        "shutdown_request",
+        "interrupt_request",
+        "debug_request",
+    }
+)
+
 IopubHandler = Callable[[Message], None]
 #: Called with the input_request content; returns the text to answer with.
 StdinHandler = Callable[[Mapping[str, Any]], str]
@@ -189,7 +201,9 @@ class KernelClient:
         if not isinstance(content, dict):
             raise ValueError("message content is not an object")
         if channel == "iopub" and msg_type == "status":
-            self.execution_state = str(content.get("execution_state", ""))
+            parent_type = message.get("parent_header", {}).get("msg_type", "")
+            if parent_type not in UNTRACKED_PARENTS:
+                self.execution_state = str(content.get("execution_state", ""))
         request = self._pending.get(parent_id) if isinstance(parent_id, str) else None
         if request is None:
             if channel == "iopub" and msg_type == "stream":

@@ -211,5 +211,7 @@ class KernelFactory:
         except BaseException:
             await client.close(kill=False)
             raise
-        client.execution_state = "idle"  # iopub status messages correct it from here on
+        # Code another server started may be running: the backend knows; IOPub status
+        # messages keep it true from here on.
+        client.execution_state = await kernel.reported_state() or "idle"
         return client

@@ -147,6 +147,12 @@ class KernelSession:
         return self._running > 0
 
     @property
+    def running_elsewhere(self) -> bool:
+        """Code another server started runs in this session's shared kernel (its IOPub
+        status, which every connected client sees, says busy)."""
+        return self.client.kernel.shared and self.client.execution_state == "busy"
+
+    @property
     def callers(self) -> int:
         """Executions running or waiting in this session."""
         return self._running
@@ -430,12 +436,13 @@ class KernelSession:
             await self.lifecycle.replace("restart requested", requested=True)
 
     async def interrupt(self) -> bool:
-        """Interrupt the running cell, if one runs. Returns whether one was running.
+        """Interrupt the running cell, if one runs (here, or in a shared kernel through
+        another server). Returns whether one was running.
 
         Nothing is sent otherwise: an interrupt landing in any other request would make the
         kernel drop that request's reply.
         """
-        if self.lifecycle.state is not SessionState.BUSY:
+        if self.lifecycle.state is not SessionState.BUSY and not self.running_elsewhere:
             return False
         await self.client.interrupt()
         return True

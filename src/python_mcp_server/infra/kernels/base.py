@@ -112,6 +112,13 @@ class LaunchedKernel(abc.ABC):
 
     #: A note for the first result of the session that gets this kernel (set by core).
     notice: str | None = None
+    #: Whether other servers may run code in this kernel too (replicas on one gateway).
+    shared: bool = False
+
+    async def reported_state(self) -> str | None:
+        """The backend's own record of the kernel's execution state ("busy", "idle"), for
+        backends that keep one (gateways); None when it does not."""
+        return None
 
     def preload_failures(self) -> dict[str, str]:
         """{module: error} for preload modules that failed to import in this kernel."""

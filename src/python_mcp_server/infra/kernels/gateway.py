@@ -143,6 +143,7 @@ class GatewayKernel(LaunchedKernel):
     #: Interrupts go through ``POST .../interrupt``: the gateway signals the process or
     #: sends interrupt_request, whichever the kernelspec's interrupt_mode says.
     interrupt_mode = "signal"
+    shared = True
 
     def __init__(
         self, api: GatewayApi, kernel_id: str, session_id: str, start: Mapping[str, Any]
@@ -222,6 +223,20 @@ class GatewayKernel(LaunchedKernel):
             self._end("deleted", "the kernel no longer exists on the gateway")
         else:
             self._end("lost", reason)
+
+    async def reported_state(self) -> str | None:
+        """The gateway's execution_state of the kernel (it tracks user requests only)."""
+        try:
+            response = await self._api.request("GET", self.path, timeout=10.0)
+        except GatewayError:
+            return None
+        if response.status_code == 404:
+            return None
+        try:
+            state = response.json().get("execution_state")
+        except ValueError:
+            return None
+        return state if isinstance(state, str) else None
 
     # --- actions -----------------------------------------------------------------------
     async def send_interrupt_signal(self) -> None:
