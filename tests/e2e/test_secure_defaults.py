@@ -1,5 +1,6 @@
 """Secure by default, on the real command: HTTP needs the token the server made at first
-start (``python-mcp-server token`` prints it); ``--no-auth`` only on loopback."""
+start (``python-mcp-server token`` prints it); ``--no-auth`` only on loopback; no usable
+sandbox means no kernel."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ import stat
 import subprocess
 
 import httpx
+from fastmcp import Client
 
 from tests.e2e.conftest import COMMAND, StartServer
+from tests.helpers import call, tool_error
 
 NO_KERNELS = {"MCP_KERNEL_POOL_SIZE": "0"}
 INITIALIZE = {
@@ -71,3 +74,17 @@ def test_no_auth_only_on_loopback(start_server: StartServer) -> None:
     with httpx.Client(base_url=open_server.url, timeout=30) as http:
         assert http.post("/mcp", json=INITIALIZE, headers=MCP_HEADERS).status_code == 200
     assert not open_server.token_file.exists()
+
+
+async def test_no_usable_sandbox_means_no_kernel(start_server: StartServer) -> None:
+    """No sandbox flag and no working bwrap: kernels are refused with SANDBOX_UNAVAILABLE
+    (never started unconfined) and the server keeps serving."""
+    server = start_server(env={**NO_KERNELS, "MCP_BWRAP_PATH": "/bin/false"})
+    async with Client(server.mcp_url, auth=server.token, timeout=60) as client:
+        error = await tool_error(client, "run_python_code", {"code": "1 + 1"})
+        assert error.startswith("SANDBOX_UNAVAILABLE: ")
+        assert "--sandbox none" in error
+        health = await call(client, "health_check")
+        assert health["limits"]["enforced"]["sandbox"] == "unavailable"
+    assert server.process.poll() is None, server.log()
+    assert server.kernel_pids() == set()
