@@ -118,7 +118,19 @@ class LaunchedServer:
 
 def assert_gone(pids: set[int], timeout: float = 10.0) -> None:
     alive = wait_gone(pids, timeout)
-    assert not alive, f"processes left running: {sorted(alive)}"
+    assert not alive, f"processes left running: {describe(alive)}"
+
+
+def describe(pids: set[int]) -> str:
+    """Each pid with its command line and parent, for a failure message."""
+    described = []
+    for pid in sorted(pids):
+        try:
+            process = psutil.Process(pid)
+            described.append(f"{pid} (parent {process.ppid()}): {' '.join(process.cmdline())}")
+        except psutil.Error:
+            described.append(f"{pid} (gone)")
+    return "; ".join(described)
 
 
 def state_of(workspace: Path) -> Path:

@@ -111,6 +111,8 @@ class SessionLifecycle:
         self._readers = 0
         self._no_readers = asyncio.Event()
         self._no_readers.set()
+        #: Counts the cells that took the session: an interrupt names the one it aims at.
+        self.cells = 0
 
     # --- state ---------------------------------------------------------------------------
     def _move(self, target: SessionState) -> None:
@@ -160,6 +162,7 @@ class SessionLifecycle:
                 await self._no_readers.wait()  # a cell never shares the kernel's queue
                 self._refuse_if_closing()
                 self._move(SessionState.BUSY)
+                self.cells += 1
             try:
                 yield
             finally:
@@ -186,6 +189,29 @@ class SessionLifecycle:
             self._readers -= 1
             if self._readers == 0:
                 self._no_readers.set()
+
+    # --- interrupting ---------------------------------------------------------------------
+    def running_cell(self) -> int | None:
+        """The number of the cell that holds the session now, or None."""
+        return self.cells if self.state is SessionState.BUSY else None
+
+    async def interrupt_cell(self) -> int | None:
+        """Interrupt the cell that runs now and return its number; None (and nothing sent)
+        when no cell runs: between cells or during a shell request an interrupt has
+        nothing to stop, and one landing in a request would lose its reply."""
+        cell = self.running_cell()
+        if cell is not None:
+            await self.client.interrupt()
+        return cell
+
+    async def end_cell_kernel(self, cell: int) -> bool:
+        """End the kernel of a cell that ignored its interrupt, only while that same cell
+        still runs (its execution then replaces the kernel and tells its caller). False,
+        and nothing ended, when the cell had ended meanwhile."""
+        if self.running_cell() != cell:
+            return False
+        await self.client.kernel.kill()
+        return True
 
     # --- replacement ----------------------------------------------------------------------
     async def replace(self, reason: str, *, requested: bool) -> Replacement:

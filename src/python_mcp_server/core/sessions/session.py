@@ -435,18 +435,6 @@ class KernelSession:
         async with self.exclusive():
             await self.lifecycle.replace("restart requested", requested=True)
 
-    async def interrupt(self) -> bool:
-        """Interrupt the running cell, if one runs (here, or in a shared kernel through
-        another server). Returns whether one was running.
-
-        Nothing is sent otherwise: an interrupt landing in any other request would make the
-        kernel drop that request's reply.
-        """
-        if self.lifecycle.state is not SessionState.BUSY and not self.running_elsewhere:
-            return False
-        await self.client.interrupt()
-        return True
-
     async def close(self, *, kill: bool = True, reason: str = "the session was deleted") -> None:
         """End the session (``kill=False``: only detach from a shared kernel)."""
         await self.lifecycle.close(kill=kill, reason=reason)
