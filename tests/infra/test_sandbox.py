@@ -6,7 +6,9 @@ import asyncio
 import errno
 import json
 import os
+import signal
 import struct
+import subprocess
 import sys
 from pathlib import Path
 
@@ -230,6 +232,38 @@ def test_kernel_cgroup_limits_and_is_removed() -> None:
         cgroups.close()
     assert not any(folder.exists() for folder in folders)
     assert not any(base.exists() for base in cgroups.bases.values())
+
+
+def test_a_gone_servers_kernel_cgroups_are_emptied_and_removed() -> None:
+    """What a killed server's kernels left in their cgroups (any process, recorded or
+    not) is ended at the next start, and the folders go."""
+    cgroups = KernelCgroups.find()
+    if cgroups is None:
+        pytest.skip("no writable cgroup controller (limits use rlimits and sized tmpfs)")
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    parent = sorted(set(cgroups.parents.values()))[0]
+    base = parent / f"python-mcp-server-{gone.pid}-test"
+    base.mkdir()
+    if cgroups.v2:
+        wanted = " ".join(f"+{n}" for n, p in cgroups.parents.items() if p == parent)
+        (base / "cgroup.subtree_control").write_text(wanted)
+    folder = base / "korphan"
+    folder.mkdir()
+    left = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(120)"], start_new_session=True
+    )
+    try:
+        (folder / "cgroup.procs").write_text(str(left.pid))
+        assert cgroups.end_orphans() >= 1
+        assert left.wait(20) == -signal.SIGKILL
+        assert not base.exists()
+    finally:
+        if left.poll() is None:
+            left.kill()
+            left.wait()
+        KernelCgroups.remove(folder, attempts=5)
+        KernelCgroups.remove(base, attempts=5)
 
 
 def test_seccomp_programs_for_both_architectures() -> None:

@@ -12,6 +12,10 @@ bubblewrap (see ``confine.py``), so nothing the kernel starts escapes them.
 - processes: ``pids.max`` (v1 or v2). For a root server RLIMIT_NPROC is never enforced
   (the kernel exempts root, even inside a user namespace), so a fork bomb needs this.
 
+A server killed with SIGKILL cannot end its kernels; the next server's ``end_orphans``
+kills whatever is left in the kernel cgroups of servers that are gone (the folder names
+the server's pid), so nothing a kernel started survives, recorded or not.
+
 cgroup v1 keeps one hierarchy per controller (one folder each); v2 has one folder for
 both, with the controllers enabled for the children of our cgroup.
 """
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import time
 import uuid
 from dataclasses import dataclass
@@ -134,6 +139,10 @@ class KernelCgroups:
             except OSError:
                 time.sleep(0.02)
 
+    def end_orphans(self) -> int:
+        """End the processes of gone servers' kernel cgroups (see ``end_stale``)."""
+        return end_stale(sorted(set(self.parents.values())))
+
     def close(self) -> None:
         if not self._made:
             return
@@ -157,12 +166,60 @@ def _limit_memory(folder: Path, limit: int, v2: bool) -> None:
         swap.write_text(str(limit))
 
 
-def remove_stale(parent: Path) -> None:
-    """Remove the empty cgroup folders of servers that are gone."""
+def _stale(parent: Path) -> list[Path]:
+    """The cgroup folders of servers that are gone."""
+    stale = []
     for folder in parent.glob(f"{PREFIX}*"):
         pid = folder.name.removeprefix(PREFIX).split("-", 1)[0]
-        if pid.isdigit() and psutil.pid_exists(int(pid)):
-            continue
+        if not (pid.isdigit() and psutil.pid_exists(int(pid))):
+            stale.append(folder)
+    return stale
+
+
+def _members(folder: Path) -> set[int]:
+    with contextlib.suppress(OSError, ValueError):
+        return {int(line) for line in (folder / "cgroup.procs").read_text().split()}
+    return set()
+
+
+def _kill_members(folder: Path, attempts: int = 50) -> int:
+    """SIGKILL every process in a cgroup (v2 ``cgroup.kill`` where there is one), again
+    until none is left (one forking meanwhile is caught by the next round)."""
+    ended: set[int] = set()
+    for _ in range(attempts):
+        members = _members(folder)
+        if not members:
+            break
+        ended |= members
+        kill_file = folder / "cgroup.kill"
+        if kill_file.exists():
+            with contextlib.suppress(OSError):
+                kill_file.write_text("1")
+        for pid in members:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.02)
+    return len(ended)
+
+
+def end_stale(parents: list[Path]) -> int:
+    """End every process left in the kernel cgroups of servers that are gone (a killed
+    server's kernels, whatever they became: forwarders, forks, daemons) and remove the
+    folders. Returns how many processes were ended."""
+    ended = 0
+    for parent in parents:
+        for folder in _stale(parent):
+            for child in folder.glob("k*"):
+                ended += _kill_members(child)
+                KernelCgroups.remove(child)
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+    return ended
+
+
+def remove_stale(parent: Path) -> None:
+    """Remove the empty cgroup folders of servers that are gone."""
+    for folder in _stale(parent):
         for child in folder.glob("k*"):
             with contextlib.suppress(OSError):
                 child.rmdir()

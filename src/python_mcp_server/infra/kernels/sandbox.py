@@ -296,6 +296,14 @@ class BwrapLauncher(LimitedLauncher):
         self._cleanups.add(task)
         task.add_done_callback(self._cleanups.discard)
 
+    async def reap_orphans(self) -> int:
+        """End recorded orphans, then whatever is left in a killed server's kernel cgroups
+        (a process a pid record cannot name: one started before its kernel's record)."""
+        ended = await super().reap_orphans()
+        if self.cgroups is not None:
+            ended += await asyncio.to_thread(self.cgroups.end_orphans)
+        return ended
+
     async def aclose(self) -> None:
         cleanups = list(self._cleanups)
         if cleanups:  # give each cgroup's removal a moment; they run on regardless
