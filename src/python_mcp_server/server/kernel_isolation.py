@@ -85,6 +85,9 @@ def server_python_paths() -> tuple[Path, ...]:
     """The server's interpreter and site-packages: every environment's kernel reads them."""
     found = {Path(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
     found.update(Path(p) for p in site.getsitepackages())
+    # This package itself (an editable install lives outside site-packages): kernels run its
+    # shims and forwarder. Wherever it is (even under the hidden /tmp), it is bound read-only.
+    found.add(Path(__file__).resolve().parents[1])
     return tuple(sorted(found))
 
 
@@ -135,7 +138,12 @@ def build_local_launcher(settings: Settings) -> LimitedLauncher:
     problem = (
         "no bubblewrap (bwrap) was found"
         if bwrap is None
-        else probe_bwrap(bwrap, settings.kernel_network, confinement=confinement)
+        else probe_bwrap(
+            bwrap,
+            settings.kernel_network,
+            confinement=confinement,
+            readable=server_python_paths(),
+        )
     )
     if bwrap is None or problem is not None:
         message = f"the kernel sandbox is unavailable: {problem}. {SANDBOX_FIX}"

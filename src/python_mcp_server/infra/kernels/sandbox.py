@@ -342,11 +342,18 @@ def probe_bwrap(
     network: str,
     timeout: float = 10.0,
     confinement: Confinement | None = None,
+    readable: Sequence[Path] = (),
 ) -> str | None:
-    """Run a no-op in a sandbox shaped like a kernel's; None when it works, else why not."""
+    """Run a no-op in a sandbox shaped like a kernel's; None when it works, else why not.
+
+    ``readable``: the server's own interpreter folders, bound read-only where the private
+    /tmp would hide them (the uid drop may run the server's Python)."""
     true = shutil.which("true") or "/bin/true"
     mounts = ["--unshare-net"] if network != "allow" else []
     mounts += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+    for path in readable:
+        if path.is_dir() and Path("/tmp") in path.resolve().parents:
+            mounts += ["--ro-bind", str(path.resolve()), str(path.resolve())]
     argv = (confinement or Confinement()).wrap(bwrap, mounts, [true])
     try:
         done = subprocess.run(
