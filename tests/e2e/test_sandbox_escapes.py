@@ -469,7 +469,10 @@ def connect(target):
     answer = s.recv(4096).split(b'\\r\\n')[0].decode()
     if answer.endswith(' 200 Connection established'):
         s.sendall(b'GET /simple/ HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n')
-        answer += ' | ' + s.recv(4096).split(b'\\r\\n\\r\\n')[-1].decode()
+        reply = b''
+        while chunk := s.recv(4096):  # the upstream closes: read it all
+            reply += chunk
+        answer += ' | ' + reply.split(b'\\r\\n\\r\\n')[-1].decode()
     s.close()
     return answer
 """
