@@ -193,9 +193,11 @@ async def test_a_pth_from_one_session_never_runs_in_another(
     )
     assert b["stdout"] == "True None\n", b
     await call(client, "restart_kernel")  # A's next kernel: its own folder, on PYTHONPATH
-    again = await run(client, "import os; print(os.environ['PMCP_SESSION_PACKAGES'])")
+    again = await run(client, "import os; print(os.getpid())")
     assert again["status"] == "ok"
     assert markers(site, "evil.pth") == []
     assert markers(workspace, "pth-ran-*") == []  # a .pth there is never processed
-    # Its own sitecustomize.py is its own business: it ran in A's new kernel only.
-    assert len(markers(workspace, "sitecustomize-ran-*")) == 1
+    # Its own sitecustomize.py is its own business: it may run in A's new kernel (unless
+    # that kernel had started, pooled, before the file was written), never anywhere else.
+    ran = {name for name in os.listdir(workspace) if name.startswith("sitecustomize-ran-")}
+    assert ran <= {f"sitecustomize-ran-{again['stdout'].strip()}"}, ran
