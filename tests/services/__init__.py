@@ -1,0 +1,1 @@
+"""Real services (PostgreSQL, Redis, nginx) started and stopped by the test fixtures."""
