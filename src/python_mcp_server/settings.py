@@ -298,8 +298,9 @@ class Settings(BaseSettings):
     )
     auth_tokens_file: Path | None = Field(
         None,
-        description="File of `name token` lines, one principal each (`#` comments); a "
-        "caller presenting a token acts as that principal, with every scope.",
+        description="File of `name token [scopes]` lines, one principal each (`#` "
+        "comments); a caller presenting a token acts as that principal, with the scopes "
+        "listed (comma separated), or every scope when none are.",
     )
     jwt_jwks_url: str | None = Field(
         None,

@@ -22,6 +22,7 @@ from tests.helpers import call, run, tool_error
 
 ALICE = "alice-token-0123456789"
 BOB = "bob-token-0123456789ab"
+READER = "reader-token-0123456789"
 ISSUER = "https://issuer.test"
 AUDIENCE = "python-mcp-server"
 
@@ -36,7 +37,7 @@ def server(
     start_server: StartServer, tmp_path: Path, signing_key: rsa.RSAPrivateKey
 ) -> LaunchedServer:
     tokens = tmp_path / "tokens"
-    tokens.write_text(f"# principals\nalice {ALICE}\n\nbob   {BOB}\n")
+    tokens.write_text(f"# principals\nalice {ALICE}\n\nbob   {BOB}\nreader {READER} files:read\n")
     public = signing_key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
@@ -163,3 +164,31 @@ async def test_jwt_scopes_are_enforced(
             "/files/download/a.txt", headers={"Authorization": f"Bearer {reader}"}
         )
         assert (allowed.status_code, allowed.text) == (200, "hi")
+
+
+async def test_tools_list_shows_only_what_the_scopes_allow(
+    server: LaunchedServer, signing_key: rsa.RSAPrivateKey
+) -> None:
+    runner = make_jwt(signing_key, sub="erin", scope="code:execute")
+    async with Client(server.mcp_url, auth=ALICE) as everything:
+        every = {tool.name for tool in await everything.list_tools()}
+    async with (
+        Client(server.mcp_url, auth=runner) as erin,
+        Client(server.mcp_url, auth=READER) as reader,
+    ):
+        erin_sees = {tool.name for tool in await erin.list_tools()}
+        reader_sees = {tool.name for tool in await reader.list_tools()}
+        # The cached listing is filtered per caller, whoever asked first.
+        assert {tool.name for tool in await erin.list_tools()} == erin_sees
+
+        assert {"run_python_code", "create_session", "list_packages"} <= erin_sees
+        assert not {"write_file", "read_file", "install_dependencies"} & erin_sees
+        assert reader_sees == {"list_files", "read_file"}
+        assert erin_sees | reader_sees < every
+        assert {"write_file", "install_dependencies"} <= every
+
+        # Hidden is not the only guard: a call by name is still refused.
+        text = await tool_error(reader, "run_python_code", {"code": "1"})
+        assert text.startswith("INSUFFICIENT_SCOPE:")
+        assert "code:execute" in text
+        assert "entries" in await call(reader, "list_files")

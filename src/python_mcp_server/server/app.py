@@ -13,7 +13,7 @@ from python_mcp_server import __version__
 from python_mcp_server.server.auth import build_auth
 from python_mcp_server.server.input_schemas import install_input_schema_lookup
 from python_mcp_server.server.middleware.errors import ErrorTranslationMiddleware
-from python_mcp_server.server.middleware.scopes import ScopeMiddleware
+from python_mcp_server.server.middleware.scopes import ScopedToolListing, ScopeMiddleware
 from python_mcp_server.server.middleware.timing import TimingMiddleware
 from python_mcp_server.server.middleware.tool_list_cache import ToolListCacheMiddleware
 from python_mcp_server.server.resources import register_resources
@@ -64,6 +64,7 @@ def build_server(settings: Settings, services: Services | None = None) -> FastMC
         version=__version__,
         lifespan=lifespan,
         middleware=[
+            ScopedToolListing(),  # outside the cache: it filters the cached list per caller
             ToolListCacheMiddleware(),
             ErrorTranslationMiddleware(),
             ScopeMiddleware(),

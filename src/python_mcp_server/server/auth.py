@@ -2,16 +2,18 @@
 
 ``PrincipalTokenVerifier`` is a FastMCP token verifier. A bearer token is accepted when it
 is one of the static tokens (``MCP_AUTH_TOKEN``, the principal ``default``, and the
-``name token`` lines of ``MCP_AUTH_TOKENS_FILE``; compared in constant time), or a JWT
+``name token [scopes]`` lines of ``MCP_AUTH_TOKENS_FILE``; compared in constant time), or a JWT
 that FastMCP's ``JWTVerifier`` accepts (signature by the JWKS at ``MCP_JWT_JWKS_URL`` or the
 key in ``MCP_JWT_PUBLIC_KEY``, issuer, audience, expiry). The verified access token carries
-the principal in its ``sub`` claim (server/principals.py reads it). Static tokens hold
-every scope; a JWT holds the scopes of its ``scope``/``scp`` claim.
+the principal in its ``sub`` claim (server/principals.py reads it). A static token holds
+every scope unless its tokens-file line lists some (comma separated); a JWT holds the
+scopes of its ``scope``/``scp`` claim.
 """
 
 from __future__ import annotations
 
 import hmac
+from dataclasses import dataclass
 from pathlib import Path
 
 from fastmcp.server.auth import AccessToken, TokenVerifier
@@ -26,21 +28,42 @@ from python_mcp_server.settings import Settings
 MIN_TOKEN_LENGTH = 16
 
 
-def read_tokens_file(path: Path) -> dict[str, str]:
-    """``principal -> token`` from a file of ``name token`` lines (``#`` comments)."""
+@dataclass(frozen=True)
+class StaticToken:
+    """A configured bearer token and the scopes it grants."""
+
+    token: str
+    scopes: tuple[str, ...] = SCOPES
+
+
+def _scopes(field: str, where: str) -> tuple[str, ...]:
+    scopes = tuple(dict.fromkeys(part for part in field.split(",") if part))
+    unknown = [scope for scope in scopes if scope not in SCOPES]
+    if unknown or not scopes:
+        raise InvalidInputError(
+            f"{where}: unknown scope(s) {', '.join(unknown) or repr(field)}; "
+            f"known: {', '.join(SCOPES)}"
+        )
+    return scopes
+
+
+def read_tokens_file(path: Path) -> dict[str, StaticToken]:
+    """``principal -> token`` from a file of ``name token [scope,scope...]`` lines
+    (``#`` comments); a line without scopes grants every scope."""
     try:
         text = path.expanduser().read_text(encoding="utf-8")
     except OSError as exc:
         raise InvalidInputError(f"cannot read MCP_AUTH_TOKENS_FILE {path}: {exc}") from exc
-    tokens: dict[str, str] = {}
+    tokens: dict[str, StaticToken] = {}
     for number, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
         parts = line.split()
-        if len(parts) != 2:
-            raise InvalidInputError(f"{path}:{number}: expected 'name token'")
-        name, token = parts
+        if len(parts) not in (2, 3):
+            raise InvalidInputError(f"{path}:{number}: expected 'name token [scopes]'")
+        name, token = parts[:2]
+        scopes = _scopes(parts[2], f"{path}:{number}") if len(parts) == 3 else SCOPES
         try:
             validate_owner(name)
         except InvalidInputError as exc:
@@ -51,15 +74,15 @@ def read_tokens_file(path: Path) -> dict[str, str]:
             )
         if name in tokens:
             raise InvalidInputError(f"{path}:{number}: {name!r} is listed twice")
-        if token in tokens.values():
+        if any(entry.token == token for entry in tokens.values()):
             raise InvalidInputError(f"{path}:{number}: two principals share one token")
-        tokens[name] = token
+        tokens[name] = StaticToken(token, scopes)
     return tokens
 
 
-def static_tokens(settings: Settings) -> dict[str, str]:
+def static_tokens(settings: Settings) -> dict[str, StaticToken]:
     """Every static token: ``MCP_AUTH_TOKEN`` as ``default``, then the tokens file."""
-    tokens = {DEFAULT_OWNER: settings.auth_token} if settings.auth_token else {}
+    tokens = {DEFAULT_OWNER: StaticToken(settings.auth_token)} if settings.auth_token else {}
     if settings.auth_tokens_file is not None:
         for name, token in read_tokens_file(settings.auth_tokens_file).items():
             if name in tokens:
@@ -88,20 +111,21 @@ def jwt_verifier(settings: Settings) -> JWTVerifier | None:
 class PrincipalTokenVerifier(TokenVerifier):
     """Static tokens first (constant time, every one compared), then JWTs."""
 
-    def __init__(self, tokens: dict[str, str], jwt: JWTVerifier | None) -> None:
+    def __init__(self, tokens: dict[str, StaticToken], jwt: JWTVerifier | None) -> None:
         super().__init__(required_scopes=[])
-        self._tokens = [(name, token.encode()) for name, token in tokens.items()]
+        self._tokens = [(name, entry.token.encode(), entry) for name, entry in tokens.items()]
         self._jwt = jwt
 
     async def verify_token(self, token: str) -> AccessToken | None:
         given = token.encode()
-        found: str | None = None
-        for name, expected in self._tokens:
+        found: tuple[str, StaticToken] | None = None
+        for name, expected, entry in self._tokens:
             if hmac.compare_digest(given, expected):
-                found = name
+                found = (name, entry)
         if found is not None:
+            name, entry = found
             return AccessToken(
-                token=token, client_id=found, scopes=list(SCOPES), claims={"sub": found}
+                token=token, client_id=name, scopes=list(entry.scopes), claims={"sub": name}
             )
         if self._jwt is None:
             return None

@@ -2,12 +2,13 @@
 
 A caller without a token (stdio, in-memory, HTTP without auth) holds every scope; static
 tokens hold every scope; a JWT holds what its ``scope``/``scp`` claim lists. ``admin``
-stands for all of them. A missing scope fails the call with ``INSUFFICIENT_SCOPE``.
+stands for all of them. A missing scope fails the call with ``INSUFFICIENT_SCOPE``, and
+``tools/list`` shows a caller only the tools its scopes allow (``ScopedToolListing``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import mcp_types as mt
@@ -123,3 +124,22 @@ class ScopeMiddleware(Middleware):
                 if not has_scope(scopes, needed):
                     raise ToolError(insufficient(needed))
         return await call_next(context)
+
+
+class ScopedToolListing(Middleware):
+    """``tools/list`` shows only the tools the caller's scopes allow.
+
+    Placed outside the tool-list cache: the cache holds every tool, this filters the
+    cached list for each caller. A call is still checked by ``ScopeMiddleware``.
+    """
+
+    async def on_list_tools(
+        self,
+        context: MiddlewareContext[mt.ListToolsRequest],
+        call_next: CallNext[mt.ListToolsRequest, Sequence[Tool]],
+    ) -> Sequence[Tool]:
+        tools = await call_next(context)
+        scopes = current_scopes()
+        if scopes is None:
+            return tools
+        return [tool for tool in tools if has_scope(scopes, scope_of(tool.name, set(tool.tags)))]
