@@ -150,6 +150,15 @@ async def wait_for_new_kernel(session: KernelSession, old_pid: int) -> None:
     raise AssertionError("the kernel was not replaced")
 
 
+async def wait_for_path(path: Path, timeout: float = 30.0) -> None:
+    """Wait until ``path`` exists (a cell's sign that it has reached a point)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await asyncio.to_thread(path.exists):
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"{path.name} did not appear within {timeout} s")
+        await asyncio.sleep(0.02)
+
+
 def free_port() -> int:
     """A TCP port on loopback that nothing listens on right now."""
     with socket.socket() as sock:

@@ -15,6 +15,7 @@ import pytest
 from fastmcp import Client
 
 from tests.e2e.conftest import LaunchedServer, StartServer, assert_gone, state_of
+from tests.helpers import wait_for_path
 
 
 async def open_sessions(server: LaunchedServer, names: list[str]) -> set[int]:
@@ -90,9 +91,11 @@ async def test_sigterm_while_a_cell_runs(start_server: StartServer) -> None:
     async with Client(server.mcp_url, auth=server.token) as client:
         await client.call_tool("run_python_code", {"code": "1"})
         busy = asyncio.ensure_future(
-            client.call_tool("run_python_code", {"code": "while True: pass"})
+            client.call_tool(
+                "run_python_code", {"code": "open('running', 'w').close()\nwhile True: pass"}
+            )
         )
-        await asyncio.sleep(0.5)
+        await wait_for_path(server.workspace / "running")
         pids = server.kernel_pids()
         assert pids
         assert await asyncio.to_thread(server.stop) == 0, server.log()

@@ -25,18 +25,20 @@ async def test_tasks_are_ended_and_their_failures_do_not_escape() -> None:
 
 async def test_a_caller_cancelled_while_waiting_stays_cancelled() -> None:
     release = asyncio.Event()
+    winding_down = asyncio.Event()
 
     async def slow_to_stop() -> None:
         try:
             await asyncio.sleep(60)
         except asyncio.CancelledError:
+            winding_down.set()
             await release.wait()  # it takes its time to wind down
             raise
 
     inner = asyncio.create_task(slow_to_stop())
     await asyncio.sleep(0)
     stopper = asyncio.create_task(cancel_and_wait(inner))
-    await asyncio.sleep(0.05)
+    await winding_down.wait()  # the stopper has cancelled the task and waits for it
     assert not stopper.done()
     stopper.cancel()  # e.g. shutdown cancels whoever is stopping the task
     await asyncio.wait([stopper])

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from fastmcp import Client
 
-from tests.helpers import SWALLOWS_INTERRUPTS, run, tool_error
+from tests.helpers import SWALLOWS_INTERRUPTS, run, tool_error, wait_for_path
 from tests.helpers import call as call_tool
 
 
@@ -230,35 +230,49 @@ async def test_calls_on_one_session_run_in_order(client: Client[Any]) -> None:
     assert (await run(client, "order"))["result"] == "[0, 1, 2, 3]"
 
 
-async def test_sessions_run_in_parallel_and_ping_answers(client: Client[Any]) -> None:
+async def test_sessions_run_in_parallel_and_ping_answers(
+    client: Client[Any], workspace: Path
+) -> None:
+    """Each cell waits for the other's mark: they finish only if the sessions overlap."""
     await client.call_tool("create_session", {"session_id": "a"})
     await client.call_tool("create_session", {"session_id": "b"})
-    started = time.monotonic()
+    cell = (
+        "import os, time\n"
+        "open('{me}.started', 'w').close()\n"
+        "deadline = time.monotonic() + 30\n"
+        "while not (os.path.exists('{other}.started') and os.path.exists('pinged')):\n"
+        "    assert time.monotonic() < deadline, 'the sessions did not overlap'\n"
+        "    time.sleep(0.01)\n"
+        "'{me} done'"
+    )
     slow = [
-        asyncio.ensure_future(run(client, "import time; time.sleep(1.5)", session_id=name))
-        for name in ("a", "b")
+        asyncio.ensure_future(
+            run(client, cell.format(me=me, other=other), session_id=me, timeout=60)
+        )
+        for me, other in (("a", "b"), ("b", "a"))
     ]
-    await asyncio.sleep(0.3)
-    ping_started = time.monotonic()
+    await wait_for_path(workspace / "a.started")
+    await wait_for_path(workspace / "b.started")
     pong = await client.call_tool("ping", {})
-    ping_time = time.monotonic() - ping_started
+    assert not any(task.done() for task in slow)  # the ping was answered beside both cells
+    (workspace / "pinged").touch()
     results = await asyncio.gather(*slow)
-    elapsed = time.monotonic() - started
     assert pong.structured_content is not None
     assert pong.structured_content["pong"] is True
-    assert all(r["status"] == "ok" for r in results)
-    # Two 1.5 s cells on two sessions overlap; serially they would need 3 s.
-    assert elapsed < 2.9
-    assert ping_time < 1.0
+    assert [r["result"] for r in results] == ["'a done'", "'b done'"], results
 
 
-async def test_cancelled_call_interrupts_the_kernel(sync_client: Client[Any]) -> None:
+async def test_cancelled_call_interrupts_the_kernel(
+    sync_client: Client[Any], workspace: Path
+) -> None:
     """A synchronous call the client cancels (notifications/cancelled); tasks are
     cancelled with tasks/cancel (tests/server/test_tasks.py)."""
     client = sync_client
     await run(client, "flag = 'kept'")
-    task = asyncio.ensure_future(run(client, "import time\nwhile True: time.sleep(0.05)"))
-    await asyncio.sleep(0.5)
+    task = asyncio.ensure_future(
+        run(client, "import time\nopen('running', 'w').close()\nwhile True: time.sleep(0.05)")
+    )
+    await wait_for_path(workspace / "running")
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
