@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from python_mcp_server.infra.kernels.local import describe_exit
+from python_mcp_server.infra.kernels.process_kernel import describe_exit
 
 
 def test_signal_from_negative_code() -> None:

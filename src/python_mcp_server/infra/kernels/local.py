@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import secrets
-import signal
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,15 +23,13 @@ from jupyter_client.connect import write_connection_file
 from python_mcp_server.errors import KernelStartError
 from python_mcp_server.infra.kernels import kernel_program
 from python_mcp_server.infra.kernels.base import (
-    KernelChannels,
-    KernelExit,
     KernelLauncher,
     KernelLaunchRequest,
     LaunchedKernel,
 )
 from python_mcp_server.infra.kernels.kernel_program import PRELOAD_MARKER
+from python_mcp_server.infra.kernels.process_kernel import ProcessKernel
 from python_mcp_server.infra.kernels.process_records import ProcessRecords, kill_process_tree
-from python_mcp_server.infra.kernels.zmq_channels import ZmqKernelChannels
 
 logger = logging.getLogger(__name__)
 
@@ -47,57 +44,9 @@ KERNEL_ARGS: tuple[str, ...] = (
 IPC_CHANNELS = ("shell", "iopub", "stdin", "control", "hb")
 
 
-#: Lines ipykernel prints at start that say nothing about why it ended.
-_NOISE = (
-    "--existing",
-    "To connect another client",
-    "jupyter <app> --existing",
-    # ipykernel's start-up banner about Ctrl-C: never a reason for anything
-    "NOTE: When using the `ipython kernel` entry point",
-    "To exit, you will have to explicitly quit this process",
-    '"quit" from a client, or using Ctrl-',
-    "To read more about this, see https://github.com/ipython/ipython/issues/2049",
-)
-
-
 def program_source() -> str:
     """The text of ``kernel_program``, run by kernels as ``python -c``."""
     return Path(kernel_program.__file__).read_text(encoding="utf-8")
-
-
-def describe_exit(returncode: int | None, log_tail: str) -> str:
-    """Turn a return code and the kernel's last words into a reason.
-
-    A negative code is a signal; 129-192 is a signal too when a wrapper (bwrap, a shell)
-    reports its child's death the shell way.
-    """
-    signum: int | None = None
-    if returncode is not None and returncode < 0:
-        signum = -returncode
-    elif returncode is not None and 128 < returncode <= 192:
-        signum = returncode - 128
-    if returncode is None:
-        reason = "the kernel process ended"
-    elif signum is not None:
-        try:
-            name = signal.Signals(signum).name
-        except ValueError:
-            name = f"signal {signum}"
-        reason = f"the kernel process was killed by {name}"
-        if name == "SIGKILL":
-            reason += " (killed from outside, or out of memory)"
-        elif name == "SIGSEGV":
-            reason += " (segmentation fault)"
-    else:
-        reason = f"the kernel process exited with code {returncode}"
-    lines = [
-        line.strip()
-        for line in log_tail.strip().splitlines()
-        if line.strip() and not any(noise in line for noise in _NOISE)
-    ]
-    if lines:
-        reason += ": " + " | ".join(lines[-3:])
-    return reason
 
 
 def short_runtime_dir(state_dir: Path) -> Path:
@@ -135,10 +84,8 @@ def read_preload_failures(log_path: Path) -> dict[str, str]:
     return {}
 
 
-class LocalKernel(LaunchedKernel):
-    """A kernel process started by this server."""
-
-    interrupt_mode = "signal"
+class LocalKernel(ProcessKernel):
+    """A kernel process started by this server (its child: its exit is waited for)."""
 
     def __init__(
         self,
@@ -151,67 +98,16 @@ class LocalKernel(LaunchedKernel):
         label: str,
     ) -> None:
         self._process = process
-        self._connection_info = connection_info
-        self._files = files
-        self._log_path = log_path
-        self._context = context
-        self._records = records
-        self.kernel_id = label
-        self._exit: KernelExit | None = None
-        self._wait_task: asyncio.Task[KernelExit] = asyncio.create_task(self._wait())
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid
-
-    @property
-    def connection_info(self) -> dict[str, Any]:
-        return self._connection_info
-
-    async def connect(self) -> KernelChannels:
-        return ZmqKernelChannels(self._connection_info, self._context)
+        super().__init__(process.pid, connection_info, files, log_path, context, records, label)
 
     def is_alive(self) -> bool:
         return self._process.returncode is None
 
-    async def _wait(self) -> KernelExit:
-        returncode = await self._process.wait()
-        self._exit = KernelExit(returncode, describe_exit(returncode, self.output_tail()))
-        self._records.remove(self._process.pid)
-        for path in self._files:
-            if path.is_dir():  # a kernel's own runtime folder, listed after its files
-                with contextlib.suppress(OSError):
-                    path.rmdir()
-            else:
-                path.unlink(missing_ok=True)
-        return self._exit
-
-    def output_tail(self, limit: int = 2000) -> str:
-        with contextlib.suppress(OSError), self._log_path.open("rb") as log:
-            log.seek(0, os.SEEK_END)
-            log.seek(max(0, log.tell() - limit))
-            return log.read().decode("utf-8", "replace")
-        return ""
-
-    async def wait_exit(self) -> KernelExit:
-        return await asyncio.shield(self._wait_task)
+    async def _returncode(self) -> int | None:
+        return await self._process.wait()
 
     def preload_failures(self) -> dict[str, str]:
         return read_preload_failures(self._log_path)
-
-    async def send_interrupt_signal(self) -> None:
-        if self.is_alive():
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self._process.pid, signal.SIGINT)
-
-    async def kill(self) -> None:
-        if self.is_alive():
-            kill_process_tree(self._process.pid)
-        try:
-            await asyncio.shield(self._wait_task)  # the reaping goes on if we are cancelled
-        except asyncio.CancelledError:
-            if not self._wait_task.cancelled():
-                raise  # our caller was cancelled: never swallow that
 
 
 class LocalLauncher(KernelLauncher):

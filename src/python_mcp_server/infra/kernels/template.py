@@ -22,17 +22,14 @@ import json
 import logging
 import os
 import select
-import signal
 from pathlib import Path
 from typing import Any
 
 import zmq.asyncio
 
 from python_mcp_server.errors import KernelStartError
-from python_mcp_server.infra.kernels.base import KernelChannels, KernelExit, LaunchedKernel
-from python_mcp_server.infra.kernels.local import describe_exit
-from python_mcp_server.infra.kernels.process_records import ProcessRecords, kill_process_tree
-from python_mcp_server.infra.kernels.zmq_channels import ZmqKernelChannels
+from python_mcp_server.infra.kernels.process_kernel import ProcessKernel
+from python_mcp_server.infra.kernels.process_records import ProcessRecords
 from python_mcp_server.infra.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
@@ -142,10 +139,8 @@ class ForkTemplate:
         await cancel_and_wait(self._reader)
 
 
-class ForkedKernel(LaunchedKernel):
-    """A kernel forked by a template: watched through a pidfd, ended by its process group."""
-
-    interrupt_mode = "signal"
+class ForkedKernel(ProcessKernel):
+    """A kernel forked by a template: its child, not ours, so watched through a pidfd."""
 
     def __init__(
         self,
@@ -158,33 +153,14 @@ class ForkedKernel(LaunchedKernel):
         records: ProcessRecords,
         label: str,
     ) -> None:
-        self._pid = pid
         self._template = template
         self._failures = dict(template.failures)
-        self._connection_info = connection_info
-        self._files = files
-        self._log_path = log_path
-        self._context = context
-        self._records = records
-        self.kernel_id = label
         self._report = template.exit_report(pid)
         try:
             self._pidfd: int | None = os.pidfd_open(pid)
         except OSError:
             self._pidfd = None  # already ended and reaped
-        self._exit: KernelExit | None = None
-        self._wait_task: asyncio.Task[KernelExit] = asyncio.create_task(self._wait())
-
-    @property
-    def pid(self) -> int | None:
-        return self._pid
-
-    @property
-    def connection_info(self) -> dict[str, Any]:
-        return self._connection_info
-
-    async def connect(self) -> KernelChannels:
-        return ZmqKernelChannels(self._connection_info, self._context)
+        super().__init__(pid, connection_info, files, log_path, context, records, label)
 
     def preload_failures(self) -> dict[str, str]:
         return dict(self._failures)
@@ -211,7 +187,8 @@ class ForkedKernel(LaunchedKernel):
         finally:
             loop.remove_reader(self._pidfd)
 
-    async def _wait(self) -> KernelExit:
+    async def _returncode(self) -> int | None:
+        """The pidfd says when it ended; the template, its parent, reports the status."""
         await self._ended()
         returncode: int | None = None
         with contextlib.suppress(asyncio.TimeoutError, KernelStartError):
@@ -220,36 +197,4 @@ class ForkedKernel(LaunchedKernel):
         if self._pidfd is not None:
             os.close(self._pidfd)
             self._pidfd = None
-        self._exit = KernelExit(returncode, describe_exit(returncode, self.output_tail()))
-        self._records.remove(self._pid)
-        for path in self._files:
-            if path.is_dir():
-                with contextlib.suppress(OSError):
-                    path.rmdir()
-            else:
-                path.unlink(missing_ok=True)
-        return self._exit
-
-    def output_tail(self, limit: int = 2000) -> str:
-        with contextlib.suppress(OSError), self._log_path.open("rb") as log:
-            log.seek(0, os.SEEK_END)
-            log.seek(max(0, log.tell() - limit))
-            return log.read().decode("utf-8", "replace")
-        return ""
-
-    async def wait_exit(self) -> KernelExit:
-        return await asyncio.shield(self._wait_task)
-
-    async def send_interrupt_signal(self) -> None:
-        if self.is_alive():
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self._pid, signal.SIGINT)
-
-    async def kill(self) -> None:
-        if self.is_alive():
-            kill_process_tree(self._pid)
-        try:
-            await asyncio.shield(self._wait_task)
-        except asyncio.CancelledError:
-            if not self._wait_task.cancelled():
-                raise
+        return returncode
