@@ -1,4 +1,4 @@
-"""Shared benchmark helpers: free ports, launching the server command, medians."""
+"""Shared benchmark helpers: free ports, the server command, timing, medians, process trees."""
 
 from __future__ import annotations
 
@@ -10,8 +10,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import Any
+
+import psutil
 
 BIN = Path(sys.executable).parent
 
@@ -81,3 +84,45 @@ def percentiles_ms(samples: Sequence[float]) -> dict[str, float]:
         return round(ordered[index] * 1000.0, 1)
 
     return {"p50": rank(0.50), "p95": rank(0.95), "p99": rank(0.99), "n": len(ordered)}
+
+
+async def timed(work: Callable[[], Awaitable[object]]) -> float:
+    """Seconds one awaited piece of work took."""
+    started = time.perf_counter()
+    await work()
+    return time.perf_counter() - started
+
+
+def structured(result: Any) -> dict[str, Any]:
+    """A tool call's structured result; a tool error stops the benchmark."""
+    assert not result.is_error, result
+    return dict(result.structured_content or {})
+
+
+def process_tree(pid: int) -> list[psutil.Process]:
+    """The process and all its descendants."""
+    root = psutil.Process(pid)
+    return [root, *root.children(recursive=True)]
+
+
+def tree_uss(pid: int) -> int:
+    """Unique memory (USS) summed over a process tree, in bytes."""
+    total = 0
+    for process in process_tree(pid):
+        try:
+            total += process.memory_full_info().uss
+        except psutil.Error:
+            continue
+    return total
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User plus system CPU seconds summed over a process tree."""
+    total = 0.0
+    for process in process_tree(pid):
+        try:
+            times = process.cpu_times()
+            total += times.user + times.system
+        except psutil.Error:
+            continue
+    return total

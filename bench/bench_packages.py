@@ -20,13 +20,14 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from tests.wheels import build_test_wheels
 
+from _common import timed
 from python_mcp_server.core.packages.installer import Installer
 from python_mcp_server.core.packages.requirements import parse_packages
 from python_mcp_server.core.sessions.kernel_factory import server_python
@@ -37,12 +38,6 @@ from python_mcp_server.settings import Settings
 
 def median_ms(values: list[float]) -> float:
     return statistics.median(values) * 1000
-
-
-async def timed(action: Callable[[], Awaitable[object]]) -> float:
-    started = time.perf_counter()
-    await action()
-    return time.perf_counter() - started
 
 
 class Bench:

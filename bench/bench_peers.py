@@ -39,7 +39,7 @@ import psutil
 from fastmcp import Client
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import free_port, percentiles_ms, wait_port
+from _common import free_port, percentiles_ms, structured, timed, wait_port
 
 ROOT = Path(__file__).resolve().parent.parent
 VENVS = ROOT / ".bench-venvs"
@@ -133,11 +133,6 @@ class Peer:
         raise NotImplementedError
 
 
-def ok(result: Any) -> dict[str, Any]:
-    assert not result.is_error, result
-    return dict(result.structured_content or {})
-
-
 class Ours(Peer):
     name = "ours"
     env: ClassVar[dict[str, str]] = {}
@@ -152,11 +147,11 @@ class Ours(Peer):
         args: dict[str, Any] = {"code": code}
         if session:
             args["session_id"] = session
-        answer = ok(await client.call_tool("run_python_code", args))
+        answer = structured(await client.call_tool("run_python_code", args))
         assert answer["status"] == "ok", answer
 
     async def create(self, client: Client[Any], session: str) -> None:
-        ok(await client.call_tool("create_session", {"session_id": session}))
+        structured(await client.call_tool("create_session", {"session_id": session}))
 
     async def delete(self, client: Client[Any], session: str) -> None:
         await client.call_tool("delete_session", {"session_id": session})
@@ -283,12 +278,6 @@ def kernel_uss(roots: list[int]) -> int:
             except psutil.Error:
                 continue
     return total
-
-
-async def timed(work: Callable[[], Awaitable[None]]) -> float:
-    started = time.perf_counter()
-    await work()
-    return time.perf_counter() - started
 
 
 async def quiet(_message: Any) -> None:

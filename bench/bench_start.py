@@ -33,7 +33,15 @@ import psutil
 from fastmcp import Client
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import ServerProcess, percentiles_ms, wait_port
+from _common import (
+    ServerProcess,
+    percentiles_ms,
+    process_tree,
+    structured,
+    tree_cpu_seconds,
+    tree_uss,
+    wait_port,
+)
 
 MIB = 1024 * 1024
 CONFIGS: dict[str, dict[str, str]] = {
@@ -42,11 +50,6 @@ CONFIGS: dict[str, dict[str, str]] = {
     "sandbox": {"MCP_SANDBOX": "bwrap", "MCP_KERNEL_PRELOAD": "auto"},
 }
 DATA_IMPORT = "import pandas, matplotlib.pyplot"
-
-
-def structured(result: Any) -> dict[str, Any]:
-    assert not result.is_error, result
-    return dict(result.structured_content or {})
 
 
 async def new_session(client: Client[Any], name: str, code: str = "1+1") -> float:
@@ -63,32 +66,6 @@ async def new_session(client: Client[Any], name: str, code: str = "1+1") -> floa
 async def delete(client: Client[Any], names: list[str]) -> None:
     for name in names:
         await client.call_tool("delete_session", {"session_id": name})
-
-
-def tree(pid: int) -> list[psutil.Process]:
-    root = psutil.Process(pid)
-    return [root, *root.children(recursive=True)]
-
-
-def uss(pid: int) -> int:
-    total = 0
-    for process in tree(pid):
-        try:
-            total += process.memory_full_info().uss
-        except psutil.Error:
-            continue
-    return total
-
-
-def cpu_seconds(pid: int) -> float:
-    total = 0.0
-    for process in tree(pid):
-        try:
-            times = process.cpu_times()
-            total += times.user + times.system
-        except psutil.Error:
-            continue
-    return total
 
 
 def templates(server_pid: int) -> list[int]:
@@ -138,19 +115,19 @@ async def measure(name: str, env: dict[str, str], args: argparse.Namespace) -> d
                     await client.call_tool("get_kernel_health", {"session_id": session})
                 )
                 pids.append(int(health["pid"]))
-            per_session = [uss(pid) for pid in pids]
+            per_session = [tree_uss(pid) for pid in pids]
             figures["uss_per_idle_session_mb"] = round(sum(per_session) / len(pids) / MIB, 1)
-            everything = tree(server.process.pid)[1:]  # every kernel, wrapper and template
+            everything = process_tree(server.process.pid)[1:]  # every kernel, wrapper and template
             pss = sum(p.memory_full_info().pss for p in everything if p.is_running())
             figures["pss_all_kernels_per_session_mb"] = round(pss / len(pids) / MIB, 1)
             figures["template_uss_mb"] = [  # the template alone, not its kernels
                 round(psutil.Process(t).memory_full_info().uss / MIB, 1)
                 for t in templates(server.process.pid)
             ]
-            before = cpu_seconds(server.process.pid)
+            before = tree_cpu_seconds(server.process.pid)
             started = time.perf_counter()
             await asyncio.sleep(args.idle_window)
-            spent = cpu_seconds(server.process.pid) - before
+            spent = tree_cpu_seconds(server.process.pid) - before
             figures["idle_cpu_ms_per_s_16"] = round(
                 spent * 1000 / (time.perf_counter() - started), 2
             )
