@@ -30,3 +30,27 @@ def require_bwrap() -> None:
     if os.environ.get("PMCP_REQUIRE_SANDBOX"):
         pytest.fail(f"the kernel sandbox is required here: {problem}")
     pytest.skip(f"the kernel sandbox cannot run here: {problem}")
+
+
+def proxy_probe(path: str) -> str:
+    """Cell code defining ``connect(target)``: CONNECT through the kernel's egress proxy.
+
+    It returns the proxy's status line and, when the tunnel opens, `` | `` and the body
+    the upstream answers to ``GET path`` (read to the end: it may arrive in parts).
+    """
+    return (
+        "import socket\n"
+        "def connect(target):\n"
+        "    s = socket.create_connection(('127.0.0.1', 3128), 10)\n"
+        "    s.sendall(f'CONNECT {target} HTTP/1.1\\r\\nHost: {target}\\r\\n\\r\\n'.encode())\n"
+        "    answer = s.recv(4096).split(b'\\r\\n')[0].decode()\n"
+        "    if answer.endswith(' 200 Connection established'):\n"
+        f"        get = 'GET {path} HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n'\n"
+        "        s.sendall(get.encode())\n"
+        "        reply = b''\n"
+        "        while chunk := s.recv(4096):\n"
+        "            reply += chunk\n"
+        "        answer += ' | ' + reply.split(b'\\r\\n\\r\\n')[-1].decode()\n"
+        "    s.close()\n"
+        "    return answer\n"
+    )

@@ -25,7 +25,7 @@ from fastmcp import Client
 
 from tests.e2e.conftest import COMMAND, LaunchedServer, assert_gone
 from tests.helpers import free_port, run, tool_error
-from tests.sandbox_support import require_bwrap
+from tests.sandbox_support import proxy_probe, require_bwrap
 
 TOKEN = "escape-suite-token-6f1c2a9e"
 FAKE_INDEX = "index.escape-suite.example"
@@ -461,21 +461,7 @@ async def test_audit_log_cannot_be_forged(attacker: Client[Any], target: Target)
         assert line.startswith("    ") or line in audit_lines, line
 
 
-PROXY_PROBE = """
-import socket
-def connect(target):
-    s = socket.create_connection(('127.0.0.1', 3128), 10)
-    s.sendall(f'CONNECT {target} HTTP/1.1\\r\\n\\r\\n'.encode())
-    answer = s.recv(4096).split(b'\\r\\n')[0].decode()
-    if answer.endswith(' 200 Connection established'):
-        s.sendall(b'GET /simple/ HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n')
-        reply = b''
-        while chunk := s.recv(4096):  # the upstream closes: read it all
-            reply += chunk
-        answer += ' | ' + reply.split(b'\\r\\n\\r\\n')[-1].decode()
-    s.close()
-    return answer
-"""
+PROXY_PROBE = proxy_probe("/simple/")
 
 
 async def test_egress_proxy_lets_only_the_index_through(

@@ -17,7 +17,7 @@ from fastmcp import Client
 
 from python_mcp_server.server.services import Services
 from tests.helpers import run, tool_error
-from tests.sandbox_support import require_bwrap
+from tests.sandbox_support import proxy_probe, require_bwrap
 from tests.wheels import build_wheel
 
 FAKE_INDEX = "index.pmcp-test.example"
@@ -127,21 +127,7 @@ async def test_default_allowlist_reaches_the_index_and_nothing_else(
 async def test_connect_tunnels_only_to_allowed_names(client: Client[Any], upstream: int) -> None:
     result = await run(
         client,
-        "import os, socket\n"
-        "def connect(target):\n"
-        "    s = socket.create_connection(('127.0.0.1', 3128), 10)\n"
-        "    s.sendall(f'CONNECT {target} HTTP/1.1\\r\\nHost: {target}\\r\\n\\r\\n'.encode())\n"
-        "    answer = s.recv(4096).split(b'\\r\\n')[0].decode()\n"
-        "    if answer.endswith('200 Connection established'):\n"
-        "        get = 'GET /tunnel HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n'\n"
-        "        s.sendall(get.encode())\n"
-        "        reply = b''\n"
-        "        while chunk := s.recv(4096):  # the upstream closes: read it all\n"
-        "            reply += chunk\n"
-        "        answer += ' | ' + reply.split(b'\\r\\n\\r\\n')[-1].decode()\n"
-        "    s.close()\n"
-        "    return answer\n"
-        f"print(connect('{FAKE_INDEX}:{upstream}'))\n"
+        "import os\n" + proxy_probe("/tunnel") + f"print(connect('{FAKE_INDEX}:{upstream}'))\n"
         "print(connect('169.254.169.254:80'))\n"
         "print(connect('[::ffff:169.254.169.254]:80'))\n"
         f"print(connect('localhost:{upstream}'))\n"
