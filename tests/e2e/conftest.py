@@ -25,6 +25,20 @@ from python_mcp_server.settings import default_state_dir
 from tests.helpers import free_port, wait_gone
 
 COMMAND = str(Path(sys.executable).parent / "python-mcp-server")
+#: A server that keeps no warm kernel (for tests of its HTTP front only).
+NO_KERNELS = {"MCP_KERNEL_POOL_SIZE": "0"}
+#: A raw JSON-RPC ``initialize`` and the headers streamable HTTP wants with it.
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "e2e-test", "version": "1"},
+    },
+}
+MCP_HEADERS = {"Accept": "application/json, text/event-stream"}
 
 
 @dataclass

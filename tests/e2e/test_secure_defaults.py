@@ -10,21 +10,8 @@ import subprocess
 import httpx
 from fastmcp import Client
 
-from tests.e2e.conftest import COMMAND, StartServer
+from tests.e2e.conftest import COMMAND, INITIALIZE, MCP_HEADERS, NO_KERNELS, StartServer
 from tests.helpers import call, tool_error
-
-NO_KERNELS = {"MCP_KERNEL_POOL_SIZE": "0"}
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-06-18",
-        "capabilities": {},
-        "clientInfo": {"name": "defaults-test", "version": "1"},
-    },
-}
-MCP_HEADERS = {"Accept": "application/json, text/event-stream"}
 
 
 def printed_token(*args: str) -> str:
