@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from python_mcp_server.core.observability.audit import audit_install
+from python_mcp_server.core.packages import venv_files
 from python_mcp_server.core.packages.installer import (
     INSTALLER_ENV_FIXED,
     EnvTarget,
@@ -37,6 +38,7 @@ from python_mcp_server.core.packages.installer import (
     scan_distributions,
 )
 from python_mcp_server.core.packages.requirements import PackageSpec, parse_packages
+from python_mcp_server.core.packages.venv_files import has_entry, is_regular_file
 from python_mcp_server.core.workspace.dirfd import DirectoryRoot
 from python_mcp_server.errors import (
     ConfirmationRequiredError,
@@ -63,6 +65,10 @@ METADATA_FILE = "mcp-venv.json"
 #: Largest metadata file read back (it holds a name, a description and a few facts).
 METADATA_LIMIT = 256 * 1024
 LINK_FILE = "_python_mcp_server_link.pth"
+#: Largest link file read back (a line per server site-packages folder).
+LINK_LIMIT = 64 * 1024
+#: Longest description list_venvs returns (what set_venv_description accepts).
+DESCRIPTION_LIMIT = 500
 CREATE_TIMEOUT = 120.0
 #: Seconds a running kernel has to acknowledge an import-cache refresh.
 REFRESH_TIMEOUT = 3.0
@@ -113,28 +119,19 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _python_version(root: Path) -> str:
-    """The interpreter version a venv records in pyvenv.cfg."""
-    with contextlib.suppress(OSError):
-        for line in (root / "pyvenv.cfg").read_text().splitlines():
-            key, _, value = line.partition("=")
-            if key.strip() in ("version_info", "version"):
-                return value.strip()
-    return "unknown"
+def _timestamp(value: object) -> datetime | None:
+    """A recorded creation time, or None when it is missing or not a timestamp."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
 
 
 def _inside(path: Path, folders: Sequence[Path]) -> bool:
     normal = Path(os.path.normpath(path))
     return any(normal == f or f in normal.parents for f in folders)
-
-
-def _tree_size(root: Path) -> int:
-    total = 0
-    for folder, _dirs, files in os.walk(root):
-        for name in files:
-            with contextlib.suppress(OSError):
-                total += os.lstat(os.path.join(folder, name)).st_size
-    return total
 
 
 async def refresh_import_caches(sessions: Sequence[KernelSession]) -> list[str]:
@@ -188,8 +185,13 @@ class EnvironmentManager:
         return self.default_name if name is None else validate_venv_name(name)
 
     def exists(self, name: str) -> bool:
+        """Whether the environment is there (its pyvenv.cfg is looked at, never followed)."""
         root = self.root(name)
-        return (root / "pyvenv.cfg").is_file() and (root / "bin" / "python").exists()
+        return has_entry(self._files(), (name, "pyvenv.cfg")) and (root / "bin" / "python").exists()
+
+    def python_version(self, name: str) -> str:
+        """The version its pyvenv.cfg records, read as untrusted data (``venv_files``)."""
+        return venv_files.python_version(self._files(), validate_venv_name(name))
 
     def _require(self, name: str | None) -> str:
         resolved = self.resolve(name)
@@ -207,9 +209,10 @@ class EnvironmentManager:
         """What the installer needs to change an existing environment."""
         resolved = self._require(name)
         root = self.root(resolved)
-        version = _python_version(root).split(".")
+        version = self.python_version(resolved).split(".")  # digits and dots, or "unknown"
         short = ".".join(version[:2]) if len(version) >= 2 else "{}.{}".format(*sys.version_info)
-        linked = (root / "lib" / f"python{short}" / "site-packages" / LINK_FILE).is_file()
+        site_parts = (resolved, "lib", f"python{short}", "site-packages")
+        linked = is_regular_file(self._files(), (*site_parts, LINK_FILE))
         return EnvTarget(
             name=resolved,
             root=root,
@@ -303,7 +306,7 @@ class EnvironmentManager:
     def _usable(self, name: str) -> bool:
         if not self.exists(name):
             return False
-        version = _python_version(self.root(name)).split(".")[:2]
+        version = self.python_version(name).split(".")[:2]
         return version == [str(v) for v in sys.version_info[:2]]
 
     def _refresh_links(self) -> None:
@@ -312,14 +315,18 @@ class EnvironmentManager:
             return
         text = link_file_text(self.config.server_dirs)
         for root in self.config.venvs_path.iterdir():
-            if not VENV_NAME_PATTERN.match(root.name) or not (root / METADATA_FILE).is_file():
+            if not VENV_NAME_PATTERN.match(root.name):
+                continue
+            if not is_regular_file(self._files(), (root.name, METADATA_FILE)):
                 continue
             if not self._usable(root.name):
                 continue
             target = self.target(root.name)
-            link = target.site_packages / LINK_FILE
+            parts = target.site_packages.relative_to(self.config.venvs_path).parts
             with contextlib.suppress(OSError, ServerError):
-                if link.is_file() and link.read_text() != text:
+                shown = f"environment {root.name!r} link file"
+                link = self._files().read_small((*parts, LINK_FILE), shown, limit=LINK_LIMIT)
+                if link != text.encode():
                     self._write_link_file(target, text)
 
     # --- create / delete / describe ----------------------------------------------------
@@ -396,7 +403,7 @@ class EnvironmentManager:
                 "name": name,
                 "description": description,
                 "created_at": _now().isoformat(),
-                "python_version": _python_version(root),
+                "python_version": self.python_version(name),
                 "tool": "uv" if self.config.uv else "venv",
             },
         )
@@ -470,26 +477,33 @@ class EnvironmentManager:
         found = [
             p.name
             for p in self.config.venvs_path.iterdir()
-            if VENV_NAME_PATTERN.match(p.name) and (p / "pyvenv.cfg").is_file()
+            if VENV_NAME_PATTERN.match(p.name)
+            and p.is_dir()
+            and not p.is_symlink()
+            and has_entry(self._files(), (p.name, "pyvenv.cfg"))
         ]
         return sorted(found, key=lambda n: (n != self.default_name, n.lower()))
 
     def info(self, name: str) -> VenvInfo:
-        """One environment's facts (reads the disk: call in a thread)."""
+        """One environment's facts (reads the disk: call in a thread).
+
+        Its own files are read as untrusted data (``venv_files``: no link followed, sizes
+        capped, a FIFO never opened); the server's site-packages are the server's own."""
         target = self.target(name)
-        own = scan_distributions([target.site_packages])
+        files = self._files()
+        site_parts = target.site_packages.relative_to(self.config.venvs_path).parts
+        own = venv_files.scan(files, site_parts)
         server = scan_distributions(target.server_dirs) if target.server_dirs else {}
         data = self._read_metadata(name)
-        created = data.get("created_at")
         return VenvInfo(
             name=name,
-            description=str(data.get("description", "")),
+            description=str(data.get("description", ""))[:DESCRIPTION_LIMIT],
             is_default=name == self.default_name,
-            python_version=_python_version(target.root),
+            python_version=self.python_version(name),
             package_count=len(own),
             server_package_count=len(set(server) - set(own)),
-            size_bytes=_tree_size(target.root),
-            created_at=datetime.fromisoformat(created) if isinstance(created, str) else None,
+            size_bytes=venv_files.tree_size(files, name),
+            created_at=_timestamp(data.get("created_at")),
             sessions=self.sessions_using(name),
             preinstall=self.preinstall if name == self.default_name else None,
         )
