@@ -1,0 +1,204 @@
+"""Replicas behind a real load balancer: nginx round robin, no affinity, and failover.
+
+Two ``python-mcp-server`` processes share one Kernel Gateway (and, once configured, the
+shared stores) behind nginx (tests/services/nginx.py). Clients talk only to nginx; its
+access log says which replica served each request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import psutil
+import pytest
+from fastmcp import Client
+from mcp.shared.exceptions import MCPError
+
+from tests.gateway.conftest import Replicas
+from tests.gateway.replica_process import BALANCED_TOKEN, ReplicaProcess
+from tests.helpers import call, run
+from tests.services.nginx import Balancer
+
+DEADLINE = 60.0
+#: Server starts take up to a minute each on a loaded 2-core machine.
+pytestmark = pytest.mark.timeout(900)
+
+
+@dataclass
+class Balanced:
+    """Two replicas and the nginx in front of them."""
+
+    servers: list[ReplicaProcess]
+    balancer: Balancer
+
+    @property
+    def url(self) -> str:
+        return f"{self.balancer.url}/mcp"
+
+    def served(self, since: int = 0) -> list[str]:
+        """The replica address that answered each finished MCP request, in order."""
+        return [
+            entry["upstream"].split(", ")[-1]
+            for entry in self.balancer.access()[since:]
+            if entry["uri"] == "/mcp" and entry["status"] in ("200", "202")
+        ]
+
+    def client(self) -> Client[Any]:
+        return Client(self.url, auth=BALANCED_TOKEN)
+
+
+@pytest.fixture
+async def balanced(
+    replicas: Replicas, tmp_path: Path, nginx: Callable[..., Balancer]
+) -> AsyncIterator[Balanced]:
+    servers = [
+        ReplicaProcess(replicas.gateway, replicas.namespace, tmp_path / f"state-{n}")
+        for n in range(2)
+    ]
+    try:
+        await asyncio.gather(*(asyncio.to_thread(server.start) for server in servers))
+        balancer = nginx([server.port for server in servers], fail_timeout=1)
+        yield Balanced(servers, balancer)
+    finally:
+        codes = [server.stop() for server in servers]
+    assert all(code in (0, None) for code in codes), f"replicas exited with {codes}"
+
+
+async def test_a_client_through_nginx_needs_no_sticky_sessions(balanced: Balanced) -> None:
+    async with balanced.client() as client:
+        await call(client, "create_session", session_id="balanced")
+        await run(client, "hits = []", session_id="balanced")
+        for n in range(4):
+            await run(client, f"hits.append({n})", session_id="balanced")
+        assert (await run(client, "hits", session_id="balanced"))["result"] == "[0, 1, 2, 3]"
+        await call(client, "delete_session", session_id="balanced")
+    served = balanced.served()
+    assert {server.address for server in balanced.servers} <= set(served), served
+
+
+def rpc(http: httpx.Client, url: str, body: dict[str, Any]) -> Any:
+    response = http.post(url, json=body)
+    response.raise_for_status()
+    text = response.text
+    if text.startswith(("event:", "data:")):
+        text = next(line[5:] for line in text.splitlines() if line.startswith("data:"))
+    return json.loads(text) if text.strip() else None
+
+
+def tool_call(n: int, name: str, **arguments: Any) -> dict[str, Any]:
+    params = {"name": name, "arguments": arguments}
+    return {"jsonrpc": "2.0", "id": n, "method": "tools/call", "params": params}
+
+
+def test_raw_json_rpc_through_nginx_needs_no_sticky_sessions(balanced: Balanced) -> None:
+    """A 2025-06-18 client holding an mcp-session-id, every request to the balancer."""
+    headers = {
+        "Accept": "application/json, text/event-stream",
+        "Authorization": f"Bearer {BALANCED_TOKEN}",
+    }
+    init = {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "behind-nginx", "version": "1"},
+    }
+    with httpx.Client(timeout=DEADLINE, headers=headers) as http:
+        body = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": init}
+        reply = rpc(http, balanced.url, body)
+        assert reply["result"]["serverInfo"]["name"] == "python-mcp-server"
+        rpc(http, balanced.url, {"jsonrpc": "2.0", "method": "notifications/initialized"})
+        created = rpc(http, balanced.url, tool_call(2, "create_session", session_id="raw"))
+        assert not created["result"].get("isError"), created
+        results = []
+        for n, code in enumerate(["rr = 20", "rr += 1", "rr * 2"]):
+            body = tool_call(10 + n, "run_python_code", code=code, session_id="raw")
+            reply = rpc(http, balanced.url, body)
+            assert not reply["result"].get("isError"), reply
+            results.append(reply["result"]["structuredContent"].get("result"))
+        assert results == [None, None, "42"]
+        rpc(http, balanced.url, tool_call(20, "delete_session", session_id="raw"))
+    served = balanced.served()
+    assert len(served) == 7, balanced.balancer.access()
+    # Round robin with nobody failing: the replicas take turns.
+    assert all(a != b for a, b in itertools.pairwise(served)), served
+    assert set(served) == {server.address for server in balanced.servers}, served
+
+
+def serving(servers: list[ReplicaProcess]) -> list[ReplicaProcess]:
+    """The replicas holding an open request from nginx now (on their listening port)."""
+    found = []
+    for server in servers:
+        connections = psutil.Process(server.pid).net_connections(kind="tcp")
+        if any(
+            c.status == psutil.CONN_ESTABLISHED and c.laddr.port == server.port for c in connections
+        ):
+            found.append(server)
+    return found
+
+
+async def wait_for(predicate: Callable[[], Any], what: str) -> Any:
+    """Poll until ``predicate()`` is truthy, within the deadline."""
+    with anyio.fail_after(DEADLINE):
+        while not (value := predicate()):  # noqa: ASYNC110 (polls the OS, no event to wait on)
+            await asyncio.sleep(0.02)
+    assert value, what
+    return value
+
+
+async def test_failover_keeps_state_and_never_reruns_the_lost_call(
+    balanced: Balanced, replicas: Replicas
+) -> None:
+    marks = replicas.gateway.workspace / f"marks-{uuid.uuid4().hex}"
+    marks.mkdir()
+    started, release = marks / "started", marks / "release"
+    async with balanced.client() as client:
+        await call(client, "create_session", session_id="fo")
+        await run(client, "counter = 0\nkept = 'yes'", session_id="fo")
+        waits = (
+            "import pathlib, time\n"
+            "counter += 1\n"
+            f"pathlib.Path({str(started)!r}).write_text('running')\n"
+            f"while not pathlib.Path({str(release)!r}).exists():\n"
+            "    time.sleep(0.02)\n"
+            "'released'"
+        )
+        async with balanced.client() as other:
+            in_flight = asyncio.create_task(run(other, waits, session_id="fo", timeout=300))
+            await wait_for(started.exists, "the cell started")
+            holders = await wait_for(lambda: serving(balanced.servers), "a replica serves it")
+            assert len(holders) == 1, holders
+            dead = holders[0]
+            [alive] = [server for server in balanced.servers if server is not dead]
+            before = len(balanced.balancer.access())
+            dead.kill()
+            # Reported to its client as an error (nginx's 502 for the broken request).
+            with pytest.raises(MCPError, match="error response"):
+                with anyio.fail_after(DEADLINE):
+                    await in_flight
+            lost = [e for e in balanced.balancer.access()[before:] if e["status"] == "502"]
+            assert [e["upstream"] for e in lost] == [dead.address], lost
+        release.write_text("go")
+
+        # The next call: served by the survivor, the session's state intact, the lost
+        # call run exactly once (nginx never passed it on to the other replica).
+        data = await run(client, "counter, kept", session_id="fo")
+        assert data["result"] == "(1, 'yes')", data
+        assert balanced.served(before)[-1] == alive.address, balanced.balancer.access()
+        assert dead.address not in balanced.served(before)
+
+        # The dead replica comes back on its port and takes traffic again.
+        await asyncio.to_thread(dead.start)
+        back = len(balanced.balancer.access())
+        with anyio.fail_after(DEADLINE):
+            while dead.address not in balanced.served(back):
+                data = await run(client, "counter", session_id="fo")
+                assert data["result"] == "1", data
+        await call(client, "delete_session", session_id="fo")
