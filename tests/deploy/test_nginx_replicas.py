@@ -12,6 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from tests.helpers import free_port
 from tests.services.nginx import PROXY_RULES, TEMP_PATHS, UPSTREAM_RULES, nginx_binary
 from tests.services.nginx import services_required as nginx_required
