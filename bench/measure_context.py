@@ -2,7 +2,8 @@
 
 Prints the size of ``tools/list`` for the default toolsets and for each toolset alone,
 then the size of a few typical results (``print('hi')``, a 5-row DataFrame, ``1/0``, a
-pandas ``KeyError``) as the client receives them: the serialized ``content`` plus
+pandas ``KeyError``, prints past the result budget ``MCP_MAX_RESULT_CHARS``) as the client
+receives them: the serialized ``content`` plus
 ``structuredContent`` of the CallToolResult. Run: ``python bench/measure_context.py``.
 """
 
@@ -27,6 +28,8 @@ CELLS: dict[str, str] = {
     "1/0": "1/0",
     "pandas KeyError": "import pandas as pd\npd.DataFrame({'a': [1]})['missing']",
     "import os": "import os\nos.getcwd()",
+    "print 90k chars": "print('y' * 90_000)",
+    "print 10 MB": "print('x' * 10_000_000)",
 }
 
 

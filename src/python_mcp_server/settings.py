@@ -118,11 +118,21 @@ class Settings(BaseSettings):
         gt=0,
         description="Seconds an interrupted kernel has to become idle before it is restarted.",
     )
+    max_result_chars: int = Field(
+        40_000,
+        ge=4000,
+        description="Characters one tool result may carry (its content blocks and "
+        "structuredContent as sent; inline images are bounded by bytes instead). Over it, "
+        "the longest parts keep their head and tail, the whole is saved under outputs/ and "
+        "linked, and the result says what was cut. The default stays under the 25,000-token "
+        "cap common clients enforce even at 2 characters per token.",
+    )
     max_output_chars: int = Field(
         100_000,
         ge=1000,
-        description="Characters of each output stream returned in a result; the rest is "
-        "saved to a file in outputs/.",
+        description="Characters of each output stream (and of all display text) an "
+        "execution holds in memory: its head and its end; the whole stream goes on into a "
+        "file in outputs/. What reaches the agent is then bounded by `MCP_MAX_RESULT_CHARS`.",
     )
     max_display_outputs: int = Field(
         100,

@@ -13,6 +13,7 @@ from python_mcp_server import __version__
 from python_mcp_server.server.auth import build_auth
 from python_mcp_server.server.input_schemas import install_input_schema_lookup
 from python_mcp_server.server.middleware.errors import ErrorTranslationMiddleware
+from python_mcp_server.server.middleware.result_budget import ResultBudgetMiddleware
 from python_mcp_server.server.middleware.scopes import ScopedToolListing, ScopeMiddleware
 from python_mcp_server.server.middleware.timing import TimingMiddleware
 from python_mcp_server.server.middleware.tool_list_cache import ToolListCacheMiddleware
@@ -69,6 +70,7 @@ def build_server(settings: Settings, services: Services | None = None) -> FastMC
             ErrorTranslationMiddleware(),
             ScopeMiddleware(),
             TimingMiddleware(),
+            ResultBudgetMiddleware(services.result_budget),
         ],
         mask_error_details=False,
         auth=build_auth(settings),  # HTTP only; stdio and in-memory callers are `default`

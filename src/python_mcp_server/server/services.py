@@ -71,6 +71,7 @@ from python_mcp_server.server.kernel_isolation import (
     server_python_paths,
     server_side_runner,
 )
+from python_mcp_server.server.result_budget import ResultBudget
 from python_mcp_server.server.script_isolation import script_command_builder
 from python_mcp_server.server.view.links import ViewSigner
 from python_mcp_server.settings import Settings
@@ -105,6 +106,8 @@ class Services:
     notebook_recorder: NotebookRecorder
     live: LiveFeed
     view_signer: ViewSigner
+    #: Fits every tool result into MCP_MAX_RESULT_CHARS.
+    result_budget: ResultBudget
 
     async def start(self) -> None:
         workspace = self.settings.workspace_path
@@ -307,6 +310,7 @@ def build_services(settings: Settings) -> Services:
         notebook_recorder=recorder,
         live=live,
         view_signer=ViewSigner(settings.auth_token),
+        result_budget=ResultBudget(settings.max_result_chars, outputs),
     )
 
 

@@ -8,9 +8,9 @@ the ordinary synchronous call. fastmcp-tasks runs the task on a Docket worker in
 process; task state lives in Docket's backend (``MCP_TASKS_URL``, in memory by default).
 
 A task runs outside FastMCP's middleware, so ``task_tool`` translates the project's
-errors itself (the same ``CODE: message`` text as a synchronous call) and keeps the
-task's status message current ("running 12 s", plus the latest output lines where the
-tool reports them).
+errors itself (the same ``CODE: message`` text as a synchronous call), fits the result
+into the result budget (``MCP_MAX_RESULT_CHARS``) and keeps the task's status message
+current ("running 12 s", plus the latest output lines where the tool reports them).
 """
 
 from __future__ import annotations
@@ -24,13 +24,19 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, TypeVar
 
+import anyio
 import mcp_types
+import pydantic_core
 from fastmcp import Context, FastMCP
 from fastmcp.server.extensions import ToolCallContinuation, ToolCallOutcome
+from fastmcp.tools.base import ToolResult
 from fastmcp.utilities.tasks import TaskConfig
 from fastmcp_tasks import TasksExtension
+from mcp_types import TextContent
+from pydantic import BaseModel
 
 from python_mcp_server.server.middleware.errors import translate
+from python_mcp_server.server.result_budget import ResultBudget
 from python_mcp_server.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
@@ -137,11 +143,24 @@ async def _heartbeat() -> None:
             await set_task_status(status_message(time.monotonic() - started, ""))
 
 
-def task_tool(mcp: FastMCP, *, heartbeat: bool = True, **options: Any) -> Callable[[F], F]:
+def as_tool_result(value: Any) -> Any:
+    """A pydantic result as the ToolResult FastMCP would make of it (other values as
+    they are), so the result budget can measure it."""
+    if isinstance(value, ToolResult) or not isinstance(value, BaseModel):
+        return value
+    structured = value.model_dump(mode="json")
+    text = pydantic_core.to_json(structured).decode()
+    return ToolResult(content=[TextContent(type="text", text=text)], structured_content=structured)
+
+
+def task_tool(
+    mcp: FastMCP, *, budget: ResultBudget, heartbeat: bool = True, **options: Any
+) -> Callable[[F], F]:
     """``@mcp.tool(...)`` for a tool that may run as a task.
 
-    ``heartbeat`` renews the status message while a task runs; a tool that reports its
-    own progress (with output) passes False.
+    ``budget`` fits the result (a task's result passes no middleware); ``heartbeat``
+    renews the status message while a task runs; a tool that reports its own progress
+    (with output) passes False.
     """
 
     def decorate(fn: F) -> F:
@@ -155,7 +174,11 @@ def task_tool(mcp: FastMCP, *, heartbeat: bool = True, **options: Any) -> Callab
                 else None
             )
             try:
-                return await fn(*args, **kwargs)
+                result = as_tool_result(await fn(*args, **kwargs))
+                if isinstance(result, ToolResult):
+                    fitted = result
+                    result = await anyio.to_thread.run_sync(lambda: budget.fit(fitted, name=name))
+                return result
             except Exception as exc:
                 raise translate(exc, name) from exc
             finally:

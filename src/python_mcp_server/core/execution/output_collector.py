@@ -2,8 +2,8 @@
 
 Streams are kept in memory up to a cap; past it, the stream goes on into a file in
 ``outputs/`` (itself capped per call and per session, see ``core/workspace/outputs.py``)
-and only the head stays in memory, so a 10 MB ``print`` costs the server a few hundred
-kilobytes. Images are decoded and saved under ``outputs/``; other rich displays become
+and only its head and its end stay in memory, so a 10 MB ``print`` costs the server a few
+hundred kilobytes. Images are decoded and saved under ``outputs/``; other rich displays become
 text items. The whole result is bounded: at most ``max_displays`` display items, display
 text within ``max_chars`` in total, attached images within ``max_image_bytes``; what is
 left out is counted and said in the result's message.
@@ -71,8 +71,29 @@ class SavedImage:
     path: str | None
 
 
+class _End:
+    """The last ``size`` characters written, kept in chunks (no copy per write)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._chunks: list[str] = []
+        self._length = 0
+
+    def write(self, text: str) -> None:
+        self._chunks.append(text)
+        self._length += len(text)
+        if self._length > 2 * self.size:
+            self._chunks = [self.text()]
+            self._length = len(self._chunks[0])
+
+    def text(self) -> str:
+        return "".join(self._chunks)[-self.size :] if self.size else ""
+
+
 class _Stream:
-    """One output stream: the head in memory, everything (capped) in a spill file."""
+    """One output stream: its head and its end in memory, everything (capped) in a spill
+    file. A stream past the cap reads as its head, a marker of what was cut, and its last
+    quarter-cap of characters (where a log's outcome usually is)."""
 
     def __init__(self, cap: int, spill: SpillFile) -> None:
         self._cap = cap
@@ -82,10 +103,12 @@ class _Stream:
         self.spill = spill
         self.total_chars = 0
         self._tail = ""
+        self._end = _End(cap // 4)
 
     def write(self, text: str) -> None:
         self.total_chars += len(text)
         self._tail = (self._tail + text)[-2000:]
+        self._end.write(text)
         if self._spilling:
             self.spill.write(text.encode("utf-8", errors="replace"))
             return
@@ -105,7 +128,13 @@ class _Stream:
         return self._spilling
 
     def text(self) -> str:
-        return "".join(self._head)
+        head = "".join(self._head)
+        if not self._spilling:
+            return head
+        end = self._end.text()
+        head = head[: self._cap - len(end)]
+        dropped = self.total_chars - len(head) - len(end)
+        return f"{head}\n[... {dropped} characters cut ...]\n{end}"
 
     def tail(self) -> str:
         return self._tail

@@ -1,10 +1,12 @@
-"""Execution tools: run_python_code."""
+"""Execution tools: run_python_code. Its result is fitted into MCP_MAX_RESULT_CHARS here
+(the whole saved as ``outputs/<execution id>-result-<random>.txt``)."""
 
 from __future__ import annotations
 
 import base64
 from typing import Annotated
 
+import anyio
 from fastmcp import Context, FastMCP
 from fastmcp.tools.base import ToolResult
 from mcp_types import ContentBlock, ImageContent, TextContent
@@ -45,9 +47,11 @@ def execution_tool_result(outcome: ExecutionOutcome) -> ToolResult:
 def register(mcp: FastMCP, services: Services) -> None:
     execution = services.execution
     settings = services.settings
+    budget = services.result_budget
 
     @task_tool(
         mcp,
+        budget=services.result_budget,
         heartbeat=False,
         tags=TAGS,
         annotations=ACTS,
@@ -111,4 +115,6 @@ def register(mcp: FastMCP, services: Services) -> None:
         if note:
             said = outcome.result.message
             outcome.result.message = f"{note}; {said}" if said else note
-        return execution_tool_result(outcome)
+        whole = execution_tool_result(outcome)
+        name = f"{outcome.result.execution_id}-result"
+        return await anyio.to_thread.run_sync(lambda: budget.fit(whole, name=name))

@@ -38,6 +38,7 @@ def register(mcp: FastMCP, services: Services) -> None:
     files = services.files
     scripts = services.scripts
     tracker = services.new_files
+    budget = services.result_budget
 
     @mcp.tool(tags=TAGS, annotations=READ_ONLY)
     async def list_files(
@@ -67,7 +68,8 @@ def register(mcp: FastMCP, services: Services) -> None:
     ) -> ToolResult:
         """Read a workspace file: UTF-8 text, or base64 for binary files (images are also
         attached as image content). Files over MCP_MAX_FILE_BYTES are read in parts with
-        offset and max_bytes."""
+        offset and max_bytes; a result over MCP_MAX_RESULT_CHARS keeps the head and tail
+        and links the file."""
         read = await anyio.to_thread.run_sync(
             partial(files.read, path, offset=offset, max_bytes=max_bytes)
         )
@@ -81,7 +83,11 @@ def register(mcp: FastMCP, services: Services) -> None:
                     mime_type=result.mime_type,
                 )
             )
-        return ToolResult(content=content, structured_content=result.model_dump(mode="json"))
+        whole = ToolResult(content=content, structured_content=result.model_dump(mode="json"))
+        # Over the result budget, the link is to the file itself: it is the whole.
+        return await anyio.to_thread.run_sync(
+            lambda: budget.fit(whole, name="read_file", whole=result.path)
+        )
 
     @mcp.tool(tags=TAGS, annotations=REPLACES)
     async def write_file(
@@ -120,7 +126,7 @@ def register(mcp: FastMCP, services: Services) -> None:
         say whether it compiles. Run it with run_script."""
         return await anyio.to_thread.run_sync(partial(scripts.save, name, content))
 
-    @task_tool(mcp, tags={"scripts"}, annotations=ACTS)
+    @task_tool(mcp, budget=services.result_budget, tags={"scripts"}, annotations=ACTS)
     async def run_script(
         path: Annotated[str, Field(description="Workspace script, e.g. 'scripts/clean.py'.")],
         args: Annotated[

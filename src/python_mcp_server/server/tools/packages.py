@@ -43,7 +43,7 @@ def _venv_arg(verb: str) -> object:
 def register(mcp: FastMCP, services: Services) -> None:
     service = services.packages
 
-    @task_tool(mcp, tags=TAGS, annotations=SETS)
+    @task_tool(mcp, budget=services.result_budget, tags=TAGS, annotations=SETS)
     async def install_dependencies(
         packages: PackagesArg,
         session_id: Annotated[str | None, _session_arg("Install into")] = None,
@@ -63,7 +63,7 @@ def register(mcp: FastMCP, services: Services) -> None:
             packages, session_id=session_ref(session_id), venv_name=venv_name, upgrade=upgrade
         )
 
-    @task_tool(mcp, tags=TAGS, annotations=REPLACES)
+    @task_tool(mcp, budget=services.result_budget, tags=TAGS, annotations=REPLACES)
     async def uninstall_packages(
         packages: NamesArg,
         session_id: Annotated[str | None, _session_arg("Remove from")] = None,

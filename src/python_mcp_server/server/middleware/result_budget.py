@@ -1,0 +1,35 @@
+"""The result budget as the last step of every synchronous tool call.
+
+Each tool result passes through ``ResultBudget.fit`` (``server/result_budget.py``) on its
+way out, in a worker thread (measuring and cutting a large result is CPU work). Calls run
+as MCP tasks bypass middleware; ``task_tool`` fits their results itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+import mcp_types as mt
+from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
+from fastmcp.tools.base import ToolResult
+
+from python_mcp_server.server.result_budget import ResultBudget
+
+
+class ResultBudgetMiddleware(Middleware):
+    """Cuts a tool result that is over ``MCP_MAX_RESULT_CHARS``."""
+
+    def __init__(self, budget: ResultBudget) -> None:
+        self._budget = budget
+
+    async def on_call_tool(
+        self,
+        context: MiddlewareContext[mt.CallToolRequestParams],
+        call_next: CallNext[mt.CallToolRequestParams, ToolResult],
+    ) -> Any:
+        result = await call_next(context)
+        if not isinstance(result, ToolResult):
+            return result
+        name = context.message.name
+        return await anyio.to_thread.run_sync(lambda: self._budget.fit(result, name=name))
