@@ -17,9 +17,10 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 
 from tests.gateway.kernel_gateway import KernelGatewayProcess
-from tests.helpers import free_port
+from tests.helpers import free_port, wait_gone
 
 COMMAND = str(Path(sys.executable).parent / "python-mcp-server")
 BALANCED_TOKEN = "balanced-replicas-token-5e2a"
@@ -101,11 +102,13 @@ class ReplicaProcess:
         path = self.state.parent / f"{self.state.name}-{self.starts}.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
-    def kill(self) -> None:
-        """SIGKILL by pid, as a machine that dies: nothing is closed."""
+    def kill(self) -> set[int]:
+        """SIGKILL by pid, as a machine that dies; return the processes it left running."""
         assert self.process is not None
+        children = {p.pid for p in psutil.Process(self.process.pid).children(recursive=True)}
         os.kill(self.process.pid, signal.SIGKILL)
         self.process.wait(10)
+        return wait_gone(children)
 
     def stop(self) -> int | None:
         """SIGTERM and the exit code; None when it was not running (killed before)."""

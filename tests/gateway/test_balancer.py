@@ -178,7 +178,7 @@ async def test_failover_keeps_state_and_never_reruns_the_lost_call(
             dead = holders[0]
             [alive] = [server for server in balanced.servers if server is not dead]
             before = len(balanced.balancer.access())
-            dead.kill()
+            assert not dead.kill(), "the killed replica left processes running"
             # Reported to its client as an error (nginx's 502 for the broken request).
             with pytest.raises(MCPError, match="error response"):
                 with anyio.fail_after(DEADLINE):
