@@ -21,6 +21,9 @@ from tests.helpers import NATIVE_TOOLSETS, kernel_children, wait_gone
 
 os.environ.setdefault("FASTMCP_LOG_ENABLED", "false")
 
+#: Fixtures of real services (tests/services/), available to every test.
+pytest_plugins = ["tests.services.postgres"]
+
 
 @pytest.fixture(autouse=True)
 def state_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:

@@ -221,7 +221,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         asyncio.run(_serve(server, settings))
     except KeyboardInterrupt:
         pass
+    except Exception as exc:
+        failure = startup_failure(exc)
+        if failure is None:
+            raise
+        print(f"python-mcp-server: cannot start: {failure}", file=sys.stderr)
+        return 1
     return 0
+
+
+def startup_failure(exc: BaseException) -> str | None:
+    """One line for a start-up failure the user can fix (the database unreachable, say),
+    found in ``exc`` or the exception groups around it; None for anything else."""
+    from python_mcp_server.errors import DatabaseUnavailableError
+
+    if isinstance(exc, DatabaseUnavailableError):
+        return str(exc).replace("\n", " ")
+    for inner in getattr(exc, "exceptions", ()):
+        found = startup_failure(inner)
+        if found is not None:
+            return found
+    return None
 
 
 async def _serve(server: Any, settings: Any) -> None:

@@ -45,6 +45,7 @@ class ErrorCode(str, Enum):
     GATEWAY_ERROR = "GATEWAY_ERROR"
     NOTEBOOK_INVALID = "NOTEBOOK_INVALID"
     NETWORK_POLICY_REFUSED = "NETWORK_POLICY_REFUSED"
+    DATABASE_UNAVAILABLE = "DATABASE_UNAVAILABLE"
     INTERNAL_ERROR = "INTERNAL_ERROR"
 
 
@@ -112,9 +113,15 @@ class SessionClosedError(ServerError):
 
 
 class StorageError(ServerError):
-    """The state database could not be read or written (wraps sqlite3 errors)."""
+    """The state database could not be read or written (wraps sqlite3 and psycopg errors)."""
 
     code = ErrorCode.INTERNAL_ERROR
+
+
+class DatabaseUnavailableError(StorageError):
+    """The shared database cannot be reached (refused, gone, or no connection in time)."""
+
+    code = ErrorCode.DATABASE_UNAVAILABLE
 
 
 class PathOutsideWorkspaceError(ServerError):

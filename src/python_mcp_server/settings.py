@@ -215,6 +215,35 @@ class Settings(BaseSettings):
         validation_alias=_env("MCP_MAX_HISTORY", "PYTHON_EXECUTOR_MAX_HISTORY"),
         description="Executions kept in the history database.",
     )
+    max_audit: int = Field(
+        100_000,
+        ge=0,
+        description="Audit records kept in the database's `audit` table (0: none; the "
+        "JSON-lines audit log on `python_mcp_server.audit` is written either way).",
+    )
+    database_url: str = Field(
+        "",
+        description="Where history and audit records live. Empty (default): SQLite in the "
+        "state folder (`history.sqlite3`). `postgresql://user:password@host:5432/db`: that "
+        "PostgreSQL database, shared by every replica pointed at it (tables are created and "
+        "upgraded at start). The server refuses to start when it cannot be reached; logs "
+        "and errors never show the password.",
+    )
+    database_pool_size: int = Field(
+        4, ge=1, le=100, description="PostgreSQL connections each server keeps at most."
+    )
+    database_timeout: float = Field(
+        5.0,
+        gt=0,
+        description="Seconds to wait for a PostgreSQL connection before a call fails with "
+        "DATABASE_UNAVAILABLE (also the connect timeout at start).",
+    )
+    database_queue_limit: int = Field(
+        10_000,
+        ge=1,
+        description="History and audit records kept in memory while the database is "
+        "unreachable (written when it returns); past it the oldest are dropped and counted.",
+    )
     auto_snapshot: bool = Field(
         False, description="Snapshot a session's variables after each successful execution."
     )
@@ -353,6 +382,17 @@ class Settings(BaseSettings):
         if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ValueError(f"unknown log level {value!r}")
         return level
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        value = value.strip()
+        scheme = value.partition("://")[0].lower()
+        if value and scheme not in {"postgresql", "postgres"}:
+            raise ValueError(
+                "only postgresql:// URLs are supported (empty: SQLite in the state folder)"
+            )
+        return value
 
     @model_validator(mode="after")
     def _apply_millisecond_timeout(self) -> Settings:

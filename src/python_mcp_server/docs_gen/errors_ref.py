@@ -186,6 +186,14 @@ MEANINGS: dict[str, tuple[str, str]] = {
         "does not cover. Ask for the server's policy or a narrower one; see "
         "[Security](security.md#kernel-network).",
     ),
+    "DATABASE_UNAVAILABLE": (
+        "The shared database (`MCP_DATABASE_URL`) cannot be reached right now.",
+        "`get_execution_history` and `clear_execution_history` while PostgreSQL is down, "
+        "restarting or out of connections. Executions still run; their history and audit "
+        "records wait in a bounded queue and are written, once each, when the database is "
+        "back. Retry later; `health_check` lists the problem meanwhile. See "
+        "[Deployment](deployment.md#shared-database).",
+    ),
     "INTERNAL_ERROR": (
         "Something failed that the server did not expect: a bug.",
         "Any tool. The client sees only the tool name and the exception type; the "

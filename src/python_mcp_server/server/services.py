@@ -29,6 +29,7 @@ from python_mcp_server.core.notebooks.live import LiveFeed
 from python_mcp_server.core.notebooks.recorder import NotebookRecorder
 from python_mcp_server.core.notebooks.service import NotebookService
 from python_mcp_server.core.observability.audit import AuditHook
+from python_mcp_server.core.observability.audit_store import AuditConfig, AuditStore
 from python_mcp_server.core.observability.health import HealthConfig, HealthMonitor
 from python_mcp_server.core.observability.health_report import (
     ExecutionMetrics,
@@ -66,6 +67,8 @@ from python_mcp_server.core.workspace.outputs import OutputFiles, OutputLimits
 from python_mcp_server.core.workspace.resolver import Workspace, WorkspaceConfig
 from python_mcp_server.infra.kernels.base import KernelLauncher
 from python_mcp_server.infra.sandboxed_run import SandboxedRunner
+from python_mcp_server.infra.storage.database import Database
+from python_mcp_server.infra.storage.factory import DatabaseConfig, make_database
 from python_mcp_server.server.kernel_isolation import (
     build_local_launcher,
     server_python_paths,
@@ -99,7 +102,10 @@ class Services:
     introspection: IntrospectionService
     health: HealthMonitor
     health_report: HealthReporter
+    #: History and audit records (and whatever else is shared between replicas).
+    database: Database
     history: HistoryStore
+    audit: AuditStore
     snapshots: SnapshotService
     cells: CellStore
     notebooks: NotebookService
@@ -114,6 +120,8 @@ class Services:
         # The state folder first: made before the workspace is shared with the kernel
         # user, it never inherits that grant.
         self.settings.state_path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Then the database: unreachable, the server stops before anything else started.
+        await self.database.open()
         workspace.mkdir(parents=True, exist_ok=True)
         folders = [workspace, *(workspace / folder for folder in WORKSPACE_FOLDERS)]
         for folder in folders[1:]:
@@ -121,6 +129,7 @@ class Services:
         await asyncio.to_thread(self.launcher.share_folders, folders)
         await asyncio.to_thread(self.new_files.start)
         await self.history.open()
+        await self.audit.open()
         await self.cells.open()
         await self.snapshots.start()
         await self.environments.start()  # the default venv exists before any kernel
@@ -141,6 +150,7 @@ class Services:
             self.launcher.aclose,
             close_new_files,
             self.history.aclose,
+            self.database.aclose,
             self.cells.aclose,
             self.snapshots.aclose,
         )
@@ -286,9 +296,19 @@ def build_services(settings: Settings) -> Services:
     sessions.replacement_hooks.append(recorder.kernel_replaced)
     if settings.auto_install:
         execution.add_hook(AutoInstallHook(packages, environments, workspace))
-    health, health_report, history, snapshots = build_observability(
-        settings, sessions, execution, launcher, limits, runner, disk
+    database = make_database(
+        DatabaseConfig(
+            url=settings.database_url,
+            sqlite_path=settings.state_path / "history.sqlite3",
+            pool_size=settings.database_pool_size,
+            timeout=settings.database_timeout,
+            queue_limit=settings.database_queue_limit,
+        )
     )
+    health, health_report, history, audit, snapshots = build_observability(
+        settings, sessions, execution, launcher, limits, runner, database, disk
+    )
+    environments.audit_sink = audit
     return Services(
         settings=settings,
         launcher=launcher,
@@ -303,7 +323,9 @@ def build_services(settings: Settings) -> Services:
         introspection=IntrospectionService(sessions, IntrospectionConfig()),
         health=health,
         health_report=health_report,
+        database=database,
         history=history,
+        audit=audit,
         snapshots=snapshots,
         cells=cells,
         notebooks=NotebookService(cells, files.workspace, execution),
@@ -321,11 +343,13 @@ def build_observability(
     launcher: KernelLauncher,
     limits: KernelLimits,
     runner: SandboxedRunner,
+    database: Database,
     disk: DiskWatch | None = None,
-) -> tuple[HealthMonitor, HealthReporter, HistoryStore, SnapshotService]:
+) -> tuple[HealthMonitor, HealthReporter, HistoryStore, AuditStore, SnapshotService]:
     """Health monitor, history, audit and snapshots, hooked into sessions and execution."""
     state = settings.state_path
-    history = HistoryStore(HistoryConfig(state / "history.sqlite3", settings.max_history))
+    history = HistoryStore(database, HistoryConfig(settings.max_history))
+    audit = AuditStore(database, AuditConfig(settings.max_audit))
     snapshots = SnapshotService(
         SnapshotConfig(
             folder=state / "snapshots",
@@ -341,7 +365,7 @@ def build_observability(
     health.gone_hooks.append(snapshots.forget)
     sessions.replacement_hooks += [health.after_replacement, snapshots.after_replacement]
     metrics = ExecutionMetrics()
-    for hook in (metrics, HistoryHook(history), AuditHook(), SnapshotHook(snapshots)):
+    for hook in (metrics, HistoryHook(history), AuditHook(audit), SnapshotHook(snapshots)):
         execution.add_hook(hook)
     summary = summarize_settings(settings.model_dump())
     report = HealthReporter(
@@ -358,4 +382,4 @@ def build_observability(
         runner,
         disk,
     )
-    return health, report, history, snapshots
+    return health, report, history, audit, snapshots

@@ -6,7 +6,9 @@ newline and a forged record, say) can end the line or add a key. Records say who
 when and how it ended, never a secret: code is identified by its length and a SHA-256
 prefix (never its text), errors by the exception name only (messages may quote data), and
 credentials in package specs or URLs are masked. The JSON log format also carries the
-fields as an ``audit`` object.
+fields as an ``audit`` object. Given an ``AuditSink`` (the ``AuditStore`` of
+``audit_store.py``), each record is also queued for the server's database, under a key that
+makes it land there once.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ import hashlib
 import json
 import logging
 import re
+import uuid
 from collections.abc import Sequence
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Protocol
 
 from python_mcp_server.core.execution.service import ExecutionHook, ExecutionRequest
 from python_mcp_server.core.sessions.session import ExecutionOutcome, KernelSession
@@ -57,9 +60,20 @@ def audit_line(record: dict[str, Any]) -> str:
     return json.dumps(record, ensure_ascii=True, separators=(", ", ": "), default=str)
 
 
-def _emit(event: str, fields: dict[str, Any]) -> None:
+class AuditSink(Protocol):
+    """Where records go besides the log (the database); ``key`` is unique per event."""
+
+    def record_later(self, key: str, record: dict[str, Any]) -> None: ...
+
+
+def _emit(
+    event: str, fields: dict[str, Any], sink: AuditSink | None, key: str | None = None
+) -> dict[str, Any]:
     record = audit_record(event, fields)
     logger.info("%s", audit_line(record), extra={"audit": record})
+    if sink is not None:
+        sink.record_later(key or f"{event}:{uuid.uuid4().hex}", record)
+    return record
 
 
 def audit_execution(
@@ -72,9 +86,10 @@ def audit_execution(
     error_name: str | None = None,
     kernel_restarted: bool = False,
     principal: str = "default",
-) -> None:
-    """Log one execution."""
-    _emit(
+    sink: AuditSink | None = None,
+) -> dict[str, Any]:
+    """Log one execution (and queue it for ``sink``); return the record."""
+    return _emit(
         "execution",
         {
             "execution_id": execution_id,
@@ -87,6 +102,8 @@ def audit_execution(
             "error": error_name,
             "kernel_restarted": kernel_restarted or None,
         },
+        sink,
+        f"execution:{execution_id}",
     )
 
 
@@ -99,9 +116,10 @@ def audit_install(
     installer: str | None = None,
     session_id: str | None = None,
     error_code: str | None = None,
-) -> None:
-    """Log one package install (called by the packages service)."""
-    _emit(
+    sink: AuditSink | None = None,
+) -> dict[str, Any]:
+    """Log one package install (called by the packages service); return the record."""
+    return _emit(
         "install",
         {
             "packages": ",".join(redact(spec) for spec in packages),
@@ -112,6 +130,7 @@ def audit_install(
             "session_id": session_id,
             "error": error_code,
         },
+        sink,
     )
 
 
@@ -119,6 +138,9 @@ class AuditHook(ExecutionHook):
     """ExecutionHook: one audit line after every execution attempt, refused ones too."""
 
     records_attempts = True
+
+    def __init__(self, sink: AuditSink | None = None) -> None:
+        self._sink = sink
 
     async def after(
         self, session: KernelSession, request: ExecutionRequest, outcome: ExecutionOutcome
@@ -133,4 +155,5 @@ class AuditHook(ExecutionHook):
             error_name=result.error.ename if result.error else None,
             kernel_restarted=result.kernel_restarted,
             principal=session.owner,
+            sink=self._sink,
         )

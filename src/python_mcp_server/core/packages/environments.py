@@ -28,7 +28,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from python_mcp_server.core.observability.audit import audit_install
+from python_mcp_server.core.observability.audit import AuditSink, audit_install
 from python_mcp_server.core.packages import venv_files
 from python_mcp_server.core.packages.installer import (
     INSTALLER_ENV_FIXED,
@@ -168,6 +168,8 @@ class EnvironmentManager:
         self.installer = installer
         #: Set by build_services: who runs which environment (VENV_IN_USE, refreshes).
         self.sessions: SessionManager | None = None
+        #: Set by build_services: the database's copy of the audit records.
+        self.audit_sink: AuditSink | None = None
         self.preinstall = PreinstallStatus()
         self._preinstall_task: asyncio.Task[None] | None = None
         self.default_created_seconds: float | None = None
@@ -363,6 +365,7 @@ class EnvironmentManager:
                 status="error",
                 error_code=code,
                 duration=time.perf_counter() - started,
+                sink=self.audit_sink,
             )
             raise
         audit_install(
@@ -371,6 +374,7 @@ class EnvironmentManager:
             status="ok",
             duration=time.perf_counter() - started,
             installer=result.installer,
+            sink=self.audit_sink,
         )
         return result
 

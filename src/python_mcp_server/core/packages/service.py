@@ -104,6 +104,7 @@ class PackageService:
                 status="error",
                 error_code=exc.code.value,
                 duration=time.perf_counter() - started,
+                sink=self.environments.audit_sink,
             )
             raise
         audit_install(
@@ -112,6 +113,7 @@ class PackageService:
             status="ok",
             duration=time.perf_counter() - started,
             installer=result.installer,
+            sink=self.environments.audit_sink,
         )
         if result.changes:
             if target.session_id is None:
