@@ -16,7 +16,7 @@ import pytest
 from fastmcp import Client
 
 from python_mcp_server.server.services import Services
-from tests.helpers import run, tool_error
+from tests.helpers import call, run, tool_error
 from tests.sandbox_support import proxy_probe, require_bwrap
 from tests.wheels import build_wheel
 
@@ -170,6 +170,46 @@ async def test_pip_install_in_the_kernel_goes_through_the_proxy(client: Client[A
         client, "%pip install pmcp-net-tiny\nimport pmcp_net_tiny\npmcp_net_tiny.VERSION"
     )
     assert result["result"] == "'1.0'", result["stdout"]
+
+
+async def test_scripts_reach_the_allowlist_through_their_own_proxy(
+    client: Client[Any], upstream: int, services: Services
+) -> None:
+    """``run_script`` under the default ``allowlist``: the script gets what a kernel gets
+    (the forwarder on 127.0.0.1:3128 and the proxy variables), reaches the allowed name and
+    nothing else; its proxy socket is closed when it ends, and a ``deny`` session's script
+    gets no proxy at all."""
+    script = (
+        FETCH
+        + "import os, socket\n"
+        + f"print(fetch('http://{FAKE_INDEX}:{upstream}/simple/script/'))\n"
+        + "print(fetch('http://169.254.169.254/latest/meta-data/'))\n"
+        + "print(os.environ.get('HTTP_PROXY'))\n"
+        + "try:\n"
+        + f"    socket.create_connection(('127.0.0.1', {upstream}), 5)\n"
+        + "except OSError as e:\n"
+        + "    print(type(e).__name__)\n"
+    )
+    await client.call_tool("save_script", {"name": "fetch", "content": script})
+    proxy = services.launcher.proxy  # type: ignore[attr-defined]
+    before = set(proxy._listeners)
+    result = await call(client, "run_script", path="scripts/fetch.py")
+    lines = result["stdout"].splitlines()
+    assert lines[0] == "(200, 'hello from upstream /simple/script/')", result
+    assert lines[1].startswith("(403, "), result
+    assert "is an address" in lines[1], result
+    assert lines[2] == "http://127.0.0.1:3128"
+    assert lines[3] == "ConnectionRefusedError", result  # only the proxy leads out
+    assert set(proxy._listeners) == before  # the script's socket went with it
+
+    closed = "import os, socket\nprint(os.environ.get('HTTP_PROXY'))\ntry:\n"
+    closed += "    socket.create_connection(('127.0.0.1', 3128), 5)\nexcept OSError as e:\n"
+    closed += "    print(type(e).__name__)\n"
+    await client.call_tool("save_script", {"name": "closed", "content": closed})
+    await client.call_tool("create_session", {"session_id": "closed", "network": "deny"})
+    denied = await call(client, "run_script", path="scripts/closed.py", session_id="closed")
+    assert denied["stdout"] == "None\nConnectionRefusedError\n", denied
+    assert set(proxy._listeners) == before
 
 
 @pytest.mark.parametrize(

@@ -10,12 +10,14 @@ variables stay in the session and the execution hooks (new files, history...) ap
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import shlex
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Literal
 
@@ -32,16 +34,37 @@ from python_mcp_server.models.files import SaveScriptResult, ScriptResult
 
 SCRIPT_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
 ScriptMode = Literal["subprocess", "kernel"]
-#: (the kernels' launch request, script argv) -> (what to execute, its environment): where
-#: the launcher's sandbox and limits are applied to scripts (server/script_isolation.py).
-ScriptCommand = Callable[[KernelLaunchRequest, list[str]], tuple[list[str], dict[str, str]]]
 
 
-def plain_command(
+def _no_verdict() -> str | None:
+    return None
+
+
+@dataclass(frozen=True)
+class PreparedScript:
+    """What to execute for a script, and how to learn whether its confinement ended it."""
+
+    argv: list[str]
+    env: dict[str, str]
+    #: Asked once the process has ended (before its confinement is released): why the
+    #: confinement killed it (its memory limit), or None.
+    verdict: Callable[[], str | None] = _no_verdict
+
+
+#: (the kernels' launch request, script argv) -> a context holding what to execute while
+#: it runs: where the launcher's sandbox, cgroups, limits and egress proxy are applied to
+#: scripts (server/script_isolation.py), and released after.
+ScriptCommand = Callable[
+    [KernelLaunchRequest, list[str]], AbstractAsyncContextManager[PreparedScript]
+]
+
+
+@contextlib.asynccontextmanager
+async def plain_command(
     request: KernelLaunchRequest, argv: list[str]
-) -> tuple[list[str], dict[str, str]]:
+) -> AsyncIterator[PreparedScript]:
     """No isolation beyond the kernels' environment."""
-    return list(argv), dict(request.env)
+    yield PreparedScript(list(argv), dict(request.env))
 
 
 @dataclass(frozen=True)
@@ -244,16 +267,17 @@ class ScriptRunner:
         mark = await asyncio.to_thread(self._tracker.mark)
         started = time.perf_counter()
         try:
-            argv, env = self._command(launch, [launch.python, path, *args])
-            ended = await run_process(
-                argv,
-                cwd=launch.cwd,
-                env=env,
-                stdin_data=input_data.encode("utf-8") if input_data is not None else None,
-                timeout=timeout,
-                on_stdout=out.write,
-                on_stderr=err.write,
-            )
+            async with self._command(launch, [launch.python, path, *args]) as prepared:
+                ended = await run_process(
+                    prepared.argv,
+                    cwd=launch.cwd,
+                    env=prepared.env,
+                    stdin_data=input_data.encode("utf-8") if input_data is not None else None,
+                    timeout=timeout,
+                    on_stdout=out.write,
+                    on_stderr=err.write,
+                )
+                killed = prepared.verdict()
         except OSError as exc:
             raise KernelStartError(
                 f"could not start the session's interpreter: {exc.strerror}"
@@ -266,6 +290,9 @@ class ScriptRunner:
             "timeout" if ended.timed_out else "ok" if ended.returncode == 0 else "error"
         )
         notes = []
+        if killed is not None:  # even when the script outlived its killed child
+            status = "timeout" if ended.timed_out else "error"
+            notes.append(killed)
         if ended.timed_out:
             notes.append(
                 f"the script ran longer than {timeout:g} s and was killed with its children"

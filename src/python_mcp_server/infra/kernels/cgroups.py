@@ -127,6 +127,21 @@ class KernelCgroups:
                 _limit_memory(folder, limits.memory_bytes, self.v2)
         return folders
 
+    def oom_kills(self, folders: list[Path]) -> int:
+        """How many processes the out-of-memory killer ended in these cgroups (v2
+        ``memory.events``, v1 ``memory.oom_control``: their ``oom_kill`` line)."""
+        memory = self.parents.get("memory")
+        name = "memory.events" if self.v2 else "memory.oom_control"
+        for folder in folders:
+            if memory is None or folder.parent.parent != memory:
+                continue
+            with contextlib.suppress(OSError, ValueError):
+                for line in (folder / name).read_text().splitlines():
+                    key, _, value = line.partition(" ")
+                    if key == "oom_kill":
+                        return int(value)
+        return 0
+
     @staticmethod
     def remove(folder: Path, attempts: int = 50) -> None:
         """Remove a kernel's cgroup once its last process has been reaped."""

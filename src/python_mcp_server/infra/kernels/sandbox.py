@@ -37,7 +37,7 @@ import os
 import shutil
 import subprocess
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -89,6 +89,20 @@ class SandboxConfig:
     bwrap: str = "bwrap"
     #: User, capabilities and seccomp filter of every sandboxed command.
     confinement: Confinement = field(default_factory=Confinement)
+
+
+@dataclass(frozen=True)
+class ConfinedRun:
+    """What a one-off command confined like a kernel (a script) holds while it runs."""
+
+    #: Its own cgroups (memory with tmpfs counted, processes): pass to ``sandboxed_command``.
+    cgroups: list[Path]
+    #: The rlimits to set before it starts (the kernels' own when a memory cgroup holds).
+    limits: ResourceLimits
+    #: The in-sandbox forwarder to start before it (``forwarder_config``), under allowlist.
+    forwarder: dict[str, Any] | None
+    #: Processes the out-of-memory killer ended in its cgroups so far.
+    memory_kills: Callable[[], int]
 
 
 class BwrapLauncher(LimitedLauncher):
@@ -144,6 +158,45 @@ class BwrapLauncher(LimitedLauncher):
         if self.cgroups is not None and self.cgroups.memory:
             return self.limits.less_scratch(SCRATCH_SHARE)
         return self.limits  # already reduced: no kernel has a memory cgroup
+
+    @contextlib.asynccontextmanager
+    async def confined_run(
+        self, request: KernelLaunchRequest, name: str
+    ) -> AsyncIterator[ConfinedRun]:
+        """Resources of a one-off command confined exactly like this launcher's kernels:
+        cgroups of its own (``name`` starts with "k", so orphan reaping finds them) with the
+        kernels' memory and process limits, and under ``allowlist`` an egress proxy socket,
+        bound into the sandbox by ``sandboxed_command`` and announced by ``kernel_env``
+        while the context lasts. Everything is released when it ends."""
+        cgroups: list[Path] = []
+        egress = await self._open_egress(request)
+        try:
+            if self.cgroups is not None:
+                limits = CgroupLimits(
+                    max_tasks=self.max_tasks,
+                    memory_bytes=self.limits.memory_bytes if self.cgroups.memory else None,
+                )
+                try:
+                    cgroups = await asyncio.to_thread(self.cgroups.for_kernel, name, limits)
+                except OSError as exc:
+                    raise KernelStartError(f"could not create the cgroup: {exc}") from exc
+            user = self.config.confinement.user
+            if egress is not None and user is not None:
+                hand_over(egress, user)
+            owner = self.cgroups
+            counted = bool(cgroups) and owner is not None and owner.memory
+            yield ConfinedRun(
+                cgroups=cgroups,
+                limits=self.limits if counted else self.limits_outside_cgroup(),
+                forwarder=forwarder_config() if egress is not None else None,
+                memory_kills=lambda: owner.oom_kills(cgroups) if owner is not None else 0,
+            )
+        finally:
+            self._egress_of.pop(id(request), None)
+            if egress is not None and self.proxy is not None:
+                await self.proxy.close_listener(egress)
+            if cgroups:
+                await asyncio.to_thread(_remove_all, cgroups)
 
     def kernel_runtime_dir(self, name: str) -> Path:
         # Each kernel binds only its own folder: no other kernel's connection key in view.
