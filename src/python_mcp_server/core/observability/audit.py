@@ -13,17 +13,21 @@ makes it land there once.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import re
+import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
 from python_mcp_server.core.execution.service import ExecutionHook, ExecutionRequest
 from python_mcp_server.core.sessions.session import ExecutionOutcome, KernelSession
+from python_mcp_server.errors import ServerError
 
 logger = logging.getLogger("python_mcp_server.audit")
 
@@ -131,6 +135,46 @@ def audit_install(
             "error": error_code,
         },
         sink,
+    )
+
+
+@dataclass
+class InstallAudit:
+    """What an audited install learns as it goes (the installer that did the work)."""
+
+    installer: str | None = None
+
+
+@contextlib.contextmanager
+def audited_install(
+    *, packages: Sequence[str], venv_name: str | None, sink: AuditSink | None
+) -> Iterator[InstallAudit]:
+    """Time the install in the block and write its one audit record, whatever the outcome.
+
+    A failure is recorded with its error code (or exception name) and passed on; the
+    block sets ``installer`` on what it is given when the install succeeds.
+    """
+    audit = InstallAudit()
+    started = time.perf_counter()
+    try:
+        yield audit
+    except BaseException as exc:
+        audit_install(
+            packages=packages,
+            venv_name=venv_name,
+            status="error",
+            error_code=exc.code.value if isinstance(exc, ServerError) else type(exc).__name__,
+            duration=time.perf_counter() - started,
+            sink=sink,
+        )
+        raise
+    audit_install(
+        packages=packages,
+        venv_name=venv_name,
+        status="ok",
+        duration=time.perf_counter() - started,
+        installer=audit.installer,
+        sink=sink,
     )
 
 

@@ -28,7 +28,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from python_mcp_server.core.observability.audit import AuditSink, audit_install
+from python_mcp_server.core.observability.audit import AuditSink, audited_install
 from python_mcp_server.core.packages import venv_files
 from python_mcp_server.core.packages.installer import (
     INSTALLER_ENV_FIXED,
@@ -354,28 +354,9 @@ class EnvironmentManager:
         """Install into environment ``name`` (its lock held) with one audit line, whatever
         the outcome: create_venv's packages and the preinstall are installs like any other."""
         texts = [spec.text for spec in packages]
-        started = time.perf_counter()
-        try:
+        with audited_install(packages=texts, venv_name=name, sink=self.audit_sink) as audit:
             result = await self.installer.install_locked(self.target(name), packages)
-        except BaseException as exc:
-            code = exc.code.value if isinstance(exc, ServerError) else type(exc).__name__
-            audit_install(
-                packages=texts,
-                venv_name=name,
-                status="error",
-                error_code=code,
-                duration=time.perf_counter() - started,
-                sink=self.audit_sink,
-            )
-            raise
-        audit_install(
-            packages=texts,
-            venv_name=name,
-            status="ok",
-            duration=time.perf_counter() - started,
-            installer=result.installer,
-            sink=self.audit_sink,
-        )
+            audit.installer = result.installer
         return result
 
     async def _make(self, name: str, description: str) -> None:

@@ -9,16 +9,14 @@ refresh their import caches so new packages import without a restart.
 
 from __future__ import annotations
 
-import time
-
-from python_mcp_server.core.observability.audit import audit_install
+from python_mcp_server.core.observability.audit import audited_install
 from python_mcp_server.core.packages.environments import EnvironmentManager, refresh_import_caches
 from python_mcp_server.core.packages.installer import EnvTarget
 from python_mcp_server.core.packages.requirements import PackageSpec, parse_names, parse_packages
 from python_mcp_server.core.sessions.manager import SessionManager
 from python_mcp_server.core.sessions.owners import SessionRef, SessionSpec, as_ref, split_key
 from python_mcp_server.core.sessions.session import KernelSession
-from python_mcp_server.errors import InvalidInputError, ServerError
+from python_mcp_server.errors import InvalidInputError
 from python_mcp_server.models.packages import InstallResult, PackageList, UninstallResult
 
 
@@ -93,28 +91,11 @@ class PackageService:
         """Install validated specifiers into environment ``name`` (or the session's own
         package folder) and refresh the kernels that see it."""
         target = self.target(name, session_id)
-        started = time.perf_counter()
         texts = [spec.text for spec in specs]
-        try:
+        sink = self.environments.audit_sink
+        with audited_install(packages=texts, venv_name=name, sink=sink) as audit:
             result = await self.environments.installer.install(target, specs, upgrade=upgrade)
-        except ServerError as exc:
-            audit_install(
-                packages=texts,
-                venv_name=name,
-                status="error",
-                error_code=exc.code.value,
-                duration=time.perf_counter() - started,
-                sink=self.environments.audit_sink,
-            )
-            raise
-        audit_install(
-            packages=texts,
-            venv_name=name,
-            status="ok",
-            duration=time.perf_counter() - started,
-            installer=result.installer,
-            sink=self.environments.audit_sink,
-        )
+            audit.installer = result.installer
         if result.changes:
             if target.session_id is None:
                 self.environments.changed(name)
