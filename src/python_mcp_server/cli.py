@@ -95,6 +95,17 @@ def settings_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return {name: value for name, value in fields.items() if value is not None}
 
 
+def settings_problem(exc: Any) -> str:
+    """A pydantic ValidationError of the settings on one line, without the values given
+    (a URL or token there may hold a password)."""
+    parts = []
+    for error in exc.errors(include_url=False, include_input=False):
+        where = ".".join(str(p) for p in error.get("loc", ()))
+        message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+        parts.append(f"{where}: {message}" if where else message)
+    return "; ".join(parts)
+
+
 def build_token_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python-mcp-server token",
@@ -118,7 +129,7 @@ def print_token(argv: Sequence[str]) -> int:
     try:
         settings = Settings(**{k: v for k, v in fields.items() if v is not None})
     except ValidationError as exc:
-        print(f"python-mcp-server: invalid settings: {exc}", file=sys.stderr)
+        print(f"python-mcp-server: invalid settings: {settings_problem(exc)}", file=sys.stderr)
         return 2
     if settings.auth_token:
         print(settings.auth_token)
@@ -190,7 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings(**settings_overrides(args))
     except ValidationError as exc:
-        print(f"python-mcp-server: invalid settings: {exc}", file=sys.stderr)
+        print(f"python-mcp-server: invalid settings: {settings_problem(exc)}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.log_format)
 
@@ -214,6 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger("python_mcp_server").warning("%s", warning)
     try:
         server = build_server(settings)
+        check_task_store(settings)
     except ServerError as exc:
         print(f"python-mcp-server: {exc}", file=sys.stderr)
         return 2
@@ -233,15 +245,25 @@ def main(argv: Sequence[str] | None = None) -> int:
 def startup_failure(exc: BaseException) -> str | None:
     """One line for a start-up failure the user can fix (the database unreachable, say),
     found in ``exc`` or the exception groups around it; None for anything else."""
-    from python_mcp_server.errors import DatabaseUnavailableError
+    from python_mcp_server.errors import DatabaseUnavailableError, TaskStoreUnavailableError
 
-    if isinstance(exc, DatabaseUnavailableError):
+    if isinstance(exc, DatabaseUnavailableError | TaskStoreUnavailableError):
         return str(exc).replace("\n", " ")
     for inner in getattr(exc, "exceptions", ()):
         found = startup_failure(inner)
         if found is not None:
             return found
     return None
+
+
+def check_task_store(settings: Any) -> None:
+    """Refuse to start while a shared task store (MCP_REDIS_URL) does not answer."""
+    if settings.tasks_url.startswith("memory://"):
+        return
+    from python_mcp_server.infra.task_store import ping
+    from python_mcp_server.server.tasks import STORE_TIMEOUT
+
+    asyncio.run(ping(settings.tasks_url, STORE_TIMEOUT))
 
 
 async def _serve(server: Any, settings: Any) -> None:

@@ -46,6 +46,7 @@ class ErrorCode(str, Enum):
     NOTEBOOK_INVALID = "NOTEBOOK_INVALID"
     NETWORK_POLICY_REFUSED = "NETWORK_POLICY_REFUSED"
     DATABASE_UNAVAILABLE = "DATABASE_UNAVAILABLE"
+    TASK_STORE_UNAVAILABLE = "TASK_STORE_UNAVAILABLE"
     INTERNAL_ERROR = "INTERNAL_ERROR"
 
 
@@ -182,3 +183,9 @@ class NotebookInvalidError(ServerError):
 
 class NetworkPolicyRefusedError(ServerError):
     code = ErrorCode.NETWORK_POLICY_REFUSED
+
+
+class TaskStoreUnavailableError(ServerError):
+    """The shared task store (Redis at ``MCP_REDIS_URL``) cannot be reached."""
+
+    code = ErrorCode.TASK_STORE_UNAVAILABLE

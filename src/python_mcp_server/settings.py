@@ -18,6 +18,9 @@ from typing import Literal
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+#: URL schemes of a Redis task store.
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://", "redis+sentinel://", "rediss+sentinel://")
+
 
 def _env(*names: str) -> AliasChoices:
     """Environment names for a field: the MCP_ name first, then compatibility aliases."""
@@ -170,7 +173,17 @@ class Settings(BaseSettings):
     tasks_url: str = Field(
         "memory://",
         description="Where the state of MCP tasks (long calls run in the background) lives: "
-        "`memory://` (this process only) or a Redis URL shared by replicas.",
+        "`memory://` (this process only) or a Redis URL shared by replicas. Default: "
+        "`MCP_REDIS_URL` when that is set, else `memory://`; set both only to the same URL. "
+        "A shared store needs `MCP_GATEWAY_URL` (replicas share kernels through the gateway).",
+    )
+    redis_url: str | None = Field(
+        None,
+        description="Redis shared by the replicas of one deployment (`redis://[:password@]"
+        "host:port/db`, `rediss://`, `unix://`, `redis+sentinel://`): MCP tasks started "
+        "through one replica can be polled, read and cancelled through any other. It is the "
+        "task store unless `MCP_TASKS_URL` says otherwise (a different URL there is an "
+        "error). Unreachable at start: the server does not start.",
     )
 
     # --- workspace ----------------------------------------------------------------------
@@ -393,6 +406,25 @@ class Settings(BaseSettings):
                 "only postgresql:// URLs are supported (empty: SQLite in the state folder)"
             )
         return value
+
+    @model_validator(mode="after")
+    def _task_store_from_redis_url(self) -> Settings:
+        if self.redis_url is not None:
+            if not self.redis_url.startswith(REDIS_SCHEMES):
+                raise ValueError(f"MCP_REDIS_URL must start with one of {', '.join(REDIS_SCHEMES)}")
+            if "tasks_url" not in self.model_fields_set:
+                self.tasks_url = self.redis_url
+            elif self.tasks_url != self.redis_url:
+                raise ValueError(
+                    "MCP_TASKS_URL and MCP_REDIS_URL name different task stores; set only "
+                    "MCP_REDIS_URL (MCP_TASKS_URL follows it) or make them equal"
+                )
+        if not self.tasks_url.startswith("memory://") and not self.gateway_url:
+            raise ValueError(
+                "a shared task store (MCP_REDIS_URL / MCP_TASKS_URL) needs MCP_GATEWAY_URL: "
+                "any replica may run a task, so every replica must reach the same kernels"
+            )
+        return self
 
     @model_validator(mode="after")
     def _apply_millisecond_timeout(self) -> Settings:

@@ -194,6 +194,16 @@ MEANINGS: dict[str, tuple[str, str]] = {
         "back. Retry later; `health_check` lists the problem meanwhile. See "
         "[Deployment](deployment.md#shared-database).",
     ),
+    "TASK_STORE_UNAVAILABLE": (
+        "The Redis holding task state (`MCP_REDIS_URL`) does not answer.",
+        "At start, the server refuses to run and says so on one line (the URL's password "
+        "masked). While it runs: a call asked to run as a task, `tasks/get`, `tasks/cancel` "
+        "and `tasks/update` fail with this code (a JSON-RPC error whose `data.code` is "
+        "`TASK_STORE_UNAVAILABLE`) within 10 s instead of hanging; synchronous calls go on "
+        "working. Task calls work again as soon as Redis answers; tasks whose state Redis "
+        "lost meanwhile (a restart without persistence) are reported as not found. See "
+        "[Long calls as tasks](tasks.md#tasks-across-replicas-redis).",
+    ),
     "INTERNAL_ERROR": (
         "Something failed that the server did not expect: a bug.",
         "Any tool. The client sees only the tool name and the exception type; the "

@@ -4,8 +4,13 @@
 registered with ``task_tool``: a client that declares the tasks extension may run them
 as a task (``tools/call`` answers at once with a task id; ``tasks/get`` reports the
 status and, at the end, the result; ``tasks/cancel`` stops it). A client without it gets
-the ordinary synchronous call. fastmcp-tasks runs the task on a Docket worker in this
-process; task state lives in Docket's backend (``MCP_TASKS_URL``, in memory by default).
+the ordinary synchronous call. fastmcp-tasks runs the task on a Docket worker; task state
+lives in Docket's backend (``MCP_TASKS_URL``, in memory by default). With a shared store
+(``MCP_REDIS_URL``) every replica of a deployment runs a worker on one queue: any of them
+may run a task, and any of them answers ``tasks/get`` and ``tasks/cancel`` for it (a
+cancel reaches the worker running it through Redis). A task belongs to the principal that
+started it: fastmcp-tasks keys it by the caller's token (client id and subject), so another
+principal asking any replica about it is told it does not exist.
 
 A task runs outside FastMCP's middleware, so ``task_tool`` translates the project's
 errors itself (the same ``CODE: message`` text as a synchronous call), fits the result
@@ -17,10 +22,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
+import hashlib
+import math
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -28,14 +36,15 @@ import anyio
 import mcp_types
 import pydantic_core
 from fastmcp import Context, FastMCP
-from fastmcp.server.extensions import ToolCallContinuation, ToolCallOutcome
+from fastmcp.server.extensions import MethodBinding, ToolCallContinuation, ToolCallOutcome
 from fastmcp.tools.base import ToolResult
 from fastmcp.utilities.tasks import TaskConfig
 from fastmcp_tasks import TasksExtension
 from mcp_types import TextContent
 from pydantic import BaseModel
 
-from python_mcp_server.server.middleware.errors import translate
+from python_mcp_server.infra.task_store import is_outage, ping, unavailable
+from python_mcp_server.server.middleware.errors import protocol_error, translate
 from python_mcp_server.server.result_budget import ResultBudget
 from python_mcp_server.settings import Settings
 
@@ -48,6 +57,11 @@ STATUS_INTERVAL = 1.0
 STATUS_LINES = 5
 STATUS_CHARS = 400
 
+#: How long a task call may wait on the task store before it is reported unavailable.
+STORE_TIMEOUT = 10.0
+#: How soon the worker tries the task store again after losing it.
+RECONNECTION_DELAY = timedelta(seconds=1)
+
 TASK = TaskConfig(mode="optional", poll_interval=POLL_INTERVAL)
 
 
@@ -58,12 +72,25 @@ def asked_for_progress(ctx: Context) -> bool:
     return bool(meta) and any(meta.get(k) is not None for k in ("progressToken", "progress_token"))
 
 
-class ForegroundWhenWatched(TasksExtension):
-    """Runs a call in the foreground when its caller asked for progress notifications.
+class ProjectTasks(TasksExtension):
+    """The tasks extension as this server runs it.
 
-    A client that sends a progress token is watching the call as it runs; the server
-    may answer any call synchronously, and doing so keeps those notifications coming.
+    A call whose caller asked for progress notifications runs in the foreground: the
+    client is watching it, the server may answer any call synchronously, and doing so
+    keeps those notifications coming.
+
+    A shared store (Redis) that does not answer makes task calls fail at once with
+    ``TASK_STORE_UNAVAILABLE`` (within ``STORE_TIMEOUT``) instead of hanging: a JSON-RPC
+    error, since no task was made or can be read (``data.code`` repeats the code), while
+    synchronous calls, which never touch it, go on working; Docket's worker reconnects by
+    itself when the store is back. The server does not start while the store is
+    unreachable.
     """
+
+    def __init__(self, *, store_url: str, **options: Any) -> None:
+        super().__init__(url=store_url, **options)
+        self.store_url = store_url
+        self.shared = not store_url.startswith("memory://")
 
     async def intercept_tool_call(
         self,
@@ -73,23 +100,78 @@ class ForegroundWhenWatched(TasksExtension):
     ) -> ToolCallOutcome:
         if asked_for_progress(context):
             return await call_next()
-        return await super().intercept_tool_call(params, context, call_next)
+        foreground = False
+        # Only making the task is bounded in time; a call run in the foreground is not.
+        scope = anyio.CancelScope(deadline=anyio.current_time() + STORE_TIMEOUT)
+
+        async def in_foreground() -> ToolCallOutcome:
+            nonlocal foreground
+            foreground = True
+            scope.deadline = math.inf
+            return await call_next()
+
+        with scope:
+            try:
+                return await super().intercept_tool_call(params, context, in_foreground)
+            except Exception as exc:
+                if foreground or not is_outage(exc):
+                    raise
+                raise protocol_error(unavailable(self.store_url, exc)) from exc
+        timeout = TimeoutError(f"no answer in {STORE_TIMEOUT:g} s")
+        raise protocol_error(unavailable(self.store_url, timeout))
+
+    def methods(self) -> Sequence[MethodBinding]:
+        return [
+            dataclasses.replace(binding, handler=self._guarded(binding.handler))
+            for binding in super().methods()
+        ]
+
+    def _guarded(self, handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        """``handler`` answering ``TASK_STORE_UNAVAILABLE`` when the store does not."""
+
+        @functools.wraps(handler)
+        async def guarded(ctx: Any, params: Any) -> Any:
+            try:
+                with anyio.fail_after(STORE_TIMEOUT):
+                    return await handler(ctx, params)
+            except Exception as exc:
+                if not is_outage(exc):
+                    raise
+                raise protocol_error(unavailable(self.store_url, exc)) from exc
+
+        return guarded
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self) -> AsyncIterator[None]:
+        if self.shared:
+            await ping(self.store_url, STORE_TIMEOUT)
+        async with super().lifespan():
+            yield
 
 
-def tasks_extension(settings: Settings) -> TasksExtension:
-    """The tasks extension over Docket at ``MCP_TASKS_URL``.
+def queue_name(settings: Settings) -> str:
+    """The Docket name (the prefix of every Redis key) of this server's task queue.
 
-    An in-memory queue is private to this server (a fresh queue name, so two servers in
-    one process never take each other's tasks); a shared backend uses one queue name per
-    deployment (``MCP_GATEWAY_NAMESPACE``), so replicas can answer for each other.
+    In memory it is private to this server (a fresh name, so two servers in one process
+    never take each other's tasks). A shared store uses one name per deployment: the
+    gateway namespace and the gateway's URL, so replicas answer for each other while two
+    deployments on one Redis (other gateways or other namespaces) never mix.
     """
-    memory = settings.tasks_url.startswith("memory://")
-    name = f"python-mcp-server-{secrets.token_hex(6)}" if memory else settings.gateway_namespace
-    return ForegroundWhenWatched(
-        url=settings.tasks_url,
-        name=name,
+    if settings.tasks_url.startswith("memory://"):
+        return f"python-mcp-server-{secrets.token_hex(6)}"
+    gateway = (settings.gateway_url or "").rstrip("/")
+    digest = hashlib.sha256(gateway.encode()).hexdigest()[:12]
+    return f"python-mcp-server:{settings.gateway_namespace}:{digest}"
+
+
+def tasks_extension(settings: Settings) -> ProjectTasks:
+    """The tasks extension over Docket at ``MCP_TASKS_URL`` (``MCP_REDIS_URL``)."""
+    return ProjectTasks(
+        store_url=settings.tasks_url,
+        name=queue_name(settings),
         # Every session may run one call while installs run beside them.
         concurrency=settings.max_sessions + settings.max_concurrent_executions,
+        reconnection_delay=RECONNECTION_DELAY,
     )
 
 

@@ -2,7 +2,8 @@
 
 A ``ServerError`` becomes ``CODE: message``; bad arguments become ``INVALID_INPUT: ...``
 with pydantic's noise removed; a full disk anywhere in the chain (``ENOSPC``) becomes
-``DISK_FULL: ...``; anything unexpected becomes ``INTERNAL_ERROR: ...`` and its
+``DISK_FULL: ...``; a protocol error that already carries a stable code (see
+``protocol_error``) passes as it is; anything unexpected becomes ``INTERNAL_ERROR: ...`` and its
 traceback goes to the log, never to the client.
 """
 
@@ -18,6 +19,7 @@ from fastmcp.exceptions import NotFoundError, ToolError
 from fastmcp.exceptions import ValidationError as FastMCPValidationError
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 from fastmcp.tools.base import ToolResult
+from mcp.shared.exceptions import MCPError
 from pydantic import ValidationError
 
 from python_mcp_server.errors import ErrorCode, ServerError
@@ -91,6 +93,18 @@ def translate(exc: BaseException, tool: str) -> ToolError:
     )
 
 
+def protocol_error(error: ServerError) -> MCPError:
+    """A JSON-RPC error for a request that is no tool call (or made no tool result): the
+    ``CODE: message`` text, and the code again in ``data.code``."""
+    return MCPError(code=mt.INTERNAL_ERROR, message=str(error), data={"code": error.code.value})
+
+
+def carries_code(exc: MCPError) -> bool:
+    """Whether a protocol error was made by ``protocol_error``."""
+    data = exc.error.data
+    return isinstance(data, dict) and data.get("code") in ErrorCode.__members__
+
+
 class ErrorTranslationMiddleware(Middleware):
     """Every tool failure leaves as ``isError: true`` with ``CODE: message``."""
 
@@ -101,5 +115,9 @@ class ErrorTranslationMiddleware(Middleware):
     ) -> Any:
         try:
             return await call_next(context)
+        except MCPError as exc:
+            if carries_code(exc):
+                raise  # already a protocol error with a stable code (tasks: no task made)
+            raise translate(exc, context.message.name) from exc
         except Exception as exc:
             raise translate(exc, context.message.name) from exc
