@@ -19,13 +19,10 @@ from python_mcp_server.server.services import Services, build_services
 from python_mcp_server.settings import Settings
 from tests.helpers import NATIVE_TOOLSETS, kernel_children, wait_gone
 
-#: Fixtures of the real services (tests/services/), usable from any test.
-pytest_plugins = ["tests.services.redis"]
-
 os.environ.setdefault("FASTMCP_LOG_ENABLED", "false")
 
 #: Fixtures of real services (tests/services/), available to every test.
-pytest_plugins = ["tests.services.postgres"]
+pytest_plugins = ["tests.services.postgres", "tests.services.redis"]
 
 
 @pytest.fixture(autouse=True)
