@@ -3,7 +3,7 @@
 Every document of the kustomization is validated with kubernetes-validate (bundled schemas,
 offline, strict, fixed Kubernetes versions); a deliberately broken manifest shows the check
 fails. Then the scale-out wiring: the server runs as at least two replicas with PostgreSQL,
-Redis and the gateway, probes on /health, every ``$(VAR)``
+Redis and the gateway, probes on /health, every MCP_ variable is a setting, every ``$(VAR)``
 is defined before use, every Secret key is one the documented command creates, and every
 Service and NetworkPolicy selects the pods it is meant for.
 """
@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from python_mcp_server.docs_gen.settings_ref import env_names
+from python_mcp_server.settings import Settings
 from tests.deploy.kustomize_render import KUBERNETES_VERSIONS, RenderError, problems, render
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -168,10 +170,23 @@ def test_the_server_scales_out_on_postgresql_redis_and_the_gateway(
     # Passwords and tokens only through the Secret.
     for variable in ("MCP_AUTH_TOKEN", "MCP_GATEWAY_TOKEN", "DATABASE_PASSWORD", "REDIS_PASSWORD"):
         assert "secretKeyRef" in env[variable]["valueFrom"], variable
+    # Kernel pods (user code) are bounded: Enterprise Gateway renders these as the pod's
+    # resources.
+    for variable in ("KERNEL_MEMORY", "KERNEL_MEMORY_LIMIT", "KERNEL_CPUS_LIMIT"):
+        assert env[variable]["value"], variable
     for probe in ("readinessProbe", "livenessProbe"):
         check = container[probe]["httpGet"]
         assert check["path"] == "/health"
         assert check["port"] in {port["containerPort"] for port in container["ports"]}
+
+
+def test_every_mcp_variable_is_a_setting(documents: list[tuple[str, Document]]) -> None:
+    known = {env for name, field in Settings.model_fields.items() for env in env_names(name, field)}
+    for workload in _workloads(documents):
+        for container in workload["spec"]["template"]["spec"]["containers"]:
+            for variable in _env(container):
+                if variable.startswith("MCP_"):
+                    assert variable in known, f"{variable} is no setting of the server"
 
 
 def test_every_variable_reference_is_defined_before_use(
