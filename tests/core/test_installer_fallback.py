@@ -13,11 +13,11 @@ from python_mcp_server.core.packages.environments import (
     server_site_dirs,
 )
 from python_mcp_server.core.packages.installer import (
-    INSTALLER_ENV_ALLOWED,
     Installer,
     InstallerConfig,
     split_setting,
 )
+from python_mcp_server.core.packages.installer_env import INSTALLER_ENV_ALLOWED
 from python_mcp_server.core.packages.requirements import parse_names, parse_packages
 from python_mcp_server.errors import PackageInstallationError
 from python_mcp_server.infra.sandboxed_run import RunnerConfig, SandboxedRunner

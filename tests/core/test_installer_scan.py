@@ -7,11 +7,11 @@ import sys
 from pathlib import Path
 
 from python_mcp_server.core.packages.installer import (
-    INSTALLER_ENV_ALLOWED,
     EnvTarget,
     Installer,
     InstallerConfig,
 )
+from python_mcp_server.core.packages.installer_env import INSTALLER_ENV_ALLOWED
 from python_mcp_server.infra.sandboxed_run import RunnerConfig, SandboxedRunner
 
 

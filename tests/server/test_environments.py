@@ -188,6 +188,7 @@ async def test_preinstalled_packages_install_in_the_background(
     lock = services.environments.installer.lock_for(settings.default_venv_name)
     try:
         # Readiness does not wait for the preinstall, even when it cannot proceed yet.
+        await services.database.open()  # installs are audited into it, as at a real start
         await services.environments.start()
         await lock.acquire()
         assert services.environments.preinstall.state == "pending"

@@ -17,7 +17,7 @@ import site
 import sys
 from pathlib import Path
 
-from python_mcp_server.core.packages.installer import INSTALLER_ENV_ALLOWED
+from python_mcp_server.core.packages.installer_env import INSTALLER_ENV_ALLOWED
 from python_mcp_server.errors import KernelStartError
 from python_mcp_server.infra.kernels import seccomp
 from python_mcp_server.infra.kernels.base import KernelLauncher

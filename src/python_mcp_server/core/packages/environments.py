@@ -30,13 +30,9 @@ from typing import TYPE_CHECKING, Any
 
 from python_mcp_server.core.observability.audit import AuditSink, audited_install
 from python_mcp_server.core.packages import venv_files
-from python_mcp_server.core.packages.installer import (
-    INSTALLER_ENV_FIXED,
-    EnvTarget,
-    Installer,
-    installer_env,
-    scan_distributions,
-)
+from python_mcp_server.core.packages.installer import EnvTarget, Installer
+from python_mcp_server.core.packages.installer_env import INSTALLER_ENV_FIXED, installer_env
+from python_mcp_server.core.packages.package_scan import scan_distributions
 from python_mcp_server.core.packages.requirements import PackageSpec, parse_packages
 from python_mcp_server.core.packages.venv_files import has_entry, is_regular_file
 from python_mcp_server.core.workspace.dirfd import DirectoryRoot

@@ -15,7 +15,6 @@ is parsed for facts.
 from __future__ import annotations
 
 import asyncio
-import importlib.metadata
 import json
 import os
 import re
@@ -29,6 +28,15 @@ from pathlib import Path
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion
 
+from python_mcp_server.core.packages.installer_env import INSTALLER_ENV_FIXED
+from python_mcp_server.core.packages.package_scan import (
+    SCAN_PROGRAM,
+    SCAN_TIMEOUT,
+    Distributions,
+    Shared,
+    checked_distributions,
+    distribution_changes,
+)
 from python_mcp_server.core.packages.requirements import PackageSpec
 from python_mcp_server.errors import PackageInstallationError
 from python_mcp_server.infra.sandboxed_run import SandboxedRunner
@@ -46,98 +54,11 @@ from python_mcp_server.models.packages import (
     UninstallResult,
 )
 
-#: Variables the installer process may see; the server's secrets never reach it.
-INSTALLER_ENV_ALLOWED = (
-    "PATH",
-    "HOME",
-    "USER",
-    "LOGNAME",
-    "LANG",
-    "LC_ALL",
-    "LC_CTYPE",
-    "TMPDIR",
-    "TEMP",
-    "TMP",
-    "XDG_CACHE_HOME",
-    "UV_CACHE_DIR",
-    "UV_NATIVE_TLS",
-    "UV_HTTP_TIMEOUT",
-    "SSL_CERT_FILE",
-    "SSL_CERT_DIR",
-    "REQUESTS_CA_BUNDLE",
-    "CURL_CA_BUNDLE",
-    "PIP_CERT",
-    "PIP_DEFAULT_TIMEOUT",
-    "HTTP_PROXY",
-    "HTTPS_PROXY",
-    "ALL_PROXY",
-    "NO_PROXY",
-    "http_proxy",
-    "https_proxy",
-    "all_proxy",
-    "no_proxy",
-)
 MAX_REASON_CHARS = 1500
 _NOISE = re.compile(
     r"^(Using Python .* environment at|Looking in (indexes|links)|WARNING: Location|"
     r"Resolved \d|Prepared \d|Audited \d|Checked \d)"
 )
-
-#: name (canonical) -> (name as the distribution spells it, version)
-Distributions = dict[str, tuple[str, str]]
-#: What a folder below a target holds, and its location ("environment", "server").
-Shared = tuple[Distributions, str]
-
-
-#: Seconds a reading of a target's packages may take.
-SCAN_TIMEOUT = 60.0
-#: Run by the server's own interpreter (``-I -S``) in the sandbox: for each folder given,
-#: the distributions in it as [canonical name, name, version], the first of a name wins.
-#: Only the header of each METADATA / PKG-INFO is read (a bounded read of a regular file,
-#: never a FIFO or device a kernel planted): parsing whole files took ~1 s per scan.
-_SCAN_PROGRAM = """\
-import json, os, re, stat, sys
-def head(path):
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    except OSError:
-        return ""
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return ""
-        return os.read(fd, 65536).decode("utf-8", "replace")
-    finally:
-        os.close(fd)
-out = []
-for folder in sys.argv[1:]:
-    found = {}
-    try:
-        entries = sorted(os.listdir(folder))
-    except OSError:
-        entries = []
-    for entry in entries:
-        path = os.path.join(folder, entry)
-        if entry.endswith(".dist-info"):
-            path = os.path.join(path, "METADATA")
-        elif entry.endswith(".egg-info"):
-            path = os.path.join(path, "PKG-INFO") if os.path.isdir(path) else path
-        else:
-            continue
-        fields = {}
-        for line in head(path).splitlines():
-            if not line.strip():
-                break
-            key, _, value = line.partition(":")
-            fields.setdefault(key.strip().lower(), value.strip())
-        name, version = fields.get("name"), fields.get("version")
-        if name and version:
-            key = re.sub(r"[-_.]+", "-", name).lower()
-            found.setdefault(key, [key, name[:200], version[:100]])
-        if len(found) >= 20000:
-            break
-    out.append(list(found.values()))
-print(json.dumps(out))
-"""
 
 
 @dataclass(frozen=True)
@@ -222,59 +143,6 @@ def split_setting(value: str | None) -> tuple[str, ...]:
     return tuple(part for part in re.split(r"[\s,]+", value or "") if part)
 
 
-def installer_env(source: dict[str, str] | None = None) -> dict[str, str]:
-    """The scrubbed environment of an installer process."""
-    origin = dict(os.environ) if source is None else source
-    env = {name: origin[name] for name in INSTALLER_ENV_ALLOWED if name in origin}
-    env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
-    env.update(INSTALLER_ENV_FIXED)
-    return env
-
-
-#: Variables every installer run gets, whatever the server's environment holds.
-INSTALLER_ENV_FIXED = {
-    "PIP_CONFIG_FILE": os.devnull,
-    "PIP_DISABLE_PIP_VERSION_CHECK": "1",
-    "PIP_NO_INPUT": "1",
-    "PYTHONNOUSERSITE": "1",
-    # Copies, never hard links: a file a session's kernel can write must not share its
-    # inode with the cache, or with what another environment installs from it.
-    "UV_LINK_MODE": "copy",
-    "NO_COLOR": "1",
-}
-
-
-def scan_distributions(dirs: Sequence[Path]) -> Distributions:
-    """Distributions found in ``dirs``; the first folder holding a name wins."""
-    found: Distributions = {}
-    for dist in importlib.metadata.distributions(path=[str(d) for d in dirs]):
-        try:
-            name = dist.metadata["Name"]
-            version = dist.version
-        except (KeyError, OSError):
-            continue
-        if not name or not version:
-            continue
-        found.setdefault(canonicalize_name(name), (str(name), str(version)))
-    return found
-
-
-def _distributions(entries: object) -> Distributions:
-    """The scan program's answer for one folder, checked (it ran where a kernel could
-    have planted files, so its output is data to validate, not to trust)."""
-    found: Distributions = {}
-    if not isinstance(entries, list):
-        return found
-    for entry in entries:
-        if (
-            isinstance(entry, list)
-            and len(entry) == 3
-            and all(isinstance(item, str) and 0 < len(item) <= 200 for item in entry)
-        ):
-            found.setdefault(canonicalize_name(entry[0]), (entry[1], entry[2]))
-    return found
-
-
 def _satisfied(spec: PackageSpec, version: str | None) -> bool:
     if version is None or spec.requirement.extras:
         return False  # extras may need more than the package itself: let the installer decide
@@ -308,7 +176,7 @@ class Installer:
         shared = target.shared_dirs()
         folders = [target.own_dir, *(d for d, _ in shared)]
         result = await self._run(
-            [self.config.scan_python, "-I", "-S", "-c", _SCAN_PROGRAM, *map(str, folders)],
+            [self.config.scan_python, "-I", "-S", "-c", SCAN_PROGRAM, *map(str, folders)],
             target,
             "reading the installed packages",
             timeout=SCAN_TIMEOUT,
@@ -322,7 +190,7 @@ class Installer:
             raise PackageInstallationError(
                 "could not read the installed packages: " + self._reason(result, target)
             )
-        found = [_distributions(entries) for entries in parsed]
+        found = [checked_distributions(entries) for entries in parsed]
         return found[0], [(dists, loc) for dists, (_, loc) in zip(found[1:], shared, strict=True)]
 
     async def packages(self, target: EnvTarget) -> tuple[list[PackageInfo], int]:
@@ -382,7 +250,7 @@ class Installer:
         if pending:
             await self._install(target, [spec for _, spec in pending], upgrade=upgrade)
             after, _ = await self.scan(target)
-            changes = _diff(own, after)
+            changes = distribution_changes(own, after)
             for index, spec in pending:
                 before, _ = visible(spec.name, own)
                 now, location = visible(spec.name, after)
@@ -590,24 +458,6 @@ def _culprits(specs: Sequence[PackageSpec], reason: str) -> list[str]:
     """The requested packages a failure message talks about."""
     words = {canonicalize_name(w) for w in re.findall(r"[A-Za-z0-9][A-Za-z0-9._-]*", reason)}
     return [spec.name for spec in specs if spec.name in words]
-
-
-def _diff(before: Distributions, after: Distributions) -> list[PackageChange]:
-    changes = []
-    for key in sorted(set(before) | set(after)):
-        old = before.get(key)
-        new = after.get(key)
-        if old is not None and new is not None and old[1] == new[1]:
-            continue
-        name = (new or old or (key, ""))[0]
-        changes.append(
-            PackageChange(
-                name=name,
-                version=new[1] if new else None,
-                previous_version=old[1] if old else None,
-            )
-        )
-    return changes
 
 
 def _install_message(outcomes: Sequence[PackageOutcome], changes: Sequence[PackageChange]) -> str:
