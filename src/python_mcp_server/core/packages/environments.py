@@ -22,7 +22,7 @@ import site
 import sys
 import sysconfig
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -33,7 +33,8 @@ from python_mcp_server.core.packages import venv_files
 from python_mcp_server.core.packages.installer import EnvTarget, Installer
 from python_mcp_server.core.packages.installer_env import INSTALLER_ENV_FIXED, installer_env
 from python_mcp_server.core.packages.package_scan import scan_distributions
-from python_mcp_server.core.packages.requirements import PackageSpec, parse_packages
+from python_mcp_server.core.packages.preinstall import Preinstall
+from python_mcp_server.core.packages.requirements import PackageSpec
 from python_mcp_server.core.packages.venv_files import has_entry, is_regular_file
 from python_mcp_server.core.workspace.dirfd import DirectoryRoot
 from python_mcp_server.errors import (
@@ -46,7 +47,6 @@ from python_mcp_server.errors import (
     VenvNotFoundError,
 )
 from python_mcp_server.infra.subprocess import CommandError, run_command
-from python_mcp_server.infra.tasks import cancel_and_wait
 from python_mcp_server.models.environments import PreinstallStatus, VenvInfo
 from python_mcp_server.models.packages import InstallResult
 
@@ -166,8 +166,7 @@ class EnvironmentManager:
         self.sessions: SessionManager | None = None
         #: Set by build_services: the database's copy of the audit records.
         self.audit_sink: AuditSink | None = None
-        self.preinstall = PreinstallStatus()
-        self._preinstall_task: asyncio.Task[None] | None = None
+        self._preinstall = Preinstall()
         self.default_created_seconds: float | None = None
         self._sys_paths: dict[str, list[str]] = {}
 
@@ -295,11 +294,12 @@ class EnvironmentManager:
                 await self._make(name, "the default environment")
             self.default_created_seconds = time.perf_counter() - started
             logger.info("created the default environment in %.2f s", self.default_created_seconds)
-        self._start_preinstall()
+        self._preinstall.start(
+            self.config.preinstalled, self._install_preinstalled, self._preinstalled
+        )
 
     async def aclose(self) -> None:
-        if self._preinstall_task is not None:
-            await cancel_and_wait(self._preinstall_task)
+        await self._preinstall.aclose()
 
     def _usable(self, name: str) -> bool:
         if not self.exists(name):
@@ -494,48 +494,23 @@ class EnvironmentManager:
         return list(await asyncio.gather(*(asyncio.to_thread(self.info, n) for n in names)))
 
     # --- preinstall ----------------------------------------------------------------------
-    def _start_preinstall(self) -> None:
-        if not self.config.preinstalled.strip():
-            return
-        try:
-            specs = parse_packages(self.config.preinstalled)
-        except InvalidInputError as exc:
-            self.preinstall = PreinstallStatus(state="failed", error=exc.message)
-            logger.error("MCP_PREINSTALLED_PACKAGES is invalid: %s", exc.message)
-            return
-        self.preinstall = PreinstallStatus(packages=[s.text for s in specs], state="pending")
-        self._preinstall_task = asyncio.create_task(self._preinstall(specs), name="preinstall")
+    @property
+    def preinstall(self) -> PreinstallStatus:
+        """The background preinstall's progress (``MCP_PREINSTALLED_PACKAGES``)."""
+        return self._preinstall.status
 
     async def wait_preinstalled(self) -> PreinstallStatus:
         """Wait for the background preinstall (if any) to finish; return its status."""
-        if self._preinstall_task is not None:
-            await asyncio.shield(self._preinstall_task)
-        return self.preinstall
+        return await self._preinstall.wait()
 
-    async def _preinstall(self, specs: list[PackageSpec]) -> None:
-        status = self.preinstall
+    async def _install_preinstalled(
+        self, specs: list[PackageSpec], running: Callable[[], None]
+    ) -> InstallResult:
         name = self.default_name
-        try:
-            async with self.installer.lock_for(name):
-                status.state = "running"
-                status.started_at = _now()
-                result = await self._install_audited(name, specs)
-            self.changed(name)
-            status.result = result
-            status.state = "done"
-            await refresh_import_caches(self.live_sessions(name))
-            logger.info("preinstalled packages: %s", result.message)
-        except ServerError as exc:
-            status.state = "failed"
-            status.error = exc.message
-            logger.error("preinstalling packages failed: %s", exc.message)
-        except Exception as exc:
-            status.state = "failed"
-            status.error = f"{type(exc).__name__}: {exc}"
-            logger.exception("preinstalling packages failed")
-        finally:
-            status.finished_at = _now()
-            if status.started_at is not None:
-                status.duration_seconds = round(
-                    (status.finished_at - status.started_at).total_seconds(), 3
-                )
+        async with self.installer.lock_for(name):
+            running()
+            return await self._install_audited(name, specs)
+
+    async def _preinstalled(self) -> None:
+        self.changed(self.default_name)
+        await refresh_import_caches(self.live_sessions(self.default_name))
