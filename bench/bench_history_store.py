@@ -48,14 +48,21 @@ def postgres_url() -> Iterator[str]:
         server.close()
 
 
-async def main(rounds: int) -> None:
+BASELINE = "history off (baseline)"
+POSTGRES = "history + audit in PostgreSQL"
+
+
+async def measure(rounds: int) -> tuple[dict[str, list[float]], int]:
+    """Samples (seconds) per configuration, and the rows PostgreSQL's history holds after.
+
+    Other benchmarks (``bench_scaleout.py``) may call this for the same-run figure."""
     configs: dict[str, dict[str, str]] = {
-        "history off (baseline)": {"MCP_MAX_HISTORY": "0", "MCP_MAX_AUDIT": "0"},
+        BASELINE: {"MCP_MAX_HISTORY": "0", "MCP_MAX_AUDIT": "0"},
         "history + audit in SQLite": {},
     }
     common = {"MCP_KERNEL_POOL_SIZE": "1", "MCP_KERNEL_PRELOAD": "none"}
     with postgres_url() as url:
-        configs["history + audit in PostgreSQL"] = {"MCP_DATABASE_URL": url}
+        configs[POSTGRES] = {"MCP_DATABASE_URL": url}
         servers = {
             name: ServerProcess("--toolsets", "default,history", env={**common, **env})
             for name, env in configs.items()
@@ -69,18 +76,24 @@ async def main(rounds: int) -> None:
                     for name, process in servers.items()
                 }
                 samples = await interleaved(clients, rounds)
-                pg = clients["history + audit in PostgreSQL"]
-                listing = structured(await pg.call_tool("get_execution_history", {"limit": 1}))
+                listing = structured(
+                    await clients[POSTGRES].call_tool("get_execution_history", {"limit": 1})
+                )
         finally:
             for process in servers.values():
                 process.stop()
-    baseline = median_ms(samples["history off (baseline)"])
+    return samples, int(listing["total"])
+
+
+async def main(rounds: int) -> None:
+    samples, rows = await measure(rounds)
+    baseline = median_ms(samples[BASELINE])
     print(f"run_python_code('1+1') over HTTP, {rounds} rounds in random order, median (p95):")
     for name, values in samples.items():
         median = median_ms(values)
         p95 = percentiles_ms(values)["p95"]
         print(f"  {name:32s} {median:7.2f} ms  (p95 {p95:6.1f})  {median / baseline:5.3f}x")
-    print(f"  rows in PostgreSQL's history: {listing['total']} (every call recorded)")
+    print(f"  rows in PostgreSQL's history: {rows} (every call recorded)")
 
 
 async def interleaved(clients: dict[str, Client[Any]], rounds: int) -> dict[str, list[float]]:

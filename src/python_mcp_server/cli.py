@@ -243,11 +243,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def startup_failure(exc: BaseException) -> str | None:
-    """One line for a start-up failure the user can fix (the database unreachable, say),
-    found in ``exc`` or the exception groups around it; None for anything else."""
-    from python_mcp_server.errors import DatabaseUnavailableError, TaskStoreUnavailableError
+    """One line for a start-up failure the user can fix (the database unreachable or
+    refusing to create its tables, the task store unreachable), found in ``exc`` or the
+    exception groups around it; None for anything else."""
+    from python_mcp_server.errors import ErrorCode, StorageError, TaskStoreUnavailableError
 
-    if isinstance(exc, DatabaseUnavailableError | TaskStoreUnavailableError):
+    if isinstance(exc, StorageError) and exc.code == ErrorCode.INTERNAL_ERROR:
+        return exc.message.replace("\n", " ")
+    if isinstance(exc, StorageError | TaskStoreUnavailableError):
         return str(exc).replace("\n", " ")
     for inner in getattr(exc, "exceptions", ()):
         found = startup_failure(inner)

@@ -4,10 +4,12 @@ and two servers sharing one PostgreSQL with principals kept apart."""
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from fastmcp import Client
 
 from tests.e2e.conftest import StartServer
@@ -47,6 +49,24 @@ def test_a_wrong_password_is_named_without_the_password(
     assert "wrong-secret-77" not in log
     assert postgres_server.password not in log
     assert "password authentication failed" in log
+    assert "Traceback" not in log
+
+
+def test_a_role_that_cannot_create_the_tables_stops_the_start(
+    start_server: StartServer, postgres_server: PostgresServer, postgres_url: str
+) -> None:
+    role, password = f"reader_{secrets.token_hex(4)}", secrets.token_hex(12)
+    with psycopg.connect(postgres_url, autocommit=True) as connection:
+        connection.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
+    url = postgres_url.replace(f"pmcp:{postgres_server.password}@", f"{role}:{password}@")
+    code, log = refused_start(start_server, url)
+    assert code == 1, log
+    lines = [line for line in log.splitlines() if "cannot start" in line]
+    assert len(lines) == 1, log
+    line = lines[0]
+    assert "permission denied for schema public" in line
+    assert f"{role}:***@" in line
+    assert password not in log
     assert "Traceback" not in log
 
 
