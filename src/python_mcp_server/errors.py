@@ -47,6 +47,7 @@ class ErrorCode(str, Enum):
     NETWORK_POLICY_REFUSED = "NETWORK_POLICY_REFUSED"
     DATABASE_UNAVAILABLE = "DATABASE_UNAVAILABLE"
     TASK_STORE_UNAVAILABLE = "TASK_STORE_UNAVAILABLE"
+    TASK_LOST = "TASK_LOST"
     INTERNAL_ERROR = "INTERNAL_ERROR"
 
 
@@ -189,3 +190,9 @@ class TaskStoreUnavailableError(ServerError):
     """The shared task store (Redis at ``MCP_REDIS_URL``) cannot be reached."""
 
     code = ErrorCode.TASK_STORE_UNAVAILABLE
+
+
+class TaskLostError(ServerError):
+    """The replica running a task stopped before the task ended; it is not run again."""
+
+    code = ErrorCode.TASK_LOST

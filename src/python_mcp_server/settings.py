@@ -177,6 +177,15 @@ class Settings(BaseSettings):
         "`MCP_REDIS_URL` when that is set, else `memory://`; set both only to the same URL. "
         "A shared store needs `MCP_GATEWAY_URL` (replicas share kernels through the gateway).",
     )
+    task_lost_after: float = Field(
+        60.0,
+        ge=2,
+        le=3600,
+        description="With a shared task store: seconds after which a task whose replica "
+        "stopped mid-task (killed, or shut down) is reported failed with `TASK_LOST` "
+        "through the other replicas, instead of being run again. A live replica renews "
+        "its claim on its running tasks four times in this period.",
+    )
     redis_url: str | None = Field(
         None,
         description="Redis shared by the replicas of one deployment (`redis://[:password@]"

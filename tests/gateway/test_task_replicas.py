@@ -7,6 +7,7 @@ TASK_STORE_UNAVAILABLE while synchronous calls go on, and tasks work again once 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -17,6 +18,7 @@ from typing import Any
 import anyio
 import pytest
 from fastmcp import Client
+from fastmcp.exceptions import ToolError
 from fastmcp_tasks import ToolTask, call_tool_task
 from mcp.shared.exceptions import MCPError
 
@@ -134,7 +136,7 @@ BOB = "bob-task-token-0123456789ab"
 class ServerProcess:
     """The python-mcp-server command on a free port: gateway, Redis, two principals."""
 
-    def __init__(self, replicas: Replicas, redis: RedisServer, state: Path) -> None:
+    def __init__(self, replicas: Replicas, redis: RedisServer, state: Path, **extra: str) -> None:
         self.port = free_port()
         tokens = state.parent / f"{state.name}.tokens"
         tokens.write_text(f"alice {ALICE}\nbob {BOB}\n")
@@ -145,6 +147,7 @@ class ServerProcess:
             "MCP_REDIS_URL": redis.url,
             "MCP_AUTH_TOKENS_FILE": str(tokens),
             "FASTMCP_STATELESS_HTTP": "true",
+            **extra,
         }
         self.log = state.parent / f"{state.name}.log"
         self.process = subprocess.Popen(
@@ -212,3 +215,48 @@ async def test_a_task_belongs_to_its_principal_on_every_replica(
             await client.__aexit__(None, None, None)
         codes = [server.stop() for server in servers]
     assert codes == [0, 0], f"servers exited with {codes}"
+
+
+async def test_a_task_whose_replica_is_killed_is_reported_lost_never_run_again(
+    replicas: Replicas, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    lost_after = {"MCP_TASK_LOST_AFTER": "3"}
+    first = ServerProcess(replicas, redis_server, tmp_path / "state-a", **lost_after)
+    second: ServerProcess | None = None
+    clients: list[Client[Any]] = []
+    try:
+        alice_a = await first.connect(ALICE)
+        clients.append(alice_a)
+        code = (
+            "runs = globals().get('runs', 0) + 1\n"
+            "import time\n"
+            "print('running', flush=True)\n"
+            "while True: time.sleep(0.05)\n"
+        )
+        # Only A runs a worker yet, so A's worker runs the task.
+        arguments = {"code": code, "timeout": 900}  # runs until interrupted
+        task = await call_tool_task(alice_a, "run_python_code", arguments)
+        await wait_for_status(task, "running", deadline=120)
+        second = ServerProcess(replicas, redis_server, tmp_path / "state-b", **lost_after)
+        alice_b = await second.connect(ALICE)
+        clients.append(alice_b)
+
+        first.process.kill()  # SIGKILL mid-task
+        first.process.wait()
+        with anyio.fail_after(120), pytest.raises(ToolError, match=r"^TASK_LOST: ") as lost:
+            await on(alice_b, task).result()
+        assert "was not run again" in str(lost.value)
+
+        # The cell A started still runs on the gateway, once: interrupt it and look.
+        interrupted = await call(alice_b, "interrupt_kernel")
+        assert interrupted["action"] == "interrupted", interrupted
+        assert (await run(alice_b, "runs"))["result"] == "1"
+        await call(alice_b, "delete_session", session_id="default")
+    finally:
+        for client in reversed(clients):
+            with contextlib.suppress(Exception):  # A's client lost its server on purpose
+                await client.__aexit__(None, None, None)
+        if first.process.poll() is None:
+            first.stop()
+        code_b = second.stop() if second is not None else 0
+    assert code_b == 0, f"replica B exited with {code_b}"

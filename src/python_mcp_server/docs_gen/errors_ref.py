@@ -204,6 +204,15 @@ MEANINGS: dict[str, tuple[str, str]] = {
         "lost meanwhile (a restart without persistence) are reported as not found. See "
         "[Long calls as tasks](tasks.md#tasks-across-replicas-redis).",
     ),
+    "TASK_LOST": (
+        "The replica running a task stopped (killed, crashed or shut down) before the task "
+        "ended; the task was not run again.",
+        "With a shared task store (`MCP_REDIS_URL`): the task reports `failed` with this "
+        "code through the other replicas, `MCP_TASK_LOST_AFTER` seconds (default 60) after "
+        "the replica stopped. Its code may have run in part or whole (on a gateway the "
+        "kernel may even finish the cell): look at the session's state before running it "
+        "again. See [Long calls as tasks](tasks.md#tasks-across-replicas-redis).",
+    ),
     "INTERNAL_ERROR": (
         "Something failed that the server did not expect: a bug.",
         "Any tool. The client sees only the tool name and the exception type; the "

@@ -8,7 +8,9 @@ the ordinary synchronous call. fastmcp-tasks runs the task on a Docket worker; t
 lives in Docket's backend (``MCP_TASKS_URL``, in memory by default). With a shared store
 (``MCP_REDIS_URL``) every replica of a deployment runs a worker on one queue: any of them
 may run a task, and any of them answers ``tasks/get`` and ``tasks/cancel`` for it (a
-cancel reaches the worker running it through Redis). A task belongs to the principal that
+cancel reaches the worker running it through Redis). A task whose replica stopped before
+it ended is handed to another worker after ``MCP_TASK_LOST_AFTER`` seconds, which reports
+it lost (``TASK_LOST``) and never runs it again. A task belongs to the principal that
 started it: fastmcp-tasks keys it by the caller's token (client id and subject), so another
 principal asking any replica about it is told it does not exist.
 
@@ -43,6 +45,7 @@ from fastmcp_tasks import TasksExtension
 from mcp_types import TextContent
 from pydantic import BaseModel
 
+from python_mcp_server.errors import TaskLostError
 from python_mcp_server.infra.task_store import is_outage, ping, unavailable
 from python_mcp_server.server.middleware.errors import protocol_error, translate
 from python_mcp_server.server.result_budget import ResultBudget
@@ -172,6 +175,7 @@ def tasks_extension(settings: Settings) -> ProjectTasks:
         # Every session may run one call while installs run beside them.
         concurrency=settings.max_sessions + settings.max_concurrent_executions,
         reconnection_delay=RECONNECTION_DELAY,
+        redelivery_timeout=timedelta(seconds=settings.task_lost_after),
     )
 
 
@@ -184,6 +188,18 @@ def running_in_task() -> bool:
     except LookupError:
         return False
     return True
+
+
+def redelivered_task() -> bool:
+    """Whether this task was handed to this worker after the worker running it stopped
+    (Docket redelivers a task whose claim was not renewed within ``MCP_TASK_LOST_AFTER``).
+    """
+    from docket.dependencies import current_execution
+
+    try:
+        return bool(current_execution.get().redelivered)
+    except LookupError:
+        return False
 
 
 async def set_task_status(message: str) -> None:
@@ -250,6 +266,15 @@ def task_tool(
 
         @functools.wraps(fn)
         async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if redelivered_task():
+                # Its code may have run, in part or whole, on the replica that stopped: a
+                # second run could repeat what it did. The client decides what to do.
+                lost = TaskLostError(
+                    f"the replica running this {name} task stopped before it ended; it "
+                    "was not run again (its code may have run, in part or whole: check "
+                    "the session's state before running it again)"
+                )
+                raise translate(lost, name) from None
             beat = (
                 asyncio.create_task(_heartbeat(), name=f"{name}-status")
                 if heartbeat and running_in_task()
