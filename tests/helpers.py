@@ -17,7 +17,7 @@ from pydantic_core import to_jsonable_python
 
 from python_mcp_server.core.sessions.session import KernelSession
 from python_mcp_server.models.execution import ExecutionResult
-from python_mcp_server.models.files import ReadFileResult
+from python_mcp_server.models.files import ReadFileResult, ScriptResult
 from python_mcp_server.models.wire import WireModel
 from python_mcp_server.server.app import build_server
 from python_mcp_server.server.toolsets import TOOLSETS
@@ -82,6 +82,7 @@ def _result_models() -> dict[str, type[BaseModel]]:
     models: dict[str, type[BaseModel]] = {
         "run_python_code": ExecutionResult,
         "read_file": ReadFileResult,
+        "run_script": ScriptResult,
     }
     with tempfile.TemporaryDirectory() as tmp:
         server = build_server(Settings(workspace_dir=Path(tmp), toolsets=NATIVE_TOOLSETS))

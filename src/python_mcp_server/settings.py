@@ -147,8 +147,15 @@ class Settings(BaseSettings):
     max_image_attach_bytes: int = Field(
         256 * 1024,
         ge=0,
-        description="Bytes of images attached to one result as image content; later images "
-        "are saved under outputs/ and named in the message, not attached.",
+        description="Bytes of inline image copies one result carries in all; later images "
+        "are only linked (every image is saved under outputs/ and linked from the result).",
+    )
+    max_image_inline_bytes: int = Field(
+        100_000,
+        ge=0,
+        description="Bytes of one inline image copy: a larger (or wider than 1024 px) PNG "
+        "or JPEG is attached as a downscaled copy (needs Pillow; without it, only linked); "
+        "the full-size file is linked. 0 attaches no images inline.",
     )
     max_spill_bytes_per_call: int = Field(
         32 * 1024 * 1024,

@@ -4,7 +4,11 @@ sessions (the same ids) are separate, and JWTs signed by a key made here carry a
 
 from __future__ import annotations
 
+import http.server
+import json
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastmcp import Client
 from fastmcp_tasks import ToolTask, call_tool_task
+from jwt.algorithms import RSAAlgorithm
 from mcp.shared.exceptions import MCPError
 
 from tests.e2e.conftest import LaunchedServer, StartServer
@@ -192,3 +197,96 @@ async def test_tools_list_shows_only_what_the_scopes_allow(
         assert text.startswith("INSUFFICIENT_SCOPE:")
         assert "code:execute" in text
         assert "entries" in await call(reader, "list_files")
+
+
+class _JwksHandler(http.server.BaseHTTPRequestHandler):
+    """Serves the key set of its server at /jwks.json, and counts the fetches."""
+
+    server: _JwksServer
+
+    def do_GET(self) -> None:
+        if self.path != "/jwks.json":
+            self.send_error(404)
+            return
+        body = json.dumps({"keys": self.server.keys}).encode()
+        self.server.fetches += 1
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+class _JwksServer(http.server.ThreadingHTTPServer):
+    keys: list[dict[str, Any]]
+    fetches: int = 0
+
+
+def public_jwk(key: rsa.RSAPrivateKey, kid: str) -> dict[str, Any]:
+    jwk: dict[str, Any] = json.loads(RSAAlgorithm.to_jwk(key.public_key()))
+    return {**jwk, "kid": kid, "use": "sig", "alg": "RS256"}
+
+
+@pytest.fixture
+def jwks_server() -> Iterator[_JwksServer]:
+    """A JWKS endpoint on a free loopback port, for this test only."""
+    served = _JwksServer(("127.0.0.1", 0), _JwksHandler)
+    served.keys = []
+    thread = threading.Thread(target=served.serve_forever, name="jwks", daemon=True)
+    thread.start()
+    try:
+        yield served
+    finally:
+        served.shutdown()
+        served.server_close()
+        thread.join(timeout=10)
+
+
+async def test_jwts_verified_against_a_jwks_url(
+    start_server: StartServer, jwks_server: _JwksServer
+) -> None:
+    current = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    unknown = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    jwks_server.keys = [public_jwk(other, "old"), public_jwk(current, "new")]
+    host, port = jwks_server.server_address[:2]
+    server = start_server(
+        env={
+            "MCP_JWT_JWKS_URL": f"http://{host}:{port}/jwks.json",
+            "MCP_JWT_ISSUER": ISSUER,
+            "MCP_JWT_AUDIENCE": AUDIENCE,
+            "MCP_KERNEL_POOL_SIZE": "0",
+        },
+    )
+
+    def signed(key: rsa.RSAPrivateKey, kid: str, **claims: Any) -> str:
+        now = int(time.time())
+        body = {"iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + 600, **claims}
+        return jwt.encode(body, key, algorithm="RS256", headers={"kid": kid})
+
+    frank = signed(current, "new", sub="frank", scope="code:execute")
+    async with Client(server.mcp_url, auth=frank) as client:
+        assert (await run(client, "6 * 7"))["result"] == "42"
+        tools = {tool.name for tool in await client.list_tools()}
+        assert "run_python_code" in tools
+        assert "write_file" not in tools
+    assert jwks_server.fetches >= 1
+
+    refused = [
+        signed(unknown, "new", sub="mallory", scope="admin"),  # a kid it knows, wrong key
+        signed(unknown, "stranger", sub="mallory", scope="admin"),  # a kid it does not know
+        signed(other, "old", sub="frank", scope="admin", aud="another-service"),
+    ]
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        for token in refused:
+            response = await http.post(
+                "/mcp", headers={"Authorization": f"Bearer {token}"}, json={}
+            )
+            assert response.status_code == 401, token
+        # The other key of the set is good too (key rotation).
+        accepted = signed(other, "old", sub="frank", scope="code:execute")
+        response = await http.post("/mcp", headers={"Authorization": f"Bearer {accepted}"}, json={})
+        assert response.status_code != 401

@@ -4,14 +4,16 @@ the configured fallback, and the result says so."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastmcp import Client, FastMCP
 from fastmcp.client.elicitation import ElicitResult
 
-from tests.helpers import kernel_children, run, tool_error, wait_gone
+from tests.helpers import call, kernel_children, run, tool_error, wait_gone
 
 FLAGGED = "import subprocess\nflagged = subprocess.run(['true']).returncode\nflagged"
 
@@ -85,3 +87,77 @@ class TestWarnFallback:
         assert result["result"] == "0"
         assert "cannot ask" in result["message"]
         assert result["warnings"]
+
+
+FLAGGED_SCRIPT = (
+    "import subprocess\nopen('ran.txt', 'w').write('yes')\n"
+    "print(subprocess.run(['true']).returncode)\n"
+)
+
+
+def notebook_json(*sources: str) -> str:
+    cells = [
+        {
+            "id": f"cell-{i}",
+            "cell_type": "code",
+            "metadata": {},
+            "execution_count": None,
+            "outputs": [],
+            "source": source,
+        }
+        for i, source in enumerate(sources)
+    ]
+    return json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": cells})
+
+
+@pytest.mark.usefixtures("leak_check")
+async def test_run_script_asks_about_the_scripts_source(server: FastMCP, workspace: Path) -> None:
+    asked: list[str] = []
+    async with asking_client(server, True, asked) as client:
+        await call(client, "save_script", name="flagged", content=FLAGGED_SCRIPT)
+        data = await call(client, "run_script", path="scripts/flagged.py")
+        assert (data["status"], data["stdout"]) == ("ok", "0\n")
+        assert "approved" in data["message"]
+        assert len(asked) == 1
+        assert "subprocess.run" in asked[0]
+        assert (workspace / "ran.txt").read_text() == "yes"
+
+
+@pytest.mark.usefixtures("leak_check")
+async def test_run_script_without_elicitation_is_blocked(
+    client: Client[Any], workspace: Path
+) -> None:
+    await call(client, "save_script", name="flagged", content=FLAGGED_SCRIPT)
+    for mode in ("subprocess", "kernel"):
+        text = await tool_error(client, "run_script", {"path": "scripts/flagged.py", "mode": mode})
+        assert text.startswith("UNSAFE_CODE:")
+        assert "MCP_SAFETY_ASK_FALLBACK=block" in text
+    assert not (workspace / "ran.txt").exists()
+    await call(client, "save_script", name="plain", content="print('fine')")
+    assert (await call(client, "run_script", path="scripts/plain.py"))["stdout"] == "fine\n"
+
+
+@pytest.mark.usefixtures("leak_check")
+@pytest.mark.parametrize("answer", [True, False], ids=["approved", "declined"])
+async def test_import_notebook_asks_about_its_cells(
+    server: FastMCP, workspace: Path, answer: bool
+) -> None:
+    (workspace / "nb.ipynb").write_text(
+        notebook_json(
+            "step = 1", "import subprocess\nflagged = subprocess.run(['true']).returncode"
+        )
+    )
+    asked: list[str] = []
+    async with asking_client(server, answer, asked) as client:
+        if answer:
+            data = await call(client, "import_notebook", path="nb.ipynb")
+            assert data["ran"] == 2
+            assert "approved" in data["message"]
+            assert (await run(client, "step + flagged"))["result"] == "1"
+        else:
+            text = await tool_error(client, "import_notebook", {"path": "nb.ipynb"})
+            assert text.startswith("UNSAFE_CODE:")
+            assert (await run(client, "'step' in globals()"))["result"] == "False"
+        assert len(asked) == 1
+        assert "step = 1" in asked[0]
+        assert "subprocess.run" in asked[0]

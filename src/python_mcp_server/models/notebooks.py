@@ -37,3 +37,6 @@ class NotebookImport(BaseModel):
         None, description="Index of the failing cell where the run stopped (stop_on_error)."
     )
     written: str | None = Field(None, description="Where the executed notebook was saved.")
+    message: str | None = Field(
+        None, description="What the server did, in words (e.g. the user approved the code)."
+    )

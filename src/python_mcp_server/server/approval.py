@@ -5,10 +5,15 @@ task) the tool answers with an input-required result (SEP-2322) and the client c
 with the answer; on the 2025 protocol the server asks with ``elicitation/create``. A
 client that declared no elicitation capability cannot be asked: the configured fallback
 (``MCP_SAFETY_ASK_FALLBACK``: ``block`` or ``warn``) applies, and the result says so.
+
+Every tool that runs code the agent supplies asks: ``run_python_code`` (its code),
+``run_script`` (the script's source), ``import_notebook`` (its code cells, as one) and the
+compat execution tools.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +26,9 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from python_mcp_server.core.safety.checker import SafetyReport, check_code_safety
 from python_mcp_server.errors import UnsafeCodeError
 
-#: The key of our one input request.
+#: The key of our one input request; the code's digest follows it, so an answer approves
+#: exactly the code it was asked about (a script or notebook changed between the ask and
+#: the repeated call is asked about again).
 APPROVE_KEY = "approve_unsafe_code"
 MAX_CODE_SHOWN = 1500
 
@@ -61,7 +68,11 @@ def _question(code: str, report: SafetyReport) -> str:
     )
 
 
-def _input_request(message: str) -> InputRequiredToolResult:
+def approve_key(code: str) -> str:
+    return f"{APPROVE_KEY}_{hashlib.sha256(code.encode('utf-8', 'surrogatepass')).hexdigest()[:16]}"
+
+
+def _input_request(message: str, key: str) -> InputRequiredToolResult:
     params = mcp_types.ElicitRequestFormParams(
         message=message,
         requested_schema={
@@ -71,17 +82,15 @@ def _input_request(message: str) -> InputRequiredToolResult:
         },
     )
     request = mcp_types.ElicitRequest(params=params)
-    return InputRequiredToolResult(
-        mcp_types.InputRequiredResult(input_requests={APPROVE_KEY: request})
-    )
+    return InputRequiredToolResult(mcp_types.InputRequiredResult(input_requests={key: request}))
 
 
-def _answer(ctx: Context) -> bool | None:
+def _answer(ctx: Context, key: str) -> bool | None:
     """The user's answer from a repeated call (None when it carries none)."""
     responses = ctx.input_responses
-    if not responses or APPROVE_KEY not in responses:
+    if not responses or key not in responses:
         return None
-    answer: Any = responses[APPROVE_KEY]
+    answer: Any = responses[key]
     action = getattr(answer, "action", None) or (
         answer.get("action") if isinstance(answer, dict) else None
     )
@@ -97,12 +106,20 @@ def _declined() -> UnsafeCodeError:
     )
 
 
+async def approval_for(ctx: Context, code: str, mode: str, fallback: str) -> Approval:
+    """``ask_approval`` in safety mode ``ask``; nothing to do in the other modes."""
+    if mode != "ask":
+        return Approval()
+    return await ask_approval(ctx, code, fallback)
+
+
 async def ask_approval(ctx: Context, code: str, fallback: str) -> Approval:
     """Put flagged code to the user; raise UNSAFE_CODE when it must not run."""
     report = check_code_safety(code)
     if report.is_safe:
         return Approval()
-    answered = _answer(ctx)
+    key = approve_key(code)
+    answered = _answer(ctx, key)
     if answered is not None:
         if not answered:
             raise _declined()
@@ -121,7 +138,7 @@ async def ask_approval(ctx: Context, code: str, fallback: str) -> Approval:
     request = ctx.request_context
     modern = request is None or request.protocol_version in MODERN_PROTOCOL_VERSIONS
     if modern or ctx.is_background_task:
-        return Approval(ask=_input_request(_question(code, report)))
+        return Approval(ask=_input_request(_question(code, report), key))
     result = await ctx.elicit(_question(code, report), bool, response_title="Run this code")
     if result.action != "accept" or not result.data:
         raise _declined()

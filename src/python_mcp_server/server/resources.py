@@ -1,5 +1,6 @@
 """MCP resources: workspace files as ``workspace://{path*}``, and resource links to the large
-outputs of run_python_code (saved images, the full text of cut output)."""
+outputs of run_python_code (saved images, the full text of cut output), with the images'
+bytes for their inline copies."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from mcp_types import ResourceLink
 
 from python_mcp_server.core.sessions.session import ExecutionOutcome
 from python_mcp_server.core.workspace.file_types import guess_mime, is_image, looks_textual
+from python_mcp_server.core.workspace.resolver import Workspace
 from python_mcp_server.errors import ServerError
 from python_mcp_server.server.services import Services
 
@@ -27,19 +29,25 @@ def workspace_uri(path: str) -> str:
 
 
 def resource_links(outcome: ExecutionOutcome) -> list[ResourceLink]:
-    """Links to what an execution saved: its images and the full text of cut streams."""
+    """Links to what an execution saved: every image (full size, whether or not a copy is
+    inline) and the full text of cut streams."""
     result = outcome.result
+    collected = outcome.collected
+    saved: list[tuple[str | None, str, int | None]] = [
+        (image.path, image.mime_type, len(image.data)) for image in collected.images
+    ]
+    saved += [(path, mime, None) for path, mime in collected.unattached]
     links = [
         ResourceLink(
             type="resource_link",
-            uri=workspace_uri(image.path),
-            name=image.path.rsplit("/", 1)[-1],
-            mime_type=image.mime_type,
-            size=len(image.data),
-            description="An image the execution displayed, saved in the workspace.",
+            uri=workspace_uri(path),
+            name=path.rsplit("/", 1)[-1],
+            mime_type=mime,
+            size=size,
+            description="An image the execution displayed, saved in the workspace (full size).",
         )
-        for image in outcome.collected.images
-        if image.path is not None
+        for path, mime, size in saved
+        if path is not None
     ]
     for stream, path in (("stdout", result.stdout_path), ("stderr", result.stderr_path)):
         if path:
@@ -54,6 +62,23 @@ def resource_links(outcome: ExecutionOutcome) -> list[ResourceLink]:
                 )
             )
     return links
+
+
+def outcome_images(
+    outcome: ExecutionOutcome, workspace: Workspace
+) -> list[tuple[bytes | None, str, str | None]]:
+    """``(data, MIME type, saved path)`` of every image an execution displayed; images not
+    held in memory are read back from their file (None when that fails)."""
+    images: list[tuple[bytes | None, str, str | None]] = [
+        (image.data, image.mime_type, image.path) for image in outcome.collected.images
+    ]
+    for path, mime in outcome.collected.unattached:
+        try:
+            data: bytes | None = workspace.read_bytes(workspace.resolve(path))[0]
+        except ServerError:
+            data = None
+        images.append((data, mime, path))
+    return images
 
 
 def register_resources(mcp: FastMCP, services: Services) -> None:

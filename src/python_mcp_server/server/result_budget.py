@@ -33,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from fastmcp.tools.base import ToolResult
+from fastmcp.tools.base import InputRequiredToolResult, ToolResult
 from mcp_types import ContentBlock, ImageContent, ResourceLink, TextContent
 
 from python_mcp_server.core.workspace.outputs import OutputFiles
@@ -151,6 +151,8 @@ class ResultBudget:
         ``name`` names the saved file (``outputs/<name>-<random>.txt``); ``whole`` is a
         workspace path that already holds the whole (nothing is saved then).
         """
+        if isinstance(result, InputRequiredToolResult):
+            return result  # a question to the client, not a result
         content = list(result.content)
         structured = result.structured_content
         size = wire_size(content, structured)

@@ -5,8 +5,9 @@ Streams are kept in memory up to a cap; past it, the stream goes on into a file 
 and only its head and its end stay in memory, so a 10 MB ``print`` costs the server a few
 hundred kilobytes. Images are decoded and saved under ``outputs/``; other rich displays become
 text items. The whole result is bounded: at most ``max_displays`` display items, display
-text within ``max_chars`` in total, attached images within ``max_image_bytes``; what is
-left out is counted and said in the result's message.
+text within ``max_chars`` in total, images held in memory within ``max_image_bytes`` (the
+rest are listed as ``unattached``; the server edge decides what goes inline, see
+``server/inline_images.py``); what is left out is counted and said in the result's message.
 
 ``handle`` runs inside the kernel client's message reader: it never raises. A file that
 cannot be written (a full disk, a planted link) is recorded as ``output_error`` and the
@@ -58,7 +59,7 @@ class OutputBounds:
     max_chars: int
     #: Display items (rich outputs) in one result.
     max_displays: int = 100
-    #: Raw bytes of images attached to one result as image content.
+    #: Raw bytes of images held in memory for one result (for inline copies).
     max_image_bytes: int = 256 * 1024
 
 
@@ -157,6 +158,8 @@ class CollectedOutput:
     notes: list[str] = field(default_factory=list)
     #: The first failure to save an output file (DISK_FULL for a full disk).
     output_error: ServerError | None = None
+    #: Saved images not held in memory (past ``max_image_bytes``): (path, MIME type).
+    unattached: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def message(self) -> str | None:
@@ -195,7 +198,7 @@ class OutputCollector:
         self._image_count = 0
         self._dropped_displays = 0
         self._dropped_chars = 0
-        self._unattached: list[str] = []
+        self._unattached: list[tuple[str, str]] = []
         self._unsaved_images = 0
         self._result_cut = 0
         self._output_error: ServerError | None = None
@@ -323,7 +326,7 @@ class OutputCollector:
             self._image_bytes += len(raw)
             self.images.append(SavedImage(mime_type=mime, data=raw, path=path))
         elif path is not None:
-            self._unattached.append(path)
+            self._unattached.append((path, mime))
         return OutputItem(mime_type=mime, path=path) if path is not None else None
 
     def _record_failure(self, error: ServerError) -> None:
@@ -367,6 +370,7 @@ class OutputCollector:
             truncated=out.truncated or err.truncated,
             notes=notes,
             output_error=self._output_error,
+            unattached=self._unattached,
         )
 
     def _display_notes(self) -> list[str]:
@@ -379,14 +383,6 @@ class OutputCollector:
                 f"characters of display text were dropped: a result keeps at most "
                 f"{self.bounds.max_displays} displays (MCP_MAX_DISPLAY_OUTPUTS) and "
                 f"{self.bounds.max_chars} characters of display text (MCP_MAX_OUTPUT_CHARS)"
-            )
-        if self._unattached:
-            shown = ", ".join(self._unattached[:5])
-            more = f" and {len(self._unattached) - 5} more" if len(self._unattached) > 5 else ""
-            notes.append(
-                f"{len(self._unattached)} image(s) were saved but not attached, past "
-                f"{self.bounds.max_image_bytes} bytes of attached images "
-                f"(MCP_MAX_IMAGE_ATTACH_BYTES): {shown}{more}"
             )
         if self._unsaved_images:
             reason = self._budget.capped_by or "a write failed"

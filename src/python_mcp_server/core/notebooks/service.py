@@ -107,6 +107,16 @@ class NotebookService:
             writer.commit(target, overwrite=True)
         return target.relative
 
+    async def load(self, path: str) -> NotebookNode:
+        """Read and validate a workspace notebook."""
+
+        def read() -> NotebookNode:
+            target = self._workspace.resolve(path)
+            data, _ = self._workspace.read_bytes(target)
+            return read_notebook(data, target.shown)
+
+        return await anyio.to_thread.run_sync(read)
+
     async def run_notebook(
         self,
         path: str,
@@ -114,15 +124,15 @@ class NotebookService:
         *,
         stop_on_error: bool = True,
         write_back: str | None = None,
+        notebook: NotebookNode | None = None,
     ) -> NotebookRun:
-        """Run every code cell in order in the session; optionally save the executed copy."""
+        """Run every code cell in order in the session; optionally save the executed copy.
 
-        def read() -> NotebookNode:
-            target = self._workspace.resolve(path)
-            data, _ = self._workspace.read_bytes(target)
-            return read_notebook(data, target.shown)
-
-        notebook = await anyio.to_thread.run_sync(read)
+        ``notebook``: the notebook already loaded from ``path`` (so what was checked, e.g.
+        approved by the user, is what runs); default: read it now.
+        """
+        if notebook is None:
+            notebook = await self.load(path)
         cells = code_cells(notebook)
         run = NotebookRun(session_id="")
         executed = copy.deepcopy(notebook) if write_back else None

@@ -9,7 +9,6 @@ compat variant replaces it and accepts both argument styles (``venvName`` and
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import os
 from collections.abc import Callable
@@ -18,7 +17,7 @@ from typing import Annotated, Any, TypeVar
 
 from fastmcp import Context, FastMCP
 from fastmcp.tools.base import ToolResult
-from mcp_types import ContentBlock, ImageContent, TextContent, ToolAnnotations
+from mcp_types import ContentBlock, TextContent, ToolAnnotations
 from pydantic import Field
 
 from python_mcp_server.core.compat import (
@@ -34,10 +33,14 @@ from python_mcp_server.core.sessions.owners import SessionRef
 from python_mcp_server.core.sessions.session import ExecutionOutcome
 from python_mcp_server.errors import InvalidInputError
 from python_mcp_server.models.compat import ExecutePythonCodeResult, ExecutePythonResult
+from python_mcp_server.server.approval import approval_for
 from python_mcp_server.server.disconnects import until_caller_gone
+from python_mcp_server.server.inline_images import InlineLimits, image_blocks, plan_inline
 from python_mcp_server.server.principals import current_principal, session_ref
+from python_mcp_server.server.resources import outcome_images
 from python_mcp_server.server.services import Services
 from python_mcp_server.server.tools.annotations import ACTS, ADDS, READ_ONLY, REPLACES, SETS
+from python_mcp_server.server.tools.files import script_source
 
 TAGS = {"compat"}
 
@@ -75,15 +78,11 @@ def compat_tool(mcp: FastMCP, **options: Any) -> Callable[[F], F]:
     return decorate
 
 
-def _images(outcome: ExecutionOutcome) -> list[ContentBlock]:
-    return [
-        ImageContent(
-            type="image",
-            data=base64.b64encode(image.data).decode("ascii"),
-            mime_type=image.mime_type,
-        )
-        for image in outcome.collected.images
-    ]
+def _images(outcome: ExecutionOutcome, services: Services) -> list[ContentBlock]:
+    """Inline copies of the images (small enough); blocking, run in a thread."""
+    settings = services.settings
+    limits = InlineLimits(settings.max_image_inline_bytes, settings.max_image_attach_bytes)
+    return image_blocks(plan_inline(outcome_images(outcome, services.files.workspace), limits))
 
 
 def script_code(services: Services, path: str) -> str:
@@ -136,10 +135,17 @@ def register_execution(mcp: FastMCP, services: Services) -> None:
         """
         if (code is None) == (scriptPath is None):
             raise InvalidInputError("give either code or scriptPath (one of them)")
+        checked = code
         if scriptPath is not None:
+            checked = await asyncio.to_thread(script_source, services.files, scriptPath)
             code = await asyncio.to_thread(script_code, services, scriptPath)
-        if code is None or not code.strip():
+        if code is None or checked is None or not code.strip():
             raise InvalidInputError("code is empty")
+        approval = await approval_for(
+            ctx, checked, settings.safety_mode, settings.safety_ask_fallback
+        )
+        if approval.ask is not None:
+            return approval.ask  # the client asks the user and calls again
         owner = current_principal()
         session_id = await session_for_venv(
             services.sessions, venvName, settings.default_venv_name, owner
@@ -159,12 +165,12 @@ def register_execution(mcp: FastMCP, services: Services) -> None:
         compat = to_execute_python(outcome.result, venvName or settings.default_venv_name)
         content: list[ContentBlock] = [TextContent(type="text", text=execute_python_text(compat))]
         return ToolResult(
-            content=content + _images(outcome),
+            content=content + await asyncio.to_thread(_images, outcome, services),
             structured_content=compat.model_dump(mode="json"),
             is_error=not compat.success,
         )
 
-    @compat_tool(mcp)
+    @compat_tool(mcp, output_schema=ExecutePythonCodeResult.model_json_schema())
     async def execute_python_code(
         code: Annotated[str, Field(description="Python code to execute.")],
         ctx: Context,
@@ -174,7 +180,7 @@ def register_execution(mcp: FastMCP, services: Services) -> None:
         allow_unsafe: Annotated[
             bool, Field(description="Run even when the safety check blocks the code.")
         ] = False,
-    ) -> ExecutePythonCodeResult:
+    ) -> ExecutePythonCodeResult | ToolResult:
         """Execute Python code (Python executor compatible): stdout, stderr, return_code.
 
         Runs in the active session's persistent kernel. A Python error is success=false with
@@ -182,6 +188,9 @@ def register_execution(mcp: FastMCP, services: Services) -> None:
         """
         if not code.strip():
             raise InvalidInputError("code is empty")
+        approval = await approval_for(ctx, code, settings.safety_mode, settings.safety_ask_fallback)
+        if approval.ask is not None:
+            return approval.ask  # the client asks the user and calls again
 
         async def progress(elapsed: float, recent: str) -> None:
             await ctx.report_progress(elapsed, None, recent or f"running {elapsed:.1f} s")

@@ -3,23 +3,24 @@
 
 from __future__ import annotations
 
-import base64
 from typing import Annotated
 
 import anyio
 from fastmcp import Context, FastMCP
 from fastmcp.tools.base import ToolResult
-from mcp_types import ContentBlock, ImageContent, TextContent
+from mcp_types import ContentBlock, TextContent
 from pydantic import Field
 
 from python_mcp_server.core.execution.service import ExecutionRequest
 from python_mcp_server.core.sessions.session import ExecutionOutcome
+from python_mcp_server.core.workspace.resolver import Workspace
 from python_mcp_server.errors import InvalidInputError
 from python_mcp_server.models.execution import ExecutionResult
 from python_mcp_server.server.approval import ask_approval
 from python_mcp_server.server.disconnects import until_caller_gone
+from python_mcp_server.server.inline_images import InlineLimits, image_blocks, plan_inline
 from python_mcp_server.server.principals import session_ref
-from python_mcp_server.server.resources import resource_links
+from python_mcp_server.server.resources import outcome_images, resource_links
 from python_mcp_server.server.services import Services
 from python_mcp_server.server.tasks import TaskProgress, asked_for_progress, task_tool
 from python_mcp_server.server.tools.annotations import ACTS
@@ -28,18 +29,18 @@ from python_mcp_server.server.tools.execution_text import execution_text
 TAGS = {"execution"}
 
 
-def execution_tool_result(outcome: ExecutionOutcome) -> ToolResult:
-    """Structured result (compact) plus its plain-text form, images and resource links."""
+def execution_tool_result(
+    outcome: ExecutionOutcome, workspace: Workspace, limits: InlineLimits
+) -> ToolResult:
+    """Structured result (compact) plus its plain-text form, inline image copies (small
+    enough, see server/inline_images.py) and resource links. Blocking: run in a thread."""
     result = outcome.result
+    plan = plan_inline(outcome_images(outcome, workspace), limits)
+    note = plan.note(limits)
+    if note:
+        result.message = f"{result.message}; {note}" if result.message else note
     content: list[ContentBlock] = [TextContent(type="text", text=execution_text(result))]
-    for image in outcome.collected.images:
-        content.append(
-            ImageContent(
-                type="image",
-                data=base64.b64encode(image.data).decode("ascii"),
-                mime_type=image.mime_type,
-            )
-        )
+    content.extend(image_blocks(plan))
     content.extend(resource_links(outcome))
     return ToolResult(content=content, structured_content=result.model_dump(mode="json"))
 
@@ -48,6 +49,8 @@ def register(mcp: FastMCP, services: Services) -> None:
     execution = services.execution
     settings = services.settings
     budget = services.result_budget
+    workspace = services.files.workspace
+    inline_limits = InlineLimits(settings.max_image_inline_bytes, settings.max_image_attach_bytes)
 
     @task_tool(
         mcp,
@@ -82,8 +85,8 @@ def register(mcp: FastMCP, services: Services) -> None:
         """Run Python in a persistent Jupyter kernel; variables survive between calls.
 
         Returns stdout, stderr, the last expression's value, rich outputs (images are saved
-        under outputs/ and attached as image content) and, on failure, the exception. A
-        Python exception is a successful call with status "error".
+        under outputs/, linked, and attached inline as small copies) and, on failure, the
+        exception. A Python exception is a successful call with status "error".
         """
         if not code.strip():
             raise InvalidInputError("code is empty")
@@ -115,6 +118,10 @@ def register(mcp: FastMCP, services: Services) -> None:
         if note:
             said = outcome.result.message
             outcome.result.message = f"{note}; {said}" if said else note
-        whole = execution_tool_result(outcome)
         name = f"{outcome.result.execution_id}-result"
-        return await anyio.to_thread.run_sync(lambda: budget.fit(whole, name=name))
+
+        def finish() -> ToolResult:
+            whole = execution_tool_result(outcome, workspace, inline_limits)
+            return budget.fit(whole, name=name)
+
+        return await anyio.to_thread.run_sync(finish)

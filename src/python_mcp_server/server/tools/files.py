@@ -8,11 +8,12 @@ from functools import partial
 from typing import Annotated, Literal
 
 import anyio
-from fastmcp import FastMCP
+from fastmcp import Context, FastMCP
 from fastmcp.tools.base import ToolResult
 from mcp_types import ContentBlock, ImageContent, TextContent
 from pydantic import Field
 
+from python_mcp_server.core.workspace.files import WorkspaceFiles
 from python_mcp_server.models.files import (
     DeleteFileResult,
     FileList,
@@ -22,6 +23,8 @@ from python_mcp_server.models.files import (
     WorkspaceInfo,
     WriteFileResult,
 )
+from python_mcp_server.server.approval import Approval, ask_approval
+from python_mcp_server.server.inline_images import inline_copy
 from python_mcp_server.server.principals import session_ref
 from python_mcp_server.server.services import Services
 from python_mcp_server.server.tasks import task_tool
@@ -34,11 +37,19 @@ PathArg = Annotated[
 ]
 
 
+def script_source(files: WorkspaceFiles, path: str) -> str:
+    """A workspace script's text, read through the resolver (for the safety check)."""
+    workspace = files.workspace
+    data, _ = workspace.read_bytes(workspace.resolve(path))
+    return data.decode("utf-8", errors="replace")
+
+
 def register(mcp: FastMCP, services: Services) -> None:
     files = services.files
     scripts = services.scripts
     tracker = services.new_files
     budget = services.result_budget
+    inline_bytes = services.settings.max_image_inline_bytes
 
     @mcp.tool(tags=TAGS, annotations=READ_ONLY)
     async def list_files(
@@ -66,28 +77,32 @@ def register(mcp: FastMCP, services: Services) -> None:
             int | None, Field(ge=1, description="Most bytes to read; default: the whole file.")
         ] = None,
     ) -> ToolResult:
-        """Read a workspace file: UTF-8 text, or base64 for binary files (images are also
-        attached as image content). Files over MCP_MAX_FILE_BYTES are read in parts with
-        offset and max_bytes; a result over MCP_MAX_RESULT_CHARS keeps the head and tail
-        and links the file."""
+        """Read a workspace file: UTF-8 text, or base64 for binary files (an image is also
+        attached as image content, downscaled when large). Files over MCP_MAX_FILE_BYTES
+        are read in parts with offset and max_bytes; a result over MCP_MAX_RESULT_CHARS
+        keeps the head and tail and links the file."""
         read = await anyio.to_thread.run_sync(
             partial(files.read, path, offset=offset, max_bytes=max_bytes)
         )
         result = read.result
-        content: list[ContentBlock] = [TextContent(type="text", text=result.model_dump_json())]
-        if read.image is not None:
-            content.append(
-                ImageContent(
-                    type="image",
-                    data=base64.b64encode(read.image).decode("ascii"),
-                    mime_type=result.mime_type,
+        image = read.image
+
+        def finish() -> ToolResult:
+            content: list[ContentBlock] = [TextContent(type="text", text=result.model_dump_json())]
+            copy = inline_copy(image, result.mime_type, inline_bytes) if image else None
+            if copy is not None:
+                content.append(
+                    ImageContent(
+                        type="image",
+                        data=base64.b64encode(copy.data).decode("ascii"),
+                        mime_type=copy.mime_type,
+                    )
                 )
-            )
-        whole = ToolResult(content=content, structured_content=result.model_dump(mode="json"))
-        # Over the result budget, the link is to the file itself: it is the whole.
-        return await anyio.to_thread.run_sync(
-            lambda: budget.fit(whole, name="read_file", whole=result.path)
-        )
+            whole = ToolResult(content=content, structured_content=result.model_dump(mode="json"))
+            # Over the result budget, the link is to the file itself: it is the whole.
+            return budget.fit(whole, name="read_file", whole=result.path)
+
+        return await anyio.to_thread.run_sync(finish)
 
     @mcp.tool(tags=TAGS, annotations=REPLACES)
     async def write_file(
@@ -126,9 +141,16 @@ def register(mcp: FastMCP, services: Services) -> None:
         say whether it compiles. Run it with run_script."""
         return await anyio.to_thread.run_sync(partial(scripts.save, name, content))
 
-    @task_tool(mcp, budget=services.result_budget, tags={"scripts"}, annotations=ACTS)
+    @task_tool(
+        mcp,
+        budget=services.result_budget,
+        tags={"scripts"},
+        annotations=ACTS,
+        output_schema=ScriptResult.model_json_schema(),
+    )
     async def run_script(
         path: Annotated[str, Field(description="Workspace script, e.g. 'scripts/clean.py'.")],
+        ctx: Context,
         args: Annotated[
             list[str] | None, Field(description="Arguments, seen by the script in sys.argv.")
         ] = None,
@@ -151,10 +173,17 @@ def register(mcp: FastMCP, services: Services) -> None:
                 "the timeout; kernel: %run inside the session, its variables stay."
             ),
         ] = "subprocess",
-    ) -> ScriptResult:
+    ) -> ScriptResult | ToolResult:
         """Run a workspace script; returns stdout, stderr, returncode and new files. A
         failing script is status "error", not a tool error."""
-        return await scripts.run(
+        settings = services.settings
+        approval = Approval()
+        if settings.safety_mode == "ask":
+            source = await anyio.to_thread.run_sync(partial(script_source, files, path))
+            approval = await ask_approval(ctx, source, settings.safety_ask_fallback)
+            if approval.ask is not None:
+                return approval.ask  # the client asks the user and calls again
+        result = await scripts.run(
             path,
             args=args,
             input_data=input_data,
@@ -162,6 +191,10 @@ def register(mcp: FastMCP, services: Services) -> None:
             session_id=session_ref(session_id),
             mode=mode,
         )
+        if approval.note:
+            said = result.message
+            result.message = f"{approval.note}; {said}" if said else approval.note
+        return result
 
     @mcp.tool(tags={"diagnostics"}, annotations=READ_ONLY)
     async def get_workspace_info() -> WorkspaceInfo:

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastmcp import FastMCP
+from fastmcp import Context, FastMCP
 from fastmcp.apps import UI_MIME_TYPE, AppConfig
 from fastmcp.tools.base import ToolResult
 from mcp_types import ContentBlock, ResourceLink, TextContent
 from pydantic import Field
 
+from python_mcp_server.core.notebooks.export import code_cells
 from python_mcp_server.core.notebooks.service import NotebookRun
 from python_mcp_server.core.sessions.manager import validate_session_id
 from python_mcp_server.core.sessions.owners import session_key
 from python_mcp_server.models.notebooks import CellOutcome, NotebookExport, NotebookImport
+from python_mcp_server.server.approval import approval_for
 from python_mcp_server.server.principals import current_principal, session_ref
 from python_mcp_server.server.resources import workspace_uri
 from python_mcp_server.server.services import Services
@@ -73,6 +75,7 @@ def _compact(model: NotebookExport | NotebookImport, extra: list[ContentBlock]) 
 
 def register(mcp: FastMCP, services: Services) -> None:
     notebooks = services.notebooks
+    settings = services.settings
 
     @mcp.tool(
         tags=TAGS,
@@ -112,6 +115,7 @@ def register(mcp: FastMCP, services: Services) -> None:
     )
     async def import_notebook(
         path: Annotated[str, Field(description="Workspace path of an nbformat 4 .ipynb file.")],
+        ctx: Context,
         session_id: Annotated[
             str | None, Field(description="Session to run the cells in; default: the active one.")
         ] = None,
@@ -127,10 +131,21 @@ def register(mcp: FastMCP, services: Services) -> None:
         return each cell's status, output excerpt, value and error."""
         if session_id is not None:
             validate_session_id(session_id)
+        notebook = await notebooks.load(path)
+        code = "\n\n".join(source for _, source in code_cells(notebook))
+        approval = await approval_for(ctx, code, settings.safety_mode, settings.safety_ask_fallback)
+        if approval.ask is not None:
+            return approval.ask  # the client asks the user and calls again
         run = await notebooks.run_notebook(
-            path, session_ref(session_id), stop_on_error=stop_on_error, write_back=write_back
+            path,
+            session_ref(session_id),
+            stop_on_error=stop_on_error,
+            write_back=write_back,
+            notebook=notebook,
         )
-        return _compact(_import_result(run), [])
+        result = _import_result(run)
+        result.message = approval.note
+        return _compact(result, [])
 
 
 def view_url(services: Services, signer: ViewSigner, session_id: str) -> str:
