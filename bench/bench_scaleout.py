@@ -11,9 +11,13 @@
    call started after it (target <= 2 s), against the median call time before the kill.
    Then the replica is started again on its port: time from its /health answering to the
    first request nginx routes to it (nginx's ``fail_timeout``).
+3. History in PostgreSQL (``MCP_DATABASE_URL``; history and audit written by a queue, off
+   the response path) against no history (``MCP_MAX_HISTORY=0``, ``MCP_MAX_AUDIT=0``):
+   ``1+1`` on two local servers, interleaved with the rest. Target: <= 1.05x.
 
 Needs the gateway venv (``python3 -m venv .gateway-venv && .gateway-venv/bin/pip install
-jupyter_kernel_gateway ipykernel``) and nginx (``apt-get install nginx-light``).
+jupyter_kernel_gateway ipykernel``), nginx (``apt-get install nginx-light``) and PostgreSQL
+(``apt-get install postgresql``; a cluster of its own is made in a temporary folder).
 Run: ``.venv/bin/python bench/bench_scaleout.py [--rounds 200] [--failovers 3]``.
 """
 
@@ -39,6 +43,7 @@ from fastmcp import Client  # noqa: E402
 from tests.gateway.kernel_gateway import KernelGatewayProcess, start_kernel_gateway  # noqa: E402
 from tests.gateway.replica_process import BALANCED_TOKEN, ReplicaProcess  # noqa: E402
 from tests.services.nginx import Balancer, start_balancer  # noqa: E402
+from tests.services.postgres import PostgresServer  # noqa: E402
 
 from _common import ServerProcess, median_ms, structured, wait_port  # noqa: E402
 
@@ -152,6 +157,16 @@ async def failovers(
     return figures
 
 
+async def postgres_history_rows(url: str) -> int:
+    """Executions the PostgreSQL-backed server recorded (its queue drains within seconds)."""
+    import psycopg
+
+    async with await psycopg.AsyncConnection.connect(url) as connection:
+        cursor = await connection.execute("SELECT count(*) FROM executions")
+        row = await cursor.fetchone()
+    return int(row[0]) if row else 0
+
+
 def start_replicas(gateway: KernelGatewayProcess, root: Path, count: int) -> list[ReplicaProcess]:
     namespace = f"bench-scaleout-{time.time_ns()}"
     replicas = [ReplicaProcess(gateway, namespace, root / f"state-{n}") for n in range(count)]
@@ -163,21 +178,26 @@ def start_replicas(gateway: KernelGatewayProcess, root: Path, count: int) -> lis
 async def main(rounds: int, failover_rounds: int) -> None:
     root = Path(tempfile.mkdtemp(prefix="bench-scaleout-"))
     gateway = start_kernel_gateway(root / "gateway")
-    local = ServerProcess(env={"MCP_AUTH_TOKEN": BALANCED_TOKEN})
+    postgres = PostgresServer.create()
+    token = {"MCP_AUTH_TOKEN": BALANCED_TOKEN}
+    quiet = {**token, "MCP_MAX_HISTORY": "0", "MCP_MAX_AUDIT": "0"}
+    locals_ = {
+        "local": ServerProcess(env=token),
+        "no_history": ServerProcess(env=quiet),
+        "postgres": ServerProcess(env={**token, "MCP_DATABASE_URL": postgres.url}),
+    }
     replicas: list[ReplicaProcess] = []
     balancer: Balancer | None = None
     try:
         replicas = start_replicas(gateway, root, 3)
         balancer = start_balancer([r.port for r in replicas[:2]], fail_timeout=FAIL_TIMEOUT)
-        wait_port(local.port, 240)
-        latency = await interleaved(
-            {
-                "local": local.url,
-                "direct": f"http://{replicas[2].address}/mcp",
-                "balanced": f"{balancer.url}/mcp",
-            },
-            rounds,
-        )
+        for server in locals_.values():
+            wait_port(server.port, 240)
+        urls = {name: server.url for name, server in locals_.items()}
+        urls["direct"] = f"http://{replicas[2].address}/mcp"
+        urls["balanced"] = f"{balancer.url}/mcp"
+        latency = await interleaved(urls, rounds)
+        history_rows = await postgres_history_rows(postgres.url)
         served = {e["upstream"] for e in balancer.access() if e["status"] == "200"}
         fails = await failovers(balancer, replicas[:2], failover_rounds)
     finally:
@@ -186,8 +206,10 @@ async def main(rounds: int, failover_rounds: int) -> None:
             shutil.rmtree(balancer.root, ignore_errors=True)
         for replica in replicas:
             replica.stop()
-        local.stop()
+        for server in locals_.values():
+            server.stop()
         gateway.stop()
+        postgres.close()
         shutil.rmtree(root, ignore_errors=True)
 
     base = latency["local"]
@@ -210,7 +232,13 @@ async def main(rounds: int, failover_rounds: int) -> None:
             f"calls lost {fig['lost']:.0f}, back in rotation {fig['rejoin_s']:5.2f} s "
             "after its /health answered"
         )
-    print("history write with PostgreSQL off the response path: not measured (not on main yet)")
+    quiet_ms, pg_ms = latency["no_history"], latency["postgres"]
+    print("history (local kernels, same run):")
+    print(f"  {'no history (MCP_MAX_HISTORY=0)':<36} {quiet_ms:8.2f} ms   {1:5.2f}x")
+    print(
+        f"  {'history + audit in PostgreSQL':<36} {pg_ms:8.2f} ms   {pg_ms / quiet_ms:5.2f}x"
+        f"   (target <= 1.05x; {history_rows} executions recorded)"
+    )
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from tests.helpers import NATIVE_TOOLSETS, kernel_children, wait_gone
 os.environ.setdefault("FASTMCP_LOG_ENABLED", "false")
 
 #: Fixtures of real services (tests/services/), available to every test.
-pytest_plugins = ["tests.services.postgres", "tests.services.redis"]
+pytest_plugins = ["tests.services.nginx", "tests.services.postgres", "tests.services.redis"]
 
 
 @pytest.fixture(autouse=True)

@@ -32,7 +32,6 @@ from tests.gateway.kernel_gateway import (
     start_kernel_gateway,
 )
 from tests.helpers import NATIVE_TOOLSETS, wait_gone
-from tests.services.nginx import nginx  # noqa: F401 (the balancer tests' fixture)
 
 
 def gateway_required() -> bool:

@@ -20,7 +20,7 @@ import httpx
 import psutil
 
 from tests.gateway.kernel_gateway import KernelGatewayProcess
-from tests.helpers import free_port, wait_gone
+from tests.helpers import NATIVE_TOOLSETS, free_port, wait_gone
 
 COMMAND = str(Path(sys.executable).parent / "python-mcp-server")
 BALANCED_TOKEN = "balanced-replicas-token-5e2a"
@@ -64,6 +64,7 @@ class ReplicaProcess:
             "MCP_AUTH_TOKEN": BALANCED_TOKEN,
             # Clients holding an mcp-session-id need no affinity either.
             "FASTMCP_STATELESS_HTTP": "true",
+            "MCP_TOOLSETS": NATIVE_TOOLSETS,
             **self.extra_env,
         }
         command = [

@@ -45,23 +45,47 @@ class Balanced:
         return f"{self.balancer.url}/mcp"
 
     def served(self, since: int = 0) -> list[str]:
-        """The replica address that answered each finished MCP request, in order."""
+        """The replica that answered each finished MCP request (POST), in order."""
         return [
             entry["upstream"].split(", ")[-1]
             for entry in self.balancer.access()[since:]
-            if entry["uri"] == "/mcp" and entry["status"] in ("200", "202")
+            if entry["method"] == "POST"
+            and entry["uri"] == "/mcp"
+            and entry["status"] in ("200", "202")
         ]
+
+    async def served_after(self, since: int, count: int) -> list[str]:
+        """``served(since)`` once it holds ``count`` requests: nginx writes a request's
+        line just after its last byte, which the client may read first."""
+        with anyio.fail_after(DEADLINE):
+            while len(served := self.served(since)) < count:  # noqa: ASYNC110 (a log file)
+                await asyncio.sleep(0.01)
+        return served
 
     def client(self) -> Client[Any]:
         return Client(self.url, auth=BALANCED_TOKEN)
 
 
 @pytest.fixture
+def shared_stores(request: pytest.FixtureRequest) -> dict[str, str]:
+    """What the replicas share besides the gateway: ``"gateway"`` (nothing) or ``"postgres"``
+    (``MCP_DATABASE_URL``: history and audit), given by indirect parametrisation."""
+    kinds = str(getattr(request, "param", "gateway")).split("+")
+    env: dict[str, str] = {}
+    if "postgres" in kinds:
+        env["MCP_DATABASE_URL"] = request.getfixturevalue("postgres_url")
+    return env
+
+
+@pytest.fixture
 async def balanced(
-    replicas: Replicas, tmp_path: Path, nginx: Callable[..., Balancer]
+    replicas: Replicas,
+    tmp_path: Path,
+    nginx: Callable[..., Balancer],
+    shared_stores: dict[str, str],
 ) -> AsyncIterator[Balanced]:
     servers = [
-        ReplicaProcess(replicas.gateway, replicas.namespace, tmp_path / f"state-{n}")
+        ReplicaProcess(replicas.gateway, replicas.namespace, tmp_path / f"state-{n}", shared_stores)
         for n in range(2)
     ]
     try:
@@ -81,7 +105,7 @@ async def test_a_client_through_nginx_needs_no_sticky_sessions(balanced: Balance
             await run(client, f"hits.append({n})", session_id="balanced")
         assert (await run(client, "hits", session_id="balanced"))["result"] == "[0, 1, 2, 3]"
         await call(client, "delete_session", session_id="balanced")
-    served = balanced.served()
+    served = await balanced.served_after(0, 7)
     assert {server.address for server in balanced.servers} <= set(served), served
 
 
@@ -99,7 +123,7 @@ def tool_call(n: int, name: str, **arguments: Any) -> dict[str, Any]:
     return {"jsonrpc": "2.0", "id": n, "method": "tools/call", "params": params}
 
 
-def test_raw_json_rpc_through_nginx_needs_no_sticky_sessions(balanced: Balanced) -> None:
+async def test_raw_json_rpc_through_nginx_needs_no_sticky_sessions(balanced: Balanced) -> None:
     """A 2025-06-18 client holding an mcp-session-id, every request to the balancer."""
     headers = {
         "Accept": "application/json, text/event-stream",
@@ -110,6 +134,15 @@ def test_raw_json_rpc_through_nginx_needs_no_sticky_sessions(balanced: Balanced)
         "capabilities": {},
         "clientInfo": {"name": "behind-nginx", "version": "1"},
     }
+    await asyncio.to_thread(raw_session, balanced, headers, init)
+    served = await balanced.served_after(0, 7)
+    assert len(served) == 7, balanced.balancer.access()
+    # Round robin with nobody failing: the replicas take turns.
+    assert all(a != b for a, b in itertools.pairwise(served)), served
+    assert set(served) == {server.address for server in balanced.servers}, served
+
+
+def raw_session(balanced: Balanced, headers: dict[str, str], init: dict[str, Any]) -> None:
     with httpx.Client(timeout=DEADLINE, headers=headers) as http:
         body = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": init}
         reply = rpc(http, balanced.url, body)
@@ -125,11 +158,6 @@ def test_raw_json_rpc_through_nginx_needs_no_sticky_sessions(balanced: Balanced)
             results.append(reply["result"]["structuredContent"].get("result"))
         assert results == [None, None, "42"]
         rpc(http, balanced.url, tool_call(20, "delete_session", session_id="raw"))
-    served = balanced.served()
-    assert len(served) == 7, balanced.balancer.access()
-    # Round robin with nobody failing: the replicas take turns.
-    assert all(a != b for a, b in itertools.pairwise(served)), served
-    assert set(served) == {server.address for server in balanced.servers}, served
 
 
 def serving(servers: list[ReplicaProcess]) -> list[ReplicaProcess]:
@@ -153,8 +181,24 @@ async def wait_for(predicate: Callable[[], Any], what: str) -> Any:
     return value
 
 
+async def history_through_each_replica(balanced: Balanced, client: Client[Any]) -> list[Any]:
+    """The session's history read through both replicas, once both agree (bounded wait)."""
+    with anyio.fail_after(DEADLINE):
+        while True:
+            before = len(balanced.balancer.access())
+            listings = [await call(client, "get_execution_history", session_id="fo")]
+            listings.append(await call(client, "get_execution_history", session_id="fo"))
+            served = await balanced.served_after(before, 2)
+            assert len(set(served)) == 2, served  # round robin: one read from each
+            codes = [[entry["code"] for entry in listing["entries"]] for listing in listings]
+            if codes[0] == codes[1]:
+                return codes[0]
+            await asyncio.sleep(0.05)  # the other replica's write queue has not written yet
+
+
+@pytest.mark.parametrize("shared_stores", ["gateway", "postgres"], indirect=True)
 async def test_failover_keeps_state_and_never_reruns_the_lost_call(
-    balanced: Balanced, replicas: Replicas
+    balanced: Balanced, replicas: Replicas, shared_stores: dict[str, str]
 ) -> None:
     marks = replicas.gateway.workspace / f"marks-{uuid.uuid4().hex}"
     marks.mkdir()
@@ -189,10 +233,11 @@ async def test_failover_keeps_state_and_never_reruns_the_lost_call(
 
         # The next call: served by the survivor, the session's state intact, the lost
         # call run exactly once (nginx never passed it on to the other replica).
+        after_kill = len(balanced.balancer.access())
         data = await run(client, "counter, kept", session_id="fo")
         assert data["result"] == "(1, 'yes')", data
-        assert balanced.served(before)[-1] == alive.address, balanced.balancer.access()
-        assert dead.address not in balanced.served(before)
+        served = await balanced.served_after(after_kill, 1)
+        assert served == [alive.address], balanced.balancer.access()[before:]
 
         # The dead replica comes back on its port and takes traffic again.
         await asyncio.to_thread(dead.start)
@@ -201,4 +246,11 @@ async def test_failover_keeps_state_and_never_reruns_the_lost_call(
             while dead.address not in balanced.served(back):
                 data = await run(client, "counter", session_id="fo")
                 assert data["result"] == "1", data
+        if "MCP_DATABASE_URL" in shared_stores:
+            # One history for the session through either replica: what each replica ran
+            # before and after the kill, each once (the lost call was never re-run).
+            codes = await history_through_each_replica(balanced, client)
+            assert codes.count("counter = 0\nkept = 'yes'") == 1, codes
+            assert codes.count("counter, kept") == 1, codes
+            assert codes.count(waits) <= 1, codes
         await call(client, "delete_session", session_id="fo")
