@@ -21,6 +21,7 @@ import httpx
 import psutil
 import pytest
 from fastmcp import Client
+from fastmcp_tasks import call_tool_task
 from mcp.shared.exceptions import MCPError
 
 from tests.gateway.conftest import Replicas
@@ -68,12 +69,15 @@ class Balanced:
 
 @pytest.fixture
 def shared_stores(request: pytest.FixtureRequest) -> dict[str, str]:
-    """What the replicas share besides the gateway: ``"gateway"`` (nothing) or ``"postgres"``
-    (``MCP_DATABASE_URL``: history and audit), given by indirect parametrisation."""
+    """What the replicas share besides the gateway, by indirect parametrisation:
+    ``"gateway"`` (nothing), ``"postgres"`` (``MCP_DATABASE_URL``: history, audit, the
+    session registry) and ``"redis"`` (``MCP_REDIS_URL``: tasks), joined by ``+``."""
     kinds = str(getattr(request, "param", "gateway")).split("+")
     env: dict[str, str] = {}
     if "postgres" in kinds:
         env["MCP_DATABASE_URL"] = request.getfixturevalue("postgres_url")
+    if "redis" in kinds:
+        env["MCP_REDIS_URL"] = request.getfixturevalue("redis_server").url
     return env
 
 
@@ -196,7 +200,7 @@ async def history_through_each_replica(balanced: Balanced, client: Client[Any]) 
             await asyncio.sleep(0.05)  # the other replica's write queue has not written yet
 
 
-@pytest.mark.parametrize("shared_stores", ["gateway", "postgres"], indirect=True)
+@pytest.mark.parametrize("shared_stores", ["gateway", "postgres+redis"], indirect=True)
 async def test_failover_keeps_state_and_never_reruns_the_lost_call(
     balanced: Balanced, replicas: Replicas, shared_stores: dict[str, str]
 ) -> None:
@@ -253,4 +257,17 @@ async def test_failover_keeps_state_and_never_reruns_the_lost_call(
             assert codes.count("counter = 0\nkept = 'yes'") == 1, codes
             assert codes.count("counter, kept") == 1, codes
             assert codes.count(waits) <= 1, codes
+        if "MCP_REDIS_URL" in shared_stores:
+            # A task created through one replica, asked about through the other (round
+            # robin, both in rotation again), read through either.
+            since = len(balanced.balancer.access())
+            task = await call_tool_task(
+                client, "run_python_code", {"code": "counter + 41", "session_id": "fo"}
+            )
+            await task.status()
+            first_two = (await balanced.served_after(since, 2))[:2]
+            assert len(set(first_two)) == 2, first_two
+            result = await task.result()
+            assert result.structured_content is not None
+            assert result.structured_content["result"] == "42"
         await call(client, "delete_session", session_id="fo")
