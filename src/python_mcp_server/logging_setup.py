@@ -67,6 +67,36 @@ class ExpectedToolErrorFilter(logging.Filter):
         return True
 
 
+class StoreOutageFilter(logging.Filter):
+    """Docket's lines about an unreachable Redis: one short line per ``every`` seconds.
+
+    While the task store is down, Docket's worker and strike-list monitor retry every
+    second, each logging a warning with a full traceback; over a long outage that floods
+    the log. This keeps the first such line of every ``every`` seconds per logger, without
+    the traceback (the exception's type and text stay on the line).
+    """
+
+    def __init__(self, every: float = 60.0) -> None:
+        super().__init__()
+        self.every = every
+        self._last: dict[str, float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "Redis" not in str(record.msg):
+            return True
+        last = self._last.get(record.name)
+        if last is not None and record.created - last < self.every:
+            return False
+        self._last[record.name] = record.created
+        error = record.exc_info[1] if record.exc_info else None
+        if error is not None:
+            record.msg = f"{record.getMessage()} ({type(error).__name__}: {error})"
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
 def configure_logging(level: str, fmt: str) -> None:
     """Send every log line to stderr in the chosen format."""
     handler = logging.StreamHandler(sys.stderr)
@@ -82,3 +112,6 @@ def configure_logging(level: str, fmt: str) -> None:
     logging.getLogger("fastmcp.server.server").addFilter(ExpectedToolErrorFilter())
     for name in ("fastmcp", "mcp", "uvicorn.access", "httpx", "traitlets", "docket"):
         logging.getLogger(name).setLevel(quiet)
+    outages = StoreOutageFilter()
+    for name in ("docket.worker", "docket.strikelist"):
+        logging.getLogger(name).addFilter(outages)
