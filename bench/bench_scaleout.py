@@ -2,10 +2,11 @@
 
 1. ``run_python_code("1+1")`` over streamable HTTP: a single local server (kernel on the
    same machine, the baseline) against nginx (round robin, the rules of
-   ``deploy/nginx/replicas.conf``) in front of two replicas whose kernels run on a Jupyter
-   Kernel Gateway; one replica straight on the gateway shows what nginx adds. Calls are
-   interleaved across configurations so load on a shared machine hits all alike. Target:
-   <= 1.3x.
+   ``deploy/nginx/replicas.conf``) in front of two replicas whose kernels run on Jupyter
+   Enterprise Gateway (``--gateway kernel``: Kernel Gateway; without Enterprise Gateway's
+   fixture or venv the bench says so and uses Kernel Gateway); one replica straight on the
+   gateway shows what nginx adds. Calls are interleaved across configurations so load on
+   a shared machine hits all alike. Target: <= 1.3x.
 2. Failover: a client calls ``1+1`` back to back through nginx; one replica gets SIGKILL at
    a random point of a call. Figure: time from the kill to the end of the first successful
    call started after it (target <= 2 s), against the median call time before the kill.
@@ -15,10 +16,10 @@
    the response path) against no history (``MCP_MAX_HISTORY=0``, ``MCP_MAX_AUDIT=0``):
    ``1+1`` on two local servers, interleaved with the rest. Target: <= 1.05x.
 
-Needs the gateway venv (``python3 -m venv .gateway-venv && .gateway-venv/bin/pip install
-jupyter_kernel_gateway ipykernel``), nginx (``apt-get install nginx-light``) and PostgreSQL
-(``apt-get install postgresql``; a cluster of its own is made in a temporary folder).
-Run: ``.venv/bin/python bench/bench_scaleout.py [--rounds 200] [--failovers 3]``.
+Needs the gateway venvs (made on first use, as the gateway tests do), nginx (``apt-get
+install nginx-light``) and PostgreSQL (``apt-get install postgresql``; the bench makes a
+cluster of its own in a temporary folder). Run: ``.venv/bin/python bench/bench_scaleout.py
+[--rounds 200] [--failovers 3] [--gateway enterprise|kernel]``.
 """
 
 from __future__ import annotations
@@ -167,6 +168,25 @@ async def postgres_history_rows(url: str) -> int:
     return int(row[0]) if row else 0
 
 
+def start_gateway(root: Path, wanted: str) -> tuple[KernelGatewayProcess, str]:
+    """Enterprise Gateway when asked and available (its fixture and venv), else Kernel Gateway."""
+    if wanted == "enterprise":
+        try:
+            from tests.gateway.enterprise_gateway import (
+                ENTERPRISE_GATEWAY_VENV,
+                start_enterprise_gateway,
+            )
+        except ImportError:
+            note = "Enterprise Gateway fixture not in this tree"
+        else:
+            command, problem = ENTERPRISE_GATEWAY_VENV.ensure()
+            if command is not None:
+                return start_enterprise_gateway(root / "enterprise"), "Jupyter Enterprise Gateway"
+            note = f"no Enterprise Gateway venv ({problem})"
+        print(f"note: {note}; kernels run on a Jupyter Kernel Gateway instead")
+    return start_kernel_gateway(root / "gateway"), "Jupyter Kernel Gateway"
+
+
 def start_replicas(gateway: KernelGatewayProcess, root: Path, count: int) -> list[ReplicaProcess]:
     namespace = f"bench-scaleout-{time.time_ns()}"
     replicas = [ReplicaProcess(gateway, namespace, root / f"state-{n}") for n in range(count)]
@@ -175,9 +195,9 @@ def start_replicas(gateway: KernelGatewayProcess, root: Path, count: int) -> lis
     return replicas
 
 
-async def main(rounds: int, failover_rounds: int) -> None:
+async def main(rounds: int, failover_rounds: int, wanted_gateway: str) -> None:
     root = Path(tempfile.mkdtemp(prefix="bench-scaleout-"))
-    gateway = start_kernel_gateway(root / "gateway")
+    gateway, gateway_name = start_gateway(root, wanted_gateway)
     postgres = PostgresServer.create()
     token = {"MCP_AUTH_TOKEN": BALANCED_TOKEN}
     quiet = {**token, "MCP_MAX_HISTORY": "0", "MCP_MAX_AUDIT": "0"}
@@ -214,7 +234,7 @@ async def main(rounds: int, failover_rounds: int) -> None:
 
     base = latency["local"]
     print(f"1+1 over streamable HTTP, median of {rounds} rounds after {WARMUP} warm-up, same run")
-    print("(kernels on a Jupyter Kernel Gateway: Enterprise Gateway is not wired into the bench)")
+    print(f"(replicas' kernels on a {gateway_name})")
     rows = [
         ("single local server (baseline)", base, ""),
         ("one replica, gateway, no balancer", latency["direct"], ""),
@@ -245,5 +265,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=200)
     parser.add_argument("--failovers", type=int, default=3)
+    parser.add_argument("--gateway", choices=("enterprise", "kernel"), default="enterprise")
     args = parser.parse_args()
-    asyncio.run(main(args.rounds, args.failovers))
+    asyncio.run(main(args.rounds, args.failovers, args.gateway))
