@@ -75,6 +75,7 @@ async def test_a_result_just_under_the_budget_is_untouched(client: Client[Any]) 
     assert BUDGET - 20 < result_size(result) <= BUDGET
     assert result.structured_content is not None
     assert result.structured_content["stdout"] == "x" * chars + "\n"
+    assert "truncated" not in result.structured_content
     assert texts(result) == ["x" * chars]
     assert links(result) == []
 
@@ -105,6 +106,11 @@ async def test_a_result_far_over_keeps_head_and_tail_and_links_the_whole(
     assert (workspace / saved).read_text() == expected
     dropped = int(note.split("about ")[1].split(" ")[0])
     assert dropped > 2 * chars - BUDGET - NOTE_ALLOWANCE
+    assert data["truncated"] is True
+    # The whole was saved after the run: it is not the next run's new file.
+    after = await client.call_tool_mcp("run_python_code", {"code": "x = 1"})
+    assert after.structured_content is not None
+    assert "new_files" not in after.structured_content
 
 
 async def test_a_stream_past_the_memory_cap_shows_its_real_end(client: Client[Any]) -> None:

@@ -64,7 +64,11 @@ class ExecutionResult(WireModel):
     )
     session_id: str
     execution_id: str
-    truncated: bool = Field(False, description="Whether stdout or stderr was cut in this result.")
+    truncated: bool = Field(
+        False,
+        description="Whether output was cut in this result: a stream past "
+        "MCP_MAX_OUTPUT_CHARS, or the result past MCP_MAX_RESULT_CHARS.",
+    )
     stdout_path: str | None = Field(None, description="File with the full stdout when cut.")
     stderr_path: str | None = Field(None, description="File with the full stderr when cut.")
     kernel_restarted: bool = Field(

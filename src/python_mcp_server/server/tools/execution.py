@@ -122,6 +122,9 @@ def register(mcp: FastMCP, services: Services) -> None:
 
         def finish() -> ToolResult:
             whole = execution_tool_result(outcome, workspace, inline_limits)
-            return budget.fit(whole, name=name)
+            fitted = budget.fit(whole, name=name)
+            if fitted is not whole and isinstance(fitted.structured_content, dict):
+                fitted.structured_content["truncated"] = True  # cut to fit the budget
+            return fitted
 
         return await anyio.to_thread.run_sync(finish)
