@@ -112,13 +112,19 @@ async def test_queued_writes_are_read_back_in_order_and_once(db: Database) -> No
     assert db.write_failures == 0
 
 
+def broken(tx: Transaction) -> None:
+    insert("never")(tx)
+    raise ValueError("a bug in a write function")
+
+
 async def test_a_bad_queued_write_is_dropped_alone(db: Database) -> None:
     await db.migrate("items", ITEMS)
     db.enqueue(insert("before"))
     db.enqueue(lambda tx: tx.execute("INSERT INTO no_such_table VALUES (1)"))
+    db.enqueue(broken)  # not even a database error: a bug in the write itself
     db.enqueue(insert("after"))
     assert await db.fetch("SELECT key FROM items ORDER BY id") == [("before",), ("after",)]
-    assert db.write_failures == 1
+    assert db.write_failures == 2
     assert db.last_write_error is not None
 
 

@@ -82,6 +82,8 @@ class Database(ABC):
         self._writer = asyncio.create_task(
             self._queue.drain(self._apply_batch), name=f"database writer {self.display}"
         )
+        # Should the writer ever end early, readers waiting on it must not wait forever.
+        self._writer.add_done_callback(lambda _task: self._queue.close())
 
     async def aclose(self, flush_seconds: float = CLOSE_FLUSH_SECONDS) -> None:
         """Write what is queued (for at most ``flush_seconds``), then disconnect."""

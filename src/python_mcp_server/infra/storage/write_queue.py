@@ -5,8 +5,8 @@
 When the database is unreachable (``DatabaseUnavailableError``) the batch stays at the head
 and is retried with a growing pause until it goes through, so nothing is lost while the
 queue has room; past ``limit`` the oldest write is dropped and counted. Any other failure
-(a full disk, a broken row) drops the writes concerned, one by one, with a log line and a
-count, so one bad write never blocks the rest.
+(a full disk, a broken row, a bug in a write function) drops the writes concerned, found
+one by one, with a log line and a count, so one bad write never blocks the rest.
 
 Retrying a batch whose commit did land (the connection broke before the answer came back)
 would write it twice, so every queued write must be idempotent: insert with a unique key
@@ -109,7 +109,7 @@ class WriteQueue(Generic[W]):
                     pass
                 pause = min(pause * 2, LAST_PAUSE)
                 continue
-            except StorageError:
+            except Exception:  # a StorageError, or a bug in one write: find it, drop it
                 if not await self._one_by_one(apply, len(batch)):
                     continue
             else:
@@ -132,10 +132,10 @@ class WriteQueue(Generic[W]):
             except DatabaseUnavailableError as exc:
                 self._stall(exc)
                 return False
-            except StorageError as exc:
+            except Exception as exc:
                 self.failures += 1
-                self.last_error = exc.message
-                logger.warning("database %s: a queued write failed: %s", self.name, exc.message)
+                self.last_error = exc.message if isinstance(exc, StorageError) else repr(exc)
+                logger.warning("database %s: a queued write failed: %s", self.name, exc)
             self._pop_through(seq)
             self._finished(seq)
         return True
