@@ -182,3 +182,19 @@ async def test_many_items_are_shortened_keeping_first_and_last(tmp_path: Path) -
     assert link.type == "resource_link"
     saved = str(link.uri).removeprefix("workspace://")
     assert (tmp_path / saved).read_text() == text
+
+
+async def test_a_planted_outputs_link_is_not_written_through(
+    client: Client[Any], workspace: Path, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    plant = f"import os, shutil\nshutil.rmtree('outputs')\nos.symlink({str(outside)!r}, 'outputs')"
+    await client.call_tool_mcp("run_python_code", {"code": plant})
+    result = await client.call_tool_mcp("run_python_code", {"code": printing(90_000)})
+    assert result_size(result) <= BUDGET + NOTE_ALLOWANCE
+    note = texts(result)[-1]
+    assert "the whole result could not be saved" in note
+    assert links(result) == []
+    assert list(outside.iterdir()) == []
+    assert (workspace / "outputs").is_symlink()
