@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from fastmcp import Client
 
+from python_mcp_server.server.services import Services
 from tests.helpers import tool_error
 from tests.wheels import build_test_wheels
 
@@ -18,7 +19,9 @@ def settings_overrides(tmp_path_factory: pytest.TempPathFactory) -> dict[str, An
     return dict(build_test_wheels(tmp_path_factory.mktemp("wheels")))
 
 
-async def test_install_audit_lines(client: Client[Any], caplog: pytest.LogCaptureFixture) -> None:
+async def test_install_audit_lines(
+    client: Client[Any], services: Services, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO, logger="python_mcp_server.audit")
     await client.call_tool("install_dependencies", {"packages": "pmcp-tiny==1.0"})
     text = await tool_error(client, "install_dependencies", {"packages": "pmcp-no-such-package"})
@@ -31,6 +34,10 @@ async def test_install_audit_lines(client: Client[Any], caplog: pytest.LogCaptur
     assert (failed["packages"], failed["venv_name"]) == ("pmcp-no-such-package", "default")
     assert failed["status"] == "error"
     assert failed["error"] == "PACKAGE_INSTALLATION_ERROR"
+    # The same records, once each, in the database's audit table (newest first).
+    await services.database.flush()
+    stored = await services.audit.query(limit=10, event="install")
+    assert [json.loads(line) for line in stored] == [failed, ok]
 
 
 async def test_create_venv_packages_are_audited(

@@ -48,9 +48,12 @@ def services_required() -> bool:
 
 def find_bin_dir() -> Path | None:
     """The folder holding initdb, pg_ctl and postgres (newest Debian version first)."""
-    candidates = sorted(
-        glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name or 0)
-    )
+
+    def version(folder: str) -> int:
+        name = Path(folder).parent.name
+        return int(name) if name.isdigit() else -1
+
+    candidates = sorted(glob("/usr/lib/postgresql/*/bin"), key=version)
     for folder in reversed(candidates):
         if (Path(folder) / "initdb").exists() and (Path(folder) / "pg_ctl").exists():
             return Path(folder)
