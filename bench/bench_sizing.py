@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -110,55 +112,59 @@ async def round_trips(clients: dict[str, Client[Any]], rounds: int) -> dict[str,
 
 async def measure(sessions: int, rounds: int) -> None:
     root = Path(tempfile.mkdtemp(prefix="bench-sizing-"))
-    postgres = PostgresServer.create()
-    (root / "redis").mkdir()
-    redis = RedisServer(_redis_executable(), root / "redis")
-    redis.start()
-    gateway, kind = start_gateway(root, "enterprise")
-    print(f"gateway: {kind}")
-    replica = ReplicaProcess(
-        gateway,
-        "bench-sizing",
-        root / "replica-state",
-        {"MCP_DATABASE_URL": postgres.url, "MCP_REDIS_URL": redis.url},
-    )
-    local = ServerProcess()
-    figures: dict[str, Any] = {}
-    try:
+    with contextlib.ExitStack() as stack:  # everything started is stopped, whatever fails
+        stack.callback(shutil.rmtree, root, True)
+        postgres = PostgresServer.create()
+        stack.callback(postgres.close)
+        (root / "redis").mkdir()
+        redis = RedisServer(_redis_executable(), root / "redis")
+        redis.start()
+        stack.callback(redis.stop)
+        gateway, kind = start_gateway(root, "enterprise")
+        stack.callback(gateway.stop)
+        print(f"gateway: {kind}")
+        replica = ReplicaProcess(
+            gateway,
+            "bench-sizing",
+            root / "replica-state",
+            {"MCP_DATABASE_URL": postgres.url, "MCP_REDIS_URL": redis.url},
+        )
+        stack.callback(replica.stop)
         replica.start()
+        local = ServerProcess()
+        stack.callback(local.stop)
         wait_port(local.port, 120)
-        auth = BearerAuth(BALANCED_TOKEN)
-        url = f"http://{replica.address}/mcp"
-        async with Client(url, auth=auth) as remote, Client(local.url) as near:
-            await remote.list_tools()
-            await near.list_tools()
-            figures["replica_idle"] = rss_mib(replica.pid)
-            figures["gateway_idle"] = rss_mib(gateway.process.pid)
-            figures["start_remote"] = await start_sessions(remote, "r", sessions)
-            figures["start_local"] = await start_sessions(near, "l", sessions)
-            figures["replica_busy"] = rss_mib(replica.pid)
-            figures["gateway_busy"] = rss_mib(gateway.process.pid)
-            kernels = kernel_processes(gateway.process.pid)
-            figures["kernel_rss"] = [k.memory_info().rss / MIB for k in kernels]
-            figures["kernel_uss"] = [k.memory_full_info().uss / MIB for k in kernels]
-            figures["rtt"] = await round_trips({"remote": remote, "local": near}, rounds)
-            pid = postgres.postmaster_pid
-            figures["postgres"] = tree_pss_mib(pid) if pid else float("nan")
-            figures["redis"] = int(redis.client().info("memory")["used_memory_rss"]) / MIB
-            for index in range(sessions):
-                await remote.call_tool("delete_session", {"session_id": f"r{index}"})
-    finally:
-        replica.stop()
-        local.stop()
-        gateway.stop()
-        redis.stop()
-        postgres.close()
+        figures = await measure_running(replica, gateway.process.pid, local, sessions, rounds)
+        pid = postgres.postmaster_pid
+        figures["postgres"] = tree_pss_mib(pid) if pid else float("nan")
+        figures["redis"] = int(redis.client().info("memory")["used_memory_rss"]) / MIB
     report(figures, sessions, rounds)
 
 
-def _redis_executable() -> str:
-    import shutil
+async def measure_running(
+    replica: ReplicaProcess, gateway_pid: int, local: ServerProcess, sessions: int, rounds: int
+) -> dict[str, Any]:
+    figures: dict[str, Any] = {}
+    url = f"http://{replica.address}/mcp"
+    async with Client(url, auth=BearerAuth(BALANCED_TOKEN)) as remote, Client(local.url) as near:
+        await remote.list_tools()
+        await near.list_tools()
+        figures["replica_idle"] = rss_mib(replica.pid)
+        figures["gateway_idle"] = rss_mib(gateway_pid)
+        figures["start_remote"] = await start_sessions(remote, "r", sessions)
+        figures["start_local"] = await start_sessions(near, "l", sessions)
+        figures["replica_busy"] = rss_mib(replica.pid)
+        figures["gateway_busy"] = rss_mib(gateway_pid)
+        kernels = kernel_processes(gateway_pid)
+        figures["kernel_rss"] = [k.memory_info().rss / MIB for k in kernels]
+        figures["kernel_uss"] = [k.memory_full_info().uss / MIB for k in kernels]
+        figures["rtt"] = await round_trips({"remote": remote, "local": near}, rounds)
+        for index in range(sessions):
+            await remote.call_tool("delete_session", {"session_id": f"r{index}"})
+    return figures
 
+
+def _redis_executable() -> str:
     found = shutil.which("redis-server")
     if found is None:
         raise SystemExit("redis-server is not installed (apt-get install redis-server)")
