@@ -36,6 +36,7 @@ import psutil
 import pytest
 
 from tests.helpers import free_port
+from tests.services import services_required
 
 #: Round robin, no affinity: a replica that failed once is skipped for a while, then tried.
 UPSTREAM_RULES = "max_fails=1 fail_timeout={fail_timeout}s"
@@ -62,10 +63,6 @@ def nginx_binary() -> str | None:
     return shutil.which("nginx") or next(
         (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.access(p, os.X_OK)), None
     )
-
-
-def services_required() -> bool:
-    return os.environ.get("PMCP_REQUIRE_SERVICES", "").lower() in {"1", "true", "yes"}
 
 
 def render_config(root: Path, port: int, upstreams: Sequence[int], fail_timeout: float) -> str:

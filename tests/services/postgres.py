@@ -37,13 +37,10 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import wait_gone
+from tests.services import services_required
 
 ROLE = "pmcp"
 START_TIMEOUT = 60
-
-
-def services_required() -> bool:
-    return os.environ.get("PMCP_REQUIRE_SERVICES", "").lower() in {"1", "true", "yes"}
 
 
 def find_bin_dir() -> Path | None:

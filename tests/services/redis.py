@@ -13,7 +13,6 @@ Use the ``redis_server`` fixture (import it into a conftest or test module)::
 
 from __future__ import annotations
 
-import os
 import secrets
 import shutil
 import signal
@@ -26,14 +25,10 @@ import pytest
 import redis
 
 from tests.helpers import free_port
+from tests.services import services_required
 
 #: Seconds a start or a stop may take.
 DEADLINE = 20.0
-
-
-def services_required() -> bool:
-    """In CI (``PMCP_REQUIRE_SERVICES``) a missing service is a failure, never a skip."""
-    return os.environ.get("PMCP_REQUIRE_SERVICES", "").lower() in {"1", "true", "yes"}
 
 
 class RedisServer:
