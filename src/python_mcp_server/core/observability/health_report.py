@@ -163,6 +163,9 @@ class HealthReporter:
             history_entries = await self._history.count()
         except ServerError as exc:
             problems.append(f"the history database does not answer: {exc.message}")
+        backlog = self._history.database_problem()
+        if backlog:
+            problems.append(backlog)
         disk = None
         if self._disk is not None:
             disk = self._disk.report(self._history.write_failures, self._history.last_write_error)

@@ -156,6 +156,15 @@ class HistoryStore:
     def last_write_error(self) -> str | None:
         return self._db.last_write_error
 
+    def database_problem(self) -> str | None:
+        """What health should say while queued records wait for the database, if anything."""
+        if self._db.reachable:
+            return None
+        return (
+            f"the database {self._db.display} is unreachable; {self._db.queued} record(s) "
+            "wait to be written"
+        )
+
     async def open(self) -> None:
         """Create or upgrade the table (the database is opened by its owner)."""
         await self._db.migrate(COMPONENT, MIGRATIONS)
