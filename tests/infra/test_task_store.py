@@ -53,3 +53,15 @@ async def test_a_wrong_password_is_no_store_either(redis_server: RedisServer) ->
 async def test_nothing_listening_is_unavailable() -> None:
     with pytest.raises(TaskStoreUnavailableError, match="unreachable"):
         await ping(f"redis://127.0.0.1:{free_port()}/0", 5)
+
+
+async def test_a_sentinel_without_master_is_unavailable_in_one_short_line() -> None:
+    ports = free_port(), free_port()
+    url = f"redis+sentinel://:hunter2-pw@127.0.0.1:{ports[0]},127.0.0.1:{ports[1]}/main/0"
+    with pytest.raises(TaskStoreUnavailableError) as caught:
+        await ping(url, 5)
+    text = str(caught.value)
+    assert "hunter2-pw" not in text
+    assert "redis+sentinel://:***@127.0.0.1:" in text
+    assert "\n" not in text
+    assert len(text) < 400, text

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from python_mcp_server.errors import TaskStoreUnavailableError
@@ -19,6 +18,8 @@ from python_mcp_server.errors import TaskStoreUnavailableError
 MASK = "***"
 #: Query parameters of a Redis URL that carry a secret.
 SECRET_PARAMETERS = frozenset({"password", "sentinel_password"})
+#: Longest reason (the driver's error text) an error message quotes.
+REASON_CHARS = 200
 
 
 def masked_url(url: str) -> str:
@@ -62,17 +63,30 @@ def is_outage(exc: BaseException) -> bool:
 
 def unavailable(url: str, exc: BaseException | None = None) -> TaskStoreUnavailableError:
     """The error for an unreachable store at ``url`` (password masked)."""
-    reason = f": {type(exc).__name__}: {exc}" if exc is not None and str(exc) else ""
-    reason = reason.replace(url, masked_url(url)).splitlines()[0] if reason else ""
+    reason = ""
+    if exc is not None and str(exc):
+        # The first line, without the client reprs some redis errors append.
+        text = str(exc).replace(url, masked_url(url)).splitlines()[0].split(" : <", 1)[0]
+        text = text if len(text) <= REASON_CHARS else text[: REASON_CHARS - 1] + "…"
+        reason = f": {type(exc).__name__}: {text}"
     return TaskStoreUnavailableError(f"the task store at {masked_url(url)} is unreachable{reason}")
+
+
+async def _answer(url: str) -> None:
+    # Docket's own connection, so every URL form the server will use (sentinel too) works.
+    from docket import Docket
+
+    async with Docket(name="python-mcp-server-ping", url=url) as docket, docket.redis() as redis:
+        await redis.exists(docket.key("ping"))  # any command: it needs a working login
 
 
 async def ping(url: str, timeout: float) -> None:
     """Raise ``TaskStoreUnavailableError`` unless the Redis at ``url`` answers in time."""
-    client = Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
     try:
-        await asyncio.wait_for(client.ping(), timeout)
+        await asyncio.wait_for(_answer(url), timeout)
+    except ValueError as exc:  # a URL redis-py cannot read
+        raise TaskStoreUnavailableError(
+            f"the task store URL {masked_url(url)} is not usable: {exc}"
+        ) from exc
     except (RedisError, OSError, TimeoutError) as exc:
         raise unavailable(url, exc) from exc
-    finally:
-        await client.aclose()
