@@ -29,6 +29,11 @@ class SessionInfo(WireModel):
     last_used: datetime
     execution_count: int = Field(description="Executions run in this session.")
     kernel_pid: int | None = Field(None, description="Kernel process id on this machine.")
+    kernel_id: str | None = Field(
+        None,
+        description="The kernel's id on the gateway, the same from every replica (kernels on "
+        "a gateway with the session registry); null otherwise.",
+    )
     active: bool = Field(description="Whether calls without session_id go to this session.")
     restarts: int = Field(0, description="Kernel restarts since the session was created.")
     waiting_calls: int = Field(0, description="Executions waiting for the running one to end.")

@@ -69,6 +69,10 @@ class KernelFactory:
             weakref.WeakKeyDictionary()
         )
 
+    @property
+    def start_timeout(self) -> float:
+        return self._config.start_timeout
+
     def launch_request(
         self,
         venv_name: str | None,

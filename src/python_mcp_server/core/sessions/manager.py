@@ -8,7 +8,9 @@ session, which ``switch_session`` sets for that principal only.
 
 With a launcher whose kernels are shared (replicas on one gateway), a session this server
 does not know yet is looked up on the launcher and attached; stopping or idling only
-detaches, and deleting ends the session for every server.
+detaches, and deleting ends the session for every server. The session registry
+(``registry.py``, in the database replicas share) then decides which replica starts a
+new session's kernel, and lists the same sessions on every replica.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from python_mcp_server.core.sessions.owners import (
     session_key,
     split_key,
 )
+from python_mcp_server.core.sessions.claims import SessionClaims
+from python_mcp_server.core.sessions.registry import SessionRegistry
 from python_mcp_server.core.sessions.session import (
     ExecutionConfig,
     KernelReplacedHook,
@@ -77,8 +81,11 @@ class SessionManager:
         config: SessionsConfig,
         execution: ExecutionConfig,
         factory: KernelFactory,
+        registry: SessionRegistry | None = None,
     ) -> None:
         self._config = config
+        #: The shared record of sessions (shared launchers only) and its claims.
+        self.claims = SessionClaims(registry, factory.launcher, factory.start_timeout * 2)
         self._execution = execution
         self._factory = factory
         self._pool = KernelPool(factory, config.pool_size)
@@ -108,6 +115,8 @@ class SessionManager:
             logger.warning("ended %d kernel(s) left by an earlier server", reaped)
         if self._factory.packages is not None:
             await self._factory.packages.clear()  # an earlier server's session folders
+        if self.claims.registry is not None:
+            await self.claims.registry.open()
         self._pool.start()
         if self._config.idle_timeout > 0:
             self._reaper = asyncio.create_task(self._reap_idle_forever(), name="idle-reaper")
@@ -124,6 +133,8 @@ class SessionManager:
             *(self._release(s, "the server is stopping") for s in sessions),
             return_exceptions=True,
         )
+        if self.claims.registry is not None:
+            self.claims.registry.close()
         if self._factory.packages is not None:
             await self._factory.packages.clear()  # pooled kernels' folders too
 
@@ -184,6 +195,7 @@ class SessionManager:
             owner = as_ref(spec).owner
             with contextlib.suppress(SessionExistsError):
                 return await self.create(SessionRef(owner, name), description="default session")
+            # Another replica (or call) created it first: attach once its kernel is there.
             return await self.lookup(SessionRef(owner, name))
         return self.get(spec)
 
@@ -195,17 +207,38 @@ class SessionManager:
         return session if session is not None else self.get(spec)
 
     async def _adopt(self, name: str) -> KernelSession | None:
-        """Attach the session's kernel when another server started it (replicas)."""
+        """Attach the session's kernel when another server started it (replicas).
+
+        A session another replica is starting right now is waited for (its registry row
+        says so). The registry is consulted, not required: without the database, a kernel
+        the gateway has is still attached (attaching never starts one).
+        """
         if not self._factory.launcher.shared_sessions:
             return None
+        pending = self._creating.get(name)
+        if pending is not None:  # this server is starting it: that start's result
+            with contextlib.suppress(Exception):
+                return await asyncio.shield(pending)
+            return None
+        record = await self.claims.settled(name)
         client = await self._factory.attach(name)
         if client is None:
+            if record is not None and record.state == "ready":
+                await self.claims.kernel_gone(name, record)
             return None
         existing = self._sessions.get(name)
         if existing is not None:  # a concurrent call attached or created it first
             await client.close(kill=False)
             return existing
-        session = self._session_for(name, client, description="", venv_name=None)
+        session = self._session_for(
+            name,
+            client,
+            description=record.description if record else "",
+            venv_name=record.environment if record else None,
+        )
+        if record is not None:
+            session.created_at = record.created_at
+        await self.claims.attached(name, record, client.kernel.kernel_id)
         self._sessions[name] = session
         logger.info("session %s: attached its kernel %s", name, client.kernel.kernel_id)
         return session
@@ -241,15 +274,15 @@ class SessionManager:
         future: asyncio.Future[KernelSession] = asyncio.get_running_loop().create_future()
         self._creating[name] = future
         try:
-            launcher = self._factory.launcher
-            if launcher.shared_sessions and await launcher.find_session_kernel(name) is not None:
-                raise SessionExistsError(
-                    f"session {shown!r} already exists (another server started it); use it "
-                    "by its session_id"
-                )
-            client = await self._new_kernel(venv_name, name, network)
+            claim = await self.claims.claim(name, venv_name, description)
+            try:
+                client = await self._new_kernel(venv_name, name, network)
+            except BaseException:
+                await self.claims.abandon(claim)
+                raise
             session = self._session_for(name, client, description, venv_name)
             session.network = network
+            await self.claims.confirm(claim, session)
             self._sessions[name] = session
             future.set_result(session)
             return session
@@ -263,15 +296,17 @@ class SessionManager:
     async def delete(self, spec: SessionRef | str) -> str:
         """End a session and its kernel (for every server sharing it); returns its id."""
         shown, name = self._key(spec)
+        registered = await self.claims.delete(name)  # first: a failure changes nothing
         session = self._sessions.pop(name, None)
         if session is not None:
             await session.close(reason="the session was deleted")
             await self._factory.release(name)
         else:
             kernel = await self._factory.launcher.find_session_kernel(name)
-            if kernel is None:
+            if kernel is not None:
+                await kernel.kill()  # started through another server: end it, no attaching
+            elif not registered:
                 raise SessionNotFoundError(self._not_found(shown))
-            await kernel.kill()  # started through another server: end it without attaching
         self._forget_active(name)
         return shown
 
@@ -300,7 +335,7 @@ class SessionManager:
         self, key: str, client: KernelClient, description: str, venv_name: str | None
     ) -> KernelSession:
         owner, name = split_key(key)
-        return KernelSession(
+        session = KernelSession(
             name,
             client,
             owner=owner,
@@ -311,6 +346,8 @@ class SessionManager:
             venv_name=venv_name,
             on_replaced=self._kernel_replaced,
         )
+        session.on_used = self.claims.use_hook(owner, name)
+        return session
 
     async def _replacement_kernel(self, session: KernelSession) -> KernelClient:
         if not self._factory.launcher.shared_sessions:
@@ -324,6 +361,7 @@ class SessionManager:
             del self._sessions[name]
         session.lifecycle.abandon("its kernel was deleted on the gateway")
         self._forget_active(name)
+        await self.claims.kernel_gone(name)
         raise SessionNotFoundError(
             f"session {session.session_id!r} no longer exists: its kernel was deleted on the "
             "gateway (through another server, or by the gateway's idle culling)"

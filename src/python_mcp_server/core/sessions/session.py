@@ -114,6 +114,8 @@ class KernelSession:
         self.created_at = _now()
         self.last_used = self.created_at
         self.last_used_monotonic = time.monotonic()
+        #: Called on each use (the session registry's last-used time); None: nothing.
+        self.on_used: Callable[[], None] | None = None
         self.execution_count = 0
         self.last_error: str | None = None
         self._config = config
@@ -179,6 +181,8 @@ class KernelSession:
     def touch(self) -> None:
         self.last_used = _now()
         self.last_used_monotonic = time.monotonic()
+        if self.on_used is not None:
+            self.on_used()
 
     # --- execution -------------------------------------------------------------------
     async def execute(

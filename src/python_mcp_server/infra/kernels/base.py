@@ -156,6 +156,16 @@ class KernelLauncher(abc.ABC):
     async def launch(self, request: KernelLaunchRequest) -> LaunchedKernel:
         """Start a kernel and return once its process exists (not necessarily ready)."""
 
+    @property
+    def sharing_scope(self) -> str:
+        """What sets apart the sessions of servers sharing kernels (a gateway namespace):
+        the scope of the session registry."""
+        return ""
+
+    def kernel_id_for(self, session_id: str) -> str:
+        """The kernel id a session's kernel has on a shared backend ("" elsewhere)."""
+        return ""
+
     async def find_session_kernel(self, session_id: str) -> LaunchedKernel | None:
         """The running kernel of a session started by another server, if one exists.
 

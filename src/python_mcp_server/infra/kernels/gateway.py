@@ -316,6 +316,10 @@ class GatewayLauncher(KernelLauncher):
         #: The environment of kernels started anew for sessions this server did not launch.
         self._default_env = dict(default_env or {})
 
+    @property
+    def sharing_scope(self) -> str:
+        return self.config.namespace
+
     def kernel_id_for(self, session_id: str) -> str:
         return session_kernel_id(self.config.namespace, session_id)
 

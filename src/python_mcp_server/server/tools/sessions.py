@@ -11,6 +11,8 @@ from pydantic import Field
 
 from python_mcp_server import __version__
 from python_mcp_server.core.execution.interrupts import InterruptOutcome, interrupt_running
+from python_mcp_server.core.sessions.listing import ListedSession
+from python_mcp_server.core.sessions.listing import list_sessions as list_sessions_of
 from python_mcp_server.core.sessions.manager import SessionManager
 from python_mcp_server.core.sessions.owners import new_session_id
 from python_mcp_server.core.sessions.session import KernelSession
@@ -51,11 +53,32 @@ def session_info(session: KernelSession, manager: SessionManager) -> SessionInfo
         last_used=session.last_used,
         execution_count=session.execution_count,
         kernel_pid=session.kernel_pid,
+        kernel_id=session.client.kernel.kernel_id if session.client.kernel.shared else None,
         active=session.session_id == manager.active_id(session.owner),
         restarts=session.restart_count,
         waiting_calls=session.waiting_calls,
         venv_name=session.venv_name,
         network=session.network.describe() if session.network else None,
+    )
+
+
+def listed_info(entry: ListedSession, manager: SessionManager, owner: str) -> SessionInfo:
+    """A list_sessions row: live details where this server has the session."""
+    live = entry.live
+    return SessionInfo(
+        session_id=entry.session_id,
+        description=entry.description,
+        status=entry.status,
+        created_at=entry.created_at,
+        last_used=entry.last_used,
+        execution_count=live.execution_count if live else 0,
+        kernel_pid=live.kernel_pid if live else None,
+        kernel_id=entry.kernel_id,
+        active=entry.session_id == manager.active_id(owner),
+        restarts=live.restart_count if live else 0,
+        waiting_calls=live.waiting_calls if live else 0,
+        venv_name=entry.venv_name,
+        network=live.network.describe() if live and live.network else None,
     )
 
 
@@ -144,9 +167,9 @@ def register(mcp: FastMCP, services: Services) -> None:
     async def list_sessions() -> SessionList:
         """Your live sessions with their status, kernel pid, counts and which is active."""
         owner = current_principal()
-        mine = manager.all(owner)
+        mine = await list_sessions_of(manager, owner)
         return SessionList(
-            sessions=[session_info(s, manager) for s in mine],
+            sessions=[listed_info(entry, manager, owner) for entry in mine],
             active_session_id=manager.active_id(owner),
             total=len(mine),
             max_sessions=max_sessions,
