@@ -73,6 +73,6 @@ async def test_running_code_in_a_brand_new_default_session_on_two_replicas(
     first, second = await asyncio.gather(run(a, "from_a = 1"), run(b, "from_b = 2"))
     assert (first["status"], second["status"]) == ("ok", "ok"), (first, second)
     assert_one_kernel(replicas, before, ["default"])
-    both = "sorted(n for n in ('from_a', 'from_b') if n in dir())"
+    both = "sorted(n for n in ('from_a', 'from_b') if n in globals())"
     assert (await run(a, both))["result"] == "['from_a', 'from_b']"
     assert (await run(b, both))["result"] == "['from_a', 'from_b']"

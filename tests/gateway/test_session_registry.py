@@ -72,8 +72,9 @@ async def test_a_session_whose_kernel_was_culled_leaves_the_list(
 
 
 async def test_without_the_database_no_session_is_created(
-    replicas: Replicas, own_postgres: PostgresServer
+    own_postgres: PostgresServer, replicas: Replicas
 ) -> None:
+    """(PostgreSQL first: it must outlive the replicas, whose teardown lists sessions.)"""
     a = await replicas.open(database_url=own_postgres.url, database_timeout=2)
     await call(a, "create_session", session_id="before")
     before = replicas.gateway.kernel_ids()

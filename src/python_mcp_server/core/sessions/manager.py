@@ -22,6 +22,7 @@ import re
 import time
 from dataclasses import dataclass
 
+from python_mcp_server.core.sessions.claims import SessionClaims
 from python_mcp_server.core.sessions.kernel_client import KernelClient
 from python_mcp_server.core.sessions.kernel_factory import KernelFactory
 from python_mcp_server.core.sessions.kernel_pool import KernelPool
@@ -33,7 +34,6 @@ from python_mcp_server.core.sessions.owners import (
     session_key,
     split_key,
 )
-from python_mcp_server.core.sessions.claims import SessionClaims
 from python_mcp_server.core.sessions.registry import SessionRegistry
 from python_mcp_server.core.sessions.session import (
     ExecutionConfig,

@@ -159,16 +159,16 @@ class SessionRegistry:
         stale_before = _stamp(
             datetime.fromtimestamp(now.timestamp() - self._config.claim_timeout, timezone.utc)
         )
-        stamp = _stamp(now)
+        stamps = (_stamp(now),) * 3
         scope = self.scope
+        where = (scope, owner, session_id)
 
         def work(tx: Transaction) -> Claim:
             inserted = tx.execute(
                 f"INSERT INTO session_registry (scope, {_COLUMNS}) "
                 "VALUES (?, ?, ?, ?, ?, ?, 'creating', ?, ?, ?, ?) "
                 "ON CONFLICT (scope, owner, session_id) DO NOTHING",
-                (scope, owner, session_id, kernel_id, environment, description, token)
-                + (stamp, stamp, stamp),
+                (scope, owner, session_id, kernel_id, environment, description, token, *stamps),
             )
             if inserted != 1:  # a row exists: take it over only if its claim went stale
                 inserted = tx.execute(
@@ -176,8 +176,7 @@ class SessionRegistry:
                     "description = ?, claim = ?, claimed_at = ?, created_at = ?, "
                     "last_used = ? WHERE scope = ? AND owner = ? AND session_id = ? "
                     "AND state = 'creating' AND claimed_at < ?",
-                    (kernel_id, environment, description, token, stamp, stamp, stamp)
-                    + (scope, owner, session_id, stale_before),
+                    (kernel_id, environment, description, token, *stamps, *where, stale_before),
                 )
             record = self._select(tx, owner, session_id)
             assert record is not None
@@ -215,14 +214,13 @@ class SessionRegistry:
     async def record_existing(self, owner: str, session_id: str, kernel_id: str) -> None:
         """Register a session whose kernel exists but has no row (started before the
         registry held it); an existing row is kept."""
-        stamp = _stamp()
+        stamps = (_stamp(),) * 3
         await self._db.transaction(
             lambda tx: tx.execute(
                 f"INSERT INTO session_registry (scope, {_COLUMNS}) "
                 "VALUES (?, ?, ?, ?, NULL, '', 'ready', ?, ?, ?, ?) "
                 "ON CONFLICT (scope, owner, session_id) DO NOTHING",
-                (self.scope, owner, session_id, kernel_id, secrets.token_hex(8))
-                + (stamp, stamp, stamp),
+                (self.scope, owner, session_id, kernel_id, secrets.token_hex(8), *stamps),
             )
         )
 
@@ -267,8 +265,7 @@ class SessionRegistry:
         return bool(
             await self._db.transaction(
                 lambda tx: tx.execute(
-                    "DELETE FROM session_registry WHERE scope = ? AND owner = ? "
-                    "AND session_id = ?",
+                    "DELETE FROM session_registry WHERE scope = ? AND owner = ? AND session_id = ?",
                     (self.scope, owner, session_id),
                 )
             )
