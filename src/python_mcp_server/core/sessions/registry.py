@@ -116,7 +116,7 @@ class RegistryConfig:
 
     #: A ``creating`` row older than this belongs to a replica that died mid-start.
     claim_timeout: float = 150.0
-    touch_interval: float = 5.0
+    touch_interval: float = 1.0
 
 
 class SessionRegistry:
