@@ -189,7 +189,10 @@ MEANINGS: dict[str, tuple[str, str]] = {
     "DATABASE_UNAVAILABLE": (
         "The shared database (`MCP_DATABASE_URL`) cannot be reached right now.",
         "`get_execution_history` and `clear_execution_history` while PostgreSQL is down, "
-        "restarting or out of connections. Executions still run; their history and audit "
+        "restarting or out of connections; with kernels on a gateway also `create_session`, "
+        "`delete_session`, `list_sessions` and a first call on a new `default` session "
+        "(the session registry decides which replica starts a kernel: nothing is started or "
+        "ended without it). Executions still run; their history and audit "
         "records wait in a bounded queue and are written, once each, when the database is "
         "back. Retry later; `health_check` lists the problem meanwhile. See "
         "[Deployment](deployment.md#shared-database).",

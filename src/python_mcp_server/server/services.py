@@ -58,6 +58,7 @@ from python_mcp_server.core.sessions.kernel_factory import KernelFactory, Kernel
 from python_mcp_server.core.sessions.manager import SessionManager, SessionsConfig
 from python_mcp_server.core.sessions.preload import preload_modules
 from python_mcp_server.core.sessions.preload_notice import PreloadNoticeHook
+from python_mcp_server.core.sessions.registry import RegistryConfig, SessionRegistry
 from python_mcp_server.core.sessions.session import ExecutionConfig
 from python_mcp_server.core.sessions.snapshots import SnapshotConfig, SnapshotHook, SnapshotService
 from python_mcp_server.core.workspace.disk import DiskWatch
@@ -242,6 +243,15 @@ def build_services(settings: Settings) -> Services:
         # Remote kernels cannot mount a folder of this machine.
         packages=None if launcher.shared_sessions else SessionPackages(settings.venvs_path),
     )
+    database = make_database(
+        DatabaseConfig(
+            url=settings.database_url,
+            sqlite_path=settings.state_path / "history.sqlite3",
+            pool_size=settings.database_pool_size,
+            timeout=settings.database_timeout,
+            queue_limit=settings.database_queue_limit,
+        )
+    )
     sessions = SessionManager(
         SessionsConfig(
             max_sessions=settings.max_sessions,
@@ -261,6 +271,7 @@ def build_services(settings: Settings) -> Services:
             ),
         ),
         factory,
+        session_registry(settings, launcher, database),
     )
     limits = describe_limits(
         launcher, requested=settings.sandbox, execution_timeout=settings.execution_timeout
@@ -296,15 +307,6 @@ def build_services(settings: Settings) -> Services:
     sessions.replacement_hooks.append(recorder.kernel_replaced)
     if settings.auto_install:
         execution.add_hook(AutoInstallHook(packages, environments, workspace))
-    database = make_database(
-        DatabaseConfig(
-            url=settings.database_url,
-            sqlite_path=settings.state_path / "history.sqlite3",
-            pool_size=settings.database_pool_size,
-            timeout=settings.database_timeout,
-            queue_limit=settings.database_queue_limit,
-        )
-    )
     health, health_report, history, audit, snapshots = build_observability(
         settings, sessions, execution, launcher, limits, runner, database, disk
     )
@@ -333,6 +335,20 @@ def build_services(settings: Settings) -> Services:
         live=live,
         view_signer=ViewSigner(settings.auth_token),
         result_budget=ResultBudget(settings.max_result_chars, outputs),
+    )
+
+
+def session_registry(
+    settings: Settings, launcher: KernelLauncher, database: Database
+) -> SessionRegistry | None:
+    """The record of sessions shared with other servers (kernels on a gateway); None when
+    the kernels are this server's own."""
+    if not launcher.shared_sessions:
+        return None
+    # A start that has not confirmed its claim after this long belongs to a dead server.
+    claim_timeout = 2 * settings.kernel_start_timeout + 30
+    return SessionRegistry(
+        database, launcher.sharing_scope, RegistryConfig(claim_timeout=claim_timeout)
     )
 
 
