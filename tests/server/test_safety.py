@@ -108,3 +108,16 @@ def test_allow_unsafe_is_read_under_the_compatibility_name(
     settings = Settings(workspace_dir=tmp_path)
     assert settings.allow_unsafe is True
     assert settings.safety_mode == "block"
+
+
+@pytest.mark.parametrize("settings_overrides", [{"safety_mode": "block", "allow_unsafe": True}])
+async def test_block_mode_refuses_a_flagged_script(client: Client[Any], workspace: Path) -> None:
+    script = "import subprocess\nopen('ran.txt', 'w').write('yes')\nsubprocess.run(['true'])\n"
+    await call(client, "save_script", name="flagged", content=script)
+    for mode in ("subprocess", "kernel"):
+        text = await tool_error(client, "run_script", {"path": "scripts/flagged.py", "mode": mode})
+        assert text.startswith("UNSAFE_CODE:")
+        assert "MCP_SAFETY_MODE=block" in text
+    assert not (workspace / "ran.txt").exists()
+    await call(client, "save_script", name="plain", content="print('fine')")
+    assert (await call(client, "run_script", path="scripts/plain.py"))["stdout"] == "fine\n"

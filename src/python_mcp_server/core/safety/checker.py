@@ -384,6 +384,11 @@ class SafetyHook:
             outcome.result.warnings = list(found)
 
 
+def findings_summary(report: SafetyReport, limit: int = 3) -> str:
+    """The high findings of a report in one line (``line N: message; ...``)."""
+    return _summary(report, limit)
+
+
 def _summary(report: SafetyReport, limit: int = 3) -> str:
     high = [w for w in report.warnings if w.severity == "high"]
     parts = [f"line {w.line}: {w.message}" for w in high[:limit]]

@@ -13,7 +13,9 @@ from fastmcp.tools.base import ToolResult
 from mcp_types import ContentBlock, ImageContent, TextContent
 from pydantic import Field
 
+from python_mcp_server.core.safety.checker import check_code_safety, findings_summary
 from python_mcp_server.core.workspace.files import WorkspaceFiles
+from python_mcp_server.errors import UnsafeCodeError
 from python_mcp_server.models.files import (
     DeleteFileResult,
     FileList,
@@ -42,6 +44,17 @@ def script_source(files: WorkspaceFiles, path: str) -> str:
     workspace = files.workspace
     data, _ = workspace.read_bytes(workspace.resolve(path))
     return data.decode("utf-8", errors="replace")
+
+
+def refuse_flagged_script(source: str) -> None:
+    """Block mode: a script the safety check flags is refused (run_script has no
+    allow_unsafe; run the code with run_python_code(allow_unsafe=True) where permitted)."""
+    report = check_code_safety(source)
+    if not report.is_safe:
+        raise UnsafeCodeError(
+            "the script was refused by the safety check (MCP_SAFETY_MODE=block): "
+            f"{findings_summary(report)}"
+        )
 
 
 def register(mcp: FastMCP, services: Services) -> None:
@@ -178,9 +191,12 @@ def register(mcp: FastMCP, services: Services) -> None:
         failing script is status "error", not a tool error."""
         settings = services.settings
         approval = Approval()
-        if settings.safety_mode == "ask":
+        if settings.safety_mode in ("ask", "block"):
             source = await anyio.to_thread.run_sync(partial(script_source, files, path))
-            approval = await ask_approval(ctx, source, settings.safety_ask_fallback)
+            if settings.safety_mode == "block":
+                refuse_flagged_script(source)
+            else:
+                approval = await ask_approval(ctx, source, settings.safety_ask_fallback)
             if approval.ask is not None:
                 return approval.ask  # the client asks the user and calls again
         result = await scripts.run(
