@@ -9,8 +9,10 @@ them alike:
 - PostgreSQL: ``MCP_DATABASE_URL`` set (history and audit queued to PostgreSQL).
 
 Each figure is the median of ``run_python_code("1+1")`` with its ratio to the baseline
-(target for PostgreSQL: <= 1.05x). PostgreSQL is the one in ``MCP_DATABASE_URL`` if set,
-else a throwaway cluster started like the tests' (``tests/services/postgres.py``).
+(target for PostgreSQL: <= 1.05x), then the median of the per-round ratios PostgreSQL /
+baseline (each pair measured moments apart, so less swayed by load that comes and goes).
+PostgreSQL is the one in ``MCP_DATABASE_URL`` if set, else a throwaway cluster started like
+the tests' (``tests/services/postgres.py``).
 
 Run: ``.venv/bin/python bench/bench_history_store.py [--rounds N]``
 """
@@ -22,6 +24,7 @@ import asyncio
 import contextlib
 import os
 import random
+import statistics
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -93,6 +96,10 @@ async def main(rounds: int) -> None:
         median = median_ms(values)
         p95 = percentiles_ms(values)["p95"]
         print(f"  {name:32s} {median:7.2f} ms  (p95 {p95:6.1f})  {median / baseline:5.3f}x")
+    paired = statistics.median(
+        pg / base for pg, base in zip(samples[POSTGRES], samples[BASELINE], strict=True)
+    )
+    print(f"  PostgreSQL / baseline, median of per-round ratios: {paired:5.3f}x")
     print(f"  rows in PostgreSQL's history: {rows} (every call recorded)")
 
 
