@@ -262,6 +262,20 @@ async def test_failover_keeps_state_and_never_reruns_the_lost_call(
             assert codes.count("counter = 0\nkept = 'yes'") == 1, codes
             assert codes.count("counter, kept") == 1, codes
             assert codes.count(waits) <= 1, codes
+        if "MCP_DATABASE_URL" in shared_stores:
+            # The session registry: a session created through one replica is listed
+            # through the other (round robin: create on X, list on Y, list on X).
+            since = len(balanced.balancer.access())
+            await call(client, "create_session", session_id="fresh")
+            listings = [await call(client, "list_sessions") for _ in range(2)]
+            order = await balanced.served_after(since, 3)
+            assert order[0] != order[1], order
+            assert order[2] == order[0], order
+            for listing in listings:
+                names = [entry["session_id"] for entry in listing["sessions"]]
+                assert {"fo", "fresh"} <= set(names), names
+                assert len(names) == len(set(names)), names
+            await call(client, "delete_session", session_id="fresh")
         if "MCP_REDIS_URL" in shared_stores:
             # A task created through one replica, asked about through the other (round
             # robin, both in rotation again), read through either.
