@@ -65,6 +65,11 @@ def wire_size(content: list[ContentBlock], structured: Any) -> int:
     return len(json.dumps(wire, separators=(",", ":"), ensure_ascii=False))
 
 
+def text_chars(result: ToolResult) -> int:
+    """Characters of a result's text blocks (a cheap first look at its size)."""
+    return sum(len(block.text) for block in result.content if isinstance(block, TextContent))
+
+
 def cut_marker(dropped: int) -> str:
     return f"\n[... {dropped} characters cut ...]\n"
 
@@ -142,6 +147,12 @@ class ResultBudget:
     def __init__(self, max_chars: int, outputs: OutputFiles) -> None:
         self.max_chars = max_chars
         self._outputs = outputs
+
+    def fits(self, result: ToolResult) -> bool:
+        """Whether ``result`` is within the budget as it is."""
+        if isinstance(result, InputRequiredToolResult):
+            return True
+        return wire_size(list(result.content), result.structured_content) <= self.max_chars
 
     def fit(
         self, result: ToolResult, *, name: str = "result", whole: str | None = None

@@ -1,8 +1,10 @@
 """The result budget as the last step of every synchronous tool call.
 
 Each tool result passes through ``ResultBudget.fit`` (``server/result_budget.py``) on its
-way out, in a worker thread (measuring and cutting a large result is CPU work). Calls run
-as MCP tasks bypass middleware; ``task_tool`` fits their results itself.
+way out. A result whose text is small is measured on the event loop (a few microseconds:
+the usual case, kept off any thread hop); a large one is measured and cut in a worker
+thread (that is CPU work). Calls run as MCP tasks bypass middleware; ``task_tool`` fits
+their results itself.
 """
 
 from __future__ import annotations
@@ -14,7 +16,10 @@ import mcp_types as mt
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 from fastmcp.tools.base import ToolResult
 
-from python_mcp_server.server.result_budget import ResultBudget
+from python_mcp_server.server.result_budget import ResultBudget, text_chars
+
+#: Results with at most this much text are measured on the event loop.
+MEASURE_INLINE_CHARS = 16_384
 
 
 class ResultBudgetMiddleware(Middleware):
@@ -32,4 +37,6 @@ class ResultBudgetMiddleware(Middleware):
         if not isinstance(result, ToolResult):
             return result
         name = context.message.name
+        if text_chars(result) <= MEASURE_INLINE_CHARS and self._budget.fits(result):
+            return result
         return await anyio.to_thread.run_sync(lambda: self._budget.fit(result, name=name))
