@@ -1,15 +1,16 @@
-"""``1+1`` through a Jupyter Kernel Gateway against a local kernel, measured in one run.
+"""``1+1`` through Jupyter Kernel and Enterprise Gateways against a local kernel, one run.
 
 Session level (in process, ``KernelSession.execute``): a local kernel; a stock Kernel
 Gateway with this client's quick ACKs (the default); the same with quick ACKs off (what a
 naive websocket client gets); and a gateway started with the no-delay connection class
-from ``deploy/kernel-gateway``. Client level: ``run_python_code("1+1")`` over streamable
-HTTP against the ``python-mcp-server`` command, local vs ``--gateway-url`` (stock gateway).
+from ``deploy/kernel-gateway``; and a stock Enterprise Gateway (its start time is printed
+too). Client level: ``run_python_code("1+1")`` over streamable
+HTTP against the ``python-mcp-server`` command, local vs ``--gateway-url`` (each gateway).
 Rounds are interleaved across configurations, so load on a shared machine hits all of
 them alike. Prints medians and each ratio against its local baseline (target: <= 1.3x).
 
-Needs the gateway venv (``python3 -m venv .gateway-venv && .gateway-venv/bin/pip install
-jupyter_kernel_gateway ipykernel``). Run: ``.venv/bin/python bench/bench_gateway.py``.
+Needs the gateway venvs, made on first use by the test fixtures (``.gateway-venv``,
+``.gateway-venv-eg``). Run: ``.venv/bin/python bench/bench_gateway.py``.
 """
 
 from __future__ import annotations
@@ -31,7 +32,12 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).parent))
 
 from fastmcp import Client  # noqa: E402
+from tests.gateway.enterprise_gateway import (  # noqa: E402
+    ENTERPRISE_GATEWAY_VENV,
+    start_enterprise_gateway,
+)
 from tests.gateway.kernel_gateway import (  # noqa: E402
+    KERNEL_GATEWAY_VENV,
     KernelGatewayProcess,
     start_kernel_gateway,
 )
@@ -118,8 +124,17 @@ async def interleaved_http(servers: dict[str, ServerProcess], rounds: int) -> di
 
 async def main(rounds: int) -> None:
     root = Path(tempfile.mkdtemp(prefix="bench-gateway-"))
+    for venv in (KERNEL_GATEWAY_VENV, ENTERPRISE_GATEWAY_VENV):
+        command, problem = venv.ensure()
+        if command is None:
+            raise SystemExit(f"no gateway venv at {venv.path}: {problem}")
+    started = time.perf_counter()
     stock = start_kernel_gateway(root / "stock")
+    kg_start = time.perf_counter() - started
     nodelay = start_kernel_gateway(root / "nodelay", nodelay=True)
+    started = time.perf_counter()
+    enterprise = start_enterprise_gateway(root / "enterprise")
+    eg_start = time.perf_counter() - started
     try:
         local_settings = Settings(
             workspace_dir=Path(tempfile.mkdtemp(prefix="bench-local-")), session_idle_timeout=0
@@ -129,15 +144,18 @@ async def main(rounds: int) -> None:
                 "local": local_settings,
                 "stock": gateway_settings(stock),
                 "nodelay": gateway_settings(nodelay),
+                "enterprise": gateway_settings(enterprise),
             },
             rounds,
         )
         with quickack(False):
             naive = await interleaved_sessions({"naive": gateway_settings(stock)}, rounds)
         env = {"MCP_GATEWAY_TOKEN": stock.token, "MCP_GATEWAY_NAMESPACE": "bench-http"}
+        eg_env = {"MCP_GATEWAY_TOKEN": enterprise.token, "MCP_GATEWAY_NAMESPACE": "bench-http"}
         servers = {
             "local": ServerProcess(),
             "gateway": ServerProcess("--gateway-url", stock.url, env=env),
+            "enterprise": ServerProcess("--gateway-url", enterprise.url, env=eg_env),
         }
         try:
             http = await interleaved_http(servers, rounds)
@@ -147,8 +165,13 @@ async def main(rounds: int) -> None:
     finally:
         stock.stop()
         nodelay.stop()
+        enterprise.stop()
 
     local = session["local"]
+    print(
+        f"gateway start (until its REST API answers): Kernel Gateway {kg_start:.2f} s, "
+        f"Enterprise Gateway {eg_start:.2f} s"
+    )
     print(f"1+1, median of {rounds} rounds after {WARMUP} warm-up, interleaved, same run")
     print("session level (KernelSession.execute):")
     rows = [
@@ -156,6 +179,7 @@ async def main(rounds: int) -> None:
         ("gateway, quick ACKs (default)", session["stock"]),
         ("gateway, quick ACKs off", naive["naive"]),
         ("gateway with no-delay + quick ACKs", session["nodelay"]),
+        ("enterprise gateway, quick ACKs", session["enterprise"]),
     ]
     for name, value in rows:
         print(f"  {name:<38} {value:8.2f} ms   {value / local:5.2f}x local")
@@ -164,6 +188,10 @@ async def main(rounds: int) -> None:
     print(
         f"  {'gateway (stock), quick ACKs':<38} {http['gateway']:8.2f} ms   "
         f"{http['gateway'] / http['local']:5.2f}x local   (target <= 1.30x)"
+    )
+    print(
+        f"  {'enterprise gateway (stock)':<38} {http['enterprise']:8.2f} ms   "
+        f"{http['enterprise'] / http['local']:5.2f}x local   (target <= 1.30x)"
     )
 
 

@@ -43,6 +43,8 @@ class ErrorCode(str, Enum):
     FORBIDDEN_ORIGIN = "FORBIDDEN_ORIGIN"
     REQUEST_TOO_LARGE = "REQUEST_TOO_LARGE"
     GATEWAY_ERROR = "GATEWAY_ERROR"
+    GATEWAY_FORBIDDEN = "GATEWAY_FORBIDDEN"
+    KERNEL_USERNAME_REFUSED = "KERNEL_USERNAME_REFUSED"
     NOTEBOOK_INVALID = "NOTEBOOK_INVALID"
     NETWORK_POLICY_REFUSED = "NETWORK_POLICY_REFUSED"
     DATABASE_UNAVAILABLE = "DATABASE_UNAVAILABLE"
@@ -174,6 +176,20 @@ class UnsafeCodeError(ServerError):
 
 class GatewayError(ServerError):
     code = ErrorCode.GATEWAY_ERROR
+
+
+class GatewayForbiddenError(GatewayError):
+    """The gateway refused to start a kernel (HTTP 403): e.g. Enterprise Gateway does not
+    authorize the kernel's user (``KERNEL_USERNAME``)."""
+
+    code = ErrorCode.GATEWAY_FORBIDDEN
+
+
+class KernelUsernameRefusedError(ServerError):
+    """A session's kernel would run as a privileged user: refused before the gateway is
+    asked."""
+
+    code = ErrorCode.KERNEL_USERNAME_REFUSED
 
 
 class NotebookInvalidError(ServerError):

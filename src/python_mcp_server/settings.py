@@ -18,6 +18,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from python_mcp_server.core.sessions.kernel_username import check_fixed_username
+
 #: URL schemes of a Redis task store.
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://", "redis+sentinel://", "rediss+sentinel://")
 
@@ -403,6 +405,19 @@ class Settings(BaseSettings):
         description="Scopes session ids on the gateway: replicas sharing sessions use the "
         "same value; separate deployments on one gateway use different ones.",
     )
+    gateway_kernel_username: str | None = Field(
+        None,
+        description="One KERNEL_USERNAME for every kernel started on the gateway (an "
+        "unprivileged user name: a-z, 0-9, '-'); unset: each session's principal, mapped "
+        "to a safe user name.",
+    )
+
+    @field_validator("gateway_kernel_username")
+    @classmethod
+    def _safe_kernel_username(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        return check_fixed_username(value)
 
     @field_validator("log_level")
     @classmethod

@@ -1,7 +1,10 @@
-"""Gateway fixtures: one real Kernel Gateway per test run, servers (replicas) pointed at it.
+"""Gateway fixtures: a real gateway per test run, servers (replicas) pointed at it.
 
-The gateway comes from ``.gateway-venv``, created from the registry on first use. If it
-cannot be created the tests are skipped with the command that creates it, except in CI
+Tests taking ``gateway`` (or ``replicas``) run twice: on a Jupyter Kernel Gateway and on a
+Jupyter Enterprise Gateway, each started once per test worker (pytest groups the tests by
+gateway, so one runs at a time). The gateways come from their own venvs
+(``.gateway-venv``, ``.gateway-venv-eg``), created from the registry on first use. If one
+cannot be created its tests are skipped with the command that creates it, except in CI
 (``CI`` or ``PMCP_REQUIRE_GATEWAY=1``, which ``.ci/run`` sets), where that is a failure.
 
 Each test gets its own gateway namespace, so its session ids name kernels no other test
@@ -14,7 +17,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +27,11 @@ from fastmcp import Client
 from python_mcp_server.infra.kernels.gateway import session_kernel_id
 from python_mcp_server.server.app import build_server
 from python_mcp_server.settings import Settings
+from tests.gateway.enterprise_gateway import ENTERPRISE_GATEWAY_VENV, start_enterprise_gateway
 from tests.gateway.kernel_gateway import (
-    CREATE_VENV,
-    GATEWAY_VENV,
+    KERNEL_GATEWAY_VENV,
+    GatewayVenv,
     KernelGatewayProcess,
-    ensure_gateway_venv,
     start_kernel_gateway,
 )
 from tests.helpers import NATIVE_TOOLSETS, wait_gone
@@ -40,22 +43,38 @@ def gateway_required() -> bool:
     return any(flag.lower() in {"1", "true", "yes"} for flag in flags)
 
 
-@pytest.fixture(scope="session")
-def kernel_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KernelGatewayProcess]:
-    command, problem = ensure_gateway_venv()
+def require_venv(venv: GatewayVenv) -> None:
+    """Make the gateway's venv, or skip (fail in CI) saying how to make it."""
+    command, problem = venv.ensure()
     if command is None:
         message = (
-            f"no Kernel Gateway venv at {GATEWAY_VENV} and it could not be created "
-            f"({problem}); create it with: {CREATE_VENV}"
+            f"no gateway venv at {venv.path} and it could not be created ({problem}); "
+            f"create it with: {venv.create_hint}"
         )
         if gateway_required():
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
-    gateway = start_kernel_gateway(tmp_path_factory.mktemp("kernel-gateway"))
+
+
+#: Each gateway the suite runs on: its venv and how to start it in a folder.
+GATEWAYS: dict[str, tuple[GatewayVenv, Callable[[Path], KernelGatewayProcess]]] = {
+    "kernel-gateway": (KERNEL_GATEWAY_VENV, start_kernel_gateway),
+    "enterprise-gateway": (ENTERPRISE_GATEWAY_VENV, start_enterprise_gateway),
+}
+
+
+@pytest.fixture(scope="session", params=list(GATEWAYS))
+def gateway(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[KernelGatewayProcess]:
+    """A running Kernel Gateway, then (a second run of the tests) an Enterprise Gateway."""
+    venv, start = GATEWAYS[request.param]
+    require_venv(venv)
+    running = start(tmp_path_factory.mktemp(request.param))
     try:
-        yield gateway
+        yield running
     finally:
-        gateway.stop()
+        running.stop()
 
 
 @pytest.fixture
@@ -120,23 +139,23 @@ class Replicas:
 
 @pytest.fixture
 async def replicas(
-    kernel_gateway: KernelGatewayProcess, gateway_namespace: str, tmp_path: Path
+    gateway: KernelGatewayProcess, gateway_namespace: str, tmp_path: Path
 ) -> AsyncIterator[Replicas]:
-    before = kernel_gateway.kernel_ids()
-    processes_before = kernel_gateway.kernel_processes()
-    group = Replicas(kernel_gateway, gateway_namespace, tmp_path)
+    before = gateway.kernel_ids()
+    processes_before = gateway.kernel_processes()
+    group = Replicas(gateway, gateway_namespace, tmp_path)
     try:
         yield group
         held = await group.sessions_held()
     finally:
         for client in list(group.clients):
             await group.close(client)
-    left = kernel_gateway.kernel_ids() - before
+    left = gateway.kernel_ids() - before
     for kernel_id in left:
-        kernel_gateway.delete_kernel(kernel_id)
+        gateway.delete_kernel(kernel_id)
     strays = left - {group.kernel_id(name) for name in held}
     assert not strays, f"kernels on the gateway that no session holds: {strays}"
-    leaked = wait_gone(kernel_gateway.kernel_processes() - processes_before)
+    leaked = wait_gone(gateway.kernel_processes() - processes_before)
     assert not leaked, f"kernel processes left on the gateway: {leaked}"
 
 

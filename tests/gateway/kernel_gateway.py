@@ -27,59 +27,64 @@ import psutil
 from tests.helpers import free_port
 
 REPO = Path(__file__).resolve().parents[2]
-GATEWAY_VENV = REPO / ".gateway-venv"
 NODELAY_DIR = REPO / "deploy" / "kernel-gateway"
 #: Project variables the gateway lets clients set in a kernel's environment.
 ENV_WHITELIST = (
     "OUTPUT_PATH,MPLBACKEND,PYTHONUNBUFFERED,PYTHONIOENCODING,PYDEVD_DISABLE_FILE_VALIDATION"
 )
-CREATE_VENV = (
-    "python3 -m venv .gateway-venv && .gateway-venv/bin/pip install jupyter_kernel_gateway "
-    "ipykernel"
-)
 
 
-def gateway_command() -> Path | None:
-    """The ``jupyter-kernelgateway`` script of the gateway venv, if it is installed."""
-    path = GATEWAY_VENV / "bin" / "jupyter-kernelgateway"
-    return path if path.exists() else None
+@dataclass(frozen=True)
+class GatewayVenv:
+    """A gateway's own venv in the repository, created from the registry on first use."""
 
+    path: Path
+    requirements: tuple[str, ...]
+    script: str
 
-def ensure_gateway_venv() -> tuple[Path | None, str]:
-    """The gateway script, creating its venv from the registry first when it is missing.
+    @property
+    def create_hint(self) -> str:
+        name = self.path.name
+        return f"python3 -m venv {name} && {name}/bin/pip install {' '.join(self.requirements)}"
 
-    Returns the script (or None) and, when it could not be made, what went wrong: the
-    README's test line then sets up everything the suite needs on a fresh machine.
-    """
-    command = gateway_command()
-    if command is not None:
-        return command, ""
-    # Test workers run in parallel (pytest-xdist): one creates the venv, the others wait.
-    GATEWAY_VENV.parent.mkdir(parents=True, exist_ok=True)
-    with open(f"{GATEWAY_VENV}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        command = gateway_command()
+    def command(self) -> Path | None:
+        """The gateway's script in the venv, if it is installed."""
+        path = self.path / "bin" / self.script
+        return path if path.exists() else None
+
+    def ensure(self) -> tuple[Path | None, str]:
+        """The gateway script, creating its venv first when it is missing.
+
+        Returns the script (or None) and, when it could not be made, what went wrong: the
+        README's test line then sets up everything the suite needs on a fresh machine.
+        """
+        command = self.command()
         if command is not None:
             return command, ""
-        return _create_gateway_venv()
+        # Test workers run in parallel (pytest-xdist): one creates the venv, the others wait.
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(f"{self.path}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            command = self.command()
+            if command is not None:
+                return command, ""
+            return self._create()
+
+    def _create(self) -> tuple[Path | None, str]:
+        steps = [
+            [sys.executable, "-m", "venv", str(self.path)],
+            [str(self.path / "bin" / "pip"), "install", "-q", *self.requirements],
+        ]
+        for step in steps:
+            done = subprocess.run(step, capture_output=True, text=True, timeout=900, check=False)
+            if done.returncode != 0:
+                return None, f"{' '.join(step[:3])} failed: {done.stderr.strip()[-500:]}"
+        return self.command(), ""
 
 
-def _create_gateway_venv() -> tuple[Path | None, str]:
-    steps = [
-        [sys.executable, "-m", "venv", str(GATEWAY_VENV)],
-        [
-            str(GATEWAY_VENV / "bin" / "pip"),
-            "install",
-            "-q",
-            "jupyter_kernel_gateway>=3",
-            "ipykernel",
-        ],
-    ]
-    for step in steps:
-        done = subprocess.run(step, capture_output=True, text=True, timeout=600, check=False)
-        if done.returncode != 0:
-            return None, f"{' '.join(step[:3])} failed: {done.stderr.strip()[-500:]}"
-    return gateway_command(), ""
+KERNEL_GATEWAY_VENV = GatewayVenv(
+    REPO / ".gateway-venv", ("jupyter_kernel_gateway>=3", "ipykernel"), "jupyter-kernelgateway"
+)
 
 
 @dataclass
@@ -91,6 +96,8 @@ class KernelGatewayProcess:
     token: str
     workspace: Path
     log_path: Path
+    #: Which gateway this is, as test ids and messages name it.
+    kind: str = "kernel-gateway"
 
     @property
     def url(self) -> str:
@@ -170,17 +177,27 @@ def write_kernelspec(jupyter_path: Path, python: str) -> None:
     (spec / "kernel.json").write_text(json.dumps(kernel))
 
 
+def jupyter_env(jupyter: Path) -> dict[str, str]:
+    """A gateway's own Jupyter folders, with the ``python3`` kernelspec of this project."""
+    write_kernelspec(jupyter / "share", sys.executable)
+    return {
+        "JUPYTER_PATH": str(jupyter / "share"),
+        "JUPYTER_CONFIG_DIR": str(jupyter / "config"),
+        "JUPYTER_DATA_DIR": str(jupyter / "data"),
+        "JUPYTER_RUNTIME_DIR": str(jupyter / "runtime"),
+    }
+
+
 def start_kernel_gateway(
     root: Path, *, nodelay: bool = False, timeout: float = 60.0
 ) -> KernelGatewayProcess:
     """Start the gateway in ``root/workspace``; return once its REST API answers."""
-    command = gateway_command()
+    command = KERNEL_GATEWAY_VENV.command()
     if command is None:
-        raise RuntimeError(f"no Kernel Gateway venv at {GATEWAY_VENV}: {CREATE_VENV}")
+        hint = KERNEL_GATEWAY_VENV.create_hint
+        raise RuntimeError(f"no Kernel Gateway venv at {KERNEL_GATEWAY_VENV.path}: {hint}")
     workspace = root / "workspace"
     workspace.mkdir(parents=True, exist_ok=True)
-    jupyter = root / "jupyter"
-    write_kernelspec(jupyter / "share", sys.executable)
     port = free_port()
     token = secrets.token_hex(16)
     args = [
@@ -192,12 +209,9 @@ def start_kernel_gateway(
     ]
     env = {
         **os.environ,
+        **jupyter_env(root / "jupyter"),
         "KG_AUTH_TOKEN": token,
         "KG_ENV_WHITELIST": ENV_WHITELIST,
-        "JUPYTER_PATH": str(jupyter / "share"),
-        "JUPYTER_CONFIG_DIR": str(jupyter / "config"),
-        "JUPYTER_DATA_DIR": str(jupyter / "data"),
-        "JUPYTER_RUNTIME_DIR": str(jupyter / "runtime"),
     }
     if nodelay:
         args.append(
@@ -211,14 +225,19 @@ def start_kernel_gateway(
             args, cwd=workspace, env=env, stdout=log, stderr=subprocess.STDOUT
         )
     gateway = KernelGatewayProcess(process, port, token, workspace, log_path)
+    return wait_answering(gateway, timeout)
+
+
+def wait_answering(gateway: KernelGatewayProcess, timeout: float) -> KernelGatewayProcess:
+    """Return the gateway once its REST API answers; stop it and raise if it never does."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the Kernel Gateway exited at start:\n{gateway.log()}")
+        if gateway.process.poll() is not None:
+            raise RuntimeError(f"the {gateway.kind} exited at start:\n{gateway.log()}")
         try:
             gateway.kernel_ids()
             return gateway
         except httpx.HTTPError:
             time.sleep(0.1)
     gateway.stop()
-    raise RuntimeError(f"the Kernel Gateway did not answer within {timeout:g} s:\n{gateway.log()}")
+    raise RuntimeError(f"the {gateway.kind} did not answer within {timeout:g} s:\n{gateway.log()}")

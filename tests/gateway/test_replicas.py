@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,13 +11,10 @@ from typing import Any
 
 import httpx
 import pytest
-from fastmcp import Client
 
 from tests.gateway.conftest import Replicas
-from tests.helpers import call, free_port, run, tool_error
-
-COMMAND = str(Path(sys.executable).parent / "python-mcp-server")
-REPLICA_TOKEN = "replica-suite-token-7c1d"
+from tests.gateway.server_process import REPLICA_TOKEN, ServerProcess, connect
+from tests.helpers import call, run, tool_error
 
 
 async def test_set_through_a_read_through_b_delete_through_b(replicas: Replicas) -> None:
@@ -110,49 +103,6 @@ async def test_a_stopped_server_leaves_its_sessions_to_the_others(replicas: Repl
     assert (await run(c, "survives"))["result"] == "'yes'"
 
 
-class ServerProcess:
-    """The python-mcp-server command on a free port, pointed at the gateway."""
-
-    def __init__(self, replicas: Replicas, state: Path) -> None:
-        self.port = free_port()
-        env = {
-            **os.environ,
-            "MCP_GATEWAY_TOKEN": replicas.gateway.token,
-            "MCP_GATEWAY_NAMESPACE": replicas.namespace,
-            # Replicas behind one balancer share one bearer token.
-            "MCP_AUTH_TOKEN": REPLICA_TOKEN,
-            # Clients that hold an mcp-session-id then need no sticky routing either.
-            "FASTMCP_STATELESS_HTTP": "true",
-        }
-        self.process = subprocess.Popen(
-            [
-                COMMAND,
-                "--port",
-                str(self.port),
-                "--workspace-dir",
-                str(replicas.gateway.workspace),
-                "--state-dir",
-                str(state),
-                "--gateway-url",
-                replicas.gateway.url,
-                "--log-level",
-                "WARNING",
-            ],
-            env=env,
-            stdout=subprocess.DEVNULL,
-        )
-        self.url = f"http://127.0.0.1:{self.port}/mcp"
-
-    def stop(self) -> int:
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-            raise
-
-
 @pytest.fixture
 def two_processes(replicas: Replicas, tmp_path: Path) -> Iterator[list[ServerProcess]]:
     servers = [ServerProcess(replicas, tmp_path / f"state-{n}") for n in range(2)]
@@ -161,19 +111,6 @@ def two_processes(replicas: Replicas, tmp_path: Path) -> Iterator[list[ServerPro
     finally:
         codes = [server.stop() for server in servers]
         assert codes == [0, 0], f"servers exited with {codes}"
-
-
-async def connect(server: ServerProcess) -> Client[Any]:
-    for _ in range(300):
-        client: Client[Any] = Client(server.url, auth=REPLICA_TOKEN)
-        try:
-            await client.__aenter__()
-            return client
-        except Exception:
-            if server.process.poll() is not None:
-                raise
-            await asyncio.sleep(0.1)
-    raise TimeoutError(f"server on port {server.port} did not answer")
 
 
 async def test_two_server_processes_share_sessions(

@@ -166,6 +166,22 @@ MEANINGS: dict[str, tuple[str, str]] = {
         "With `MCP_GATEWAY_URL` set: starting, interrupting, restarting or deleting a "
         "kernel through the gateway failed. The message carries the gateway's answer.",
     ),
+    "GATEWAY_FORBIDDEN": (
+        "The gateway refused to start a session's kernel (HTTP 403).",
+        "With `MCP_GATEWAY_URL` set, creating a session (or the first call of one). "
+        "Jupyter Enterprise Gateway answers 403 when the kernel's user (`KERNEL_USERNAME`, "
+        "the caller's principal or `MCP_GATEWAY_KERNEL_USERNAME`) is in its "
+        "`unauthorized_users` or missing from a non-empty `authorized_users`, or when the "
+        "kernelspec is not allowed. The message names the user and the gateway's reason; "
+        "nothing was started. See [Enterprise Gateway](deployment.md#enterprise-gateway).",
+    ),
+    "KERNEL_USERNAME_REFUSED": (
+        "A session's kernel would run as a privileged user; the gateway was not asked.",
+        "With `MCP_GATEWAY_URL` set, a principal whose name maps to `root` or another "
+        "system account (see [Enterprise Gateway](deployment.md#enterprise-gateway)) "
+        "creating a session. Use another principal, or set "
+        "`MCP_GATEWAY_KERNEL_USERNAME` to the unprivileged user every kernel should run as.",
+    ),
     "NOTEBOOK_INVALID": (
         "A notebook file is not JSON, not nbformat 4, or does not pass the nbformat schema.",
         "`import_notebook` on such a file. Nothing runs and nothing is written; open and "

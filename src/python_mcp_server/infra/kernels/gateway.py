@@ -15,6 +15,10 @@ Death: a kernel that dies is restarted by the gateway, which says so on the webs
 (``restarting``, or ``dead`` when it gives up); a ``shutdown_reply`` nobody here asked
 for means another server restarted or deleted the kernel; a closed websocket is checked
 against the REST status.
+
+Users: every start names the kernel's user (``KERNEL_USERNAME``, from ``username_for``):
+Enterprise Gateway authorizes starts by it, and its refusal (``403``) becomes
+``GatewayForbiddenError``.
 """
 
 from __future__ import annotations
@@ -24,13 +28,13 @@ import contextlib
 import hashlib
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import httpx
 
-from python_mcp_server.errors import GatewayError, KernelStartError
+from python_mcp_server.errors import GatewayError, GatewayForbiddenError, KernelStartError
 from python_mcp_server.infra.kernels.base import (
     KernelChannels,
     KernelExit,
@@ -102,9 +106,15 @@ class GatewayApi:
         )
 
     async def request(
-        self, method: str, path: str, *, json: Any = None, timeout: float | None = None
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        timeout: float | None = None,
+        passthrough: frozenset[int] = frozenset({404}),
     ) -> httpx.Response:
-        """Send a request; 404 is returned to the caller, other failures raise."""
+        """Send a request; ``passthrough`` statuses (404) are returned, other failures raise."""
         try:
             response = await self._http.request(
                 method,
@@ -116,12 +126,31 @@ class GatewayApi:
             raise GatewayError(
                 f"could not reach the gateway at {self.config.url} ({method} {path}): {exc!r}"
             ) from exc
-        if response.is_success or response.status_code == 404:
+        if response.is_success or response.status_code in passthrough:
             return response
         raise GatewayError(
             f"the gateway answered {method} {path} with HTTP {response.status_code}: "
             f"{_gateway_reason(response)}"
         )
+
+    async def start_kernel(self, body: Mapping[str, Any]) -> httpx.Response:
+        """``POST /api/kernels``; a refusal (403: e.g. Enterprise Gateway does not authorize
+        the ``KERNEL_USERNAME``) raises ``GatewayForbiddenError`` naming the user."""
+        response = await self.request(
+            "POST",
+            "/api/kernels",
+            json=body,
+            timeout=self.config.start_timeout,
+            passthrough=frozenset({403, 404}),
+        )
+        if response.status_code == 403:
+            user = body.get("env", {}).get("KERNEL_USERNAME")
+            raise GatewayForbiddenError(
+                f"the gateway refused to start a kernel for user {user!r} (KERNEL_USERNAME), "
+                f"HTTP 403: {_gateway_reason(response).rstrip('.')}. Ask its operator to "
+                "authorize this user, or set MCP_GATEWAY_KERNEL_USERNAME to one it authorizes"
+            )
+        return response
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -280,38 +309,48 @@ class GatewayKernel(LaunchedKernel):
         if self._fate == "dead":  # the gateway gave up on it: it may be gone from its map
             response = await self._api.request("GET", self.path)
             if response.status_code == 404:
-                await self._api.request("POST", "/api/kernels", json=self._start, timeout=timeout)
+                await self._api.start_kernel(self._start)
                 return False
         response = await self._api.request("POST", f"{self.path}/restart", timeout=timeout)
         return response.status_code == 404
 
 
-def start_body(kernel_id: str, session_id: str, env: Mapping[str, str]) -> dict[str, Any]:
-    """The ``POST /api/kernels`` body: the session's id, tags and the kernel's environment."""
-    return {
-        "kernel_id": kernel_id,
-        "env": {
-            **env,
-            # Enterprise Gateway takes the kernel id from here (Kernel Gateway: the body).
-            "KERNEL_ID": kernel_id,
-            "KERNEL_MCP_SESSION_ID": session_id,
-        },
+def start_body(
+    kernel_id: str, session_id: str, env: Mapping[str, str], username: str | None = None
+) -> dict[str, Any]:
+    """The ``POST /api/kernels`` body: the session's id, tags, the kernel's environment
+    and, when given, the user the kernel is for (Enterprise Gateway authorizes by it)."""
+    kernel_env = {
+        **env,
+        # Enterprise Gateway takes the kernel id from here (Kernel Gateway: the body).
+        "KERNEL_ID": kernel_id,
+        "KERNEL_MCP_SESSION_ID": session_id,
     }
+    if username is not None:
+        kernel_env["KERNEL_USERNAME"] = username
+    return {"kernel_id": kernel_id, "env": kernel_env}
 
 
 class GatewayLauncher(KernelLauncher):
     """Starts sessions' kernels on a gateway; every replica finds them by session id.
 
     ``KernelLaunchRequest.label`` is the session id (the warm pool is off with a gateway,
-    so every launch is for a named session).
+    so every launch is for a named session). ``username_for`` gives the ``KERNEL_USERNAME``
+    of a session's kernel (it may refuse, raising before the gateway is asked).
     """
 
     name = "gateway"
     shared_sessions = True
     preload_mode = "none"  # a gateway starts its kernels its own way
 
-    def __init__(self, config: GatewayConfig, default_env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        config: GatewayConfig,
+        default_env: Mapping[str, str] | None = None,
+        username_for: Callable[[str], str] | None = None,
+    ) -> None:
         self.config = config
+        self._username_for = username_for
         self._api = GatewayApi(config)
         #: The environment of kernels started anew for sessions this server did not launch.
         self._default_env = dict(default_env or {})
@@ -339,17 +378,20 @@ class GatewayLauncher(KernelLauncher):
         return kept
 
     def start_body(self, session_id: str, env: Mapping[str, str]) -> dict[str, Any]:
+        """The start body of a session's kernel; raises when its user name is refused."""
+        username = self._username_for(session_id) if self._username_for else None
         return start_body(
-            self.kernel_id_for(session_id), session_id, {**self.config.kernel_env, **env}
+            self.kernel_id_for(session_id),
+            session_id,
+            {**self.config.kernel_env, **env},
+            username,
         )
 
     async def launch(self, request: KernelLaunchRequest) -> LaunchedKernel:
         session_id = request.label
         kernel_id = self.kernel_id_for(session_id)
         body = self.start_body(session_id, self.kernel_env(request))
-        response = await self._api.request(
-            "POST", "/api/kernels", json=body, timeout=self.config.start_timeout
-        )
+        response = await self._api.start_kernel(body)
         if not response.is_success:
             raise KernelStartError(
                 f"the gateway did not start a kernel: {_gateway_reason(response)}"
@@ -366,10 +408,10 @@ class GatewayLauncher(KernelLauncher):
 
     async def find_session_kernel(self, session_id: str) -> LaunchedKernel | None:
         kernel_id = self.kernel_id_for(session_id)
+        body = self.start_body(session_id, self._default_env)
         response = await self._api.request("GET", f"/api/kernels/{kernel_id}")
         if response.status_code == 404:
             return None
-        body = self.start_body(session_id, self._default_env)
         return GatewayKernel(self._api, kernel_id, session_id, body)
 
     async def aclose(self) -> None:
