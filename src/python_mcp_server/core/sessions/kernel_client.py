@@ -76,6 +76,9 @@ class KernelClient:
         #: Characters of stream output tagged with no request in flight (background
         #: threads of calls that ended); see core/execution/background_output.py.
         self.unrouted_output_chars = 0
+        #: Tracked status messages seen (``execution_state`` changes from the kernel).
+        self._status_updates = 0
+        self._settling: asyncio.Task[None] | None = None
         self._closed = False
         channels.start(self._on_message, self._on_closed)
         self._death_task = asyncio.create_task(self._watch_death(), name="kernel-death-watch")
@@ -156,6 +159,8 @@ class KernelClient:
                 await self.kernel.kill()
         finally:  # a caller cancelled while the kernel was being reaped still closes all
             self._death_task.cancel()  # it only waits for the exit: nothing to wait for
+            if self._settling is not None:
+                self._settling.cancel()
             self._fail_all(KernelDiedError("the kernel was shut down"))
             await self._channels.close()
 
@@ -204,6 +209,7 @@ class KernelClient:
             parent_type = message.get("parent_header", {}).get("msg_type", "")
             if parent_type not in UNTRACKED_PARENTS:
                 self.execution_state = str(content.get("execution_state", ""))
+                self._status_updates += 1
         request = self._pending.get(parent_id) if isinstance(parent_id, str) else None
         if request is None:
             if channel == "iopub" and msg_type == "stream":
@@ -268,6 +274,27 @@ class KernelClient:
         self._pending[msg_id] = pending
         self._channels.send(channel, message)
         return msg_id, pending
+
+    def busy_until_shell_answers(self) -> None:
+        """Take the kernel as busy with code another client sent, until a
+        ``kernel_info_request`` sent now on shell is answered: shell requests run in
+        order, so its reply means what ran before it has ended. Status messages of
+        requests seen meanwhile say the state instead."""
+        self.execution_state = "busy"
+        seen = self._status_updates
+        msg_id, pending = self._submit("shell", "kernel_info_request", {}, wants_idle=False)
+
+        async def settle() -> None:
+            try:
+                await pending.reply
+            except Exception:  # the kernel died or the client closed: nothing to settle
+                return
+            finally:
+                self._pending.pop(msg_id, None)
+            if self._status_updates == seen:
+                self.execution_state = "idle"
+
+        self._settling = asyncio.create_task(settle(), name="kernel-busy-settle")
 
     async def request(
         self,

@@ -206,6 +206,10 @@ class KernelFactory:
         kernel = await self.launcher.find_session_kernel(session_id)
         if kernel is None:
             return None
+        # Asked before connecting too: a gateway on Jupyter Server 1.x (Enterprise Gateway
+        # 3.x) takes the kernel_info its websocket sends on connect for the kernel's state,
+        # and reports "idle" while a cell runs.
+        before = await kernel.reported_state()
         timeout = self._config.start_timeout
         channels = await kernel.connect()
         client = KernelClient(kernel, channels)
@@ -216,6 +220,11 @@ class KernelFactory:
             await client.close(kill=False)
             raise
         # Code another server started may be running: the backend knows; IOPub status
-        # messages keep it true from here on.
-        client.execution_state = await kernel.reported_state() or "idle"
+        # messages keep it true from here on. A "busy" seen before connecting holds until
+        # the kernel's shell answers (the cell may have ended just before this connected).
+        after = await kernel.reported_state()
+        if "busy" in (before, after):
+            client.busy_until_shell_answers()
+        else:
+            client.execution_state = after or "idle"
         return client
