@@ -9,10 +9,15 @@ from collections.abc import Callable
 from typing import Any
 
 import psycopg
+import pytest
 from fastmcp import Client
 
 from tests.gateway.conftest import Replicas
 from tests.helpers import call, run
+
+#: What these tests prove is the shared store, not the gateway: they run on Kernel Gateway
+#: only (the gateway behaviours run on both gateways in the other tests/gateway files).
+pytestmark = pytest.mark.parametrize("gateway", ["kernel-gateway"], indirect=True)
 
 
 async def history_until(

@@ -27,6 +27,10 @@ from tests.helpers import call, free_port, run
 from tests.server.test_tasks import COUNTING_CELL, wait_for_status
 from tests.services.redis import RedisServer
 
+#: What these tests prove is the shared store, not the gateway: they run on Kernel Gateway
+#: only (the gateway behaviours run on both gateways in the other tests/gateway files).
+pytestmark = pytest.mark.parametrize("gateway", ["kernel-gateway"], indirect=True)
+
 COMMAND = str(Path(sys.executable).parent / "python-mcp-server")
 
 
