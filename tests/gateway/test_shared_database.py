@@ -1,11 +1,18 @@
-"""Replicas on one gateway sharing one PostgreSQL: one history and one audit trail."""
+"""Replicas on one gateway sharing one PostgreSQL: one history and one audit trail, and
+each principal still sees only its own history (real commands with a tokens file)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -13,7 +20,9 @@ import pytest
 from fastmcp import Client
 
 from tests.gateway.conftest import Replicas
-from tests.helpers import call, run
+from tests.helpers import call, free_port, run
+
+COMMAND = str(Path(sys.executable).parent / "python-mcp-server")
 
 #: What these tests prove is the shared store, not the gateway: they run on Kernel Gateway
 #: only (the gateway behaviours run on both gateways in the other tests/gateway files).
@@ -65,3 +74,77 @@ async def test_history_and_audit_are_the_same_through_every_replica(
     cleared = await call(b, "clear_execution_history")
     assert cleared["cleared_count"] == 2
     assert (await call(a, "get_execution_history"))["entries"] == []
+
+
+ALICE = "alice-gateway-db-token-0123"
+BOB = "bob-gateway-db-token-0123456"
+
+
+@contextlib.contextmanager
+def server_process(
+    replicas: Replicas, state: Path, database_url: str, tokens: Path
+) -> Iterator[str]:
+    """The real command on the gateway and the database; yields its MCP URL."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "MCP_GATEWAY_URL": replicas.gateway.url,
+        "MCP_GATEWAY_TOKEN": replicas.gateway.token,
+        "MCP_GATEWAY_NAMESPACE": replicas.namespace,
+        "MCP_DATABASE_URL": database_url,
+        "MCP_AUTH_TOKENS_FILE": str(tokens),
+        "MCP_TOOLSETS": "default,history",
+        "FASTMCP_STATELESS_HTTP": "true",
+    }
+    command = [COMMAND, "--port", str(port), "--workspace-dir", str(replicas.gateway.workspace)]
+    command += ["--state-dir", str(state), "--log-level", "WARNING"]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
+    try:
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            assert process.wait(30) == 0
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+
+async def connect(url: str, token: str) -> Client[Any]:
+    deadline = time.monotonic() + 60
+    while True:
+        client: Client[Any] = Client(url, auth=token)
+        try:
+            await client.__aenter__()
+            return client
+        except Exception:
+            assert time.monotonic() < deadline, f"{url} did not answer"
+            await asyncio.sleep(0.1)
+
+
+async def test_principals_stay_apart_in_the_shared_history(
+    replicas: Replicas, postgres_url: str, tmp_path: Path
+) -> None:
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"alice {ALICE}\nbob {BOB}\n")
+    with (
+        server_process(replicas, tmp_path / "a", postgres_url, tokens) as url_a,
+        server_process(replicas, tmp_path / "b", postgres_url, tokens) as url_b,
+    ):
+        alice_a = await connect(url_a, ALICE)
+        alice_b = await connect(url_b, ALICE)
+        bob_b = await connect(url_b, BOB)
+        try:
+            done = await run(alice_a, "'alice ran this'")
+            await history_until(alice_b, lambda ids: ids == [done["execution_id"]])
+            mine = await run(bob_b, "'bob ran this'")
+            # Bob, on the replica alice's history also reaches, sees only his own.
+            await history_until(bob_b, lambda ids: ids == [mine["execution_id"]])
+            assert (await call(bob_b, "clear_execution_history"))["cleared_count"] == 1
+            await history_until(alice_a, lambda ids: ids == [done["execution_id"]])
+            await call(alice_a, "delete_session", session_id="default")
+            await call(bob_b, "delete_session", session_id="default")
+        finally:
+            for client in (alice_a, alice_b, bob_b):
+                await client.__aexit__(None, None, None)
