@@ -18,6 +18,7 @@ from python_mcp_server.infra.kernels.base import KernelLaunchRequest
 from python_mcp_server.infra.kernels.cgroups import CgroupLimits, KernelCgroups
 from python_mcp_server.infra.kernels.confine import Confinement
 from python_mcp_server.infra.kernels.limits import MIB, LimitedLauncher, ResourceLimits
+from python_mcp_server.infra.kernels.mounts import under
 from python_mcp_server.infra.kernels.privileges import DROP_CAPABILITIES, KernelUser
 from python_mcp_server.infra.kernels.sandbox import (
     BwrapLauncher,
@@ -278,3 +279,14 @@ def test_seccomp_programs_for_both_architectures() -> None:
         assert returns == {0x7FFF0000, 0x00050000 | errno.EPERM, 0x00050000 | errno.ENOSYS}
     with pytest.raises(ValueError, match="no seccomp filter"):
         build_filter("riscv64")
+
+
+def test_under_is_membership_in_a_folder_by_path_components() -> None:
+    folders = [Path("/"), Path("/root"), Path("/root/.local"), Path("/ro"), Path("/tmp/a b")]
+    paths = [Path(p) for p in ("/", "/root", "/rootx", "/root/.local/x", "/ro/ot", "/tmp/a b/c")]
+    for path in paths:
+        for folder in folders:
+            expected = path == folder or folder in path.parents
+            assert under(path, [folder]) is expected, (path, folder)
+    assert not under(Path("/rootx/y"), [Path("/root"), Path("/tmp")])
+    assert not under(Path("/x"), [])

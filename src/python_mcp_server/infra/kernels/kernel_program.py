@@ -7,8 +7,8 @@ environment, which may not have this package. ``sys.argv[1]`` is a JSON object:
 - ``preload``: module names imported before the kernel starts; a failure is written to
   stderr as one ``MCP-PRELOAD-FAILED <json>`` line and the kernel starts anyway;
 - ``forwarder``: ``{"port", "socket", "loop"}``: bind ``127.0.0.1:port`` (in the sandbox's
-  own network namespace), then fork and exec ``loop`` in a fresh interpreter that hands
-  every connection to the egress proxy's ``socket`` (see ``infra/network/forwarder.py``);
+  own network namespace), then fork a child that runs ``loop`` (no second interpreter),
+  handing every connection to the egress proxy's ``socket`` (see ``infra/network/forwarder.py``);
 - ``mode``: ``"kernel"`` (become ipykernel_launcher with the remaining arguments, as a
   child subreaper so that no process it starts can leave its process tree) or
   ``"template"`` (import the preload, then fork one kernel per request read from stdin;
@@ -65,22 +65,28 @@ def apply_limits(limits: list[list[Any]]) -> None:
         resource.setrlimit(number, (value, value))
 
 
-def start_forwarder(spec: dict[str, Any]) -> None:
-    """Listen on the sandbox's loopback, then leave the forwarding to a child of its own."""
+def start_forwarder(spec: dict[str, Any]) -> int:
+    """Listen on the sandbox's loopback, then leave the forwarding to a child of its own.
+
+    The child is a plain fork that runs ``loop`` itself: no second interpreter starts (that
+    cost a kernel start as much as the rest of the sandbox). It forks here, before the
+    kernel has imported anything or read its connection file, so it holds nothing the
+    kernel's code could not read anyway. Returns the child's pid."""
     import socket
 
     listener = socket.socket()
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", int(spec["port"])))
     listener.listen(64)
-    listener.set_inheritable(True)
-    if os.fork() == 0:
+    pid = os.fork()
+    if pid == 0:
         try:
-            args = ["-I", "-S", "-c", spec["loop"], str(listener.fileno()), spec["socket"]]
-            os.execv(sys.executable, [sys.executable, *args])
+            sys.argv = ["forwarder", str(listener.fileno()), spec["socket"]]
+            exec(spec["loop"], {"__name__": "__forwarder__"})
         finally:
             os._exit(127)
     listener.close()
+    return pid
 
 
 def preload(modules: list[str]) -> dict[str, str]:

@@ -61,7 +61,10 @@ def resolved(path: Path) -> Path:
 
 
 def under(path: Path, folders: Iterable[Path]) -> bool:
-    return any(path == folder or folder in path.parents for folder in folders)
+    """Whether ``path`` is one of ``folders`` or inside one (by path components, as
+    ``folder in path.parents`` would say, without walking ``parents`` on every call)."""
+    parts = path.parts
+    return any(parts[: len(folder.parts)] == folder.parts for folder in folders)
 
 
 def scratch_sizes(tmp_size_mb: int, counted: bool, hidden: int) -> tuple[int, int, int]:

@@ -4,10 +4,12 @@ Under ``allowlist`` a kernel has a network namespace with nothing but loopback, 
 that speak only TCP proxies (pip, uv, requests) need a TCP port to talk to. The kernel's
 program (``kernel_program.py: start_forwarder``) binds ``127.0.0.1:PROXY_PORT`` inside
 the namespace (after the rlimits, which the forwarder inherits), forks, and the child
-execs a fresh interpreter (``-I -S``: no site, a command line of its own) running
-``_LOOP``, which hands every connection to the proxy socket bound into the sandbox; the
-parent goes on to become the kernel. Standard library and threads only. It dies with the
-sandbox; kernel code that kills it only loses its own network.
+runs ``_LOOP`` itself (no second interpreter: it forks before the kernel imports
+anything), which hands every connection to the proxy socket bound into the sandbox; the
+parent goes on to become the kernel. A one-off sandboxed script runs ``_LOOP`` in a fresh
+``-I -S`` interpreter instead (``server/script_isolation.py``). Standard library and
+threads only. It dies with the sandbox; kernel code that kills it only loses its own
+network.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ PROXY_PORT = 3128
 #: Where the proxy's socket appears inside the sandbox.
 SANDBOX_SOCKET = Path("/run/python-mcp-server/egress.sock")
 
-#: The forwarder itself: ``python -I -S -c _LOOP <listening fd> <proxy socket path>``.
+#: The forwarder itself; ``sys.argv``: [name, listening fd, proxy socket path].
 _LOOP = """\
 import signal, socket, sys, threading
 signal.signal(signal.SIGINT, signal.SIG_IGN)
