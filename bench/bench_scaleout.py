@@ -63,8 +63,8 @@ async def one_plus_one(client: Client[Any]) -> None:
     assert data["result"] == "2", data
 
 
-async def interleaved(urls: dict[str, str], rounds: int) -> dict[str, float]:
-    """Median ms of ``1+1`` per URL, one call each per round."""
+async def interleaved(urls: dict[str, str], rounds: int) -> dict[str, list[float]]:
+    """Seconds of ``1+1`` per URL and round (after the warm-up), one call each per round."""
     clients = {name: await connect(url) for name, url in urls.items()}
     try:
         samples: dict[str, list[float]] = {name: [] for name in clients}
@@ -73,7 +73,7 @@ async def interleaved(urls: dict[str, str], rounds: int) -> dict[str, float]:
                 started = time.perf_counter()
                 await one_plus_one(client)
                 samples[name].append(time.perf_counter() - started)
-        return {name: median_ms(values[WARMUP:]) for name, values in samples.items()}
+        return {name: values[WARMUP:] for name, values in samples.items()}
     finally:
         for client in clients.values():
             await client.__aexit__(None, None, None)
@@ -168,6 +168,14 @@ async def postgres_history_rows(url: str) -> int:
     return int(row[0]) if row else 0
 
 
+def compare(samples: dict[str, list[float]], name: str, base: str) -> tuple[float, float, float]:
+    """Median ms of ``name``, its ratio of medians to ``base``, and the median of the
+    per-round ratios (both calls of a round ran within milliseconds: load drift cancels)."""
+    per_round = [a / b for a, b in zip(samples[name], samples[base], strict=True)]
+    value = median_ms(samples[name])
+    return value, value / median_ms(samples[base]), statistics.median(per_round)
+
+
 def start_gateway(root: Path, wanted: str) -> tuple[KernelGatewayProcess, str]:
     """Enterprise Gateway when asked and available (its fixture and venv), else Kernel Gateway."""
     if wanted == "enterprise":
@@ -232,16 +240,16 @@ async def main(rounds: int, failover_rounds: int, wanted_gateway: str) -> None:
         postgres.close()
         shutil.rmtree(root, ignore_errors=True)
 
-    base = latency["local"]
     print(f"1+1 over streamable HTTP, median of {rounds} rounds after {WARMUP} warm-up, same run")
-    print(f"(replicas' kernels on a {gateway_name})")
+    print(f"(replicas' kernels on a {gateway_name}; ratios: of medians / median of per-round)")
     rows = [
-        ("single local server (baseline)", base, ""),
-        ("one replica, gateway, no balancer", latency["direct"], ""),
-        ("nginx + 2 replicas + gateway", latency["balanced"], "   (target <= 1.30x)"),
+        ("single local server (baseline)", "local", ""),
+        ("one replica, gateway, no balancer", "direct", ""),
+        ("nginx + 2 replicas + gateway", "balanced", "   (target <= 1.30x)"),
     ]
-    for name, value, note in rows:
-        print(f"  {name:<36} {value:8.2f} ms   {value / base:5.2f}x{note}")
+    for label, name, note in rows:
+        value, ratio, per_round = compare(latency, name, "local")
+        print(f"  {label:<36} {value:8.2f} ms   {ratio:5.2f}x / {per_round:5.2f}x{note}")
     print(f"  replicas that served through nginx: {len(served)}")
     print(f"failover (SIGKILL of one replica, nginx fail_timeout={FAIL_TIMEOUT:g}s):")
     for n, fig in enumerate(fails, 1):
@@ -252,12 +260,13 @@ async def main(rounds: int, failover_rounds: int, wanted_gateway: str) -> None:
             f"calls lost {fig['lost']:.0f}, back in rotation {fig['rejoin_s']:5.2f} s "
             "after its /health answered"
         )
-    quiet_ms, pg_ms = latency["no_history"], latency["postgres"]
     print("history (local kernels, same run):")
+    quiet_ms = median_ms(latency["no_history"])
     print(f"  {'no history (MCP_MAX_HISTORY=0)':<36} {quiet_ms:8.2f} ms   {1:5.2f}x")
+    value, ratio, per_round = compare(latency, "postgres", "no_history")
     print(
-        f"  {'history + audit in PostgreSQL':<36} {pg_ms:8.2f} ms   {pg_ms / quiet_ms:5.2f}x"
-        f"   (target <= 1.05x; {history_rows} executions recorded)"
+        f"  {'history + audit in PostgreSQL':<36} {value:8.2f} ms   {ratio:5.2f}x / "
+        f"{per_round:5.2f}x   (target <= 1.05x; {history_rows} executions recorded)"
     )
 
 
