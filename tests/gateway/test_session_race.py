@@ -11,6 +11,9 @@ create.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import signal
 from typing import Any
 
 from fastmcp import Client
@@ -76,3 +79,34 @@ async def test_running_code_in_a_brand_new_default_session_on_two_replicas(
     both = "sorted(n for n in ('from_a', 'from_b') if n in globals())"
     assert (await run(a, both))["result"] == "['from_a', 'from_b']"
     assert (await run(b, both))["result"] == "['from_a', 'from_b']"
+
+
+async def test_a_kernel_the_gateway_gave_up_is_started_anew_by_one_replica(
+    replicas: Replicas, postgres_url: str
+) -> None:
+    # No health monitor replacing the kernel meanwhile: the two calls below find it gone.
+    a = await replicas.open(database_url=postgres_url, health_interval=3600)
+    b = await replicas.open(database_url=postgres_url, health_interval=3600)
+    before = replicas.gateway.kernel_processes()
+    await call(a, "create_session", session_id="fragile")
+    await run(a, "old = 1", session_id="fragile")
+    assert (await run(b, "old", session_id="fragile"))["result"] == "1"  # both attached
+    # Its process dies each time the gateway restarts it, until the gateway gives up and
+    # forgets the kernel id (jupyter_client's restart limit).
+    kernel_id = replicas.kernel_id("fragile")
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 120
+    while replicas.gateway.kernel(kernel_id) is not None:
+        assert loop.time() < deadline, "the gateway never gave the kernel up"
+        for pid in replicas.gateway.kernel_processes() - before:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        await asyncio.sleep(0.2)
+    first, second = await asyncio.gather(
+        run(a, "from_a = 1", session_id="fragile"), run(b, "from_b = 2", session_id="fragile")
+    )
+    assert (first["status"], second["status"]) == ("ok", "ok"), (first, second)
+    assert_one_kernel(replicas, before, ["fragile"])
+    both = "sorted(n for n in ('old', 'from_a', 'from_b') if n in globals())"
+    assert (await run(a, both, session_id="fragile"))["result"] == "['from_a', 'from_b']"
+    assert (await run(b, both, session_id="fragile"))["result"] == "['from_a', 'from_b']"

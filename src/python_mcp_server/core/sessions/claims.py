@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from python_mcp_server.core.sessions.owners import split_key
@@ -24,6 +24,7 @@ from python_mcp_server.errors import SessionExistsError, SessionNotFoundError, S
 from python_mcp_server.infra.kernels.base import KernelLauncher
 
 if TYPE_CHECKING:
+    from python_mcp_server.core.sessions.kernel_client import KernelClient
     from python_mcp_server.core.sessions.session import KernelSession
 
 logger = logging.getLogger(__name__)
@@ -101,6 +102,30 @@ class SessionClaims:
                 "its kernel started"
             )
         session.created_at = claim.record.created_at
+
+    async def start_anew(
+        self,
+        key: str,
+        start: Callable[[], Awaitable[KernelClient]],
+        attach: Callable[[], Awaitable[KernelClient | None]],
+    ) -> KernelClient | None:
+        """The gateway gave the session's kernel up: one replica starts it anew (this one,
+        when its reclaim of the row wins), the others wait and attach. None when the
+        session has no row any more (it was deleted)."""
+        if self.registry is None:
+            return await start()
+        owner, session_id = split_key(key)
+        record = await self.registry.get(owner, session_id)
+        if record is None:
+            return None
+        claim = await self.registry.reclaim(record) if record.state == "ready" else None
+        if claim is None:  # another replica is starting it
+            await self.settled(key)
+            return await attach()
+        try:
+            return await start()
+        finally:  # ready again either way: a failed start is tried again by the next call
+            await self.registry.confirm(claim)
 
     async def settled(self, key: str) -> SessionRecord | None:
         """The session's row once no replica is starting it (None: no row, no registry, or

@@ -356,6 +356,15 @@ class SessionManager:
         client = await self._factory.attach(session.key)
         if client is not None:
             return client
+        if session.client.kernel.backend_gave_up():  # the gateway gave it up: start it anew
+            key = session.key
+            client = await self.claims.start_anew(
+                key,
+                lambda: self._factory.start(session.venv_name, key, network=session.network),
+                lambda: self._factory.attach(key),
+            )
+            if client is not None:
+                return client
         name = session.key
         if self._sessions.get(name) is session:
             del self._sessions[name]

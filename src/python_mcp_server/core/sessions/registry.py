@@ -25,7 +25,7 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any, Literal
 
@@ -183,6 +183,24 @@ class SessionRegistry:
             return Claim(won=inserted == 1 and record.claim == token, record=record)
 
         return await self._db.transaction(work)
+
+    async def reclaim(self, record: SessionRecord) -> Claim | None:
+        """Claim a ``ready`` session again, to start its kernel anew (the gateway gave it
+        up); None when another replica did first, or the row changed."""
+        token = secrets.token_hex(8)
+        stamp = _stamp()
+        changed = await self._db.transaction(
+            lambda tx: tx.execute(
+                "UPDATE session_registry SET state = 'creating', claim = ?, claimed_at = ? "
+                "WHERE scope = ? AND owner = ? AND session_id = ? AND claim = ? "
+                "AND state = 'ready'",
+                (token, stamp, self.scope, record.owner, record.session_id, record.claim),
+            )
+        )
+        if changed != 1:
+            return None
+        claimed = replace(record, state="creating", claim=token, claimed_at=_parse(stamp))
+        return Claim(won=True, record=claimed)
 
     async def confirm(self, claim: Claim) -> bool:
         """Mark a won claim ``ready`` (its kernel answers); False when the row was deleted

@@ -115,6 +115,12 @@ class LaunchedKernel(abc.ABC):
     #: Whether other servers may run code in this kernel too (replicas on one gateway).
     shared: bool = False
 
+    def backend_gave_up(self) -> bool:
+        """Whether the backend was restarting this kernel itself (a gateway after a death):
+        if the kernel is then gone, the backend gave it up, nobody deleted it, and the
+        session's kernel must be started anew (by one server only)."""
+        return False
+
     async def reported_state(self) -> str | None:
         """The backend's own record of the kernel's execution state ("busy", "idle"), for
         backends that keep one (gateways); None when it does not."""

@@ -180,7 +180,8 @@ class GatewayKernel(LaunchedKernel):
         self._api = api
         self.kernel_id = kernel_id
         self.session_id = session_id
-        #: The POST /api/kernels body that starts this kernel anew if the gateway gives up.
+        #: The POST /api/kernels body of this kernel. One the gateway gave up is started
+        #: anew through the session manager (one replica), never from here.
         self._start = start
         self._exit: KernelExit | None = None
         self._fate: Fate | None = None
@@ -253,6 +254,9 @@ class GatewayKernel(LaunchedKernel):
         else:
             self._end("lost", reason)
 
+    def backend_gave_up(self) -> bool:
+        return self._fate in ("restarted", "dead")
+
     async def reported_state(self) -> str | None:
         """The gateway's execution_state of the kernel (it tracks user requests only)."""
         try:
@@ -304,13 +308,18 @@ class GatewayKernel(LaunchedKernel):
         return True
 
     async def _restart(self) -> bool:
-        """Restart through REST; True when the kernel no longer exists."""
+        """Restart through REST; True when the kernel no longer exists.
+
+        A kernel the gateway gave up on is gone from its map: it is not started again
+        here, since every attached replica would do so at once (two overlapping starts of
+        one id leave a process the gateway no longer knows). ``backend_gave_up`` tells
+        the session manager, whose registry lets one replica start it.
+        """
         timeout = self._api.config.start_timeout
         if self._fate == "dead":  # the gateway gave up on it: it may be gone from its map
             response = await self._api.request("GET", self.path)
             if response.status_code == 404:
-                await self._api.start_kernel(self._start)
-                return False
+                return True
         response = await self._api.request("POST", f"{self.path}/restart", timeout=timeout)
         return response.status_code == 404
 
