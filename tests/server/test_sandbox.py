@@ -13,7 +13,8 @@ import anyio
 import pytest
 from fastmcp import Client
 
-from python_mcp_server.infra.kernels.sandbox import find_bwrap
+from python_mcp_server.infra.kernels.bytecode import KERNEL_PACKAGES, source_paths
+from python_mcp_server.infra.kernels.sandbox import BwrapLauncher, find_bwrap
 from python_mcp_server.server.services import Services, build_services
 from python_mcp_server.settings import Settings
 from tests.helpers import run
@@ -179,3 +180,27 @@ def test_auto_is_bwrap_and_the_bundled_bwrap_stands_in_for_a_missing_system_one(
     bundled = build_services(settings)
     assert bundled.launcher.name == "bwrap"
     assert bundled.launcher.config.bwrap == str(bwrap_path())  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("settings_overrides", [SANDBOXED])
+async def test_a_sandboxed_kernel_finds_the_bytecode_of_what_it_imported(
+    client: Client[Any], services: Services
+) -> None:
+    """The kernel cannot write a ``__pycache__`` (read-only, another user): the server
+    compiled what it imports, so no start compiles ipykernel and IPython again."""
+    assert isinstance(services.launcher, BwrapLauncher)
+    await services.launcher.compile_bytecode()
+    roots = [str(path) for path in source_paths(KERNEL_PACKAGES)]
+    result = await run(
+        client,
+        "import os, sys\n"
+        f"roots = {roots!r}\n"
+        "mods = [m for m in list(sys.modules.values())\n"
+        "        if str(getattr(m, '__file__', None) or '').endswith('.py')\n"
+        "        and any(m.__file__.startswith(r + os.sep) for r in roots)]\n"
+        "print(len(mods), sorted(m.__name__ for m in mods\n"
+        "      if not os.path.isfile(getattr(m, '__cached__', None) or '')))",
+    )
+    count, missing = result["stdout"].split(" ", 1)
+    assert int(count) > 100, result
+    assert missing.strip() == "[]", result

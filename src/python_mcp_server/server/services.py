@@ -67,6 +67,7 @@ from python_mcp_server.core.workspace.new_files import NewFilesHook, NewFilesTra
 from python_mcp_server.core.workspace.outputs import OutputFiles, OutputLimits
 from python_mcp_server.core.workspace.resolver import Workspace, WorkspaceConfig
 from python_mcp_server.infra.kernels.base import KernelLauncher
+from python_mcp_server.infra.kernels.sandbox import BwrapLauncher
 from python_mcp_server.infra.sandboxed_run import SandboxedRunner
 from python_mcp_server.infra.storage.database import Database
 from python_mcp_server.infra.storage.factory import DatabaseConfig, make_database
@@ -134,6 +135,8 @@ class Services:
         await self.cells.open()
         await self.snapshots.start()
         await self.environments.start()  # the default venv exists before any kernel
+        if isinstance(self.launcher, BwrapLauncher):  # sandboxed kernels cannot write it
+            self.launcher.compile_bytecode()
         await self.sessions.start()
         self.health.start()
 

@@ -36,6 +36,7 @@ import logging
 import os
 import shutil
 import subprocess
+import threading
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -44,6 +45,7 @@ from typing import Any
 
 from python_mcp_server.errors import KernelStartError
 from python_mcp_server.infra.kernels.base import KernelLaunchRequest, LaunchedKernel
+from python_mcp_server.infra.kernels.bytecode import compile_kernel_bytecode
 from python_mcp_server.infra.kernels.cgroups import CgroupLimits, KernelCgroups
 from python_mcp_server.infra.kernels.confine import Confinement
 from python_mcp_server.infra.kernels.limits import LimitedLauncher, ResourceLimits
@@ -134,6 +136,17 @@ class BwrapLauncher(LimitedLauncher):
         self.cgroups = cgroups
         self._cgroup_of: dict[str, list[Path]] = {}  # by connection-file stem ("k<name>")
         self._cleanups: set[asyncio.Task[None]] = set()
+        self._bytecode: asyncio.Task[list[Path]] | None = None
+        self._bytecode_stop = threading.Event()
+
+    def compile_bytecode(self) -> asyncio.Task[list[Path]]:
+        """Start writing the bytecode kernels import (``bytecode.py``), in a thread: a kernel
+        cannot write it inside the sandbox. Kernels started meanwhile compile as before."""
+        if self._bytecode is None:
+            self._bytecode = asyncio.create_task(
+                asyncio.to_thread(compile_kernel_bytecode, stop=self._bytecode_stop)
+            )
+        return self._bytecode
 
     @property
     def memory_limit_by(self) -> str:
@@ -358,6 +371,10 @@ class BwrapLauncher(LimitedLauncher):
         return ended
 
     async def aclose(self) -> None:
+        if self._bytecode is not None:  # it stops after the package it is compiling
+            self._bytecode_stop.set()
+            await asyncio.wait([self._bytecode])
+            retrieve_outcomes([self._bytecode])
         cleanups = list(self._cleanups)
         if cleanups:  # give each cgroup's removal a moment; they run on regardless
             await asyncio.wait(cleanups, timeout=5)
