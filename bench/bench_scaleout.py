@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import shutil
 import statistics
@@ -195,30 +196,38 @@ def start_gateway(root: Path, wanted: str) -> tuple[KernelGatewayProcess, str]:
     return start_kernel_gateway(root / "gateway"), "Jupyter Kernel Gateway"
 
 
-def start_replicas(gateway: KernelGatewayProcess, root: Path, count: int) -> list[ReplicaProcess]:
+def make_replicas(gateway: KernelGatewayProcess, root: Path, count: int) -> list[ReplicaProcess]:
+    """Replicas sharing the gateway and a namespace; started by the caller (who stops them)."""
     namespace = f"bench-scaleout-{time.time_ns()}"
-    replicas = [ReplicaProcess(gateway, namespace, root / f"state-{n}") for n in range(count)]
-    for replica in replicas:
-        replica.start()
-    return replicas
+    return [ReplicaProcess(gateway, namespace, root / f"state-{n}") for n in range(count)]
 
 
 async def main(rounds: int, failover_rounds: int, wanted_gateway: str) -> None:
     root = Path(tempfile.mkdtemp(prefix="bench-scaleout-"))
-    gateway, gateway_name = start_gateway(root, wanted_gateway)
-    postgres = PostgresServer.create()
-    token = {"MCP_AUTH_TOKEN": BALANCED_TOKEN}
-    quiet = {**token, "MCP_MAX_HISTORY": "0", "MCP_MAX_AUDIT": "0"}
-    locals_ = {
-        "local": ServerProcess(env=token),
-        "no_history": ServerProcess(env=quiet),
-        "postgres": ServerProcess(env={**token, "MCP_DATABASE_URL": postgres.url}),
-    }
-    replicas: list[ReplicaProcess] = []
-    balancer: Balancer | None = None
-    try:
-        replicas = start_replicas(gateway, root, 3)
+    with contextlib.ExitStack() as stack:  # everything started is stopped, whatever fails
+        stack.callback(shutil.rmtree, root, ignore_errors=True)
+        gateway, gateway_name = start_gateway(root, wanted_gateway)
+        stack.callback(gateway.stop)
+        postgres = PostgresServer.create()
+        stack.callback(postgres.close)
+        token = {"MCP_AUTH_TOKEN": BALANCED_TOKEN}
+        quiet = {**token, "MCP_MAX_HISTORY": "0", "MCP_MAX_AUDIT": "0"}
+        locals_: dict[str, ServerProcess] = {}
+        for name, env in (
+            ("local", token),
+            ("no_history", quiet),
+            ("postgres", {**token, "MCP_DATABASE_URL": postgres.url}),
+        ):
+            locals_[name] = ServerProcess(env=env)
+            stack.callback(locals_[name].stop)
+        replicas = make_replicas(gateway, root, 3)
+        for replica in replicas:
+            stack.callback(replica.stop)
+        for replica in replicas:
+            replica.start()
         balancer = start_balancer([r.port for r in replicas[:2]], fail_timeout=FAIL_TIMEOUT)
+        stack.callback(shutil.rmtree, balancer.root, ignore_errors=True)
+        stack.callback(balancer.stop)
         for server in locals_.values():
             wait_port(server.port, 240)
         urls = {name: server.url for name, server in locals_.items()}
@@ -228,17 +237,6 @@ async def main(rounds: int, failover_rounds: int, wanted_gateway: str) -> None:
         history_rows = await postgres_history_rows(postgres.url)
         served = {e["upstream"] for e in balancer.access() if e["status"] == "200"}
         fails = await failovers(balancer, replicas[:2], failover_rounds)
-    finally:
-        if balancer is not None:
-            balancer.stop()
-            shutil.rmtree(balancer.root, ignore_errors=True)
-        for replica in replicas:
-            replica.stop()
-        for server in locals_.values():
-            server.stop()
-        gateway.stop()
-        postgres.close()
-        shutil.rmtree(root, ignore_errors=True)
 
     print(f"1+1 over streamable HTTP, median of {rounds} rounds after {WARMUP} warm-up, same run")
     print(f"(replicas' kernels on a {gateway_name}; ratios: of medians / median of per-round)")

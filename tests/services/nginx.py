@@ -171,17 +171,26 @@ def start_balancer(
             stderr=stderr,
         )
     balancer = Balancer(process, port, root)
+    try:
+        _wait_listening(balancer, timeout)
+    except BaseException:  # a test's timeout too: never leave this nginx running
+        balancer.stop()
+        shutil.rmtree(root, ignore_errors=True)
+        raise
+    return balancer
+
+
+def _wait_listening(balancer: Balancer, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     with httpx.Client(timeout=5) as http:
         while time.monotonic() < deadline:
-            if process.poll() is not None:
+            if balancer.process.poll() is not None:
                 raise RuntimeError(f"nginx exited at start:\n{balancer.error_log()}")
             try:
                 http.get(f"{balancer.url}/nginx-probe")
-                return balancer
+                return
             except httpx.TransportError:
                 time.sleep(0.05)
-    balancer.stop()
     raise RuntimeError(f"nginx did not listen within {timeout:g} s:\n{balancer.error_log()}")
 
 
