@@ -77,7 +77,9 @@ def templates(server_pid: int) -> list[int]:
 
 
 async def measure(name: str, env: dict[str, str], args: argparse.Namespace) -> dict[str, Any]:
-    server = ServerProcess(env={**env, "MCP_KERNEL_POOL_SIZE": str(args.pool)})
+    server = ServerProcess(
+        "--toolsets", "default,diagnostics", env={**env, "MCP_KERNEL_POOL_SIZE": str(args.pool)}
+    )
     figures: dict[str, Any] = {"config": name}
     try:
         wait_port(server.port, timeout=120)

@@ -12,7 +12,10 @@ import pytest
 from fastmcp import Client
 from fastmcp.exceptions import ToolError
 from fastmcp_tasks import ToolTask, call_tool_task
+from fastmcp_tasks.settings import DocketSettings
 
+from python_mcp_server.server.tasks import MEMORY_CHECK_INTERVAL, tasks_extension
+from python_mcp_server.settings import Settings
 from tests.helpers import SWALLOWS_INTERRUPTS, call, run
 
 
@@ -82,6 +85,28 @@ async def test_task_result_is_the_same_as_the_call(client: Client[Any]) -> None:
     assert result.structured_content is not None
     assert result.structured_content["stdout"] == "hi\n"
     assert result.structured_content["result"] == "42"
+
+
+async def test_idle_in_memory_worker_blocks_yet_takes_a_new_task_at_once(
+    client: Client[Any], settings: Settings
+) -> None:
+    # The in-memory worker's read blocks for a minute (an idle server does not poll 20
+    # times a second); a new task must end that read, not wait for it to time out.
+    docket = tasks_extension(settings).docket_settings
+    assert docket.minimum_check_interval == MEMORY_CHECK_INTERVAL
+    for _ in range(2):  # the first task, and one after the worker went back to waiting
+        task = await call_tool_task(client, "run_python_code", {"code": "6 * 7"})
+        final = await task.wait(timeout=MEMORY_CHECK_INTERVAL.total_seconds() / 3)
+        assert final.status == "completed", final
+        assert (await task.result()).structured_content["result"] == "42"  # type: ignore[index]
+
+
+def test_a_shared_task_store_keeps_docket_default_poll(settings: Settings) -> None:
+    # Replicas sharing Redis sweep for tasks of a replica that stopped in the same loop.
+    shared = settings.model_copy(update={"tasks_url": "redis://127.0.0.1:1/0"})
+    docket = tasks_extension(shared).docket_settings
+    assert docket.minimum_check_interval < MEMORY_CHECK_INTERVAL
+    assert docket.minimum_check_interval == DocketSettings().minimum_check_interval
 
 
 async def test_task_errors_keep_their_code(client: Client[Any]) -> None:

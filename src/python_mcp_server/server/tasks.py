@@ -64,6 +64,11 @@ STATUS_CHARS = 400
 STORE_TIMEOUT = 10.0
 #: How soon the worker tries the task store again after losing it.
 RECONNECTION_DELAY = timedelta(seconds=1)
+#: How long the worker's read of the in-memory queue blocks. A new task wakes it at once
+#: (an XADD ends a blocked XREADGROUP), so the poll only costs idle CPU: Docket's default
+#: of 50 ms was 20 wake-ups a second, most of an idle server's CPU. A shared store keeps
+#: the default, since the same loop sweeps for tasks of replicas that stopped.
+MEMORY_CHECK_INTERVAL = timedelta(seconds=60)
 
 TASK = TaskConfig(mode="optional", poll_interval=POLL_INTERVAL)
 
@@ -169,6 +174,7 @@ def queue_name(settings: Settings) -> str:
 
 def tasks_extension(settings: Settings) -> ProjectTasks:
     """The tasks extension over Docket at ``MCP_TASKS_URL`` (``MCP_REDIS_URL``)."""
+    in_memory = settings.tasks_url.startswith("memory://")
     return ProjectTasks(
         store_url=settings.tasks_url,
         name=queue_name(settings),
@@ -176,6 +182,7 @@ def tasks_extension(settings: Settings) -> ProjectTasks:
         concurrency=settings.max_sessions + settings.max_concurrent_executions,
         reconnection_delay=RECONNECTION_DELAY,
         redelivery_timeout=timedelta(seconds=settings.task_lost_after),
+        minimum_check_interval=MEMORY_CHECK_INTERVAL if in_memory else None,
     )
 
 
