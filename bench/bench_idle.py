@@ -1,14 +1,17 @@
 """Idle CPU: what 16 idle sessions cost per second, per kind of process and per thread.
 
-Runs the real ``python-mcp-server`` command (streamable HTTP) in each configuration, creates
-16 sessions (one ``1+1`` each), waits until start-up work has ended, then reads the CPU
-seconds (user + system) and the voluntary context switches (wake-ups) of every thread of
-every process in the server's tree, twice, a fixed window apart. CPU seconds do not depend
-on how loaded the machine is (wall-clock figures do), so the figures compare across runs.
+Runs the real ``python-mcp-server`` command (streamable HTTP) in each configuration,
+creates 16 sessions (each runs one cell that lists its threads), waits until start-up work
+has ended, then reads the CPU time (``/proc/.../schedstat``, nanoseconds) and the
+voluntary context switches (wake-ups) of every thread of every process in the server's
+tree, twice, a fixed window apart. CPU time and wake-ups are counted, not timed, so they
+hold on a loaded machine better than wall-clock figures (a wake-up still costs more CPU
+when caches are cold).
 
 Processes are sorted by kind: ``server``, ``kernel`` (pooled kernels included), ``template``
 (the fork template), ``bwrap`` and ``sh`` (sandbox wrappers), ``forwarder`` (the egress
-forwarder inside a sandbox) and ``other``. Kernel threads are named by asking each session's
+forwarder inside a sandbox: a child of the kernel program, forked before it became the
+kernel) and ``other``. Kernel threads are named by asking each session's
 kernel for ``threading.enumerate()`` before the window (its ids are mapped through the
 pid namespace of a sandbox).
 
@@ -106,12 +109,18 @@ def read_threads(pid: int) -> dict[int, ThreadReading]:
 
 def snapshot(server_pid: int) -> dict[int, tuple[str, dict[int, ThreadReading]]]:
     """Kind and thread readings of every process in the server's tree."""
-    result: dict[int, tuple[str, dict[int, ThreadReading]]] = {}
+    kinds: dict[int, str] = {}
+    parents: dict[int, int] = {}
     for process in process_tree(server_pid):
         try:
-            result[process.pid] = (kind(process, server_pid), read_threads(process.pid))
+            kinds[process.pid], parents[process.pid] = kind(process, server_pid), process.ppid()
         except psutil.Error:
             continue
+    result: dict[int, tuple[str, dict[int, ThreadReading]]] = {}
+    for pid, process_kind in kinds.items():
+        if process_kind == "kernel" and kinds.get(parents[pid]) == "kernel":
+            process_kind = "forwarder"  # forked by the kernel program before it becomes one
+        result[pid] = (process_kind, read_threads(pid))
     return result
 
 
