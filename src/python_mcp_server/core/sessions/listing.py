@@ -20,10 +20,13 @@ from python_mcp_server.core.sessions.registry import SessionRecord
 from python_mcp_server.core.sessions.session import KernelSession
 from python_mcp_server.models.sessions import SessionStatus
 
-#: The gateway's execution_state words in the status vocabulary of list_sessions.
+#: The gateway's execution_state words in the status vocabulary of list_sessions. A
+#: gateway's "starting" is not among them: it only means the gateway's own server has not
+#: yet seen a status message from the kernel (Enterprise Gateway 3.3 keeps saying it
+#: for kernels other replicas use), while a registry row that is not "creating" says a
+#: replica already had the kernel answer; so it reads as idle.
 GATEWAY_STATES: dict[str, SessionStatus] = {
     "busy": "busy",
-    "starting": "starting",
     "restarting": "starting",
     "autorestarting": "starting",
     "dead": "dead",
