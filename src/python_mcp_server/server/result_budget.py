@@ -65,6 +65,11 @@ def wire_size(content: list[ContentBlock], structured: Any) -> int:
     return len(json.dumps(wire, separators=(",", ":"), ensure_ascii=False))
 
 
+#: How the files holding an execution's or script's full streams end (output_collector,
+#: scripts): ``<id>-stdout.txt``, ``<id>-script-stderr.txt``...
+STREAM_FILE_ENDINGS = ("-stdout.txt", "-stderr.txt")
+
+
 def text_chars(result: ToolResult) -> int:
     """Characters of a result's text blocks (a cheap first look at its size)."""
     return sum(len(block.text) for block in result.content if isinstance(block, TextContent))
@@ -139,6 +144,8 @@ class CutReport:
     dropped: int
     whole: str | None
     why_not_saved: str | None = None
+    #: Saved stream files the result links already (their whole text is there).
+    streams: tuple[str, ...] = ()
 
 
 class ResultBudget:
@@ -170,10 +177,17 @@ class ResultBudget:
         if size <= self.max_chars:
             return result
         texts = [block.text for block in content if isinstance(block, TextContent)]
-        if whole is None:
-            saved, why = self._save_whole("\n\n".join(texts), name)
+        streams = saved_streams(content)
+        saved: str | None
+        why: str | None = None
+        if whole is not None:
+            saved = whole
+        elif streams:
+            # The long parts are streams already saved whole (under the call's spill
+            # cap): a second copy would write past that cap and add nothing.
+            saved = None
         else:
-            saved, why = whole, None
+            saved, why = self._save_whole("\n\n".join(texts), name)
         others: list[ContentBlock] = [b for b in content if not isinstance(b, TextContent)]
         parts = self._cut(_Parts(texts, copy.deepcopy(structured)), others)
         new_content: list[ContentBlock] = [
@@ -181,7 +195,7 @@ class ResultBudget:
         ]
         new_content.extend(others)
         dropped = size - wire_size(new_content, parts.structured)
-        report = CutReport(dropped=dropped, whole=saved, why_not_saved=why)
+        report = CutReport(dropped=dropped, whole=saved, why_not_saved=why, streams=streams)
         new_content.append(TextContent(type="text", text=self.note(report)))
         if saved is not None:
             new_content.append(whole_link(saved))
@@ -190,11 +204,12 @@ class ResultBudget:
         )
 
     def note(self, report: CutReport) -> str:
-        where = (
-            f"the whole result is in {report.whole}"
-            if report.whole is not None
-            else f"the whole result could not be saved: {report.why_not_saved}"
-        )
+        if report.whole is not None:
+            where = f"the whole result is in {report.whole}"
+        elif report.streams:
+            where = "the full output is in the linked files " + ", ".join(report.streams)
+        else:
+            where = f"the whole result could not be saved: {report.why_not_saved}"
         return (
             f"[result cut to fit {self.max_chars} characters ({SETTING}): about "
             f"{report.dropped} characters were dropped, from the middle of its longest "
@@ -275,6 +290,15 @@ def _str_len(node: Any) -> int:
 
 def _list_len(node: Any) -> int:
     return len(node) if isinstance(node, list) else 0
+
+
+def saved_streams(content: list[ContentBlock]) -> tuple[str, ...]:
+    """Names of the stream files (a call's full stdout or stderr) the result links."""
+    return tuple(
+        block.name
+        for block in content
+        if isinstance(block, ResourceLink) and block.name.endswith(STREAM_FILE_ENDINGS)
+    )
 
 
 def whole_link(path: str) -> ResourceLink:
