@@ -25,6 +25,22 @@ os.environ.setdefault("FASTMCP_LOG_ENABLED", "false")
 pytest_plugins = ["tests.services.nginx", "tests.services.postgres", "tests.services.redis"]
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Make the gateways' own venvs before any test runs, when gateway tests are selected.
+
+    Creating them installs from the registry (a minute or two on a fresh machine): done
+    here, outside every test's timeout, rather than in the first gateway test's setup
+    (where the workers waiting on the same venv would time out too).
+    """
+    if not any(item.nodeid.startswith("tests/gateway/") for item in session.items):
+        return
+    from tests.gateway.enterprise_gateway import ENTERPRISE_GATEWAY_VENV
+    from tests.gateway.kernel_gateway import KERNEL_GATEWAY_VENV
+
+    for venv in (KERNEL_GATEWAY_VENV, ENTERPRISE_GATEWAY_VENV):
+        venv.ensure()  # a failure is reported by the gateway fixture, with the reason
+
+
 @pytest.fixture(autouse=True)
 def state_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The default state folder lives under $XDG_STATE_HOME: keep it in the test's tmp."""
