@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
+import tarfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -46,6 +48,73 @@ def build_wheel(
         for path, text in files.items():
             archive.writestr(path, text)
     return wheel
+
+
+#: The build backend of ``build_probe_sdist``: while building, it tries the network and
+#: puts what happened (JSON) in the wheel's module as ``OUTCOME``.
+_PROBE_BACKEND = """\
+import base64, hashlib, json, os, socket, urllib.error, urllib.request, zipfile
+ALLOWED, PORT = {allowed!r}, {port}
+META = "Metadata-Version: 2.1\\nName: pmcp-net-probe\\nVersion: 1.0\\n"
+WHEEL = "Wheel-Version: 1.0\\nGenerator: t\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n"
+def _fetch(url):
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return [r.status, r.read().decode()]
+    except urllib.error.HTTPError as e:
+        return [e.code, e.read().decode()]
+    except OSError as e:
+        return [type(e).__name__, ""]
+def _probe():
+    out = {{"index": _fetch(ALLOWED), "proxied": _fetch(f"http://127.0.0.1:{{PORT}}/")}}
+    for key, address in (("direct", ("127.0.0.1", PORT)), ("link", ("169.254.169.254", 80))):
+        try:
+            socket.create_connection(address, 5).close()
+            out[key] = "reached"
+        except OSError as e:
+            out[key] = type(e).__name__
+    return json.dumps(out)
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    dist = "pmcp_net_probe-1.0"
+    files = {{
+        "pmcp_net_probe/__init__.py": f"OUTCOME = {{_probe()!r}}\\n",
+        f"{{dist}}.dist-info/METADATA": META,
+        f"{{dist}}.dist-info/WHEEL": WHEEL,
+    }}
+    record = []
+    for path, text in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=")
+        record.append(f"{{path}},sha256={{digest.decode()}},{{len(text.encode())}}")
+    record.append(f"{{dist}}.dist-info/RECORD,,")
+    files[f"{{dist}}.dist-info/RECORD"] = "\\n".join(record) + "\\n"
+    name = f"{{dist}}-py3-none-any.whl"
+    with zipfile.ZipFile(os.path.join(wheel_directory, name), "w") as archive:
+        for path, text in files.items():
+            archive.writestr(path, text)
+    return name
+"""
+
+
+def build_probe_sdist(folder: Path, allowed_url: str, port: int) -> Path:
+    """``pmcp_net_probe-1.0.tar.gz``: an sdist with an in-tree build backend (no build
+    requirements) that, while building, fetches ``allowed_url``, ``127.0.0.1:port`` through
+    the proxy variables, and connects straight to ``127.0.0.1:port`` and link-local."""
+    files = {
+        "pyproject.toml": (
+            '[build-system]\nrequires = []\nbuild-backend = "probe_backend"\n'
+            'backend-path = ["."]\n\n[project]\nname = "pmcp-net-probe"\nversion = "1.0"\n'
+        ),
+        "PKG-INFO": "Metadata-Version: 2.1\nName: pmcp-net-probe\nVersion: 1.0\n",
+        "probe_backend.py": _PROBE_BACKEND.format(allowed=allowed_url, port=port),
+    }
+    sdist = folder / "pmcp_net_probe-1.0.tar.gz"
+    with tarfile.open(sdist, "w:gz") as archive:
+        for path, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(f"pmcp_net_probe-1.0/{path}")
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return sdist
 
 
 def build_test_wheels(root: Path) -> dict[str, Any]:

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import http.server
 import json
 import resource
+import socket
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from python_mcp_server.infra.kernels.limits import MIB, ResourceLimits
-from python_mcp_server.infra.sandboxed_run import RunnerConfig, SandboxedRunner
+from python_mcp_server.infra.network.access import NetworkAccess
+from python_mcp_server.infra.network.proxy import EgressProxy
+from python_mcp_server.infra.sandboxed_run import Egress, RunnerConfig, SandboxedRunner
 from tests.sandbox_support import require_bwrap
 
 SECRET = "runner-secret-51d0"
@@ -46,10 +52,13 @@ def layout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
     return {"state": state}
 
 
-def runner(layout: dict[str, Path], *, sandboxed: bool) -> SandboxedRunner:
+def runner(
+    layout: dict[str, Path], *, sandboxed: bool, egress: Egress | None = None
+) -> SandboxedRunner:
     return SandboxedRunner(
         RunnerConfig(
             bwrap="bwrap" if sandboxed else None,
+            egress=egress,
             hidden_paths=(layout["state"],),
             readable_paths=(Path(sys.prefix), Path(sys.base_prefix)),
             limits=ResourceLimits(file_size_bytes=3 * MIB),
@@ -92,8 +101,9 @@ async def test_sandboxed_run_sees_no_secret_no_state_and_no_network(
     assert answer["state"] == []  # an empty folder laid over the state folder
     assert answer["network"] is False
     assert answer["fsize"] == 3 * MIB
+    # Asking for network without an egress proxy: still a namespace of its own, empty.
     networked = await probe(confined, layout["state"], network=True)
-    assert networked["network"] is True  # installs: network as the install policy allows
+    assert networked["network"] is False
     assert networked["state"] == []
 
 
@@ -116,3 +126,96 @@ def test_a_relative_program_is_refused(layout: dict[str, Path]) -> None:
     with pytest.raises(ValueError, match="absolute"):
         runner(layout, sandboxed=False).command(["python", "-c", "pass"])
     assert resource.getrlimit(resource.RLIMIT_FSIZE)[0] != 3 * MIB  # the server's own: unchanged
+
+
+ALLOWED = "index.pmcp-run-test.example"
+#: Through the forwarder (the proxy variables) to the allowed name, to a loopback address
+#: and to link-local; then straight to the host's loopback listener, bypassing the proxy.
+EGRESS_PROBE = """\
+import json, os, socket, sys, urllib.error, urllib.request
+def fetch(url):
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+    except OSError as e:
+        return type(e).__name__, ""
+out = {"proxy": os.environ.get("HTTP_PROXY")}
+out["allowed"] = fetch(f"http://{sys.argv[3]}:{sys.argv[1]}/simple/")
+out["loopback"] = fetch(f"http://127.0.0.1:{sys.argv[1]}/")
+out["metadata"] = fetch("http://169.254.169.254/latest/meta-data/")
+direct, link = ("127.0.0.1", int(sys.argv[2])), ("169.254.169.254", 80)
+for key, address in (("direct", direct), ("link", link)):
+    try:
+        socket.create_connection(address, 5).close()
+        out[key] = "reached"
+    except OSError as e:
+        out[key] = type(e).__name__
+print(json.dumps(out))
+"""
+
+
+class _Upstream(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = f"upstream {self.path}".encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def upstream() -> Iterator[int]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Upstream)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+    thread.join(10)
+
+
+async def test_a_networked_run_reaches_only_the_allowed_host_through_the_proxy(
+    layout: dict[str, Path], upstream: int, tmp_path: Path
+) -> None:
+    """An install's network: the allowed (pinned) name through the forwarder and the
+    proxy; neither the host's loopback (straight or through the proxy) nor link-local."""
+    require_bwrap()
+    proxy = EgressProxy()
+    access = NetworkAccess(
+        "allowlist",
+        frozenset({ALLOWED}),
+        frozenset({80, 443, upstream}),
+        ((ALLOWED, "127.0.0.1"),),
+    )
+    sockets = tmp_path / "run"
+    confined = runner(layout, sandboxed=True, egress=Egress(proxy, access, sockets))
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        listener.setblocking(False)
+        port = listener.getsockname()[1]
+        try:
+            result = await confined.run(
+                [sys.executable, "-I", "-c", EGRESS_PROBE, str(upstream), str(port), ALLOWED],
+                timeout=60,
+                network=True,
+            )
+        finally:
+            await proxy.aclose()
+        with pytest.raises(BlockingIOError):
+            listener.accept()  # nothing ever connected to the host's loopback service
+    assert result.ok, result.stderr
+    out = json.loads(result.stdout)
+    assert out["proxy"] == "http://127.0.0.1:3128"
+    assert out["allowed"] == [200, "upstream /simple/"]
+    assert out["loopback"][0] == 403
+    assert "is an address" in out["loopback"][1]
+    assert out["metadata"][0] == 403
+    assert out["direct"] == "ConnectionRefusedError"  # the sandbox's own loopback: empty
+    assert out["link"] == "OSError"  # no route out of the namespace
+    assert list(sockets.iterdir()) == []  # the run's proxy socket went with it

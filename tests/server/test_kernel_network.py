@@ -7,6 +7,8 @@ an HTTP server this test starts on the host's loopback; nothing on the internet 
 from __future__ import annotations
 
 import http.server
+import json
+import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,15 +20,17 @@ from fastmcp import Client
 from python_mcp_server.server.services import Services
 from tests.helpers import call, run, tool_error
 from tests.sandbox_support import proxy_probe, require_bwrap
-from tests.wheels import build_wheel
+from tests.wheels import build_probe_sdist, build_wheel
 
 FAKE_INDEX = "index.pmcp-test.example"
 
 
 class _Hello(http.server.BaseHTTPRequestHandler):
-    """``/simple/pmcp-net-tiny/`` and its wheel (a PEP 503 index); anything else: hello."""
+    """``/simple/<project>/`` and its file (a PEP 503 index); anything else: hello."""
 
     wheel: Path
+    #: More distributions served (project name -> file), added by tests.
+    extra: dict[str, Path]
 
     def do_GET(self) -> None:
         self.answer(send_body=True)
@@ -35,11 +39,13 @@ class _Hello(http.server.BaseHTTPRequestHandler):
         self.answer(send_body=False)
 
     def answer(self, *, send_body: bool) -> None:
-        name = self.wheel.name
-        if self.path.rstrip("/") == "/simple/pmcp-net-tiny":
-            body = f'<a href="/files/{name}">{name}</a>'.encode()
-        elif self.path == f"/files/{name}":
-            body = self.wheel.read_bytes()
+        projects = {"pmcp-net-tiny": self.wheel, **self.extra}
+        files = {f"/files/{path.name}": path for path in projects.values()}
+        project = projects.get(self.path.rstrip("/").removeprefix("/simple/"))
+        if self.path.startswith("/simple/") and project is not None:
+            body = f'<a href="/files/{project.name}">{project.name}</a>'.encode()
+        elif self.path in files:
+            body = files[self.path].read_bytes()
         else:
             body = f"hello from upstream {self.path}".encode()
         self.send_response(200)
@@ -54,12 +60,21 @@ class _Hello(http.server.BaseHTTPRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+def served() -> dict[str, Path]:
+    """Distributions the index serves besides ``pmcp-net-tiny``; tests add theirs."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def upstream(tmp_path_factory: pytest.TempPathFactory, served: dict[str, Path]) -> Iterator[int]:
     """An HTTP server (and package index) on the host's loopback; its port."""
     handler = type(
         "Index",
         (_Hello,),
-        {"wheel": build_wheel(tmp_path_factory.mktemp("w"), "pmcp-net-tiny", "1.0")},
+        {
+            "wheel": build_wheel(tmp_path_factory.mktemp("w"), "pmcp-net-tiny", "1.0"),
+            "extra": served,
+        },
     )
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -237,3 +252,46 @@ async def test_a_narrowed_session_runs_scripts_under_its_own_policy(
     assert (await run(client, probe, session_id="quiet"))["stdout"] == "ConnectionRefusedError\n"
     default = await client.call_tool("run_script", {"path": "scripts/probe.py"})
     assert default.structured_content["stdout"] == "reached\n"  # type: ignore[index]
+
+
+async def test_server_side_installs_go_through_the_proxy(
+    client: Client[Any], services: Services
+) -> None:
+    """``install_dependencies`` runs the installer in a network namespace of its own: the
+    index is reached by its (pinned, made-up) name only through the forwarder and the
+    proxy, and the run's proxy socket is closed when it ends."""
+    await run(client, "1")  # the session's kernel (and its own proxy socket) first
+    proxy = services.launcher.proxy  # type: ignore[attr-defined]
+    before = set(proxy._listeners)
+    result = await call(client, "install_dependencies", packages="pmcp-net-tiny")
+    assert set(proxy._listeners) == before
+    (outcome,) = result["packages"]
+    assert outcome["status"] == "installed", result
+    assert (await run(client, "import pmcp_net_tiny\npmcp_net_tiny.VERSION"))["result"] == "'1.0'"
+
+
+async def test_an_sdist_build_reaches_only_the_index(
+    client: Client[Any], upstream: int, served: dict[str, Path], tmp_path: Path
+) -> None:
+    """Code from the index (an sdist's build backend) runs during a server-side install:
+    it reaches the allowlisted index through the proxy, but neither a service on the host's
+    loopback (straight, or through the proxy) nor link-local (cloud metadata)."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        listener.setblocking(False)
+        port = listener.getsockname()[1]
+        served["pmcp-net-probe"] = build_probe_sdist(
+            tmp_path, f"http://{FAKE_INDEX}:{upstream}/simple/x/", port
+        )
+        result = await call(client, "install_dependencies", packages="pmcp-net-probe")
+        with pytest.raises(BlockingIOError):
+            listener.accept()  # nothing reached the host's loopback service
+    (outcome,) = result["packages"]
+    assert outcome["status"] == "installed", result
+    seen = await run(client, "import pmcp_net_probe\nprint(pmcp_net_probe.OUTCOME)")
+    found = json.loads(seen["stdout"])
+    assert found["index"] == [200, "hello from upstream /simple/x/"], found
+    assert found["proxied"][0] == 403, found
+    assert found["direct"] == "ConnectionRefusedError", found
+    assert found["link"] == "OSError", found

@@ -29,6 +29,7 @@ from python_mcp_server.infra.kernels.limits import (
     ResourceLimits,
     UnavailableLauncher,
 )
+from python_mcp_server.infra.kernels.local import short_runtime_dir
 from python_mcp_server.infra.kernels.mounts import SCRATCH_SHARE
 from python_mcp_server.infra.kernels.privileges import (
     find_setpriv,
@@ -43,8 +44,8 @@ from python_mcp_server.infra.kernels.sandbox import (
 )
 from python_mcp_server.infra.kernels.template_launcher import TemplateLauncher
 from python_mcp_server.infra.network.proxy import EgressProxy
-from python_mcp_server.infra.sandboxed_run import RunnerConfig, SandboxedRunner
-from python_mcp_server.server.kernel_network import network_access
+from python_mcp_server.infra.sandboxed_run import Egress, RunnerConfig, SandboxedRunner
+from python_mcp_server.server.kernel_network import installer_access, network_access
 from python_mcp_server.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -170,6 +171,14 @@ def server_side_runner(launcher: KernelLauncher, settings: Settings) -> Sandboxe
     limits (not a security boundary; see docs/security.md)."""
     if isinstance(launcher, BwrapLauncher):
         sandbox = launcher.config
+        access = installer_access(settings)
+        # Installs reach the index hosts only, through the kernels' egress proxy (a socket
+        # per run); with no index on the network they get no network at all.
+        egress = (
+            Egress(launcher.proxy, access, short_runtime_dir(settings.state_path))
+            if access is not None and launcher.proxy is not None
+            else None
+        )
         return SandboxedRunner(
             RunnerConfig(
                 bwrap=sandbox.bwrap,
@@ -181,6 +190,7 @@ def server_side_runner(launcher: KernelLauncher, settings: Settings) -> Sandboxe
                 # The kernels' seccomp filter; the user stays the server's, in its own
                 # user namespace: installs write environments kernels must not.
                 confinement=Confinement(seccomp_file=sandbox.confinement.seccomp_file),
+                egress=egress,
             )
         )
     limits = (

@@ -3,11 +3,13 @@
 Under ``allowlist`` the domains are the package index installs use (``MCP_PIP_INDEX_URL``,
 default PyPI with its file host; extra indexes; find-links pages; ``PIP_INDEX_URL`` and
 ``PIP_EXTRA_INDEX_URL`` kernels inherit) plus ``MCP_KERNEL_NETWORK_DOMAINS``. Ports are 80
-and 443 plus any port those index URLs name.
+and 443 plus any port those index URLs name. Server-side installs reach only the index
+hosts, through the same proxy (``installer_access``).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Sequence
 from urllib.parse import urlsplit
@@ -34,8 +36,8 @@ def index_urls(settings: Settings) -> list[str]:
     return [url for url in urls if urlsplit(url).scheme in ("http", "https")]
 
 
-def network_access(settings: Settings) -> NetworkAccess:
-    """The server's policy, the widest any session gets."""
+def _index_hosts(settings: Settings) -> tuple[set[str], set[int]]:
+    """The index URLs' host names and ports (80 and 443 always)."""
     domains: set[str] = set()
     ports = set(DEFAULT_PORTS)
     for url in index_urls(settings):
@@ -47,15 +49,52 @@ def network_access(settings: Settings) -> NetworkAccess:
                 ports.add(parts.port)
         except ValueError:
             continue
-    domains.update(normalize_domain(d) for d in _split(settings.kernel_network_domains))
+    return domains, ports
+
+
+def _pins(settings: Settings) -> list[tuple[str, str]]:
     pinned = []
     for entry in _split(settings.kernel_network_hosts):
         name, sep, address = entry.partition("=")
         if sep and name.strip() and address.strip():
             pinned.append((normalize_domain(name), address.strip()))
+    return pinned
+
+
+def network_access(settings: Settings) -> NetworkAccess:
+    """The server's policy, the widest any session gets."""
+    domains, ports = _index_hosts(settings)
+    domains.update(normalize_domain(d) for d in _split(settings.kernel_network_domains))
     return NetworkAccess(
-        settings.kernel_network, frozenset(domains), frozenset(ports), tuple(pinned)
+        settings.kernel_network, frozenset(domains), frozenset(ports), tuple(_pins(settings))
     )
+
+
+def installer_access(settings: Settings) -> NetworkAccess | None:
+    """What a sandboxed install reaches through the egress proxy, whatever the kernels' mode:
+    the index hosts only (index, extra indexes, find-links pages) on their ports, with the
+    operator's pins; an index the operator named by address or as ``localhost`` is pinned
+    to that address. None when no index is on the network (``file://`` or local folders):
+    an install then gets no network at all."""
+    domains, ports = _index_hosts(settings)
+    if not domains:
+        return None
+    pinned = _pins(settings)
+    named = {name for name, _ in pinned}
+    for host in sorted(domains - named):
+        if host == "localhost":
+            pinned.append((host, "127.0.0.1"))
+        elif _is_address(host):
+            pinned.append((host, host))
+    return NetworkAccess("allowlist", frozenset(domains), frozenset(ports), tuple(pinned))
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def session_network(

@@ -5,7 +5,8 @@ namespace hands each TCP connection to this proxy's socket (bound into the sandb
 the proxy decides, from that kernel's ``NetworkAccess`` alone:
 
 1. the port must be one allowed (80 and 443, plus the package index's own);
-2. the host must be a name on the allowlist (IP literals are refused: name a domain);
+2. the host must be a name on the allowlist (IP literals are refused: name a domain;
+   only an address the server itself pinned, an install's index named by address, passes);
 3. the name resolves (pinned address, else DNS) and only a public address is used, so a
    name that resolves to loopback, a private range or link-local (cloud metadata) is
    refused, and the address checked is the address connected to (no second lookup).
@@ -85,7 +86,7 @@ async def decide(access: NetworkAccess, host: str, port: int, resolver: Resolver
     if port not in access.ports:
         allowed = ", ".join(map(str, sorted(access.ports)))
         return Decision(refusal=f"port {port} is not allowed (allowed: {allowed})")
-    if _is_ip(host):
+    if _is_ip(host) and access.pinned_address(host) is None:
         return Decision(refusal=f"{host} is an address; only allowlisted domains are reachable")
     try:
         host = normalize_domain(host)
