@@ -145,6 +145,7 @@ out = {"proxy": os.environ.get("HTTP_PROXY")}
 out["allowed"] = fetch(f"http://{sys.argv[3]}:{sys.argv[1]}/simple/")
 out["loopback"] = fetch(f"http://127.0.0.1:{sys.argv[1]}/")
 out["metadata"] = fetch("http://169.254.169.254/latest/meta-data/")
+out["named_loopback"] = fetch(f"http://localhost:{sys.argv[1]}/")
 direct, link = ("127.0.0.1", int(sys.argv[2])), ("169.254.169.254", 80)
 for key, address in (("direct", direct), ("link", link)):
     try:
@@ -188,9 +189,10 @@ async def test_a_networked_run_reaches_only_the_allowed_host_through_the_proxy(
     proxy = EgressProxy()
     access = NetworkAccess(
         "allowlist",
-        frozenset({ALLOWED}),
+        frozenset({ALLOWED, "localhost"}),
         frozenset({80, 443, upstream}),
         ((ALLOWED, "127.0.0.1"),),
+        lan=True,  # as installs have it: private addresses, never loopback or link-local
     )
     sockets = tmp_path / "run"
     confined = runner(layout, sandboxed=True, egress=Egress(proxy, access, sockets))
@@ -216,6 +218,8 @@ async def test_a_networked_run_reaches_only_the_allowed_host_through_the_proxy(
     assert out["loopback"][0] == 403
     assert "is an address" in out["loopback"][1]
     assert out["metadata"][0] == 403
+    assert out["named_loopback"][0] == 403  # an allowed name resolving to loopback
+    assert "not a public address" in out["named_loopback"][1]
     assert out["direct"] == "ConnectionRefusedError"  # the sandbox's own loopback: empty
     assert out["link"] == "OSError"  # no route out of the namespace
     assert list(sockets.iterdir()) == []  # the run's proxy socket went with it

@@ -74,7 +74,8 @@ def installer_access(settings: Settings) -> NetworkAccess | None:
     """What a sandboxed install reaches through the egress proxy, whatever the kernels' mode:
     the index hosts only (index, extra indexes, find-links pages) on their ports, with the
     operator's pins; an index the operator named by address or as ``localhost`` is pinned
-    to that address. None when no index is on the network (``file://`` or local folders):
+    to that address, and index names may resolve to private addresses (a LAN mirror, never
+    loopback or link-local). None when no index is on the network (``file://`` or local folders):
     an install then gets no network at all."""
     domains, ports = _index_hosts(settings)
     if not domains:
@@ -86,7 +87,7 @@ def installer_access(settings: Settings) -> NetworkAccess | None:
             pinned.append((host, "127.0.0.1"))
         elif _is_address(host):
             pinned.append((host, host))
-    return NetworkAccess("allowlist", frozenset(domains), frozenset(ports), tuple(pinned))
+    return NetworkAccess("allowlist", frozenset(domains), frozenset(ports), tuple(pinned), lan=True)
 
 
 def _is_address(host: str) -> bool:

@@ -46,6 +46,8 @@ class NetworkAccess:
     ports: frozenset[int] = DEFAULT_PORTS
     #: name -> IP address, consulted before DNS.
     pinned: tuple[tuple[str, str], ...] = field(default=())
+    #: Names may resolve to private addresses too (never loopback or link-local).
+    lan: bool = False
 
     @property
     def width(self) -> int:

@@ -9,7 +9,9 @@ the proxy decides, from that kernel's ``NetworkAccess`` alone:
    only an address the server itself pinned, an install's index named by address, passes);
 3. the name resolves (pinned address, else DNS) and only a public address is used, so a
    name that resolves to loopback, a private range or link-local (cloud metadata) is
-   refused, and the address checked is the address connected to (no second lookup).
+   refused, and the address checked is the address connected to (no second lookup);
+   an access marked ``lan`` (installs) may reach private addresses, never loopback or
+   link-local.
 
 A refusal is an immediate ``403`` whose body says why; a failed connection is ``502``.
 After the decision the proxy only copies bytes both ways: every byte of a connection goes
@@ -30,7 +32,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from python_mcp_server.infra.network.access import NetworkAccess, normalize_domain
-from python_mcp_server.infra.network.addresses import is_public
+from python_mcp_server.infra.network.addresses import is_on_host, is_public
 from python_mcp_server.infra.tasks import retrieve_outcomes
 
 logger = logging.getLogger(__name__)
@@ -101,7 +103,11 @@ async def decide(access: NetworkAccess, host: str, port: int, resolver: Resolver
         candidates = await asyncio.wait_for(resolver(host, port), 10)
     except (OSError, asyncio.TimeoutError, UnicodeError) as exc:
         return Decision(refusal=f"{host} does not resolve: {exc}")
-    public = [address for address in candidates if is_public(address)]
+    public = [
+        address
+        for address in candidates
+        if is_public(address) or (access.lan and not is_on_host(address))
+    ]
     if not public:
         shown = ", ".join(candidates[:4]) or "nothing"
         return Decision(refusal=f"{host} resolves to {shown}: not a public address")
