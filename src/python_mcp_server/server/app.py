@@ -23,7 +23,7 @@ from python_mcp_server.server.routes_health import register_health_route
 from python_mcp_server.server.services import Services, build_services
 from python_mcp_server.server.tasks import tasks_extension
 from python_mcp_server.server.tool_listing import CompactToolListing
-from python_mcp_server.server.tools.notebooks import LINK_SECONDS, view_url
+from python_mcp_server.server.tools.notebooks import APP_ONLY_TOOLS, LINK_SECONDS, view_url
 from python_mcp_server.server.toolsets import register_toolsets, select_toolsets
 from python_mcp_server.server.view.links import ALL_SESSIONS
 from python_mcp_server.server.view.routes import register_view_routes
@@ -70,7 +70,7 @@ def build_server(settings: Settings, services: Services | None = None) -> FastMC
             ErrorTranslationMiddleware(),
             ScopeMiddleware(),
             TimingMiddleware(),
-            ResultBudgetMiddleware(services.result_budget),
+            ResultBudgetMiddleware(services.result_budget, APP_ONLY_TOOLS),
         ],
         mask_error_details=False,
         auth=build_auth(settings),  # HTTP only; stdio and in-memory callers are `default`

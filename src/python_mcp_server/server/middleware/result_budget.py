@@ -25,8 +25,10 @@ MEASURE_INLINE_CHARS = 16_384
 class ResultBudgetMiddleware(Middleware):
     """Cuts a tool result that is over ``MCP_MAX_RESULT_CHARS``."""
 
-    def __init__(self, budget: ResultBudget) -> None:
+    def __init__(self, budget: ResultBudget, exempt: frozenset[str] = frozenset()) -> None:
         self._budget = budget
+        #: Tools whose results are not for the model (an app's own tools).
+        self._exempt = exempt
 
     async def on_call_tool(
         self,
@@ -37,6 +39,8 @@ class ResultBudgetMiddleware(Middleware):
         if not isinstance(result, ToolResult):
             return result
         name = context.message.name
+        if name in self._exempt:
+            return result
         if text_chars(result) <= MEASURE_INLINE_CHARS and self._budget.fits(result):
             return result
         return await anyio.to_thread.run_sync(lambda: self._budget.fit(result, name=name))

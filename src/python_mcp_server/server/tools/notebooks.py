@@ -34,6 +34,10 @@ _MIME = {"ipynb": "application/x-ipynb+json", "html": "text/html", "py": "text/x
 #: Characters of a cell's stdout/stderr kept in an import result.
 _EXCERPT = 500
 
+#: Tools whose results go to the session view app only, never into a model's context: the
+#: result budget leaves them whole (a cut would break the images the app draws).
+APP_ONLY_TOOLS = frozenset({"session_view_cells"})
+
 
 def _excerpt(text: str) -> str | None:
     if not text:
