@@ -23,36 +23,9 @@ from python_mcp_server.infra.kernels.base import KernelLauncher, KernelLaunchReq
 from python_mcp_server.infra.kernels.limits import LimitedLauncher, ResourceLimits
 from python_mcp_server.infra.kernels.local import LocalLauncher
 from python_mcp_server.infra.kernels.sandbox import BwrapLauncher
+from python_mcp_server.infra.sandboxed_run import limits_prefix
 
 MIB = 1024 * 1024
-
-#: ``python -c`` program: set the rlimits, start the forwarder if any (bind the sandbox's
-#: loopback port, fork a fresh interpreter serving it, as ``kernel_program.py`` does for
-#: kernels), then become the real command (argv[1:]).
-_BOOTSTRAP = """\
-import os as _o, resource as _r, sys as _s
-for _n, _v in {limits}:
-    _n = getattr(_r, _n)
-    _h = _r.getrlimit(_n)[1]
-    _v = _v if _h == _r.RLIM_INFINITY else min(_v, _h)
-    _r.setrlimit(_n, (_v, _v))
-_f = {forwarder}
-if _f:
-    import socket as _k
-    _l = _k.socket()
-    _l.setsockopt(_k.SOL_SOCKET, _k.SO_REUSEADDR, 1)
-    _l.bind(("127.0.0.1", _f["port"]))
-    _l.listen(64)
-    _l.set_inheritable(True)
-    if _o.fork() == 0:
-        try:
-            _a = ["-I", "-S", "-c", _f["loop"], str(_l.fileno()), _f["socket"]]
-            _o.execv(_s.executable, [_s.executable, *_a])
-        finally:
-            _o._exit(127)
-    _l.close()
-_o.execv(_s.argv[1], _s.argv[1:])
-"""
 
 
 def bootstrap(
@@ -60,12 +33,8 @@ def bootstrap(
 ) -> list[str]:
     """``argv`` started by its own interpreter (``argv[0]``) under ``limits``, after the
     forwarder; ``argv`` itself when there is nothing to set up."""
-    pairs = limits.rlimits() if limits is not None else []
-    if not pairs and forwarder is None:
-        return list(argv)
-    values = ", ".join(f"({name!r}, {value})" for name, value in pairs)
-    source = _BOOTSTRAP.format(limits=f"({values},)" if values else "()", forwarder=forwarder)
-    return [argv[0], "-c", source, *argv]
+    prefix = limits_prefix(argv[0], limits or ResourceLimits(), forwarder)
+    return [*prefix, *argv]
 
 
 def memory_verdict(kills: int, limits: ResourceLimits) -> str | None:
