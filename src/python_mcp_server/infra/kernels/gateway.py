@@ -174,15 +174,10 @@ class GatewayKernel(LaunchedKernel):
     interrupt_mode = "signal"
     shared = True
 
-    def __init__(
-        self, api: GatewayApi, kernel_id: str, session_id: str, start: Mapping[str, Any]
-    ) -> None:
+    def __init__(self, api: GatewayApi, kernel_id: str, session_id: str) -> None:
         self._api = api
         self.kernel_id = kernel_id
         self.session_id = session_id
-        #: The POST /api/kernels body of this kernel. One the gateway gave up is started
-        #: anew through the session manager (one replica), never from here.
-        self._start = start
         self._exit: KernelExit | None = None
         self._fate: Fate | None = None
         self._ended = asyncio.Event()
@@ -413,15 +408,14 @@ class GatewayLauncher(KernelLauncher):
                 f"the gateway started kernel {started!r} instead of {kernel_id!r}: it ignores "
                 "the kernel ids clients ask for, so other replicas could not find the session"
             )
-        return GatewayKernel(self._api, kernel_id, session_id, body)
+        return GatewayKernel(self._api, kernel_id, session_id)
 
     async def find_session_kernel(self, session_id: str) -> LaunchedKernel | None:
         kernel_id = self.kernel_id_for(session_id)
-        body = self.start_body(session_id, self._default_env)
         response = await self._api.request("GET", f"/api/kernels/{kernel_id}")
         if response.status_code == 404:
             return None
-        return GatewayKernel(self._api, kernel_id, session_id, body)
+        return GatewayKernel(self._api, kernel_id, session_id)
 
     async def aclose(self) -> None:
         await self._api.aclose()
