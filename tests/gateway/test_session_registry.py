@@ -4,10 +4,6 @@ sessions, per principal, and a database that cannot be reached never yields a gu
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,10 +12,10 @@ import pytest
 from fastmcp import Client
 
 from tests.gateway.conftest import Replicas
-from tests.helpers import call, free_port, run, tool_error
+from tests.gateway.server_process import ServerProcess, connect
+from tests.helpers import call, run, tool_error
 from tests.services.postgres import PostgresServer
 
-COMMAND = str(Path(sys.executable).parent / "python-mcp-server")
 ALICE = "alice-registry-token-0123"
 BOB = "bob-registry-token-456789"
 
@@ -91,76 +87,23 @@ async def test_without_the_database_no_session_is_created(
     assert set(listed(await call(a, "list_sessions"))) == {"before", "during"}
 
 
-class ServerProcess:
-    """The python-mcp-server command on a free port: tokens file, gateway, PostgreSQL."""
-
-    def __init__(self, replicas: Replicas, state: Path, tokens: Path, database_url: str) -> None:
-        self.port = free_port()
-        env = {
-            **os.environ,
-            "MCP_GATEWAY_TOKEN": replicas.gateway.token,
-            "MCP_GATEWAY_NAMESPACE": replicas.namespace,
-            "MCP_AUTH_TOKENS_FILE": str(tokens),
-            "MCP_DATABASE_URL": database_url,
-            "FASTMCP_STATELESS_HTTP": "true",
-        }
-        self.process = subprocess.Popen(
-            [
-                COMMAND,
-                "--port",
-                str(self.port),
-                "--workspace-dir",
-                str(replicas.gateway.workspace),
-                "--state-dir",
-                str(state),
-                "--gateway-url",
-                replicas.gateway.url,
-                "--log-level",
-                "WARNING",
-            ],
-            env=env,
-            stdout=subprocess.DEVNULL,
-        )
-        self.url = f"http://127.0.0.1:{self.port}/mcp"
-
-    def stop(self) -> int:
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-            raise
-
-
 @pytest.fixture
 def two_servers(
     replicas: Replicas, postgres_url: str, tmp_path: Path
 ) -> Iterator[list[ServerProcess]]:
     tokens = tmp_path / "tokens"
     tokens.write_text(f"alice {ALICE}\nbob {BOB}\n")
-    servers = [
-        ServerProcess(replicas, tmp_path / f"state-{n}", tokens, postgres_url) for n in range(2)
-    ]
+    env = {
+        "MCP_AUTH_TOKEN": "",
+        "MCP_AUTH_TOKENS_FILE": str(tokens),
+        "MCP_DATABASE_URL": postgres_url,
+    }
+    servers = [ServerProcess(replicas, tmp_path / f"state-{n}", env) for n in range(2)]
     try:
         yield servers
     finally:
         codes = [server.stop() for server in servers]
         assert codes == [0, 0], f"servers exited with {codes}"
-
-
-async def connect(server: ServerProcess, token: str) -> Client[Any]:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 60
-    while True:
-        client: Client[Any] = Client(server.url, auth=token)
-        try:
-            await client.__aenter__()
-            return client
-        except Exception:
-            if server.process.poll() is not None or loop.time() > deadline:
-                raise
-            await asyncio.sleep(0.1)
 
 
 async def test_principals_stay_apart_across_replicas(
