@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from tests.gateway.kernel_gateway import (
     GatewayVenv,
     KernelGatewayProcess,
     jupyter_env,
-    wait_answering,
+    spawn_gateway,
 )
 from tests.helpers import free_port
 
@@ -44,12 +43,7 @@ def start_enterprise_gateway(
 
     ``env`` adds settings (``EG_*`` variables) to the defaults.
     """
-    command = ENTERPRISE_GATEWAY_VENV.command()
-    if command is None:
-        hint = ENTERPRISE_GATEWAY_VENV.create_hint
-        raise RuntimeError(f"no Enterprise Gateway venv at {ENTERPRISE_GATEWAY_VENV.path}: {hint}")
-    workspace = root / "workspace"
-    workspace.mkdir(parents=True, exist_ok=True)
+    command = ENTERPRISE_GATEWAY_VENV.required_command()
     port = free_port()
     token = secrets.token_hex(16)
     args = [
@@ -70,12 +64,12 @@ def start_enterprise_gateway(
         "EG_RESPONSE_PORT_RETRIES": "0",
         **(env or {}),
     }
-    log_path = root / "gateway.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            args, cwd=workspace, env=environment, stdout=log, stderr=subprocess.STDOUT
-        )
-    gateway = KernelGatewayProcess(
-        process, port, token, workspace, log_path, kind="enterprise-gateway"
+    return spawn_gateway(
+        root,
+        args,
+        environment,
+        port=port,
+        token=token,
+        timeout=timeout,
+        kind="enterprise-gateway",
     )
-    return wait_answering(gateway, timeout)

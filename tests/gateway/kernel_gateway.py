@@ -47,6 +47,13 @@ class GatewayVenv:
         name = self.path.name
         return f"python3 -m venv {name} && {name}/bin/pip install {' '.join(self.requirements)}"
 
+    def required_command(self) -> Path:
+        """The gateway's script; RuntimeError saying how to make the venv when missing."""
+        command = self.command()
+        if command is None:
+            raise RuntimeError(f"no gateway venv at {self.path}: {self.create_hint}")
+        return command
+
     def command(self) -> Path | None:
         """The gateway's script in the venv, if it is installed."""
         path = self.path / "bin" / self.script
@@ -192,12 +199,7 @@ def start_kernel_gateway(
     root: Path, *, nodelay: bool = False, timeout: float = 60.0
 ) -> KernelGatewayProcess:
     """Start the gateway in ``root/workspace``; return once its REST API answers."""
-    command = KERNEL_GATEWAY_VENV.command()
-    if command is None:
-        hint = KERNEL_GATEWAY_VENV.create_hint
-        raise RuntimeError(f"no Kernel Gateway venv at {KERNEL_GATEWAY_VENV.path}: {hint}")
-    workspace = root / "workspace"
-    workspace.mkdir(parents=True, exist_ok=True)
+    command = KERNEL_GATEWAY_VENV.required_command()
     port = free_port()
     token = secrets.token_hex(16)
     args = [
@@ -219,12 +221,28 @@ def start_kernel_gateway(
             "mcp_gateway_nodelay.NoDelayConnection"
         )
         env["PYTHONPATH"] = str(NODELAY_DIR)
+    return spawn_gateway(root, args, env, port=port, token=token, timeout=timeout)
+
+
+def spawn_gateway(
+    root: Path,
+    args: list[str],
+    env: dict[str, str],
+    *,
+    port: int,
+    token: str,
+    timeout: float,
+    kind: str = "kernel-gateway",
+) -> KernelGatewayProcess:
+    """Run a gateway in ``root/workspace`` with its log in ``root``; return once it answers."""
+    workspace = root / "workspace"
+    workspace.mkdir(parents=True, exist_ok=True)
     log_path = root / "gateway.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             args, cwd=workspace, env=env, stdout=log, stderr=subprocess.STDOUT
         )
-    gateway = KernelGatewayProcess(process, port, token, workspace, log_path)
+    gateway = KernelGatewayProcess(process, port, token, workspace, log_path, kind=kind)
     return wait_answering(gateway, timeout)
 
 
