@@ -222,9 +222,12 @@ class KernelFactory:
         # Code another server started may be running: the backend knows; IOPub status
         # messages keep it true from here on. A "busy" seen before connecting holds until
         # the kernel's shell answers (the cell may have ended just before this connected).
+        # Any other word is idle: the kernel has just answered, and a gateway's "starting"
+        # only means its own server has not yet seen a status message from the kernel
+        # (Enterprise Gateway 3.3 keeps saying it for kernels another replica started).
         after = await kernel.reported_state()
         if "busy" in (before, after):
             client.busy_until_shell_answers()
         else:
-            client.execution_state = after or "idle"
+            client.execution_state = "idle"
         return client
