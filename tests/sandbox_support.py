@@ -6,8 +6,12 @@ or broken sandbox fails the sandbox tests instead of skipping them.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import http.server
 import os
+import threading
+from collections.abc import Iterator
 
 import pytest
 
@@ -54,3 +58,50 @@ def proxy_probe(path: str) -> str:
         "    s.close()\n"
         "    return answer\n"
     )
+
+
+#: Cell code filling /dev/shm, then /tmp, in 8 MiB steps, printing the running total in
+#: MiB, or ``refused ERRNO`` once a write is refused; ``{steps}`` is the steps per folder.
+FILL_TMPFS = """\
+total = 0
+chunk = b'x' * (8 << 20)
+try:
+    for folder in ('/dev/shm', '/tmp'):
+        for index in range({steps}):
+            with open(f'{{folder}}/fill{{index}}', 'wb') as handle:
+                handle.write(chunk)
+            total += 8
+            print(total, flush=True)
+except OSError as exc:
+    print('refused', exc.errno, flush=True)
+"""
+
+
+@contextlib.contextmanager
+def loopback_http(label: str) -> Iterator[int]:
+    """A loopback HTTP server answering every GET with ``"{label} {path}"``; yields its port.
+
+    It stands in for a package index or any upstream a sandboxed process may (or must
+    not) reach.
+    """
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = f"{label} {self.path}".encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)

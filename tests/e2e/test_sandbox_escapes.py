@@ -8,12 +8,10 @@ server must keep serving. Each test names the class of issue 11 it holds.
 
 from __future__ import annotations
 
-import http.server
 import json
 import os
 import socket
 import subprocess
-import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +23,7 @@ from fastmcp import Client
 
 from tests.e2e.conftest import COMMAND, LaunchedServer, assert_gone
 from tests.helpers import free_port, run, tool_error
-from tests.sandbox_support import proxy_probe, require_bwrap
+from tests.sandbox_support import loopback_http, proxy_probe, require_bwrap
 
 TOKEN = "escape-suite-token-6f1c2a9e"
 FAKE_INDEX = "index.escape-suite.example"
@@ -47,28 +45,11 @@ class Target:
         self.history = self.state / "history.sqlite3"
 
 
-class _Index(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        body = f"index page {self.path}".encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def index_port() -> Iterator[int]:
     """A loopback HTTP server standing in for the package index."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Index)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server.server_address[1]
-    server.shutdown()
-    server.server_close()
-    thread.join(10)
+    with loopback_http("index page") as port:
+        yield port
 
 
 @pytest.fixture(scope="module")

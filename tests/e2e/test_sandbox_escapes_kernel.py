@@ -11,6 +11,7 @@ from fastmcp import Client
 
 from tests.e2e import test_sandbox_escapes as suite
 from tests.helpers import call, run
+from tests.sandbox_support import FILL_TMPFS
 
 # The suite's server and its client, as fixtures of this module (a server of its own).
 index_port = suite.index_port
@@ -59,21 +60,6 @@ forge({'msg_id': 'h', 'msg_type': 'error'}, {'ename': None})
 forge({'msg_id': 'i', 'msg_type': 'stream'}, {}, parent_header='not a dict')
 print('after forging')
 6 * 7
-"""
-
-#: Fills /dev/shm, then /tmp, in 8 MiB steps, printing the running total in MiB.
-FILL_TMPFS = """\
-total = 0
-chunk = b'x' * (8 << 20)
-try:
-    for folder in ('/dev/shm', '/tmp'):
-        for index in range({steps}):
-            with open(f'{{folder}}/fill{{index}}', 'wb') as handle:
-                handle.write(chunk)
-            total += 8
-            print(total, flush=True)
-except OSError as exc:
-    print('refused', exc.errno, flush=True)
 """
 
 

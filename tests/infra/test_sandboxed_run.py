@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import http.server
 import json
 import resource
 import socket
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +15,7 @@ from python_mcp_server.infra.kernels.limits import MIB, ResourceLimits
 from python_mcp_server.infra.network.access import NetworkAccess
 from python_mcp_server.infra.network.proxy import EgressProxy
 from python_mcp_server.infra.sandboxed_run import Egress, RunnerConfig, SandboxedRunner
-from tests.sandbox_support import require_bwrap
+from tests.sandbox_support import loopback_http, require_bwrap
 
 SECRET = "runner-secret-51d0"
 PROBE = """\
@@ -157,27 +155,10 @@ print(json.dumps(out))
 """
 
 
-class _Upstream(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        body = f"upstream {self.path}".encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def upstream() -> Iterator[int]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Upstream)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server.server_address[1]
-    server.shutdown()
-    server.server_close()
-    thread.join(10)
+    with loopback_http("upstream") as port:
+        yield port
 
 
 async def test_a_networked_run_reaches_only_the_allowed_host_through_the_proxy(

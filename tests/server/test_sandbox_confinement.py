@@ -15,7 +15,7 @@ from python_mcp_server.infra.kernels.cgroups import KernelCgroups
 from python_mcp_server.infra.kernels.privileges import ACCESS_ACL, DEFAULT_ACL
 from python_mcp_server.server.services import Services
 from tests.helpers import call, run, tool_error
-from tests.sandbox_support import require_bwrap
+from tests.sandbox_support import FILL_TMPFS, require_bwrap
 
 LIMIT_MB = 256
 SANDBOXED = {"sandbox": "bwrap", "max_memory_mb": LIMIT_MB, "kernel_network": "deny"}
@@ -39,22 +39,6 @@ print(errno_of({ptrace}, 16, 1, 0, 0),                       # PTRACE_ATTACH to 
       errno_of({unshare}, 0x10000000),                       # CLONE_NEWUSER
       errno_of({mount}, b'none', b'/tmp', b'tmpfs', 0, None),
       errno_of({bpf}, 0, 0, 0))
-"""
-
-#: Fills /dev/shm, then /tmp, in 8 MiB steps, printing the running total in MiB.
-FILL_TMPFS = """\
-import os, sys
-total = 0
-chunk = b'x' * (8 << 20)
-try:
-    for folder in ('/dev/shm', '/tmp'):
-        for index in range({steps}):
-            with open(f'{{folder}}/fill{{index}}', 'wb') as handle:
-                handle.write(chunk)
-            total += 8
-            print(total, flush=True)
-except OSError as exc:
-    print('refused', exc.errno, flush=True)
 """
 
 
