@@ -281,24 +281,13 @@ async def _serve(server: Any, settings: Any) -> None:
         except asyncio.CancelledError:
             pass
         return
-    # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal with the handler
-    # that was installed before it started. A no-op handler there lets a clean shutdown
-    # end with exit status 0 instead of death by signal.
+    # While uvicorn serves, SIGINT and SIGTERM start its graceful shutdown
+    # (server/http_serve.py). Outside it (start-up, and the lifespan's shutdown of the
+    # kernels after it) a SIGTERM is ignored rather than cutting that work short.
     signal.signal(signal.SIGTERM, lambda _signum, _frame: None)
-    from python_mcp_server.server.http_security import http_options
+    from python_mcp_server.server.http_serve import serve_http
 
-    await server.run_http_async(
-        show_banner=False,
-        transport="http",
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level.lower(),
-        uvicorn_config={
-            "timeout_graceful_shutdown": 3,
-            "access_log": settings.log_level == "DEBUG",
-        },
-        **http_options(settings),
-    )
+    await serve_http(server, settings)
 
 
 def run() -> None:

@@ -5,7 +5,8 @@ registered with ``task_tool``: a client that declares the tasks extension may ru
 as a task (``tools/call`` answers at once with a task id; ``tasks/get`` reports the
 status and, at the end, the result; ``tasks/cancel`` stops it). A client without it gets
 the ordinary synchronous call. fastmcp-tasks runs the task on a Docket worker; task state
-lives in Docket's backend (``MCP_TASKS_URL``, in memory by default). With a shared store
+lives in Docket's backend (``MCP_TASKS_URL``, in memory by default); in memory, the worker
+runs only while a task may exist (``server/task_worker.py``). With a shared store
 (``MCP_REDIS_URL``) every replica of a deployment runs a worker on one queue: any of them
 may run a task, and any of them answers ``tasks/get`` and ``tasks/cancel`` for it (a
 cancel reaches the worker running it through Redis). A task whose replica stopped before
@@ -49,6 +50,7 @@ from python_mcp_server.errors import TaskLostError
 from python_mcp_server.infra.task_store import is_outage, ping, unavailable
 from python_mcp_server.server.middleware.errors import protocol_error, translate
 from python_mcp_server.server.result_budget import ResultBudget
+from python_mcp_server.server.task_worker import Demand, on_demand_worker
 from python_mcp_server.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
@@ -64,11 +66,13 @@ STATUS_CHARS = 400
 STORE_TIMEOUT = 10.0
 #: How soon the worker tries the task store again after losing it.
 RECONNECTION_DELAY = timedelta(seconds=1)
-#: How long the worker's read of the in-memory queue blocks. A new task wakes it at once
-#: (an XADD ends a blocked XREADGROUP), so the poll only costs idle CPU: Docket's default
-#: of 50 ms was 20 wake-ups a second, most of an idle server's CPU. A shared store keeps
-#: the default, since the same loop sweeps for tasks of replicas that stopped.
-MEMORY_CHECK_INTERVAL = timedelta(seconds=60)
+#: How long the in-memory worker's read of its queue blocks. A new task ends the read at
+#: once (an XADD ends a blocked XREADGROUP); the worker runs only while a task may exist
+#: (``server/task_worker.py``) and stops after a read that found nothing, so this is about
+#: how long it outlives the last task. Docket's default of 50 ms was 20 wake-ups a
+#: second. A shared store keeps the default, since the same loop sweeps for tasks of
+#: replicas that stopped.
+MEMORY_CHECK_INTERVAL = timedelta(seconds=1)
 
 TASK = TaskConfig(mode="optional", poll_interval=POLL_INTERVAL)
 
@@ -99,6 +103,13 @@ class ProjectTasks(TasksExtension):
         super().__init__(url=store_url, **options)
         self.store_url = store_url
         self.shared = not store_url.startswith("memory://")
+        #: In memory, the worker runs on demand (made with the lifespan).
+        self.demand: Demand | None = None
+
+    def wake_worker(self) -> None:
+        """A task may have been made: the in-memory worker runs until none is left."""
+        if self.demand is not None:
+            self.demand.wake()
 
     async def intercept_tool_call(
         self,
@@ -125,17 +136,26 @@ class ProjectTasks(TasksExtension):
                 if foreground or not is_outage(exc):
                     raise
                 raise protocol_error(unavailable(self.store_url, exc)) from exc
+            finally:
+                if not foreground:
+                    self.wake_worker()
         timeout = TimeoutError(f"no answer in {STORE_TIMEOUT:g} s")
         raise protocol_error(unavailable(self.store_url, timeout))
 
     def methods(self) -> Sequence[MethodBinding]:
         return [
-            dataclasses.replace(binding, handler=self._guarded(binding.handler))
+            dataclasses.replace(
+                binding,
+                handler=self._guarded(binding.handler, wakes=binding.method == "tasks/update"),
+            )
             for binding in super().methods()
         ]
 
-    def _guarded(self, handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-        """``handler`` answering ``TASK_STORE_UNAVAILABLE`` when the store does not."""
+    def _guarded(
+        self, handler: Callable[..., Awaitable[Any]], *, wakes: bool
+    ) -> Callable[..., Awaitable[Any]]:
+        """``handler`` answering ``TASK_STORE_UNAVAILABLE`` when the store does not;
+        ``wakes``: it may start a task's next leg (``tasks/update``)."""
 
         @functools.wraps(handler)
         async def guarded(ctx: Any, params: Any) -> Any:
@@ -146,6 +166,9 @@ class ProjectTasks(TasksExtension):
                 if not is_outage(exc):
                     raise
                 raise protocol_error(unavailable(self.store_url, exc)) from exc
+            finally:
+                if wakes:
+                    self.wake_worker()
 
         return guarded
 
@@ -153,8 +176,19 @@ class ProjectTasks(TasksExtension):
     async def lifespan(self) -> AsyncIterator[None]:
         if self.shared:
             await ping(self.store_url, STORE_TIMEOUT)
-        async with super().lifespan():
-            yield
+            async with super().lifespan():
+                yield
+            return
+        demand = Demand()
+        async with contextlib.AsyncExitStack() as stack:
+            with on_demand_worker(demand):
+                await stack.enter_async_context(super().lifespan())
+            self.demand = demand
+            try:
+                yield
+            finally:
+                self.demand = None
+                demand.close()
 
 
 def queue_name(settings: Settings) -> str:
