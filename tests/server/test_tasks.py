@@ -8,11 +8,15 @@ import asyncio
 from typing import Any
 
 import anyio
+import mcp_types
 import pytest
-from fastmcp import Client, FastMCP
+from fastmcp import Client, Context, FastMCP
 from fastmcp.exceptions import ToolError
+from fastmcp.tools.base import InputRequiredToolResult
+from fastmcp.utilities.tasks import TaskConfig
 from fastmcp_tasks import ToolTask, call_tool_task
 from fastmcp_tasks.settings import DocketSettings
+from mcp_types import TextContent
 
 from python_mcp_server.server.tasks import MEMORY_CHECK_INTERVAL, ProjectTasks, tasks_extension
 from python_mcp_server.settings import Settings
@@ -113,6 +117,42 @@ async def test_in_memory_worker_runs_only_while_a_task_exists(
         with anyio.fail_after(60):
             await demand.wait_idle()
         assert not demand.running
+
+
+async def test_an_answer_to_a_task_wakes_the_stopped_worker(settings: Settings) -> None:
+    # A task that asks for input ends its leg; the answer (tasks/update) starts the next
+    # leg, which must wake a worker that stopped meanwhile. Our own tools do not ask from
+    # a task (the approval question takes its fallback there), so a small server asks.
+    mcp: FastMCP = FastMCP("asks")
+    extension = tasks_extension(settings)
+    mcp.add_extension(extension)
+
+    @mcp.tool(task=TaskConfig(mode="optional"))
+    async def ask(ctx: Context) -> Any:
+        answers = ctx.input_responses
+        if answers and "go" in answers:
+            return "answered"
+        params = mcp_types.ElicitRequestFormParams(
+            message="go?",
+            requested_schema={"type": "object", "properties": {"go": {"type": "boolean"}}},
+        )
+        request = mcp_types.ElicitRequest(params=params)
+        return InputRequiredToolResult(
+            mcp_types.InputRequiredResult(input_requests={"go": request})
+        )
+
+    async def answer(message: str, response_type: Any, params: Any, context: Any) -> Any:
+        demand = extension.demand
+        assert demand is not None
+        with anyio.fail_after(60):
+            await demand.wait_idle()  # the worker stopped after the first leg
+        return {"go": True}
+
+    async with Client(mcp, elicitation_handler=answer) as client:
+        task = await call_tool_task(client, "ask", {})
+        with anyio.fail_after(120):
+            result = await task.result()
+    assert [c.text for c in result.content if isinstance(c, TextContent)] == ["answered"]
 
 
 def test_a_shared_task_store_keeps_docket_default_poll(settings: Settings) -> None:
