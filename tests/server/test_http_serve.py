@@ -4,6 +4,7 @@ stop asked from another thread ends it (signals: tests/e2e/test_lifecycle.py).""
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -21,13 +22,24 @@ async def hello(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": b"hello"})
 
 
+class Announced(QuietServer):
+    """Says when it listens."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.listening = asyncio.Event()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        self.listening.set()
+
+
 async def test_dated_responses_and_a_stop_from_another_thread() -> None:
     config = uvicorn.Config(hello, host="127.0.0.1", port=0, lifespan="off", log_level="error")
-    server = QuietServer(config)
+    server = Announced(config)
     serving = asyncio.create_task(server.serve())
     with anyio.fail_after(30):
-        while not server.started:
-            await asyncio.sleep(0.01)
+        await server.listening.wait()
     port = server.servers[0].sockets[0].getsockname()[1]
     async with httpx.AsyncClient() as http:
         for _ in range(2):
