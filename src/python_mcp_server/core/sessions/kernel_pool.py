@@ -1,7 +1,9 @@
 """Pre-started kernels for the default environment, refilled in the background.
 
 ``create_session`` takes a kernel that already answered ``kernel_info`` instead of waiting
-for a process start, so a new session's first execution costs a round trip.
+for a process start, so a new session's first execution costs a round trip. Every missing
+kernel starts at once (a pool of 4 emptied by a burst refills in one start time, not four):
+the pool is small, and a forked kernel's start is mostly waiting.
 """
 
 from __future__ import annotations
@@ -63,25 +65,33 @@ class KernelPool:
     async def _refill_forever(self) -> None:
         failures = 0
         while not self._closed:
-            if len(self._ready) >= self._size:
+            missing = self._size - len(self._ready)
+            if missing <= 0:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            try:
-                client = await self._factory.start(None, "pool", pooled=True)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                failures += 1
-                self.last_error = str(exc)
-                logger.warning("kernel pool could not start a kernel: %s", exc)
-                await asyncio.sleep(min(30.0, 0.5 * 2**failures))
+            started = await asyncio.gather(
+                *(self._start_one() for _ in range(missing)), return_exceptions=True
+            )
+            errors = [e for e in started if isinstance(e, BaseException)]
+            for client in started:
+                if isinstance(client, KernelClient):
+                    if self._closed:
+                        await client.close(kill=True)
+                    else:
+                        self._ready.append(client)
+            if not errors:
+                failures = 0
                 continue
-            failures = 0
-            if self._closed:
-                await client.close(kill=True)
-                return
-            self._ready.append(client)
+            if any(isinstance(e, asyncio.CancelledError) for e in errors):
+                raise asyncio.CancelledError
+            failures += 1
+            self.last_error = str(errors[0])
+            logger.warning("kernel pool could not start a kernel: %s", errors[0])
+            await asyncio.sleep(min(30.0, 0.5 * 2**failures))
+
+    async def _start_one(self) -> KernelClient:
+        return await self._factory.start(None, "pool", pooled=True)
 
     async def aclose(self) -> None:
         self._closed = True

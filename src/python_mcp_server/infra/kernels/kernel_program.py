@@ -12,13 +12,21 @@ environment, which may not have this package. ``sys.argv[1]`` is a JSON object:
 - ``mode``: ``"kernel"`` (become ipykernel_launcher with the remaining arguments, as a
   child subreaper so that no process it starts can leave its process tree) or
   ``"template"`` (import the preload, then fork one kernel per request read from stdin;
-  see ``template_main``).
+  see ``template_main``);
+- ``kernel_args`` (template mode): the ipykernel arguments every request carries after
+  ``-f <connection file>``; the template parses them once (``Prepared``).
 
 A forked kernel (``become_kernel``) leads its own session and process group, keeps no file
 descriptor of the template (stdin is /dev/null, stdout and stderr its own log), reseeds
 every random generator it inherited, takes its own environment and working directory,
 and ends when the server ends. It forks before any user code runs: the template runs
 only the preload, never a request's code.
+
+What a kernel copies of the template's memory is what it writes to: a page of shared
+objects is copied at its first reference count change. The template therefore never
+collects (freed holes in shared pages would take the kernels' first objects), imports
+what ipykernel imports as it starts, and does the part of ipykernel's start-up that is the
+same for every kernel (``Prepared``); it opens no socket, thread or database.
 """
 
 from __future__ import annotations
@@ -50,7 +58,13 @@ KERNEL_MODULES = (
     "xmlrpc.server",
     "IPython.extensions",
     "IPython.core.debugger",
+    "IPython.core.completerlib",
+    "IPython.core.logger",
+    "IPython.core.oinspect",
+    "IPython.extensions.storemagic",
+    "IPython.utils.wildcard",
     "importlib.readers",
+    "resource",
 )
 _INLINE = "matplotlib_inline.backend_inline"
 
@@ -119,19 +133,134 @@ def become_subreaper() -> None:
         pass
 
 
-def run_kernel(argv: list[str]) -> None:
+class _Listed:
+    """A module as ipykernel's kernel lists it when it starts: its file alone."""
+
+    __slots__ = ("__file__",)
+
+    def __init__(self, file: str) -> None:
+        self.__file__ = file
+
+
+class _Modules:
+    """``sys.modules`` whose ``copy()`` answers with the template's list of module files."""
+
+    def __init__(self, listed: dict[str, _Listed]) -> None:
+        self._listed = listed
+
+    def copy(self) -> dict[str, _Listed]:
+        return self._listed
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(sys.modules, name)
+
+    def __getitem__(self, name: str) -> Any:
+        return sys.modules[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in sys.modules
+
+    def __iter__(self) -> Any:
+        return iter(sys.modules)
+
+    def __len__(self) -> int:
+        return len(sys.modules)
+
+
+class _SysView:
+    """``sys`` as ipykernel's kernel module sees it while a forked kernel starts.
+
+    ``IPythonKernel.__init__`` lists the file of every imported module (for its debugger)
+    by reading each module object: in a forked kernel that writes a reference count into
+    the page of every module the template imported, and copies those pages (about 2 MB).
+    The template lists them once (``Prepared``); everything else is the real ``sys``."""
+
+    def __init__(self, listed: dict[str, _Listed]) -> None:
+        self.modules = _Modules(listed)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(sys, name)
+
+
+class Prepared:
+    """What a template did of ipykernel's start-up, once for every kernel it forks.
+
+    ``IPKernelApp.initialize`` first parses the command line, finds the profile and reads
+    the configuration files (the same for every kernel of the template); the rest (the
+    connection file, sockets, threads, the kernel and its shell) is each kernel's own and
+    happens in the child."""
+
+    def __init__(self, args: list[str]) -> None:
+        from ipykernel.kernelapp import IPKernelApp
+        from IPython.core.application import BaseIPythonApplication
+
+        self.args = args
+        self.app = IPKernelApp.instance()
+        try:
+            BaseIPythonApplication.initialize(self.app, args)  # type: ignore[no-untyped-call]
+        except BaseException:
+            IPKernelApp.clear_instance()
+            raise
+        self.excepthook = sys.excepthook  # IPython's crash handler, the kernels' alone
+        sys.excepthook = sys.__excepthook__
+        self.listed: dict[str, _Listed] = {}
+        for name, module in sys.modules.copy().items():
+            file = getattr(module, "__file__", None)
+            if isinstance(file, str) and file:
+                # A new string, next to the others: not the module's own (see _SysView).
+                self.listed[name] = _Listed((file + " ")[:-1])
+
+    def initialize(self, argv: list[str]) -> Any:
+        """In the forked child: the rest of ``IPKernelApp.initialize`` for ``argv``."""
+        from IPython.core.application import BaseIPythonApplication
+
+        sys.excepthook = self.excepthook
+        app = self.app
+        if argv[:1] != ["-f"] or argv[2:] != self.args:  # not what the template parsed
+            app.parse_command_line(argv)
+        else:
+            app.connection_file = argv[1]
+        ipkernel = sys.modules.get("ipykernel.ipkernel")
+        view = ipkernel is not None and getattr(ipkernel, "sys", None) is sys
+        parsed = BaseIPythonApplication.initialize
+        BaseIPythonApplication.initialize = lambda self, argv=None: None  # type: ignore[method-assign]
+        if view:
+            ipkernel.sys = _SysView(self.listed)  # type: ignore[union-attr]
+        try:
+            app.initialize([])  # type: ignore[no-untyped-call]
+        finally:
+            BaseIPythonApplication.initialize = parsed  # type: ignore[method-assign]
+            if view:
+                ipkernel.sys = sys  # type: ignore[union-attr]
+        return app
+
+
+def prepare(args: list[str]) -> Prepared | None:
+    """In a template: ``Prepared``, or None if that fails (each kernel then does it all)."""
+    try:
+        return Prepared(args)
+    except (Exception, SystemExit) as exc:
+        sys.stderr.write(f"template: kernel start-up not prepared: {type(exc).__name__}: {exc}\n")
+        return None
+
+
+def run_kernel(argv: list[str], prepared: Prepared | None = None) -> None:
     """What ``python -m ipykernel_launcher`` does, plus the inline plots of a preload."""
     become_subreaper()
     if sys.path and sys.path[0] in ("", os.getcwd()):
         del sys.path[0]
-    from ipykernel.kernelapp import IPKernelApp
+    app: Any
+    if prepared is not None:
+        app = prepared.initialize(argv)
+    else:
+        from ipykernel.kernelapp import IPKernelApp
 
-    app = IPKernelApp.instance()
-    app.initialize(argv)  # type: ignore[no-untyped-call]
+        app = IPKernelApp.instance()
+        app.initialize(argv)
     inline = sys.modules.get(_INLINE)
     if inline is not None:  # imported before the shell existed: hook it up now
         inline._enable_matplotlib_integration()
-    app.start()  # type: ignore[no-untyped-call]
+    app.start()
 
 
 def reseed() -> None:
@@ -158,8 +287,9 @@ def exit_with_server(server_pid: int) -> None:
     threading.Thread(target=watch, name="mcp-server-watch", daemon=True).start()
 
 
-def become_kernel(request: dict[str, Any], server_pid: int) -> None:
+def become_kernel(request: dict[str, Any], server_pid: int, prepared: Prepared | None) -> None:
     """In the forked child: cut every tie to the template, then run the kernel."""
+    gc.enable()
     os.setsid()
     signal.set_wakeup_fd(-1)
     for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGPIPE):
@@ -180,7 +310,7 @@ def become_kernel(request: dict[str, Any], server_pid: int) -> None:
             sys.path.insert(0, entry)
     reseed()
     exit_with_server(server_pid)
-    run_kernel(list(request["argv"]))
+    run_kernel(list(request["argv"]), prepared)
 
 
 def _send(message: dict[str, Any]) -> None:
@@ -198,11 +328,12 @@ def _reap() -> None:
         _send({"exit": pid, "status": os.waitstatus_to_exitcode(status)})
 
 
-def _fork(request: dict[str, Any], server_pid: int) -> None:
+def _fork(request: dict[str, Any], server_pid: int, prepared: Prepared | None) -> None:
+    gc.freeze()  # a collection in a kernel must not touch (and so copy) the shared objects
     pid = os.fork()
     if pid == 0:
         try:
-            become_kernel(request, server_pid)
+            become_kernel(request, server_pid, prepared)
         except BaseException as exc:
             os.write(2, f"kernel start failed: {type(exc).__name__}: {exc}\n".encode())
             os._exit(1)
@@ -218,6 +349,9 @@ def template_main(config: dict[str, Any]) -> None:
     ``{"exit": pid, "status": code}`` when a kernel ends. The template ends when its stdin
     closes (the server stopped or died) or when its parent changes.
     """
+    # No collection in the template: it would leave freed holes in the pages the kernels
+    # share, which their first objects would fill (and copy). Kernels collect again.
+    gc.disable()
     server_pid = int(config["server_pid"])
     failures = preload(list(config.get("preload", ())))
     for name in KERNEL_MODULES:  # the kernel's own code, shared too
@@ -225,8 +359,7 @@ def template_main(config: dict[str, Any]) -> None:
             importlib.import_module(name)
         except (Exception, SystemExit) as exc:
             sys.stderr.write(f"template: could not import {name}: {exc}\n")
-    gc.collect()
-    gc.freeze()  # a collection in a kernel must not touch (and so copy) the shared objects
+    prepared = prepare(list(config.get("kernel_args", ())))
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     os.set_blocking(wake_r, False)
@@ -252,7 +385,7 @@ def template_main(config: dict[str, Any]) -> None:
         buffer += chunk
         while b"\n" in buffer:
             line, buffer = buffer.split(b"\n", 1)
-            _fork(json.loads(line), server_pid)
+            _fork(json.loads(line), server_pid, prepared)
             del line
 
 

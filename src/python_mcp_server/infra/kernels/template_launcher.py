@@ -28,7 +28,7 @@ from python_mcp_server.infra.kernels.template import ForkedKernel, ForkTemplate
 
 logger = logging.getLogger(__name__)
 
-_Key = tuple[str, str, tuple[tuple[str, str], ...], tuple[str, ...]]
+_Key = tuple[str, str, tuple[tuple[str, str], ...], tuple[str, ...], tuple[str, ...]]
 
 #: Most templates alive at once (each holds its preload's memory).
 MAX_TEMPLATES = 4
@@ -56,7 +56,7 @@ class TemplateLauncher(LimitedLauncher):
 
     def _key(self, request: KernelLaunchRequest) -> _Key:
         env = tuple(sorted(self._template_env(request).items()))
-        return (request.python, str(request.cwd), env, request.preload)
+        return (request.python, str(request.cwd), env, request.preload, request.extra_args)
 
     def _template_env(self, request: KernelLaunchRequest) -> dict[str, str]:
         """The variables a template shares with every kernel it forks: not a kernel's own
@@ -134,6 +134,7 @@ class TemplateLauncher(LimitedLauncher):
             "preload": list(request.preload),
             "limits": [list(pair) for pair in self.limits.rlimits()],
             "server_pid": os.getpid(),
+            "kernel_args": [*KERNEL_ARGS, *request.extra_args],  # parsed once, in the template
         }
         env = self._template_env(request)
         try:
