@@ -120,7 +120,8 @@ def read_pid(template: subprocess.Popen[bytes]) -> int:
 
 
 def connect(connection: Path) -> BlockingKernelClient:
-    client = BlockingKernelClient(connection_file=str(connection))
+    # The context whose RECONNECT_IVL main() sets (jupyter_client makes its own otherwise).
+    client = BlockingKernelClient(connection_file=str(connection), context=zmq.Context.instance())
     client.load_connection_file()
     client.start_channels()
     return client

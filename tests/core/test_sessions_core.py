@@ -5,7 +5,11 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
+from typing import Any
 
+import pytest
+
+from python_mcp_server.core.sessions.kernel_client import KernelClient
 from python_mcp_server.server.services import build_services
 from python_mcp_server.settings import Settings
 from tests.helpers import wait_gone
@@ -46,5 +50,47 @@ async def test_pool_makes_new_sessions_ready_at_once(workspace: Path, no_kernel_
         assert await services.sessions.pool.wait_full(60)
         assert services.sessions.pool._ready[0].kernel.pid != pooled_pid
         assert time.perf_counter() - started > 0
+    finally:
+        await services.aclose()
+
+
+async def test_the_pool_starts_every_missing_kernel_at_once(
+    workspace: Path, no_kernel_leak: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = Settings(
+        workspace_dir=workspace,
+        kernel_pool_size=2,
+        session_idle_timeout=0,
+        sandbox="none",
+        kernel_preload="numpy",  # forked kernels: quick to start
+    )
+    services = build_services(settings)
+    await services.start()
+    try:
+        pool = services.sessions.pool
+        assert await pool.wait_full(120)
+        factory = services.sessions.factory
+        start = factory.start
+        running: list[int] = []
+        most = 0
+
+        async def counted(*args: Any, **kwargs: Any) -> KernelClient:
+            nonlocal most
+            running.append(1)
+            most = max(most, len(running))
+            try:
+                return await start(*args, **kwargs)
+            finally:
+                running.pop()
+
+        monkeypatch.setattr(factory, "start", counted)
+        taken = [pool.take(), pool.take()]  # both at once: the pool misses two
+        try:
+            assert await pool.wait_full(120)
+            assert most == 2
+        finally:
+            for client in taken:
+                if client is not None:
+                    await client.close(kill=True)
     finally:
         await services.aclose()

@@ -68,6 +68,13 @@ class KernelFactory:
         self._folder_of: weakref.WeakKeyDictionary[KernelClient, PackageFolder] = (
             weakref.WeakKeyDictionary()
         )
+        self._session_starts = 0
+        self._no_session_starts = asyncio.Event()
+        self._no_session_starts.set()
+
+    async def session_starts_done(self) -> None:
+        """Return once no kernel is starting for a waiting session (the pool waits so)."""
+        await self._no_session_starts.wait()
 
     @property
     def start_timeout(self) -> float:
@@ -127,6 +134,20 @@ class KernelFactory:
         more within the same overall budget: on a loaded machine a fresh kernel process
         has, rarely, stayed silent for good, and a second one answers at once.
         """
+        if pooled:
+            return await self._start_for(venv_name, label, pooled, network)
+        self._session_starts += 1
+        self._no_session_starts.clear()
+        try:
+            return await self._start_for(venv_name, label, pooled, network)
+        finally:
+            self._session_starts -= 1
+            if not self._session_starts:
+                self._no_session_starts.set()
+
+    async def _start_for(
+        self, venv_name: str | None, label: str, pooled: bool, network: NetworkAccess | None
+    ) -> KernelClient:
         folder: PackageFolder | None = None
         made = False
         if self.packages is not None:

@@ -2,8 +2,9 @@
 
 ``create_session`` takes a kernel that already answered ``kernel_info`` instead of waiting
 for a process start, so a new session's first execution costs a round trip. Every missing
-kernel starts at once (a pool of 4 emptied by a burst refills in one start time, not four):
-the pool is small, and a forked kernel's start is mostly waiting.
+kernel starts at once (a pool of 4 emptied by a burst refills in one start time, not four),
+but only once no kernel is starting for a waiting session: in a burst the sessions' own
+kernels get the CPU first, and the pool refills right after.
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ class KernelPool:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
+            await self._factory.session_starts_done()
             started = await asyncio.gather(
                 *(self._start_one() for _ in range(missing)), return_exceptions=True
             )
