@@ -3,11 +3,12 @@
 ipykernel (7 and later) tags what a thread prints with the request found in the thread's
 context, and falls back to the request running *now*: a thread started by one cell that
 prints while a later cell runs would land in the later call's stdout. Threads do not
-inherit their creator's context by default, so every kernel starts with
-``core/sessions/thread_context.py: KERNEL_ARGS``: a start-up line that makes
-``Thread.start`` run the thread inside a copy of the starting cell's context. Its output
-is then tagged with the cell that started it; once that call has ended, the kernel client
-routes it nowhere and counts it (``KernelClient.unrouted_output_chars``).
+inherit their creator's context by default, so every kernel gets the line of
+``core/sessions/thread_context.py``, which makes ``Thread.start`` run the thread inside a
+copy of the starting cell's context: at start-up (``KERNEL_ARGS``) for kernels this server
+launches, as a silent execute for gateway kernels. A thread's output is then tagged with
+the cell that started it; once that call has ended, the kernel client routes it nowhere
+and counts it (``KernelClient.unrouted_output_chars``).
 
 ``BackgroundOutputHook`` says so in the next result: "N characters printed by background
 threads of earlier calls were dropped".

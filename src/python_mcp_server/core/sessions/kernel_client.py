@@ -62,6 +62,8 @@ class _Pending:
     started: bool = False
     on_iopub: IopubHandler | None = None
     on_stdin: StdinHandler | None = None
+    #: Its busy/idle status sets ``execution_state`` (False: the server's own housekeeping).
+    tracked: bool = True
 
 
 class KernelClient:
@@ -205,12 +207,12 @@ class KernelClient:
         content = message.get("content")
         if not isinstance(content, dict):
             raise ValueError("message content is not an object")
+        request = self._pending.get(parent_id) if isinstance(parent_id, str) else None
         if channel == "iopub" and msg_type == "status":
             parent_type = message.get("parent_header", {}).get("msg_type", "")
-            if parent_type not in UNTRACKED_PARENTS:
+            if parent_type not in UNTRACKED_PARENTS and (request is None or request.tracked):
                 self.execution_state = str(content.get("execution_state", ""))
                 self._status_updates += 1
-        request = self._pending.get(parent_id) if isinstance(parent_id, str) else None
         if request is None:
             if channel == "iopub" and msg_type == "stream":
                 self.unrouted_output_chars += len(str(message["content"].get("text", "")))
@@ -260,6 +262,7 @@ class KernelClient:
         wants_idle: bool,
         on_iopub: IopubHandler | None = None,
         on_stdin: StdinHandler | None = None,
+        tracked: bool = True,
     ) -> tuple[str, _Pending]:
         if self._exit is not None:
             raise KernelDiedError(self._exit.reason)
@@ -270,6 +273,7 @@ class KernelClient:
             wants_idle=wants_idle,
             on_iopub=on_iopub,
             on_stdin=on_stdin,
+            tracked=tracked,
         )
         self._pending[msg_id] = pending
         self._channels.send(channel, message)
@@ -324,8 +328,12 @@ class KernelClient:
         silent: bool = False,
         store_history: bool = True,
         user_expressions: Mapping[str, str] | None = None,
+        tracked: bool = True,
     ) -> Execution:
-        """Send execute_request; the returned ``Execution`` completes on reply + idle."""
+        """Send execute_request; the returned ``Execution`` completes on reply + idle.
+
+        ``tracked=False``: the request's busy/idle status leaves ``execution_state`` alone
+        (code the server runs for itself, which no one should see as a running cell)."""
         content = {
             "code": code,
             "silent": silent,
@@ -341,6 +349,7 @@ class KernelClient:
             wants_idle=True,
             on_iopub=on_iopub,
             on_stdin=on_stdin,
+            tracked=tracked,
         )
         return Execution(self, msg_id, pending)
 

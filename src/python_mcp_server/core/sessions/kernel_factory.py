@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from python_mcp_server.core.packages.session_packages import PackageFolder, SessionPackages
+from python_mcp_server.core.sessions import thread_context
 from python_mcp_server.core.sessions.kernel_client import KernelClient
 from python_mcp_server.core.sessions.kernel_environment import (
     KernelPipConfig,
@@ -18,7 +19,6 @@ from python_mcp_server.core.sessions.kernel_environment import (
     session_package_variables,
 )
 from python_mcp_server.core.sessions.preload import PreloadPolicy
-from python_mcp_server.core.sessions.thread_context import KERNEL_ARGS as THREAD_CONTEXT_ARGS
 from python_mcp_server.errors import KernelSilentError
 from python_mcp_server.infra.kernels.base import KernelLauncher, KernelLaunchRequest
 from python_mcp_server.infra.network.access import NetworkAccess
@@ -71,6 +71,8 @@ class KernelFactory:
         self._session_starts = 0
         self._no_session_starts = asyncio.Event()
         self._no_session_starts.set()
+        #: Replies of thread-context lines sent on attach, awaited in the background.
+        self._reports: set[asyncio.Task[None]] = set()
 
     async def session_starts_done(self) -> None:
         """Return once no kernel is starting for a waiting session (the pool waits so)."""
@@ -113,7 +115,7 @@ class KernelFactory:
             preload=self.preload.modules_for(venv_name),
             own_variables=own,
             network=network,
-            extra_args=THREAD_CONTEXT_ARGS,
+            extra_args=thread_context.KERNEL_ARGS,
         )
 
     async def start(
@@ -185,6 +187,13 @@ class KernelFactory:
             logger.warning("kernel for %s stayed silent, starting another: %s", label, exc)
             kernel = await self.launcher.launch(request)
             client = await KernelClient.connect(kernel, timeout=max(1.0, deadline - loop.time()))
+        if not self.launcher.passes_kernel_args:
+            # Nobody else can reach the kernel yet: the line runs before anyone's code.
+            try:
+                await thread_context.install(client, max(1.0, deadline - loop.time()))
+            except BaseException:  # cancelled: the kernel just started must not outlive it
+                await client.close(kill=True)
+                raise
         self.preload.after_start(kernel, venv_name, request.preload)
         return client
 
@@ -222,7 +231,7 @@ class KernelFactory:
         The kernel may be running someone's code, which holds its shell channel, so
         readiness is a kernel_info round trip on control, with its status seen on IOPub.
         Unlike ``start``, failing to connect leaves the kernel running: other servers use
-        it.
+        it. The thread-context line is sent, never waited for (see thread_context.py).
         """
         kernel = await self.launcher.find_session_kernel(session_id)
         if kernel is None:
@@ -251,4 +260,16 @@ class KernelFactory:
             client.busy_until_shell_answers()
         else:
             client.execution_state = "idle"
+        if not self.launcher.passes_kernel_args:
+            self._send_thread_context(client)
         return client
+
+    def _send_thread_context(self, client: KernelClient) -> None:
+        """Queue the thread-context line ahead of this server's cells, without waiting
+        behind a cell another server may be running; its reply is logged later."""
+        execution = thread_context.send(client)
+        if execution is None:
+            return
+        task = asyncio.create_task(thread_context.report(client, execution, None))
+        self._reports.add(task)
+        task.add_done_callback(self._reports.discard)

@@ -157,6 +157,10 @@ class KernelLauncher(abc.ABC):
     #: How a launch request's preload applies: "fork" (from a preloaded template), "start"
     #: (each kernel imports it as it starts) or "none" (this launcher cannot preload).
     preload_mode: Literal["fork", "start", "none"] = "start"
+    #: Whether a launch request's ``extra_args`` reach the kernel's command line. False: the
+    #: backend starts kernels its own way (a gateway's kernelspec), and the server runs
+    #: what they would have set up once the kernel answers (core/sessions/thread_context).
+    passes_kernel_args: bool = True
 
     @abc.abstractmethod
     async def launch(self, request: KernelLaunchRequest) -> LaunchedKernel:

@@ -16,6 +16,11 @@ Death: a kernel that dies is restarted by the gateway, which says so on the webs
 for means another server restarted or deleted the kernel; a closed websocket is checked
 against the REST status.
 
+Start-up: the gateway's kernelspec starts the kernel, so a launch request's ``extra_args``
+never reach it (``passes_kernel_args`` is False); the kernel factory runs what they would
+have set up (the thread-context line, ``core/sessions/thread_context.py``) as a silent
+execute once it is connected, after a start and on every attach.
+
 Users: every start names the kernel's user (``KERNEL_USERNAME``, from ``username_for``):
 Enterprise Gateway authorizes starts by it, and its refusal (``403``) becomes
 ``GatewayForbiddenError``.
@@ -346,6 +351,7 @@ class GatewayLauncher(KernelLauncher):
     name = "gateway"
     shared_sessions = True
     preload_mode = "none"  # a gateway starts its kernels its own way
+    passes_kernel_args = False  # ...by its kernelspec: no argument of ours reaches them
 
     def __init__(
         self,
