@@ -31,6 +31,7 @@ same for every kernel (``Prepared``); it opens no socket, thread or database.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import importlib
 import json
@@ -244,6 +245,56 @@ def prepare(args: list[str]) -> Prepared | None:
         return None
 
 
+def harden_completion_cache() -> None:
+    """Make jedi's on-disk cache safe to share between kernels that can be killed.
+
+    parso (jedi's parser) pickles parsed modules into the user's cache folder, which
+    unsandboxed kernels share, writing each file in place: a kernel killed mid-write left
+    a truncated file, and parso's load raised on it in every later kernel, so completion
+    in those modules silently found nothing. Writes now go through a temporary file and
+    ``os.replace``; a file that cannot be unpickled reads as a cache miss (and is
+    rewritten). parso has no setting for either, so its two module functions are wrapped.
+    """
+    import pickle
+
+    try:
+        cache: Any = importlib.import_module("parso.cache")
+    except ImportError:
+        return
+
+    load: Any = cache._load_from_file_system
+    if getattr(load, "__wrapped__", None) is not None:
+        return
+
+    def load_or_miss(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return load(*args, **kwargs)
+        except (
+            EOFError,
+            ValueError,
+            TypeError,
+            AttributeError,
+            ImportError,
+            pickle.UnpicklingError,
+        ):
+            return None
+
+    def save_whole(hashed_grammar: Any, path: Any, item: Any, cache_path: Any = None) -> None:
+        target = cache._get_hashed_path(hashed_grammar, path, cache_path=cache_path)
+        partial = f"{target}.{os.getpid()}.tmp"
+        try:
+            with open(partial, "wb") as handle:
+                pickle.dump(item, handle, pickle.HIGHEST_PROTOCOL)
+            os.replace(partial, target)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(partial)
+
+    load_or_miss.__wrapped__ = load  # type: ignore[attr-defined]
+    cache._load_from_file_system = load_or_miss
+    cache._save_to_file_system = save_whole
+
+
 def run_kernel(argv: list[str], prepared: Prepared | None = None) -> None:
     """What ``python -m ipykernel_launcher`` does, plus the inline plots of a preload."""
     become_subreaper()
@@ -257,6 +308,7 @@ def run_kernel(argv: list[str], prepared: Prepared | None = None) -> None:
 
         app = IPKernelApp.instance()
         app.initialize(argv)
+    harden_completion_cache()
     inline = sys.modules.get(_INLINE)
     if inline is not None:  # imported before the shell existed: hook it up now
         inline._enable_matplotlib_integration()
