@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from python_mcp_server.core.sessions import kernel_pool
 from python_mcp_server.core.sessions.kernel_client import KernelClient
 from python_mcp_server.server.services import build_services
 from python_mcp_server.settings import Settings
@@ -92,5 +93,42 @@ async def test_the_pool_starts_every_missing_kernel_at_once(
             for client in taken:
                 if client is not None:
                     await client.close(kill=True)
+    finally:
+        await services.aclose()
+
+
+async def test_the_pool_starts_a_successor_after_the_first_call_of_the_session(
+    workspace: Path, no_kernel_leak: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(kernel_pool, "FIRST_CALL_WAIT", 600.0)  # no fallback in this test
+    settings = Settings(
+        workspace_dir=workspace,
+        kernel_pool_size=1,
+        session_idle_timeout=0,
+        sandbox="none",
+        kernel_preload="numpy",
+    )
+    services = build_services(settings)
+    await services.start()
+    try:
+        pool = services.sessions.pool
+        assert await pool.wait_full(120)
+        factory = services.sessions.factory
+        start = factory.start
+        answered: list[bool] = []
+        first_call = asyncio.Event()
+
+        async def observed(*args: Any, **kwargs: Any) -> KernelClient:
+            answered.append(first_call.is_set())
+            return await start(*args, **kwargs)
+
+        monkeypatch.setattr(factory, "start", observed)
+        session = await services.sessions.create("first")
+        first_call = session.client.executed
+        assert answered == []  # the successor waits for the session's first call
+        outcome = await session.execute("1+1")
+        assert outcome.result.result == "2"
+        assert await pool.wait_full(120)
+        assert answered == [True]
     finally:
         await services.aclose()

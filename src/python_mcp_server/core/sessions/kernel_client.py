@@ -82,6 +82,9 @@ class KernelClient:
         self._status_updates = 0
         self._settling: asyncio.Task[None] | None = None
         self._closed = False
+        #: Set once an execution ended (answered, or the kernel died): the kernel pool
+        #: starts a taken kernel's successor after its session's first call.
+        self.executed = asyncio.Event()
         channels.start(self._on_message, self._on_closed)
         self._death_task = asyncio.create_task(self._watch_death(), name="kernel-death-watch")
 
@@ -389,6 +392,7 @@ class Execution:
             return reply
         finally:
             self.client.forget(self.msg_id)
+            self.client.executed.set()
 
     async def _reply(self) -> Message:
         """The execute_reply; a stand-in when the kernel went idle without sending one.
