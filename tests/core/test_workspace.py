@@ -347,3 +347,22 @@ def test_tracker_falls_back_to_a_scan_when_events_were_dropped(
         assert tracker.changed_since(mark) == [f"f{index}.txt" for index in range(6)]
     finally:
         tracker.close()
+
+
+def test_quick_answers_only_when_nothing_happened(tracker: NewFilesTracker, root: Path) -> None:
+    """The event-loop shortcuts: a mark and an empty answer while no event waits; anything
+    else (an event waiting, or scanning) is left to ``mark``/``changed_since``."""
+    mark = tracker.quick_mark()
+    if tracker.mode == "scan":
+        assert mark is None
+        return
+    assert mark is not None
+    assert tracker.quick_unchanged(mark)
+    mark = tracker.quick_mark()
+    assert mark is not None
+    (root / "outputs" / "new.csv").write_text("1,2")
+    assert not tracker.quick_unchanged(mark)  # an event waits to be read
+    assert tracker.quick_mark() is None
+    assert tracker.changed_since(mark) == ["outputs/new.csv"]
+    later = tracker.mark()  # the event was read: journaled before this mark
+    assert tracker.quick_unchanged(later)

@@ -22,6 +22,7 @@ import asyncio
 import errno
 import logging
 import os
+import select
 import stat
 import threading
 import time
@@ -66,6 +67,8 @@ class NewFilesTracker:
         self._use_inotify = use_inotify
         self._lock = threading.Lock()
         self._notify: inotify.Inotify | None = None
+        #: Polls the inotify descriptor: whether events wait to be read.
+        self._poll: select.poll | None = None
         self._watches: dict[int, Parts] = {}
         self._journal: OrderedDict[Parts, int] = OrderedDict()
         self._seq = 0
@@ -91,6 +94,8 @@ class NewFilesTracker:
             return
         try:
             self._notify = inotify.Inotify.open()
+            self._poll = select.poll()
+            self._poll.register(self._notify.fd, select.POLLIN)
             self._watch_tree(())
         except OSError as exc:
             logger.warning("new_files falls back to scanning the workspace: %s", exc.strerror)
@@ -104,6 +109,7 @@ class NewFilesTracker:
         if self._notify is not None:
             self._notify.close()
         self._notify = None
+        self._poll = None
         self._watches.clear()
 
     # --- the two questions -----------------------------------------------------------------
@@ -128,6 +134,46 @@ class NewFilesTracker:
             found = [parts for parts, seq in self._journal.items() if seq > mark.seq]
         existing = [parts for parts in found if self._is_reportable(parts)]
         return sorted("/".join(parts) for parts in existing)[:MAX_NEW_FILES]
+
+    # --- the same questions, answered at once when nothing happened -----------------------
+    def quick_mark(self) -> Mark | None:
+        """``mark()`` when it costs next to nothing (watching, no event waiting to be read,
+        no other thread inside): safe on the event loop. None: call ``mark`` in a thread."""
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            if not self._started or self._events_waiting():
+                return None
+            if not self._marks:
+                self._journal.clear()
+            mark = Mark(self._seq, time.time())
+            self._marks.add(mark)
+            return mark
+        finally:
+            self._lock.release()
+
+    def quick_unchanged(self, mark: Mark) -> bool:
+        """True when nothing changed since ``mark`` as far as can be told at once (no event
+        journaled or waiting since): ``changed_since(mark)`` would be empty, and the mark is
+        released. False: ask ``changed_since`` (in a thread)."""
+        if not self._lock.acquire(blocking=False):
+            return False
+        try:
+            if self._seq != mark.seq or mark.seq < self._lost_seq or self._events_waiting():
+                return False
+            self._marks.discard(mark)
+            return True
+        finally:
+            self._lock.release()
+
+    def _events_waiting(self) -> bool:
+        """Whether inotify has events to read, or cannot say (not watching: scanning)."""
+        if self._notify is None or self._poll is None:
+            return True
+        try:
+            return bool(self._poll.poll(0))
+        except OSError:
+            return True
 
     # --- inotify ---------------------------------------------------------------------------
     def _drain(self) -> None:
@@ -229,11 +275,18 @@ class NewFilesHook:
         self.tracker = tracker
 
     async def before(self, session: KernelSession, request: ExecutionRequest) -> None:
-        request.notes[_NOTE] = await asyncio.to_thread(self.tracker.mark)
+        # Usually nothing happened since the last call: no thread hop then.
+        mark = self.tracker.quick_mark()
+        if mark is None:
+            mark = await asyncio.to_thread(self.tracker.mark)
+        request.notes[_NOTE] = mark
 
     async def after(
         self, session: KernelSession, request: ExecutionRequest, outcome: ExecutionOutcome
     ) -> None:
         mark: Any = request.notes.pop(_NOTE, None)
         if isinstance(mark, Mark):
+            if self.tracker.quick_unchanged(mark):
+                outcome.result.new_files = []
+                return
             outcome.result.new_files = await asyncio.to_thread(self.tracker.changed_since, mark)
