@@ -29,6 +29,7 @@ import copy
 import json
 import logging
 import secrets
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -49,6 +50,9 @@ _RESERVE = 600
 _MIN_STRING = 120
 _MIN_ITEMS = 2
 SETTING = "MCP_MAX_RESULT_CHARS"
+#: Results with at most this much text are measured on the event loop (microseconds);
+#: larger ones are measured and cut in a worker thread.
+MEASURE_INLINE_CHARS = 16_384
 
 
 def wire_size(content: list[ContentBlock], structured: Any) -> int:
@@ -154,12 +158,31 @@ class ResultBudget:
     def __init__(self, max_chars: int, outputs: OutputFiles) -> None:
         self.max_chars = max_chars
         self._outputs = outputs
+        #: Results measured within the budget, by identity, while they live: a result one
+        #: step measured (the tool) is not measured again by the next (the middleware).
+        self._measured: weakref.WeakValueDictionary[int, ToolResult] = (
+            weakref.WeakValueDictionary()
+        )
 
     def fits(self, result: ToolResult) -> bool:
         """Whether ``result`` is within the budget as it is."""
-        if isinstance(result, InputRequiredToolResult):
+        if isinstance(result, InputRequiredToolResult) or self._known_to_fit(result):
             return True
-        return wire_size(list(result.content), result.structured_content) <= self.max_chars
+        return self._measure(result) <= self.max_chars
+
+    def fits_inline(self, result: ToolResult) -> bool:
+        """Whether ``result`` is small enough to measure on the event loop and, measured,
+        fits as it is (False: measure and cut it in a worker thread)."""
+        return text_chars(result) <= MEASURE_INLINE_CHARS and self.fits(result)
+
+    def _known_to_fit(self, result: ToolResult) -> bool:
+        return self._measured.get(id(result)) is result
+
+    def _measure(self, result: ToolResult) -> int:
+        size = wire_size(list(result.content), result.structured_content)
+        if size <= self.max_chars:
+            self._measured[id(result)] = result
+        return size
 
     def fit(
         self, result: ToolResult, *, name: str = "result", whole: str | None = None
@@ -169,11 +192,11 @@ class ResultBudget:
         ``name`` names the saved file (``outputs/<name>-<random>.txt``); ``whole`` is a
         workspace path that already holds the whole (nothing is saved then).
         """
-        if isinstance(result, InputRequiredToolResult):
-            return result  # a question to the client, not a result
+        if isinstance(result, InputRequiredToolResult) or self._known_to_fit(result):
+            return result  # a question to the client, not a result; or measured already
         content = list(result.content)
         structured = result.structured_content
-        size = wire_size(content, structured)
+        size = self._measure(result)
         if size <= self.max_chars:
             return result
         texts = [block.text for block in content if isinstance(block, TextContent)]

@@ -323,7 +323,9 @@ def task_tool(
             )
             try:
                 result = as_tool_result(await fn(*args, **kwargs))
-                if isinstance(result, ToolResult):
+                # A synchronous call's result is fitted by ResultBudgetMiddleware on its
+                # way out; only a task's, which passes no middleware, is fitted here.
+                if isinstance(result, ToolResult) and running_in_task():
                     fitted = result
                     result = await anyio.to_thread.run_sync(lambda: budget.fit(fitted, name=name))
                 return result

@@ -16,10 +16,7 @@ import mcp_types as mt
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 from fastmcp.tools.base import ToolResult
 
-from python_mcp_server.server.result_budget import ResultBudget, text_chars
-
-#: Results with at most this much text are measured on the event loop.
-MEASURE_INLINE_CHARS = 16_384
+from python_mcp_server.server.result_budget import ResultBudget
 
 
 class ResultBudgetMiddleware(Middleware):
@@ -41,6 +38,6 @@ class ResultBudgetMiddleware(Middleware):
         name = context.message.name
         if name in self._exempt:
             return result
-        if text_chars(result) <= MEASURE_INLINE_CHARS and self._budget.fits(result):
+        if self._budget.fits_inline(result):
             return result
         return await anyio.to_thread.run_sync(lambda: self._budget.fit(result, name=name))

@@ -120,11 +120,20 @@ def register(mcp: FastMCP, services: Services) -> None:
             outcome.result.message = f"{note}; {said}" if said else note
         name = f"{outcome.result.execution_id}-result"
 
-        def finish() -> ToolResult:
-            whole = execution_tool_result(outcome, workspace, inline_limits)
+        def fit(whole: ToolResult) -> ToolResult:
             fitted = budget.fit(whole, name=name)
             if fitted is not whole and isinstance(fitted.structured_content, dict):
                 fitted.structured_content["truncated"] = True  # cut to fit the budget
             return fitted
 
-        return await anyio.to_thread.run_sync(finish)
+        collected = outcome.collected
+        if not collected.images and not collected.unattached:
+            # No image to read or downscale: the result is built here, and a small one
+            # (the usual case) is measured here too, without a hop to a worker thread.
+            whole = execution_tool_result(outcome, workspace, inline_limits)
+            if budget.fits_inline(whole):
+                return whole
+            return await anyio.to_thread.run_sync(fit, whole)
+        return await anyio.to_thread.run_sync(
+            lambda: fit(execution_tool_result(outcome, workspace, inline_limits))
+        )
