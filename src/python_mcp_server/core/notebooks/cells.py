@@ -114,16 +114,24 @@ class CellStore:
         keep = self.config.max_cells
 
         def insert(connection: sqlite3.Connection) -> None:
-            connection.execute(
-                "INSERT INTO cells (session_id, kind, source, execution_count, outputs, created)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (session_id, kind, source, execution_count, payload, created),
-            )
-            connection.execute(
-                "DELETE FROM cells WHERE session_id = ? AND id NOT IN (SELECT id FROM cells "
-                "WHERE session_id = ? ORDER BY id DESC LIMIT ?)",
-                (session_id, session_id, keep),
-            )
+            # One transaction (one commit); the cells past the newest ``keep`` are found
+            # through the (session_id, id) index, not by comparing every cell of the session.
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                connection.execute(
+                    "INSERT INTO cells (session_id, kind, source, execution_count, outputs, "
+                    "created) VALUES (?, ?, ?, ?, ?, ?)",
+                    (session_id, kind, source, execution_count, payload, created),
+                )
+                connection.execute(
+                    "DELETE FROM cells WHERE session_id = ? AND id <= (SELECT id FROM cells "
+                    "WHERE session_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                    (session_id, session_id, keep),
+                )
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
 
         self._db.submit(insert)
         self._appends += 1
