@@ -74,7 +74,8 @@ def _emit(
     event: str, fields: dict[str, Any], sink: AuditSink | None, key: str | None = None
 ) -> dict[str, Any]:
     record = audit_record(event, fields)
-    logger.info("%s", audit_line(record), extra={"audit": record})
+    if logger.isEnabledFor(logging.INFO):  # the line is built only when it is written
+        logger.info("%s", audit_line(record), extra={"audit": record})
     if sink is not None:
         sink.record_later(key or f"{event}:{uuid.uuid4().hex}", record)
     return record
