@@ -160,9 +160,7 @@ class ResultBudget:
         self._outputs = outputs
         #: Results measured within the budget, by identity, while they live: a result one
         #: step measured (the tool) is not measured again by the next (the middleware).
-        self._measured: weakref.WeakValueDictionary[int, ToolResult] = (
-            weakref.WeakValueDictionary()
-        )
+        self._measured: weakref.WeakValueDictionary[int, ToolResult] = weakref.WeakValueDictionary()
 
     def fits(self, result: ToolResult) -> bool:
         """Whether ``result`` is within the budget as it is."""

@@ -15,7 +15,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, TypeVar
@@ -225,8 +225,10 @@ class KernelSession:
         feeder = _InputFeeder(input_data)
         facts = CallFacts(replacements=self.lifecycle.take_unreported())
         started = time.perf_counter()
+        # The progress task starts when the first report is due: most calls end before,
+        # and then cost a timer instead of a task.
         heartbeat = (
-            asyncio.create_task(self._heartbeat(progress, collector, started))
+            _Heartbeat(lambda: self._heartbeat(progress, collector, started))
             if progress is not None
             else None
         )
@@ -357,14 +359,15 @@ class KernelSession:
     async def _heartbeat(
         self, progress: ProgressCallback, collector: OutputCollector, started: float
     ) -> None:
+        """Report now (the first interval has passed), then every interval."""
         seen = -1
         with contextlib.suppress(Exception):
             while True:
-                await asyncio.sleep(PROGRESS_INTERVAL)
                 elapsed = time.perf_counter() - started
                 tail = collector.tail() if collector.activity != seen else ""
                 seen = collector.activity
                 await progress(elapsed, tail)
+                await asyncio.sleep(PROGRESS_INTERVAL)
 
     async def _interrupt_or_restart(
         self,
@@ -442,6 +445,23 @@ class KernelSession:
     async def close(self, *, kill: bool = True, reason: str = "the session was deleted") -> None:
         """End the session (``kill=False``: only detach from a shared kernel)."""
         await self.lifecycle.close(kill=kill, reason=reason)
+
+
+class _Heartbeat:
+    """A progress loop started ``PROGRESS_INTERVAL`` from now, unless cancelled first."""
+
+    def __init__(self, beat: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        self._beat = beat
+        self._task: asyncio.Task[None] | None = None
+        self._timer = asyncio.get_running_loop().call_later(PROGRESS_INTERVAL, self._start)
+
+    def _start(self) -> None:
+        self._task = asyncio.create_task(self._beat())
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+        if self._task is not None:
+            self._task.cancel()
 
 
 class _InputFeeder:
