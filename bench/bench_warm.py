@@ -12,6 +12,9 @@ differs. Every round calls each variant once, in a rotating order, so a load cha
 shared machine touches all of them alike. Besides wall time, the CPU each call cost is read
 from ``/proc/<pid>/task/*/schedstat`` (nanoseconds) of the processes doing its work: the
 server (or, in memory, this process, client included) and the kernel's process tree.
+Processes that serve one variant only (the HTTP servers, the kernels) are also read over
+the whole measured phase, which counts work a call leaves behind after its answer (queued
+database writes) as well: the ``whole run`` column and CPU ratio.
 
 Prints p50/p95 per variant, the CPU per call, and ``ours / (raw + no-op)`` per transport.
 
@@ -152,6 +155,10 @@ class RawKernel:
         self.context.destroy(linger=0)
 
 
+def start_noop_server(port: int) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-c", NOOP_SERVER, str(port)])
+
+
 def noop_server() -> FastMCP:
     mcp = FastMCP("noop")
 
@@ -172,6 +179,8 @@ class Variant:
         self.parts: dict[str, list[int]] = {}
         self.wall: list[float] = []
         self.cpu: dict[str, list[int]] = {}
+        #: CPU ns of each part when the measured rounds began, then over all of them.
+        self.phase: dict[str, int] = {}
 
     async def once(self, record: bool) -> None:
         before = {part: cpu_ns(pids) for part, pids in self.parts.items()} if record else {}
@@ -185,6 +194,14 @@ class Variant:
 
     def p(self) -> dict[str, float]:
         return percentiles_ms(self.wall)
+
+    def whole_run_ms(self, exclusive: set[str]) -> float | None:
+        """CPU milliseconds per call over the whole measured phase, of the parts whose
+        processes do nothing else (work a call leaves behind, such as queued database
+        writes, counts too); None when a part is shared with another variant."""
+        if not self.wall or any(part not in exclusive for part in self.parts):
+            return None
+        return sum(self.phase.values()) / len(self.wall) / 1e6
 
     def cpu_ms(self, part: str | None = None) -> float:
         """Mean CPU milliseconds per call, of one part or all."""
@@ -223,11 +240,7 @@ async def main() -> None:
     server = build_server(settings, services)
     http_server = ServerProcess() if "http" in transports else None
     noop_port = free_port()
-    noop_process = (
-        subprocess.Popen([sys.executable, "-c", NOOP_SERVER, str(noop_port)])
-        if "http" in transports
-        else None
-    )
+    noop_process = start_noop_server(noop_port) if "http" in transports else None
     raw: RawKernel | None = None
     try:
         async with Client(server) as ours_memory, Client(noop_server()) as noop_memory:
@@ -302,22 +315,51 @@ async def main() -> None:
 
 async def measure(variants: list[Variant], args: argparse.Namespace) -> None:
     for index in range(args.warmup + args.rounds):
+        if index == args.warmup:
+            for variant in variants:
+                variant.phase = {part: cpu_ns(pids) for part, pids in variant.parts.items()}
         shift = index % len(variants)
         for variant in variants[shift:] + variants[:shift]:
             await variant.once(record=index >= args.warmup)
+    for variant in variants:
+        variant.phase = {
+            part: cpu_ns(pids) - variant.phase[part] for part, pids in variant.parts.items()
+        }
+
+
+def exclusive_parts(variants: list[Variant]) -> dict[str, set[str]]:
+    """Per variant, the parts whose processes no other variant uses."""
+    owners: dict[int, set[str]] = {}
+    for variant in variants:
+        for pids in variant.parts.values():
+            for pid in pids:
+                owners.setdefault(pid, set()).add(variant.name)
+    return {
+        variant.name: {
+            part
+            for part, pids in variant.parts.items()
+            if all(owners[pid] == {variant.name} for pid in pids)
+        }
+        for variant in variants
+    }
 
 
 def report(variants: list[Variant], args: argparse.Namespace) -> None:
     by_name = {variant.name: variant for variant in variants}
     load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
     print(f"sandbox={args.sandbox} preload={args.preload} rounds={args.rounds} load {load}")
-    print(f"{'':24} {'p50 ms':>8} {'p95 ms':>8}   CPU ms/call: server  kernel   total")
+    exclusive = exclusive_parts(variants)
+    print(f"{'':24} {'p50 ms':>8} {'p95 ms':>8}   CPU ms/call: server  kernel   total   whole run")
+    whole: dict[str, float | None] = {}
     for variant in variants:
         p = variant.p()
         server, kernel = variant.cpu_ms("server"), variant.cpu_ms("kernel")
+        whole[variant.name] = variant.whole_run_ms(exclusive[variant.name])
+        run = whole[variant.name]
         print(
             f"{variant.name:24} {p['p50']:8.2f} {p['p95']:8.2f}"
             f"   {server:18.2f} {kernel:7.2f} {variant.cpu_ms():7.2f}"
+            f"   {'shared' if run is None else f'{run:9.2f}':>9}"
         )
     raw = by_name["raw kernel"]
     figures: dict[str, Any] = {"load": os.getloadavg(), "sandbox": args.sandbox}
@@ -330,8 +372,13 @@ def report(variants: list[Variant], args: argparse.Namespace) -> None:
             print(f"ratio ours / (raw + no-op), {transport}, {q}: {ratio:.2f}")
             figures[f"{transport} {q}"] = round(ratio, 3)
         cpu = ours.cpu_ms() / (raw.cpu_ms() + noop.cpu_ms())
-        print(f"CPU ratio ours / (raw + no-op), {transport}: {cpu:.2f}")
+        print(f"CPU ratio ours / (raw + no-op), {transport}, during the calls: {cpu:.2f}")
         figures[f"{transport} cpu"] = round(cpu, 3)
+        parts = [whole[ours.name], whole[raw.name], whole[noop.name]]
+        if all(value is not None for value in parts):
+            a, b, c = (float(value or 0.0) for value in parts)
+            print(f"CPU ratio ours / (raw + no-op), {transport}, whole run: {a / (b + c):.2f}")
+            figures[f"{transport} cpu whole run"] = round(a / (b + c), 3)
     print(json.dumps(figures))
 
 
