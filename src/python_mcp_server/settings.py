@@ -103,6 +103,13 @@ class Settings(BaseSettings):
         "(copy-on-write memory; unsandboxed kernels only, sandboxed kernels import the "
         "preload as they start).",
     )
+    sandbox_fork: bool = Field(
+        False,
+        description="Fork sandboxed preloaded kernels too (root servers): from a template "
+        "in its own sandbox, each child isolating itself like a bubblewrap kernel before "
+        "any of its code runs (see docs/performance.md). Off: sandboxed kernels import "
+        "the preload as they start.",
+    )
     kernel_start_timeout: float = Field(
         60.0, gt=0, description="Seconds a kernel may take to start and answer."
     )

@@ -42,6 +42,7 @@ from python_mcp_server.infra.kernels.sandbox import (
     find_bwrap,
     probe_bwrap,
 )
+from python_mcp_server.infra.kernels.sandbox_fork import SandboxForkLauncher
 from python_mcp_server.infra.kernels.template_launcher import TemplateLauncher
 from python_mcp_server.infra.network.proxy import EgressProxy
 from python_mcp_server.infra.sandboxed_run import Egress, RunnerConfig, SandboxedRunner
@@ -155,7 +156,10 @@ def build_local_launcher(settings: Settings) -> LimitedLauncher:
         # No memory cgroup counts the private tmpfs: they take a share of the limit
         # (sandbox.SCRATCH_SHARE) and the address-space limit gets the rest.
         limits = limits.less_scratch(SCRATCH_SHARE)
-    return BwrapLauncher(
+    launcher_class = (
+        SandboxForkLauncher if settings.sandbox_fork and settings.kernel_fork else BwrapLauncher
+    )
+    return launcher_class(
         settings.state_path,
         limits,
         sandbox_config(settings, bwrap, confinement),

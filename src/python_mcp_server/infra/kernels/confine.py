@@ -44,6 +44,16 @@ _JOIN_SCRIPT = (
 )
 
 
+def joined(seccomp_file: Path | None, cgroups: Sequence[Path], argv: list[str]) -> list[str]:
+    """``argv`` started by a shell that joins ``cgroups`` and opens the seccomp program
+    on ``SECCOMP_FD`` (for ``--seccomp``) first; ``argv`` itself when there is neither."""
+    if seccomp_file is None and not cgroups:
+        return argv
+    procs = [str(folder / "cgroup.procs") for folder in cgroups]
+    seccomp = str(seccomp_file) if seccomp_file is not None else "-"
+    return ["/bin/sh", "-c", _JOIN_SCRIPT, seccomp, *procs, "--", *argv]
+
+
 @dataclass(frozen=True)
 class Confinement:
     """The user, seccomp program and helpers every sandboxed command is confined with."""
@@ -83,11 +93,7 @@ class Confinement:
     ) -> list[str]:
         """The full argv: [join cgroups, open seccomp] bwrap <options> -- [drop] command."""
         argv = [bwrap, *self.bwrap_args(), *mount_args, "--", *self.inner(command)]
-        if self.seccomp_file is None and not cgroups:
-            return argv
-        procs = [str(folder / "cgroup.procs") for folder in cgroups]
-        seccomp = str(self.seccomp_file) if self.seccomp_file is not None else "-"
-        return ["/bin/sh", "-c", _JOIN_SCRIPT, seccomp, *procs, "--", *argv]
+        return joined(self.seccomp_file, cgroups, argv)
 
     @property
     def tmp_perms(self) -> list[str]:

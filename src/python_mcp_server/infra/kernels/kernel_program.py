@@ -339,19 +339,31 @@ def exit_with_server(server_pid: int) -> None:
     threading.Thread(target=watch, name="mcp-server-watch", daemon=True).start()
 
 
-def become_kernel(request: dict[str, Any], server_pid: int, prepared: Prepared | None) -> None:
-    """In the forked child: cut every tie to the template, then run the kernel."""
+def become_kernel(
+    request: dict[str, Any],
+    server_pid: int | None,
+    prepared: Prepared | None,
+    log_fd: int | None = None,
+) -> None:
+    """In the forked child: cut every tie to the template, then run the kernel.
+
+    A sandboxed child (``log_fd`` given: its log cannot be opened by path in its sandbox)
+    stays in the process group of its waiter and dies with it rather than watching the
+    server; it starts its egress forwarder (``request["forwarder"]``) once its
+    descriptors are its own."""
     gc.enable()
-    os.setsid()
+    if log_fd is None:
+        os.setsid()
     signal.set_wakeup_fd(-1)
     for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGPIPE):
         signal.signal(signum, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    if log_fd is None:
+        log_fd = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
-    os.dup2(log, 1)
-    os.dup2(log, 2)
+    os.dup2(log_fd, 1)
+    os.dup2(log_fd, 2)
     os.closerange(3, os.sysconf("SC_OPEN_MAX"))
     os.chdir(request["cwd"])
     os.environ.clear()
@@ -361,7 +373,10 @@ def become_kernel(request: dict[str, Any], server_pid: int, prepared: Prepared |
         if entry and entry not in sys.path:
             sys.path.insert(0, entry)
     reseed()
-    exit_with_server(server_pid)
+    if server_pid is not None:
+        exit_with_server(server_pid)
+    if request.get("forwarder"):
+        start_forwarder(request["forwarder"])
     run_kernel(list(request["argv"]), prepared)
 
 
@@ -393,18 +408,89 @@ def _fork(request: dict[str, Any], server_pid: int, prepared: Prepared | None) -
     _send({"forked": request["id"], "pid": pid})
 
 
+def _fork_isolated(
+    request: dict[str, Any], fds: list[int], isolate: Any, prepared: Prepared | None
+) -> None:
+    """Fork a sandboxed kernel: it isolates itself (``isolation_program.py``) first."""
+    gc.freeze()  # a collection in a kernel must not touch (and so copy) the shared objects
+    pid = os.fork()
+    if pid == 0:
+        try:
+            isolate(request["isolation"], fds)
+            become_kernel(request, None, prepared, log_fd=fds[1])
+        except BaseException as exc:
+            os.write(2, f"kernel start failed: {type(exc).__name__}: {exc}\n".encode())
+            os._exit(1)
+        os._exit(0)
+    for fd in fds:
+        os.close(fd)
+    _send({"forked": request["id"], "pid": pid})
+
+
+def keep(template: int) -> None:
+    """Pid 1 of a sandboxed template's namespace: outlive the template while its kernels
+    run (they would die with this namespace), reporting the exits it reaps; end with the
+    last of them."""
+    os.close(0)
+    while True:
+        try:
+            pid, status = os.wait()
+        except InterruptedError:
+            continue
+        except ChildProcessError:
+            os._exit(0)
+        code = os.waitstatus_to_exitcode(status)
+        _send({"ended": code} if pid == template else {"exit": pid, "status": code})
+
+
+def _read_requests(sandboxed: bool, pending: bytearray) -> list[Any] | None:
+    """The (request, descriptors) pairs one read of stdin brings; None at end of input.
+
+    Stdin carries JSON lines (``pending`` keeps a partial one), or for a sandboxed
+    template one datagram per request with its descriptors."""
+    if sandboxed:
+        import socket
+
+        with socket.socket(fileno=os.dup(0)) as channel:
+            data, fds, _, _ = socket.recv_fds(channel, 1 << 20, 64)
+        return [(json.loads(data), fds)] if data else None
+    chunk = os.read(0, 65536)
+    if not chunk:
+        return None
+    pending += chunk
+    found: list[Any] = []
+    while b"\n" in pending:
+        line, _, rest = bytes(pending).partition(b"\n")
+        pending[:] = rest
+        found.append((json.loads(line), []))
+    return found
+
+
 def template_main(config: dict[str, Any]) -> None:
-    """Import the preload, say so, then fork a kernel for each JSON request line on stdin.
+    """Import the preload, say so, then fork a kernel for each request read from stdin.
 
     Requests: ``{"id", "argv", "cwd", "env", "log"}``. Answers on stdout, one JSON line
     each: ``{"ready": {failures}}`` once, ``{"forked": id, "pid": n}`` per request and
     ``{"exit": pid, "status": code}`` when a kernel ends. The template ends when its stdin
     closes (the server stopped or died) or when its parent changes.
+
+    A sandboxed template (``config["sandboxed"]``, ``sandbox_fork.py``) runs inside its
+    own bubblewrap sandbox as pid 1: it forks the template proper and stays as ``keep``.
+    Its stdin is a sequenced-packet socket carrying each request with its descriptors,
+    and its children isolate themselves with ``config["isolation"]`` (source text) before
+    becoming kernels; ``{"ended": code}`` says the template proper ended.
     """
     # No collection in the template: it would leave freed holes in the pages the kernels
     # share, which their first objects would fill (and copy). Kernels collect again.
     gc.disable()
-    server_pid = int(config["server_pid"])
+    server_pid = config.get("server_pid")
+    sandboxed = bool(config.get("sandboxed"))
+    isolation: dict[str, Any] = {"__name__": "__isolation__"}
+    if sandboxed:
+        exec(config["isolation"], isolation)
+        template = os.fork()
+        if template:
+            keep(template)
     failures = preload(list(config.get("preload", ())))
     for name in KERNEL_MODULES:  # the kernel's own code, shared too
         try:
@@ -418,8 +504,8 @@ def template_main(config: dict[str, Any]) -> None:
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
     _send({"ready": failures})
-    buffer = b""
-    while os.getppid() == server_pid:
+    pending = bytearray()
+    while sandboxed or os.getppid() == server_pid:
         readable, _, _ = select.select([0, wake_r], [], [])
         if wake_r in readable:
             while True:
@@ -431,14 +517,15 @@ def template_main(config: dict[str, Any]) -> None:
             _reap()
         if 0 not in readable:
             continue
-        chunk = os.read(0, 65536)
-        if not chunk:
+        requests = _read_requests(sandboxed, pending)
+        if requests is None:
             return
-        buffer += chunk
-        while b"\n" in buffer:
-            line, buffer = buffer.split(b"\n", 1)
-            _fork(json.loads(line), server_pid, prepared)
-            del line
+        for request, fds in requests:
+            if sandboxed:
+                _fork_isolated(request, fds, isolation["isolate"], prepared)
+            else:
+                _fork(request, int(server_pid or 0), prepared)
+            del request
 
 
 def main() -> None:

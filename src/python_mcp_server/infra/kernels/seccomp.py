@@ -15,6 +15,11 @@ answers ``ENOSYS`` (its flags sit in memory a filter cannot read), so the C libr
 back to ``clone``, whose flags it can. Calls of another architecture (32-bit or x32 ABIs
 on x86_64) are refused whole. Everything else is allowed.
 
+A fork template (``sandbox_fork.py``) gets ``build_filter(template=True)``: the same
+program less ``TEMPLATE_ALLOWED``, the calls its forked children need to isolate
+themselves (a user namespace and the others, their own mounts); each child installs the
+kernels' full filter on top before any of its code runs, and filters only ever add up.
+
 Programs exist for x86_64 and aarch64; ``build_filter`` raises ``ValueError`` elsewhere.
 """
 
@@ -63,6 +68,10 @@ DENIED: tuple[str, ...] = (
     "reboot",
     "acct",
 )
+
+#: Calls a fork template's children make to isolate themselves (``isolation_program.py``),
+#: so left out of the template's filter; ``setns``, ``ptrace`` and the rest stay refused.
+TEMPLATE_ALLOWED: tuple[str, ...] = ("unshare", "mount", "open_tree", "move_mount")
 
 #: System call numbers: name, x86_64, aarch64 (Linux uapi unistd_64.h, asm-generic).
 _TABLE = """
@@ -142,8 +151,9 @@ def supported(arch: str | None = None) -> bool:
     return (arch or host_arch()) in _NUMBERS
 
 
-def build_filter(arch: str | None = None) -> bytes:
-    """The compiled program for ``arch`` (default: this machine), as bwrap reads it."""
+def build_filter(arch: str | None = None, *, template: bool = False) -> bytes:
+    """The compiled program for ``arch`` (default: this machine), as bwrap reads it;
+    ``template``: a fork template's, which lets its children make their namespaces."""
     arch = arch or host_arch()
     if arch not in _NUMBERS:
         raise ValueError(f"no seccomp filter for the {arch} architecture")
@@ -157,9 +167,10 @@ def build_filter(arch: str | None = None) -> bytes:
     ]
     if arch == "x86_64":
         body.append((_JGE_K, "deny", None, _X32_BIT))
-    body += [(_JEQ_K, "deny", None, numbers[name]) for name in DENIED]
+    denied = [name for name in DENIED if not (template and name in TEMPLATE_ALLOWED)]
+    body += [(_JEQ_K, "deny", None, numbers[name]) for name in denied]
     body.append((_JEQ_K, "enosys", None, numbers["clone3"]))
-    body.append((_JEQ_K, "clone", "allow", numbers["clone"]))
+    body.append((_JEQ_K, "clone", "allow", numbers["clone"]))  # children use unshare
     # Jumps only go forward: the clone check comes before the blocks it jumps to.
     tail: dict[str, list[tuple[int, str | None, str | None, int]]] = {
         "clone": [

@@ -45,6 +45,8 @@ class ForkTemplate:
         self.process = process
         self.log_path = log_path
         self.failures: dict[str, str] = {}
+        #: The template proper ended while its sandbox lives on (``kernel_program.keep``).
+        self.ended = False
         loop = asyncio.get_running_loop()
         self._ready: asyncio.Future[dict[str, str]] = loop.create_future()
         self._forks: dict[int, asyncio.Future[int]] = {}
@@ -57,7 +59,7 @@ class ForkTemplate:
         return self.process.pid
 
     def is_alive(self) -> bool:
-        return self.process.returncode is None and not self._reader.done()
+        return self.process.returncode is None and not self._reader.done() and not self.ended
 
     async def wait_ready(self, timeout: float) -> dict[str, str]:
         """Wait for the preload to finish; return its failures."""
@@ -120,6 +122,8 @@ class ForkTemplate:
             report = self.exit_report(int(message["exit"]))
             if not report.done():
                 report.set_result(int(message["status"]))
+        elif "ended" in message:
+            self.ended = True
 
     def forget(self, pid: int) -> None:
         """Drop the exit report of a kernel whose end was noted."""
@@ -152,10 +156,14 @@ class ForkedKernel(ProcessKernel):
         context: zmq.asyncio.Context,
         records: ProcessRecords,
         label: str,
+        report_pid: int | None = None,
     ) -> None:
+        """``report_pid``: the pid the template names the kernel by, when that is not
+        ``pid`` (a sandboxed template's own pid namespace)."""
         self._template = template
         self._failures = dict(template.failures)
-        self._report = template.exit_report(pid)
+        self._report_pid = pid if report_pid is None else report_pid
+        self._report = template.exit_report(self._report_pid)
         try:
             self._pidfd: int | None = os.pidfd_open(pid)
         except OSError:
@@ -193,7 +201,7 @@ class ForkedKernel(ProcessKernel):
         returncode: int | None = None
         with contextlib.suppress(asyncio.TimeoutError, KernelStartError):
             returncode = await asyncio.wait_for(asyncio.shield(self._report), EXIT_REPORT_WAIT)
-        self._template.forget(self._pid)
+        self._template.forget(self._report_pid)
         if self._pidfd is not None:
             os.close(self._pidfd)
             self._pidfd = None

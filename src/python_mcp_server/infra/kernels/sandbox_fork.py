@@ -1,0 +1,546 @@
+"""Sandboxed kernels forked from a preloaded template (``MCP_SANDBOX_FORK``, root servers).
+
+The template is itself sandboxed, never root: a shell joins the template's own cgroups
+and opens its seccomp program, ``setpriv`` becomes the kernel user (no groups, no
+capabilities, ``no_new_privs``), and an unprivileged bubblewrap puts it in a user
+namespace of its own (no capabilities in it) with the kernels' read-only view of the
+system and of its environment, empty /tmp, /run and hidden folders, no workspace, no
+runtime folder, no network unless kernels get the host's, and the template filter of
+``seccomp.py`` (the kernels' filter less the calls its children need to isolate
+themselves). Its pid 1 (``kernel_program.keep``) outlives it while kernels run.
+
+Each kernel is forked from it and isolates itself before any of its code runs
+(``isolation_program.py``): it says hello on a control socket of its own, from which the
+server reads its host pid, checks it descends from the template and moves it into the
+kernel's memory and pids cgroups; then it makes its own user, mount, pid, ipc, uts,
+cgroup and (unless ``allow``) network namespaces, becomes pid 1 of the new pid namespace,
+mounts exactly what a bubblewrap kernel gets (the same ``bwrap_args``, translated by
+``isolation_plan``; its runtime folder, workspace, session package folder and egress
+socket arrive as detached mounts, ``detached_mounts.py``), drops every capability, sets
+``no_new_privs``, installs the kernels' seccomp filter and says it is isolated. Only
+then is the kernel returned; on any failure it is killed and the kernel starts the
+ordinary bubblewrap way, as it does when no template can serve.
+
+What the template holds: the preload's imports (run in every kernel of that environment
+anyway), and briefly the descriptors it passes to each child. It never sees another
+environment's kernels, and its kernels cannot see it or each other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import socket
+import struct
+import uuid
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from python_mcp_server.errors import KernelStartError
+from python_mcp_server.infra.kernels import isolation_program, seccomp
+from python_mcp_server.infra.kernels.base import KernelLaunchRequest, LaunchedKernel
+from python_mcp_server.infra.kernels.cgroups import CgroupLimits
+from python_mcp_server.infra.kernels.confine import joined
+from python_mcp_server.infra.kernels.detached_mounts import detach
+from python_mcp_server.infra.kernels.local import KERNEL_ARGS, program_source
+from python_mcp_server.infra.kernels.mounts import mount_args, plan_mounts
+from python_mcp_server.infra.kernels.privileges import DROP_CAPABILITIES, drop_argv, hand_over
+from python_mcp_server.infra.kernels.process_records import kill_process_tree
+from python_mcp_server.infra.kernels.sandbox import BwrapLauncher, _remove_all
+from python_mcp_server.infra.kernels.template import ForkedKernel, ForkTemplate
+from python_mcp_server.infra.network.forwarder import forwarder_config
+from python_mcp_server.infra.tasks import retrieve_outcomes
+
+logger = logging.getLogger(__name__)
+
+_Key = tuple[str, tuple[tuple[str, str], ...], tuple[str, ...], bool]
+
+#: Most templates alive at once (each holds its preload's memory).
+MAX_TEMPLATES = 4
+#: Size of a template's own /tmp and hidden folders, MiB (its kernels get fresh ones).
+TEMPLATE_TMP_MB = 64
+#: The child's descriptors: control socket, log, then the detached mounts.
+FIRST_MOUNT_FD = 2
+#: Seconds the templates' sandboxes may take to end once the server shuts down.
+RETIRE_WAIT = 5.0
+
+
+def isolation_plan(args: list[str]) -> tuple[list[list[Any]], list[tuple[Path, bool]], bool]:
+    """Translate a bwrap kernel's mount options (``BwrapLauncher.bwrap_args``) into the
+    child's plan: the operations in order, the (source, read-only) of each detached mount
+    they name by descriptor index, and whether the kernel has a network namespace of its
+    own. An option it does not know is a ValueError: such a kernel is not forked."""
+    ops: list[list[Any]] = []
+    sources: list[tuple[Path, bool]] = []
+    own_network = False
+    mode: int | None = None
+    size: int | None = None
+    index = 0
+    while index < len(args):
+        option = args[index]
+        if option == "--unshare-net":
+            own_network, index = True, index + 1
+        elif option == "--perms":
+            mode, index = int(args[index + 1], 8), index + 2
+        elif option == "--size":
+            size, index = int(args[index + 1]), index + 2
+        elif option in ("--ro-bind", "--bind"):
+            source, target = args[index + 1], args[index + 2]
+            index += 3
+            if (source, target) == ("/", "/") and option == "--ro-bind":
+                continue  # the template's view is already the read-only system
+            ops.append(["bind", target, FIRST_MOUNT_FD + len(sources)])
+            sources.append((Path(source), option == "--ro-bind"))
+        elif option in ("--dev", "--proc"):
+            ops.append([option[2:], args[index + 1]])
+            index += 2
+        elif option == "--tmpfs":
+            if size is None:
+                raise ValueError(f"no size for the tmpfs at {args[index + 1]}")
+            ops.append(["tmpfs", args[index + 1], size, 0o755 if mode is None else mode])
+            mode, size, index = None, None, index + 2
+        elif option == "--dir":
+            ops.append(["dir", args[index + 1], 0o755 if mode is None else mode])
+            mode, index = None, index + 2
+        else:
+            raise ValueError(f"no isolation for the bubblewrap option {option}")
+    return ops, sources, own_network
+
+
+def _credentials_pid(control: socket.socket, timeout: float) -> int:
+    """Wait for the child's hello; its pid as the kernel translated it for us."""
+    control.settimeout(timeout)
+    message, ancillary, _, _ = control.recvmsg(16, socket.CMSG_SPACE(12))
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS and len(data) >= 12:
+            pid, _, _ = struct.unpack("iII", data[:12])
+            if message == b"hello" and pid > 0:
+                return int(pid)
+    raise KernelStartError(f"the forked kernel did not say hello ({message!r})")
+
+
+def _release(control: socket.socket, timeout: float) -> None:
+    """Let the child isolate itself; wait until it says it did."""
+    control.settimeout(timeout)
+    control.send(b"go")
+    answer = control.recv(16)
+    if answer != b"isolated":
+        raise KernelStartError(f"the forked kernel did not isolate itself ({answer!r})")
+
+
+class SandboxTemplate(ForkTemplate):
+    """A sandboxed template: requests (with descriptors) go over a sequenced-packet
+    socket; closing it ends the template proper while its sandbox lives on for the
+    kernels it forked."""
+
+    def __init__(
+        self,
+        process: asyncio.subprocess.Process,
+        log_path: Path,
+        control: socket.socket,
+        cgroups: list[Path],
+    ) -> None:
+        super().__init__(process, log_path)
+        self.control = control
+        self.cgroups = cgroups
+        self.retired = False
+
+    def is_alive(self) -> bool:
+        return super().is_alive() and not self.retired
+
+    def descends(self, pid: int) -> bool:
+        """Whether ``pid`` is a process of this template's sandbox."""
+        with contextlib.suppress(psutil.Error):
+            return any(parent.pid == self.pid for parent in psutil.Process(pid).parents())
+        return False
+
+    async def fork_with(self, request: dict[str, Any], fds: list[int], timeout: float) -> int:
+        """Ask for a kernel, handing it ``fds``; return its pid in the template's namespace."""
+        if not self.is_alive():
+            raise KernelStartError("the fork template is not running")
+        number = next(self._ids)
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._forks[number] = future
+        data = json.dumps({**request, "id": number}).encode()
+        try:
+            await asyncio.to_thread(socket.send_fds, self.control, [data], fds)
+            return await asyncio.wait_for(asyncio.shield(future), timeout)
+        except (OSError, asyncio.TimeoutError) as exc:
+            raise KernelStartError(f"the fork template did not fork a kernel: {exc}") from exc
+        finally:
+            self._forks.pop(number, None)
+
+    def retire(self) -> None:
+        """End the template proper (its end of input); its kernels keep running."""
+        self.retired = True
+        with contextlib.suppress(OSError):
+            self.control.close()
+
+    def log_tail(self, limit: int = 600) -> str:
+        """The end of the template's log (its children's isolation failures land there)."""
+        with contextlib.suppress(OSError), self.log_path.open("rb") as log:
+            log.seek(0, os.SEEK_END)
+            log.seek(max(0, log.tell() - limit))
+            text = log.read().decode("utf-8", "replace").strip()
+            return f": {text}" if text else ""
+        return ""
+
+    @property
+    def reader(self) -> asyncio.Task[None]:
+        """The task reading the template's answers (it ends with the sandbox)."""
+        return self._reader
+
+
+class SandboxForkLauncher(BwrapLauncher):
+    """Bubblewrap kernels, forked from a sandboxed template when asked to preload."""
+
+    preload_mode = "fork"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._templates: dict[_Key, SandboxTemplate] = {}
+        self._starting: dict[_Key, asyncio.Future[SandboxTemplate | None]] = {}
+        #: Templates ended or failed, until their sandbox ends: the clean-up waiting for it.
+        self._retired: dict[SandboxTemplate, asyncio.Task[None]] = {}
+        #: Why the last template could not serve, if it could not (health shows it).
+        self.template_problem: str | None = None
+        self.forked = 0
+        self._template_filter: Path | None = None
+        seccomp_file = self.config.confinement.seccomp_file
+        if seccomp_file is not None:
+            self._template_filter = seccomp_file.with_name(f"seccomp-template-{seccomp_file.name}")
+            program = seccomp.build_filter(template=True)
+            if not self._template_filter.is_file() or self._template_filter.read_bytes() != program:
+                temp = self._template_filter.with_suffix(".part")
+                temp.write_bytes(program)
+                temp.replace(self._template_filter)
+
+    @property
+    def templates(self) -> list[SandboxTemplate]:
+        return list(self._templates.values())
+
+    def forks(self, request: KernelLaunchRequest) -> bool:
+        """Whether this request is served by a template: a preload, a root server (the
+        kernel user to run as, detached mounts to make) and a seccomp filter."""
+        confinement = self.config.confinement
+        return (
+            bool(request.preload)
+            and confinement.user is not None
+            and (confinement.seccomp_file is not None and self._template_filter is not None)
+        )
+
+    def _template_env(self, request: KernelLaunchRequest) -> dict[str, str]:
+        env = self.kernel_env(request)
+        for name in request.own_variables:
+            env.pop(name, None)
+        return env
+
+    def _key(self, request: KernelLaunchRequest) -> _Key:
+        env = tuple(sorted(self._template_env(request).items()))
+        shared_network = self.network_of(request).mode == "allow"
+        return (request.python, env, request.preload, shared_network)
+
+    async def launch(self, request: KernelLaunchRequest) -> LaunchedKernel:
+        if not self.forks(request):
+            return await super().launch(request)
+        template = await self._template(request)
+        if template is None:
+            return await super().launch(request)
+        egress = await self._open_egress(request)
+        try:
+            kernel = await self._fork(template, request, egress)
+        except KernelStartError as exc:
+            if egress is not None and self.proxy is not None:
+                await self.proxy.close_listener(egress)
+            self._problem(f"the fork template failed ({exc}); starting a plain kernel")
+            await self._drop(self._key(request), template)
+            return await super().launch(request)
+        finally:
+            self._egress_of.pop(id(request), None)
+        if egress is not None and self.proxy is not None:
+            proxy = self.proxy
+            self._after_exit(kernel, lambda: proxy.close_listener(egress))
+        self.forked += 1
+        if template.failures:  # the caller falls back to plain kernels; this one is served
+            await self._drop(self._key(request), template)
+        return kernel
+
+    async def _fork(
+        self, template: SandboxTemplate, request: KernelLaunchRequest, egress: Path | None
+    ) -> LaunchedKernel:
+        prepared = self.prepare(request)
+        cgroups: list[Path] = []
+        fds: list[int] = []
+        pid: int | None = None
+        server_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            if self.cgroups is not None:
+                limits = CgroupLimits(
+                    max_tasks=self.max_tasks,
+                    memory_bytes=self.limits.memory_bytes if self.cgroups.memory else None,
+                )
+                cgroups = await asyncio.to_thread(
+                    self.cgroups.for_kernel, prepared.connection_file.stem, limits
+                )
+            user = self.config.confinement.user
+            seccomp_file = self.config.confinement.seccomp_file
+            if user is None or seccomp_file is None:
+                raise KernelStartError("no kernel user or seccomp filter to fork with")
+            hand_over(prepared.runtime_dir, user)
+            hand_over(prepared.connection_file, user)
+            self._hand_over_own_folders(request, user)
+            if egress is not None:
+                hand_over(egress, user)
+            counted = bool(cgroups) and self.cgroups is not None and self.cgroups.memory
+            plan, sources, own_network = isolation_plan(
+                self.bwrap_args(request, prepared.runtime_dir, tmpfs_counted=counted)
+            )
+            server_end.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+            fds.append(child_end.fileno())
+            flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+            fds.append(os.open(prepared.log_path, flags, 0o600))
+            for source, read_only in sources:
+                fds.append(detach(source, read_only=read_only))
+            env = self.kernel_env(request)
+            order = {
+                "argv": ["-f", str(prepared.connection_file), *KERNEL_ARGS, *request.extra_args],
+                "cwd": str(request.cwd),
+                "env": env,
+                "forwarder": forwarder_config() if egress is not None else None,
+                "isolation": {
+                    "mounts": plan,
+                    "own_network": own_network,
+                    "seccomp": seccomp_file.read_bytes().hex(),
+                },
+            }
+            report_pid = await template.fork_with(order, fds, self._start_timeout)
+            child_end.close()  # the child holds it now: its end shows as end of input
+            timeout = self._start_timeout
+            pid = await asyncio.to_thread(_credentials_pid, server_end, timeout)
+            if not template.descends(pid):
+                raise KernelStartError(f"pid {pid} is not a process of the fork template")
+            for folder in cgroups:
+                (folder / "cgroup.procs").write_text(str(pid))
+            await asyncio.to_thread(_release, server_end, timeout)
+        except (KernelStartError, OSError, ValueError) as exc:
+            if pid is not None:
+                kill_process_tree(pid)
+            self._records.release(prepared.name)
+            if cgroups:
+                await asyncio.to_thread(_remove_all, cgroups)
+            for path in prepared.files:
+                path.unlink(missing_ok=True)
+            raise KernelStartError(f"{exc}{template.log_tail()}") from exc
+        finally:
+            server_end.close()
+            child_end.close()
+            for fd in fds[1:]:
+                os.close(fd)
+        files = self.finish(prepared, pid)
+        kernel: LaunchedKernel = ForkedKernel(
+            pid,
+            template,
+            prepared.connection_info,
+            files,
+            prepared.log_path,
+            self._context,
+            self._records,
+            request.label,
+            report_pid=report_pid,
+        )
+        kernel.interrupt_mode = "message"  # as a bubblewrap kernel's
+        if cgroups:
+            self._after_exit(kernel, lambda: asyncio.to_thread(_remove_all, cgroups))
+        return kernel
+
+    def _problem(self, text: str) -> None:
+        self.template_problem = text
+        logger.warning("%s", text)
+
+    async def _template(self, request: KernelLaunchRequest) -> SandboxTemplate | None:
+        """The live template for a request, started once even when asked concurrently."""
+        key = self._key(request)
+        template = self._templates.get(key)
+        if template is not None and template.is_alive():
+            return template
+        if template is not None:
+            self._problem(f"the fork template (pid {template.pid}) ended; starting another")
+            await self._drop(key, template)
+        pending = self._starting.get(key)
+        if pending is None:
+            if len(self._templates) >= MAX_TEMPLATES:
+                return None
+            pending = asyncio.ensure_future(self._start_template(request))
+            self._starting[key] = pending
+            pending.add_done_callback(lambda _: self._starting.pop(key, None))
+        template = await asyncio.shield(pending)
+        if template is not None:
+            self._templates[key] = template
+        return template
+
+    def template_argv(self, request: KernelLaunchRequest, cgroups: list[Path]) -> list[str]:
+        """The template's command: two bubblewraps.
+
+        The outer one runs as root like a kernel's (it can reach an interpreter in a
+        folder only root may pass) and lays out the view: the read-only system, the
+        hidden folders empty, the environment and the server's Python re-exposed, no
+        workspace or runtime folder, a network namespace unless kernels get the host's.
+        ``setpriv`` then becomes the kernel user with no capabilities and
+        ``no_new_privs``, and the inner, unprivileged bubblewrap gives the template a user
+        namespace (no capabilities in it), its own pid namespace with a fully visible
+        /proc (which lets its children mount theirs), its own /tmp and the template
+        seccomp filter. The outer shell joins the template's cgroups first."""
+        confinement = self.config.confinement
+        if confinement.user is None or self._template_filter is None:
+            raise ValueError("sandboxed templates need the kernel user and a seccomp filter")
+        plan = plan_mounts(
+            hidden=self.config.hidden_paths,
+            readable=(*self.config.readable_paths, *request.readable_paths),
+            writable=(),
+            unprivileged=True,
+        )
+        outer = [
+            "--die-with-parent",
+            "--new-session",
+            "--unshare-ipc",
+            "--unshare-uts",
+            "--unshare-cgroup-try",
+            "--hostname",
+            "sandbox",
+            "--cap-drop",
+            "ALL",
+            *(arg for cap in DROP_CAPABILITIES for arg in ("--cap-add", cap)),
+        ]
+        if self.network_of(request).mode != "allow":
+            outer.append("--unshare-net")
+        # The host's /proc, not one of bubblewrap's: the inner bubblewrap writes its uid
+        # map there and must find a fully visible /proc to mount its own (bubblewrap as
+        # root covers parts of a /proc it mounts). The template only sees the inner one.
+        outer += ["--ro-bind", "/", "/", "--bind", "/proc", "/proc", "--dev", "/dev"]
+        tmp = ["--perms", "1777"]  # the template's own /tmp (where its preload writes)
+        outer += mount_args(plan, TEMPLATE_TMP_MB, tmp_perms=tmp)[7:]  # less /, /dev, /proc
+        inner = [
+            "--die-with-parent",
+            "--as-pid-1",
+            "--unshare-user",
+            "--unshare-pid",
+            "--cap-drop",
+            "ALL",
+            "--seccomp",
+            "9",
+            "--ro-bind",
+            "/",
+            "/",
+            "--dev",
+            "/dev",
+            "--proc",
+            "/proc",
+            "--bind",  # with what the outer one exposes in it (an environment, maybe)
+            "/tmp",
+            "/tmp",
+            "--chdir",
+            "/",
+        ]
+        config = {
+            "mode": "template",
+            "sandboxed": True,
+            "preload": list(request.preload),
+            "limits": [list(pair) for pair in self.limits.rlimits()],
+            "kernel_args": [*KERNEL_ARGS, *request.extra_args],  # parsed once, in the template
+            "isolation": Path(isolation_program.__file__).read_text(encoding="utf-8"),
+        }
+        program = [request.python, "-c", program_source(), json.dumps(config)]
+        drop = drop_argv(confinement.user, confinement.setpriv)
+        bwrap = self.config.bwrap
+        argv = [bwrap, *outer, "--", *drop, bwrap, *inner, "--", *program]
+        return joined(self._template_filter, cgroups, argv)
+
+    async def _start_template(self, request: KernelLaunchRequest) -> SandboxTemplate | None:
+        self._log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = self._log_dir / f"template-{os.urandom(5).hex()}.log"
+        cgroups: list[Path] = []
+        server_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            if self.cgroups is not None:
+                limits = CgroupLimits(
+                    max_tasks=self.max_tasks,
+                    memory_bytes=self.limits.memory_bytes if self.cgroups.memory else None,
+                )
+                name = f"kt{uuid.uuid4().hex[:10]}"
+                cgroups = await asyncio.to_thread(self.cgroups.for_kernel, name, limits)
+            with log_path.open("wb") as log:
+                process = await asyncio.create_subprocess_exec(
+                    *self.template_argv(request, cgroups),
+                    env=self._template_env(request),
+                    stdin=child_end.fileno(),
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=log,
+                    start_new_session=True,
+                )
+        except (OSError, ValueError) as exc:
+            server_end.close()
+            if cgroups:
+                await asyncio.to_thread(_remove_all, cgroups)
+            self._problem(f"could not start the sandboxed fork template: {exc}")
+            return None
+        finally:
+            child_end.close()
+        self._records.add(process.pid)
+        template = SandboxTemplate(process, log_path, server_end, cgroups)
+        try:
+            await template.wait_ready(self._start_timeout)
+        except KernelStartError as exc:
+            self._problem(f"{exc}; starting plain kernels")
+            self._retire(template)
+            return None
+        return template
+
+    async def _drop(self, key: _Key, template: SandboxTemplate) -> None:
+        if self._templates.get(key) is template:
+            del self._templates[key]
+        self._retire(template)
+
+    def _retire(self, template: SandboxTemplate) -> None:
+        """End the template proper now; clean up after its sandbox once its last kernel
+        ended (its pid 1 then exits)."""
+        template.retire()
+        if template in self._retired:
+            return
+
+        async def clean_up() -> None:
+            await template.process.wait()
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(template.reader, 1.0)
+            self._records.remove(template.pid)
+            template.log_path.unlink(missing_ok=True)
+            if template.cgroups:
+                await asyncio.to_thread(_remove_all, template.cgroups)
+
+        self._retired[template] = asyncio.create_task(clean_up())
+
+    async def environment_changed(self) -> None:
+        """Retire every template (an environment's packages changed: its preload is stale)."""
+        templates, self._templates = list(self._templates.values()), {}
+        for template in templates:
+            self._retire(template)
+
+    async def aclose(self) -> None:
+        for pending in list(self._starting.values()):
+            pending.cancel()
+        templates, self._templates = list(self._templates.values()), {}
+        for template in templates:
+            self._retire(template)
+        tasks = dict(self._retired)
+        if tasks:  # the sessions ended their kernels by now: the sandboxes end with them
+            await asyncio.wait(tasks.values(), timeout=RETIRE_WAIT)
+            for template, task in tasks.items():
+                if not task.done():
+                    kill_process_tree(template.pid)
+            await asyncio.wait(tasks.values())
+            retrieve_outcomes(tasks.values())
+        await super().aclose()
