@@ -18,6 +18,7 @@ from python_mcp_server.server.app import build_server
 from python_mcp_server.server.services import Services, build_services
 from python_mcp_server.settings import Settings
 from tests.helpers import NATIVE_TOOLSETS, kernel_children, wait_gone
+from tests.sandbox_support import fork_settings
 
 os.environ.setdefault("FASTMCP_LOG_ENABLED", "false")
 
@@ -77,7 +78,7 @@ def settings(workspace: Path, settings_overrides: dict[str, Any]) -> Settings:
         "toolsets": NATIVE_TOOLSETS,
     }
     values.update(settings_overrides)
-    return Settings(**values)
+    return Settings(**fork_settings(values))
 
 
 @pytest.fixture

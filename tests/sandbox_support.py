@@ -2,6 +2,10 @@
 
 CI (``.ci/run``) installs bubblewrap and sets ``PMCP_REQUIRE_SANDBOX=1``: there a missing
 or broken sandbox fails the sandbox tests instead of skipping them.
+
+``PMCP_SANDBOX_FORK=1`` runs the sandboxed servers of the suite with forked kernels
+(``MCP_SANDBOX_FORK``): a server that would start plain kernels preloads
+``FORK_PRELOAD`` instead, so each of its kernels comes from a sandboxed template.
 """
 
 from __future__ import annotations
@@ -34,6 +38,38 @@ def require_bwrap() -> None:
     if os.environ.get("PMCP_REQUIRE_SANDBOX"):
         pytest.fail(f"the kernel sandbox is required here: {problem}")
     pytest.skip(f"the kernel sandbox cannot run here: {problem}")
+
+
+#: A preload light enough for the suite's small memory limits: a fork is what counts.
+FORK_PRELOAD = "json"
+
+
+def forking() -> bool:
+    return os.environ.get("PMCP_SANDBOX_FORK") == "1"
+
+
+def fork_variables(env: dict[str, str]) -> dict[str, str]:
+    """A sandboxed command's variables, with forked kernels under ``PMCP_SANDBOX_FORK=1``."""
+    if not forking() or env.get("MCP_SANDBOX", "bwrap") == "none":
+        return env
+    preload = env.get("MCP_KERNEL_PRELOAD", "none")
+    return {
+        **env,
+        "MCP_SANDBOX_FORK": "true",
+        "MCP_KERNEL_PRELOAD": FORK_PRELOAD if preload == "none" else preload,
+    }
+
+
+def fork_settings(values: dict[str, object]) -> dict[str, object]:
+    """Settings of an in-process server, with forked kernels under ``PMCP_SANDBOX_FORK=1``."""
+    if not forking() or values.get("sandbox", "bwrap") == "none":
+        return values
+    preload = values.get("kernel_preload", "none")
+    return {
+        **values,
+        "sandbox_fork": True,
+        "kernel_preload": FORK_PRELOAD if preload == "none" else preload,
+    }
 
 
 def proxy_probe(path: str) -> str:

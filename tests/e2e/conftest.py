@@ -23,6 +23,7 @@ import pytest
 
 from python_mcp_server.settings import default_state_dir
 from tests.helpers import free_port, wait_gone
+from tests.sandbox_support import fork_variables
 
 COMMAND = str(Path(sys.executable).parent / "python-mcp-server")
 #: A server that keeps no warm kernel (for tests of its HTTP front only).
@@ -170,12 +171,14 @@ def start_server(tmp_path: Path) -> Iterator[StartServer]:
         ws.mkdir(parents=True, exist_ok=True)
         port = free_port()
         log_path = tmp_path / f"server{len(launched)}.log"
-        full_env = {
-            **os.environ,
-            "MCP_SESSION_IDLE_TIMEOUT": "0",
-            "MCP_KERNEL_PRELOAD": "none",  # plain kernels unless a test asks for the preload
-            **(env or {}),
-        }
+        full_env = fork_variables(
+            {
+                **os.environ,
+                "MCP_SESSION_IDLE_TIMEOUT": "0",
+                "MCP_KERNEL_PRELOAD": "none",  # plain kernels unless a test asks for the preload
+                **(env or {}),
+            }
+        )
         with log_path.open("wb") as log:
             process = subprocess.Popen(
                 [COMMAND, "--port", str(port), "--workspace-dir", str(ws), *args],

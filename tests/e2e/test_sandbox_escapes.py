@@ -23,7 +23,13 @@ from fastmcp import Client
 
 from tests.e2e.conftest import COMMAND, LaunchedServer, assert_gone
 from tests.helpers import free_port, run, tool_error
-from tests.sandbox_support import loopback_http, proxy_probe, require_bwrap
+from tests.sandbox_support import (
+    fork_variables,
+    forking,
+    loopback_http,
+    proxy_probe,
+    require_bwrap,
+)
 
 TOKEN = "escape-suite-token-6f1c2a9e"
 FAKE_INDEX = "index.escape-suite.example"
@@ -80,6 +86,7 @@ def target(tmp_path_factory: pytest.TempPathFactory, index_port: int) -> Iterato
         # Inside the workspace (not the default), the hardest place to keep it hidden.
         "MCP_STATE_DIR": str(workspace / ".state"),
     }
+    env = fork_variables(env)
     log_path = root / "server.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
@@ -114,6 +121,9 @@ async def attacker(target: Target) -> AsyncIterator[Client[Any]]:
         yield client
         alive = await run(client, "6 * 7")
         assert alive["result"] == "42", alive
+        if forking():  # the suite held against kernels forked from a sandboxed template
+            origin = await run(client, "'\"sandboxed\": true' in open('/proc/self/cmdline').read()")
+            assert origin["result"] == "True", target.server.log()
     assert target.server.process.poll() is None, target.server.log()
 
 

@@ -114,8 +114,10 @@ async def test_forked_kernels_see_nothing_of_each_other(
         assert seen["uid"] == 65534
         assert seen["host"] == "sandbox"
     # its own /tmp and /dev/shm (in /tmp also the folders leading to its own mounts)
-    assert "mine-b" in b["tmp"] and "mine-a" not in b["tmp"]
-    assert "mine-a" in a_again["tmp"] and "mine-b" not in a_again["tmp"]
+    assert "mine-b" in b["tmp"]
+    assert "mine-a" not in b["tmp"]
+    assert "mine-a" in a_again["tmp"]
+    assert "mine-b" not in a_again["tmp"]
     assert b["shm"] == ["mine-b"]
     assert a_again["shm"] == ["mine-a"]
     # its own runtime folder, holding only its own connection file and sockets
@@ -139,12 +141,14 @@ async def test_forked_kernels_see_nothing_of_each_other(
     (template,) = launcher.templates
     waiter = psutil.Process(services.sessions.get("a").kernel_pid)
     template_proper = waiter.parent()
-    assert template_proper is not None and template.descends(template_proper.pid)
+    assert template_proper is not None
+    assert template.descends(template_proper.pid)
     ns_a, ns_b, ns_t = (namespaces(p.pid) for p in (kernel_a, kernel_b, template_proper))
     for ns in NAMESPACES:
         assert len({ns_a[ns], ns_b[ns], ns_t[ns]}) == 3, ns
     held_a, held_b = shared_objects(kernel_a), shared_objects(kernel_b)
-    assert held_a and held_b
+    assert held_a
+    assert held_b
     assert not held_a & held_b
     assert not (held_a | held_b) & shared_objects(template_proper, tree=False)
     groups_a, groups_b = cgroups(kernel_a.pid), cgroups(kernel_b.pid)
@@ -165,7 +169,9 @@ async def test_a_crash_touches_no_other_kernel(client: Client[Any], services: Se
     old_pid = session_a.kernel_pid
     pid_b = services.sessions.get("b").kernel_pid
     forked = launcher.forked
-    crash = await run(client, "import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)", session_id="a")
+    crash = await run(
+        client, "import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)", session_id="a"
+    )
     assert crash["status"] == "error"
     await wait_for_new_kernel(session_a, old_pid)
     assert (await run(client, "kept + 1", session_id="b"))["result"] == "42"
