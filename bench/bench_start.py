@@ -6,7 +6,9 @@ same run, so the ratios hold on a loaded machine even when the absolute figures 
 - ``plain``: no sandbox, no preload, no fork (the baseline);
 - ``fork``: no sandbox, the data stack preloaded in a template per environment, kernels
   forked from it;
-- ``sandbox``: bubblewrap, the data stack preloaded as each kernel starts (if bwrap works).
+- ``sandbox``: bubblewrap, the data stack preloaded as each kernel starts (if bwrap works);
+- ``sandbox-fork``: bubblewrap and ``MCP_SANDBOX_FORK``: the data stack preloaded in a
+  sandboxed template, each kernel forked from it and isolating itself (root servers).
 
 Figures: new session to first answer (``create_session`` + ``run_python_code("1+1")``,
 sequential and in bursts of 10) p50/p95/p99; the first ``import pandas,
@@ -48,6 +50,11 @@ CONFIGS: dict[str, dict[str, str]] = {
     "plain": {"MCP_SANDBOX": "none", "MCP_KERNEL_PRELOAD": "none", "MCP_KERNEL_FORK": "false"},
     "fork": {"MCP_SANDBOX": "none", "MCP_KERNEL_PRELOAD": "auto", "MCP_KERNEL_FORK": "true"},
     "sandbox": {"MCP_SANDBOX": "bwrap", "MCP_KERNEL_PRELOAD": "auto"},
+    "sandbox-fork": {
+        "MCP_SANDBOX": "bwrap",
+        "MCP_KERNEL_PRELOAD": "auto",
+        "MCP_SANDBOX_FORK": "true",
+    },
 }
 DATA_IMPORT = "import pandas, matplotlib.pyplot"
 
@@ -68,12 +75,26 @@ async def delete(client: Client[Any], names: list[str]) -> None:
         await client.call_tool("delete_session", {"session_id": name})
 
 
+def _python(process: psutil.Process | None) -> bool:
+    return process is not None and "python" in os.path.basename(process.exe())
+
+
 def templates(server_pid: int) -> list[int]:
-    return [
-        p.pid
-        for p in psutil.Process(server_pid).children()
-        if '"mode": "template"' in " ".join(p.cmdline())
-    ]
+    """The template processes proper: the server's child (unsandboxed), or the child of
+    the pid 1 that bubblewrap started (sandboxed; not that pid 1 nor the kernels)."""
+    found = []
+    for process in process_tree(server_pid)[1:]:
+        try:
+            if '"mode": "template"' not in " ".join(process.cmdline()):
+                continue
+            parent = process.parent()
+            if parent is None:
+                continue
+            if parent.pid == server_pid or (_python(parent) and not _python(parent.parent())):
+                found.append(process.pid)
+        except psutil.Error:
+            continue
+    return found
 
 
 async def measure(name: str, env: dict[str, str], args: argparse.Namespace) -> dict[str, Any]:
@@ -156,8 +177,8 @@ def main() -> None:
     args.idle_window = 10.0 if args.quick else 30.0
     args.settle = 3.0
     names = [n for n in args.configs.split(",") if n]
-    if "sandbox" in names and shutil.which("bwrap") is None:
-        names.remove("sandbox")
+    if shutil.which("bwrap") is None:
+        names = [n for n in names if not n.startswith("sandbox")]
     load = os.getloadavg()
     print(f"machine: {os.cpu_count()} cores, load {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     results = []

@@ -9,6 +9,7 @@ import pytest
 
 from tests.e2e.conftest import StartServer, assert_gone
 from tests.e2e.test_lifecycle import open_sessions
+from tests.sandbox_support import require_bwrap
 
 FORKED = {"MCP_SANDBOX": "none", "MCP_KERNEL_PRELOAD": "numpy", "MCP_KERNEL_FORK": "true"}
 
@@ -28,3 +29,24 @@ async def test_template_and_forked_kernels_end_with_the_server(
     server.process.wait(20)
     # After SIGKILL no shutdown ran: each kernel watches the server, the template its stdin.
     assert_gone(pids, timeout=20)
+
+
+SANDBOX_FORKED = {"MCP_SANDBOX": "bwrap", "MCP_KERNEL_PRELOAD": "json", "MCP_SANDBOX_FORK": "true"}
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+async def test_sandboxed_template_and_its_kernels_end_with_the_server(
+    start_server: StartServer, sig: int
+) -> None:
+    require_bwrap()
+    server = start_server(env=SANDBOX_FORKED)
+    await open_sessions(server, ["a", "b"])
+    tree = psutil.Process(server.process.pid).children(recursive=True)
+    forked = [p for p in tree if '"sandboxed": true' in " ".join(p.cmdline())]
+    # the template's pid 1 and the template, each kernel's waiter, init and kernel
+    assert len(forked) >= 2 + 2 * 3
+    server.process.send_signal(sig)
+    server.process.wait(20)
+    # After SIGKILL no shutdown ran: bubblewrap's --die-with-parent ends the template's
+    # sandbox, whose pid namespace holds every kernel it forked.
+    assert_gone({p.pid for p in tree}, timeout=20)
