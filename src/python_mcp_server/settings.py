@@ -100,15 +100,15 @@ class Settings(BaseSettings):
     kernel_fork: bool = Field(
         True,
         description="Fork preloaded kernels from a template process per environment "
-        "(copy-on-write memory; unsandboxed kernels only, sandboxed kernels import the "
-        "preload as they start).",
+        "(copy-on-write memory). Sandboxed kernels fork only with `MCP_SANDBOX_FORK`; "
+        "otherwise they import the preload as they start.",
     )
     sandbox_fork: bool = Field(
         False,
-        description="Fork sandboxed preloaded kernels too (root servers): from a template "
-        "in its own sandbox, each child isolating itself like a bubblewrap kernel before "
-        "any of its code runs (see docs/performance.md). Off: sandboxed kernels import "
-        "the preload as they start.",
+        description="Fork sandboxed preloaded kernels too (root servers; with "
+        "`MCP_KERNEL_FORK`): from a template in its own sandbox, each child isolating "
+        "itself like a bubblewrap kernel before any of its code runs. Off by default: "
+        "the template's imports may create user namespaces (see docs/performance.md).",
     )
     kernel_start_timeout: float = Field(
         60.0, gt=0, description="Seconds a kernel may take to start and answer."

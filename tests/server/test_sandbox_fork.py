@@ -237,3 +237,22 @@ def test_the_plan_is_a_bwrap_kernels_mounts() -> None:
         isolation_plan(["--symlink", "a", "b"])
     with pytest.raises(ValueError, match="no size"):
         isolation_plan(["--tmpfs", "/tmp"])
+
+
+@pytest.mark.parametrize("settings_overrides", [{**FORKED, "kernel_pool_size": 0}])
+async def test_a_retired_template_leaves_its_kernels_running(
+    client: Client[Any], services: Services
+) -> None:
+    launcher = services.launcher
+    assert isinstance(launcher, SandboxForkLauncher)
+    await sessions(client, "a")
+    assert (await run(client, "kept = 1", session_id="a"))["status"] == "ok"
+    (old,) = launcher.templates
+    await services.sessions.factory.environment_changed()  # packages changed
+    assert not old.is_alive()
+    assert (await run(client, "kept + 1", session_id="a"))["result"] == "2"
+    await sessions(client, "b")
+    assert (await run(client, "3", session_id="b"))["result"] == "3"
+    (new,) = launcher.templates
+    assert new is not old
+    assert new.is_alive()

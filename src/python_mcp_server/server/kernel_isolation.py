@@ -19,7 +19,7 @@ from pathlib import Path
 
 from python_mcp_server.core.packages.installer_env import INSTALLER_ENV_ALLOWED
 from python_mcp_server.errors import KernelStartError
-from python_mcp_server.infra.kernels import seccomp
+from python_mcp_server.infra.kernels import detached_mounts, seccomp
 from python_mcp_server.infra.kernels.base import KernelLauncher
 from python_mcp_server.infra.kernels.cgroups import KernelCgroups
 from python_mcp_server.infra.kernels.confine import Confinement
@@ -156,9 +156,15 @@ def build_local_launcher(settings: Settings) -> LimitedLauncher:
         # No memory cgroup counts the private tmpfs: they take a share of the limit
         # (sandbox.SCRATCH_SHARE) and the address-space limit gets the rest.
         limits = limits.less_scratch(SCRATCH_SHARE)
-    launcher_class = (
-        SandboxForkLauncher if settings.sandbox_fork and settings.kernel_fork else BwrapLauncher
-    )
+    launcher_class = BwrapLauncher
+    if settings.sandbox_fork and settings.kernel_fork:
+        if confinement.user is not None and detached_mounts.supported(settings.state_path):
+            launcher_class = SandboxForkLauncher
+        else:
+            logger.warning(
+                "MCP_SANDBOX_FORK needs a root server (the kernel user, detached mounts): "
+                "sandboxed kernels import the preload as they start"
+            )
     return launcher_class(
         settings.state_path,
         limits,
