@@ -158,7 +158,8 @@ async def test_forked_kernels_see_nothing_of_each_other(
         assert groups_a[controller].endswith("/" + Path(a["connection"]).stem)
 
 
-@pytest.mark.parametrize("settings_overrides", [FORKED])
+# No pool: the crashed kernel's replacement is forked for it, not taken ready-made.
+@pytest.mark.parametrize("settings_overrides", [{**FORKED, "kernel_pool_size": 0}])
 async def test_a_crash_touches_no_other_kernel(client: Client[Any], services: Services) -> None:
     launcher = services.launcher
     assert isinstance(launcher, SandboxForkLauncher)
