@@ -207,6 +207,8 @@ class SandboxForkLauncher(BwrapLauncher):
         self._starting: dict[_Key, asyncio.Future[SandboxTemplate | None]] = {}
         #: Templates ended or failed, until their sandbox ends: the clean-up waiting for it.
         self._retired: dict[SandboxTemplate, asyncio.Task[None]] = {}
+        #: Every template started and not yet cleaned up after, retired or not.
+        self._live: set[SandboxTemplate] = set()
         #: Why the last template could not serve, if it could not (health shows it).
         self.template_problem: str | None = None
         self.forked = 0
@@ -248,6 +250,7 @@ class SandboxForkLauncher(BwrapLauncher):
     async def launch(self, request: KernelLaunchRequest) -> LaunchedKernel:
         if not self.forks(request):
             return await super().launch(request)
+        key = self._key(request)  # before its egress socket joins its variables
         template = await self._template(request)
         if template is None:
             return await super().launch(request)
@@ -258,7 +261,7 @@ class SandboxForkLauncher(BwrapLauncher):
             if egress is not None and self.proxy is not None:
                 await self.proxy.close_listener(egress)
             self._problem(f"the fork template failed ({exc}); starting a plain kernel")
-            await self._drop(self._key(request), template)
+            await self._drop(key, template)
             return await super().launch(request)
         finally:
             self._egress_of.pop(id(request), None)
@@ -267,7 +270,7 @@ class SandboxForkLauncher(BwrapLauncher):
             self._after_exit(kernel, lambda: proxy.close_listener(egress))
         self.forked += 1
         if template.failures:  # the caller falls back to plain kernels; this one is served
-            await self._drop(self._key(request), template)
+            await self._drop(key, template)
         return kernel
 
     async def _fork(
@@ -375,13 +378,10 @@ class SandboxForkLauncher(BwrapLauncher):
         if pending is None:
             if len(self._templates) >= MAX_TEMPLATES:
                 return None
-            pending = asyncio.ensure_future(self._start_template(request))
+            pending = asyncio.ensure_future(self._start_template(key, request))
             self._starting[key] = pending
             pending.add_done_callback(lambda _: self._starting.pop(key, None))
-        template = await asyncio.shield(pending)
-        if template is not None:
-            self._templates[key] = template
-        return template
+        return await asyncio.shield(pending)
 
     def template_argv(self, request: KernelLaunchRequest, cgroups: list[Path]) -> list[str]:
         """The template's command: two bubblewraps.
@@ -460,7 +460,11 @@ class SandboxForkLauncher(BwrapLauncher):
         argv = [bwrap, *outer, "--", *drop, bwrap, *inner, "--", *program]
         return joined(self._template_filter, cgroups, argv)
 
-    async def _start_template(self, request: KernelLaunchRequest) -> SandboxTemplate | None:
+    async def _start_template(
+        self, key: _Key, request: KernelLaunchRequest
+    ) -> SandboxTemplate | None:
+        """Start a template and record it (even if whoever asked was cancelled meanwhile:
+        it is then found by the next request, and ended at shutdown)."""
         self._log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self._log_dir / f"template-{os.urandom(5).hex()}.log"
         cgroups: list[Path] = []
@@ -492,12 +496,14 @@ class SandboxForkLauncher(BwrapLauncher):
             child_end.close()
         self._records.add(process.pid)
         template = SandboxTemplate(process, log_path, server_end, cgroups)
+        self._live.add(template)
         try:
             await template.wait_ready(self._start_timeout)
         except KernelStartError as exc:
             self._problem(f"{exc}; starting plain kernels")
             self._retire(template)
             return None
+        self._templates[key] = template
         return template
 
     async def _drop(self, key: _Key, template: SandboxTemplate) -> None:
@@ -520,8 +526,11 @@ class SandboxForkLauncher(BwrapLauncher):
             template.log_path.unlink(missing_ok=True)
             if template.cgroups:
                 await asyncio.to_thread(_remove_all, template.cgroups)
+            self._live.discard(template)
 
-        self._retired[template] = asyncio.create_task(clean_up())
+        task = asyncio.create_task(clean_up())
+        self._retired[template] = task
+        task.add_done_callback(lambda _: self._retired.pop(template, None))
 
     async def environment_changed(self) -> None:
         """Retire every template (an environment's packages changed: its preload is stale)."""
@@ -530,10 +539,15 @@ class SandboxForkLauncher(BwrapLauncher):
             self._retire(template)
 
     async def aclose(self) -> None:
-        for pending in list(self._starting.values()):
-            pending.cancel()
-        templates, self._templates = list(self._templates.values()), {}
-        for template in templates:
+        starting = list(self._starting.values())
+        if starting:  # a start under way ends first, then is retired with the rest
+            await asyncio.wait(starting, timeout=RETIRE_WAIT)
+            for pending in starting:
+                pending.cancel()
+            await asyncio.wait(starting)
+            retrieve_outcomes(starting)
+        self._templates = {}
+        for template in list(self._live):
             self._retire(template)
         tasks = dict(self._retired)
         if tasks:  # the sessions ended their kernels by now: the sandboxes end with them
