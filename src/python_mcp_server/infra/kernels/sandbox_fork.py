@@ -209,6 +209,7 @@ class SandboxForkLauncher(BwrapLauncher):
         self._retired: dict[SandboxTemplate, asyncio.Task[None]] = {}
         #: Every template started and not yet cleaned up after, retired or not.
         self._live: set[SandboxTemplate] = set()
+        self._closing = False
         #: Why the last template could not serve, if it could not (health shows it).
         self.template_problem: str | None = None
         self.forked = 0
@@ -250,19 +251,25 @@ class SandboxForkLauncher(BwrapLauncher):
     async def launch(self, request: KernelLaunchRequest) -> LaunchedKernel:
         if not self.forks(request):
             return await super().launch(request)
+        if self._closing:  # no template may start once the templates are being ended
+            raise KernelStartError("the server is stopping")
         key = self._key(request)  # before its egress socket joins its variables
         template = await self._template(request)
         if template is None:
             return await super().launch(request)
         egress = await self._open_egress(request)
         try:
-            kernel = await self._fork(template, request, egress)
+            kernel = await self._fork_unless_cancelled(template, request, egress)
         except KernelStartError as exc:
             if egress is not None and self.proxy is not None:
                 await self.proxy.close_listener(egress)
             self._problem(f"the fork template failed ({exc}); starting a plain kernel")
             await self._drop(key, template)
             return await super().launch(request)
+        except BaseException:
+            if egress is not None and self.proxy is not None:
+                await self.proxy.close_listener(egress)
+            raise
         finally:
             self._egress_of.pop(id(request), None)
         if egress is not None and self.proxy is not None:
@@ -272,6 +279,20 @@ class SandboxForkLauncher(BwrapLauncher):
         if template.failures:  # the caller falls back to plain kernels; this one is served
             await self._drop(key, template)
         return kernel
+
+    async def _fork_unless_cancelled(
+        self, template: SandboxTemplate, request: KernelLaunchRequest, egress: Path | None
+    ) -> LaunchedKernel:
+        """``_fork``; a caller cancelled meanwhile (a pool closing) must not orphan the
+        kernel: it is forked to the end, then killed."""
+        work = asyncio.ensure_future(self._fork(template, request, egress))
+        try:
+            return await asyncio.shield(work)
+        except asyncio.CancelledError:
+            with contextlib.suppress(BaseException):
+                started = await work
+                await started.kill()
+            raise
 
     async def _fork(
         self, template: SandboxTemplate, request: KernelLaunchRequest, egress: Path | None
@@ -539,6 +560,7 @@ class SandboxForkLauncher(BwrapLauncher):
             self._retire(template)
 
     async def aclose(self) -> None:
+        self._closing = True
         starting = list(self._starting.values())
         if starting:  # a start under way ends first, then is retired with the rest
             await asyncio.wait(starting, timeout=RETIRE_WAIT)
