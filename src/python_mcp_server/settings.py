@@ -125,6 +125,13 @@ class Settings(BaseSettings):
         exclude=True,
         description="Compatibility alias: the execution timeout in milliseconds.",
     )
+    introspection_timeout: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds code_completion, inspect_object and list_variables wait for the "
+        "kernel, behind a running cell too (then SESSION_BUSY). A kernel's first completion "
+        "after an import statement reads that module's stubs: seconds in a sandboxed kernel.",
+    )
     interrupt_grace: float = Field(
         3.0,
         gt=0,

@@ -107,7 +107,7 @@ class LaunchedServer:
         self.kernels_seen |= pids
         return pids
 
-    def wait_ready(self, timeout: float = 60.0) -> None:
+    def wait_ready(self, timeout: float = 180.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

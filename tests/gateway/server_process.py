@@ -7,10 +7,12 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import httpx
 from fastmcp import Client
 
 from tests.gateway.conftest import Replicas
@@ -60,6 +62,27 @@ class ServerProcess:
         )
         self.url = f"http://127.0.0.1:{self.port}/mcp"
 
+    def wait_healthy(self, deadline: float = 180.0) -> None:
+        """Return once ``/health`` answers; fail at once if the process ends meanwhile.
+
+        The bound is generous: on a loaded 2-core machine importing the server alone can
+        take tens of seconds, and a replica that never comes up fails the test here.
+        """
+        health = self.url.removesuffix("/mcp") + "/health"
+        give_up = time.monotonic() + deadline
+        with httpx.Client(timeout=10) as http:
+            while True:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"server exited with {self.process.returncode}")
+                try:
+                    if http.get(health).status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > give_up:
+                    raise TimeoutError(f"server on port {self.port} did not answer in {deadline} s")
+                time.sleep(0.1)  # polls a process that has no readiness event to wait on
+
     def stop(self) -> int:
         self.process.send_signal(signal.SIGTERM)
         try:
@@ -72,6 +95,7 @@ class ServerProcess:
 
 async def connect(server: ServerProcess, token: str = REPLICA_TOKEN) -> Client[Any]:
     """An MCP client connected to the server once it answers."""
+    await asyncio.to_thread(server.wait_healthy)
     for _ in range(300):
         client: Client[Any] = Client(server.url, auth=token)
         try:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -153,14 +152,9 @@ def test_a_round_robin_balancer_needs_no_sticky_routing(
         "capabilities": {},
         "clientInfo": {"name": "round-robin", "version": "1"},
     }
+    for server in two_processes:
+        server.wait_healthy()
     with httpx.Client(timeout=60) as http:
-        for _ in range(300):
-            try:
-                for url in urls:
-                    http.get(url.removesuffix("/mcp") + "/health")
-                break
-            except httpx.TransportError:
-                time.sleep(0.1)
         reply = rpc(
             http,
             urls[0],

@@ -325,7 +325,9 @@ def build_services(settings: Settings) -> Services:
         scripts=scripts,
         new_files=new_files,
         limits=limits,
-        introspection=IntrospectionService(sessions, IntrospectionConfig()),
+        introspection=IntrospectionService(
+            sessions, IntrospectionConfig(timeout=settings.introspection_timeout)
+        ),
         health=health,
         health_report=health_report,
         database=database,

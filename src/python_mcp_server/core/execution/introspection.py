@@ -44,7 +44,7 @@ class IntrospectionConfig:
     """How long introspection may wait, and how much it lists."""
 
     #: Seconds a request may wait for the kernel (including behind a running cell).
-    timeout: float = 10.0
+    timeout: float = 30.0
     #: Most variables listed.
     max_variables: int = 500
 
