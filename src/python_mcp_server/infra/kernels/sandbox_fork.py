@@ -53,6 +53,7 @@ from python_mcp_server.infra.kernels.privileges import DROP_CAPABILITIES, drop_a
 from python_mcp_server.infra.kernels.process_records import kill_process_tree
 from python_mcp_server.infra.kernels.sandbox import BwrapLauncher, _remove_all
 from python_mcp_server.infra.kernels.template import ForkedKernel, ForkTemplate
+from python_mcp_server.infra.kernels.template_set import TemplateSet
 from python_mcp_server.infra.network.forwarder import forwarder_config
 from python_mcp_server.infra.tasks import retrieve_outcomes
 
@@ -60,8 +61,6 @@ logger = logging.getLogger(__name__)
 
 _Key = tuple[str, tuple[tuple[str, str], ...], tuple[str, ...], bool]
 
-#: Most templates alive at once (each holds its preload's memory).
-MAX_TEMPLATES = 4
 #: Size of a template's own /tmp and hidden folders, MiB (its kernels get fresh ones).
 TEMPLATE_TMP_MB = 64
 #: The child's descriptors: control socket, log, then the detached mounts.
@@ -203,15 +202,14 @@ class SandboxForkLauncher(BwrapLauncher):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._templates: dict[_Key, SandboxTemplate] = {}
-        self._starting: dict[_Key, asyncio.Future[SandboxTemplate | None]] = {}
+        self._set: TemplateSet[_Key, SandboxTemplate] = TemplateSet(
+            self._start_template, self._end_template
+        )
         #: Templates ended or failed, until their sandbox ends: the clean-up waiting for it.
         self._retired: dict[SandboxTemplate, asyncio.Task[None]] = {}
         #: Every template started and not yet cleaned up after, retired or not.
         self._live: set[SandboxTemplate] = set()
         self._closing = False
-        #: Why the last template could not serve, if it could not (health shows it).
-        self.template_problem: str | None = None
         self.forked = 0
         self._template_filter: Path | None = None
         seccomp_file = self.config.confinement.seccomp_file
@@ -225,7 +223,12 @@ class SandboxForkLauncher(BwrapLauncher):
 
     @property
     def templates(self) -> list[SandboxTemplate]:
-        return list(self._templates.values())
+        return self._set.templates
+
+    @property
+    def template_problem(self) -> str | None:
+        """Why the last template could not serve, if it could not (health shows it)."""
+        return self._set.problem
 
     def forks(self, request: KernelLaunchRequest) -> bool:
         """Whether this request is served by a template: a preload, a root server (the
@@ -254,7 +257,7 @@ class SandboxForkLauncher(BwrapLauncher):
         if self._closing:  # no template may start once the templates are being ended
             raise KernelStartError("the server is stopping")
         key = self._key(request)  # before its egress socket joins its variables
-        template = await self._template(request)
+        template = await self._set.get(key, request)
         if template is None:
             return await super().launch(request)
         egress = await self._open_egress(request)
@@ -263,8 +266,8 @@ class SandboxForkLauncher(BwrapLauncher):
         except KernelStartError as exc:
             if egress is not None and self.proxy is not None:
                 await self.proxy.close_listener(egress)
-            self._problem(f"the fork template failed ({exc}); starting a plain kernel")
-            await self._drop(key, template)
+            self._set.note_problem(f"the fork template failed ({exc}); starting a plain kernel")
+            await self._set.drop(key, template)
             return await super().launch(request)
         except BaseException:
             if egress is not None and self.proxy is not None:
@@ -277,7 +280,7 @@ class SandboxForkLauncher(BwrapLauncher):
             self._after_exit(kernel, lambda: proxy.close_listener(egress))
         self.forked += 1
         if template.failures:  # the caller falls back to plain kernels; this one is served
-            await self._drop(key, template)
+            await self._set.drop(key, template)
         return kernel
 
     async def _fork_unless_cancelled(
@@ -381,28 +384,6 @@ class SandboxForkLauncher(BwrapLauncher):
         if cgroups:
             self._after_exit(kernel, lambda: asyncio.to_thread(_remove_all, cgroups))
         return kernel
-
-    def _problem(self, text: str) -> None:
-        self.template_problem = text
-        logger.warning("%s", text)
-
-    async def _template(self, request: KernelLaunchRequest) -> SandboxTemplate | None:
-        """The live template for a request, started once even when asked concurrently."""
-        key = self._key(request)
-        template = self._templates.get(key)
-        if template is not None and template.is_alive():
-            return template
-        if template is not None:
-            self._problem(f"the fork template (pid {template.pid}) ended; starting another")
-            await self._drop(key, template)
-        pending = self._starting.get(key)
-        if pending is None:
-            if len(self._templates) >= MAX_TEMPLATES:
-                return None
-            pending = asyncio.ensure_future(self._start_template(key, request))
-            self._starting[key] = pending
-            pending.add_done_callback(lambda _: self._starting.pop(key, None))
-        return await asyncio.shield(pending)
 
     def template_argv(self, request: KernelLaunchRequest, cgroups: list[Path]) -> list[str]:
         """The template's command: two bubblewraps.
@@ -511,7 +492,7 @@ class SandboxForkLauncher(BwrapLauncher):
             server_end.close()
             if cgroups:
                 await asyncio.to_thread(_remove_all, cgroups)
-            self._problem(f"could not start the sandboxed fork template: {exc}")
+            self._set.note_problem(f"could not start the sandboxed fork template: {exc}")
             return None
         finally:
             child_end.close()
@@ -521,15 +502,12 @@ class SandboxForkLauncher(BwrapLauncher):
         try:
             await template.wait_ready(self._start_timeout)
         except KernelStartError as exc:
-            self._problem(f"{exc}; starting plain kernels")
+            self._set.note_problem(f"{exc}; starting plain kernels")
             self._retire(template)
             return None
-        self._templates[key] = template
         return template
 
-    async def _drop(self, key: _Key, template: SandboxTemplate) -> None:
-        if self._templates.get(key) is template:
-            del self._templates[key]
+    async def _end_template(self, template: SandboxTemplate) -> None:
         self._retire(template)
 
     def _retire(self, template: SandboxTemplate) -> None:
@@ -555,20 +533,18 @@ class SandboxForkLauncher(BwrapLauncher):
 
     async def environment_changed(self) -> None:
         """Retire every template (an environment's packages changed: its preload is stale)."""
-        templates, self._templates = list(self._templates.values()), {}
-        for template in templates:
-            self._retire(template)
+        await self._set.end_all()
 
     async def aclose(self) -> None:
         self._closing = True
-        starting = list(self._starting.values())
+        starting = self._set.starting
         if starting:  # a start under way ends first, then is retired with the rest
             await asyncio.wait(starting, timeout=RETIRE_WAIT)
             for pending in starting:
                 pending.cancel()
             await asyncio.wait(starting)
             retrieve_outcomes(starting)
-        self._templates = {}
+        await self._set.end_all()
         for template in list(self._live):
             self._retire(template)
         tasks = dict(self._retired)

@@ -25,13 +25,11 @@ from python_mcp_server.infra.kernels.base import KernelLaunchRequest, LaunchedKe
 from python_mcp_server.infra.kernels.limits import LimitedLauncher, ResourceLimits
 from python_mcp_server.infra.kernels.local import KERNEL_ARGS, program_source
 from python_mcp_server.infra.kernels.template import ForkedKernel, ForkTemplate
+from python_mcp_server.infra.kernels.template_set import TemplateSet
 
 logger = logging.getLogger(__name__)
 
 _Key = tuple[str, str, tuple[tuple[str, str], ...], tuple[str, ...], tuple[str, ...]]
-
-#: Most templates alive at once (each holds its preload's memory).
-MAX_TEMPLATES = 4
 
 
 class TemplateLauncher(LimitedLauncher):
@@ -44,15 +42,17 @@ class TemplateLauncher(LimitedLauncher):
         self, state_dir: Path, limits: ResourceLimits, *, start_timeout: float = 60.0
     ) -> None:
         super().__init__(state_dir, limits, start_timeout=start_timeout)
-        self._templates: dict[_Key, ForkTemplate] = {}
-        self._starting: dict[_Key, asyncio.Future[ForkTemplate | None]] = {}
-        #: Why the last template could not serve, if it could not (health shows it).
-        self.template_problem: str | None = None
+        self._set: TemplateSet[_Key, ForkTemplate] = TemplateSet(self._start_template, self._close)
         self.forked = 0
 
     @property
     def templates(self) -> list[ForkTemplate]:
-        return list(self._templates.values())
+        return self._set.templates
+
+    @property
+    def template_problem(self) -> str | None:
+        """Why the last template could not serve, if it could not (health shows it)."""
+        return self._set.problem
 
     def _key(self, request: KernelLaunchRequest) -> _Key:
         env = tuple(sorted(self._template_env(request).items()))
@@ -70,7 +70,7 @@ class TemplateLauncher(LimitedLauncher):
     async def launch(self, request: KernelLaunchRequest) -> LaunchedKernel:
         if not request.preload:
             return await super().launch(request)
-        template = await self._template(request)
+        template = await self._set.get(self._key(request), request)
         if template is None:
             return await super().launch(request)
         prepared = self.prepare(request)
@@ -86,13 +86,13 @@ class TemplateLauncher(LimitedLauncher):
             pid = await template.fork(order, self._start_timeout)
         except KernelStartError as exc:
             self._records.release(prepared.name)
-            self._problem(f"the fork template failed ({exc}); starting a plain kernel")
-            await self._drop(self._key(request), template)
+            self._set.note_problem(f"the fork template failed ({exc}); starting a plain kernel")
+            await self._set.drop(self._key(request), template)
             return await super().launch(request)
         self.forked += 1
         files = self.finish(prepared, pid)
         if template.failures:  # the caller falls back to plain kernels; this one is served
-            await self._drop(self._key(request), template)
+            await self._set.drop(self._key(request), template)
         return ForkedKernel(
             pid,
             template,
@@ -103,28 +103,6 @@ class TemplateLauncher(LimitedLauncher):
             self._records,
             request.label,
         )
-
-    def _problem(self, text: str) -> None:
-        self.template_problem = text
-        logger.warning("%s", text)
-
-    async def _template(self, request: KernelLaunchRequest) -> ForkTemplate | None:
-        """The live template for a request, started once even when asked concurrently."""
-        key = self._key(request)
-        template = self._templates.get(key)
-        if template is not None and template.is_alive():
-            return template
-        if template is not None:
-            self._problem(f"the fork template (pid {template.pid}) ended; starting another")
-            await self._drop(key, template)
-        pending = self._starting.get(key)
-        if pending is None:
-            if len(self._templates) >= MAX_TEMPLATES:
-                return None
-            pending = asyncio.ensure_future(self._start_template(key, request))
-            self._starting[key] = pending
-            pending.add_done_callback(lambda _: self._starting.pop(key, None))
-        return await asyncio.shield(pending)
 
     async def _start_template(self, key: _Key, request: KernelLaunchRequest) -> ForkTemplate | None:
         self._log_dir.mkdir(parents=True, exist_ok=True)
@@ -152,23 +130,17 @@ class TemplateLauncher(LimitedLauncher):
                     start_new_session=True,
                 )
         except OSError as exc:
-            self._problem(f"could not start the fork template: {exc}")
+            self._set.note_problem(f"could not start the fork template: {exc}")
             return None
         self._records.add(process.pid)
         template = ForkTemplate(process, log_path)
         try:
             await template.wait_ready(self._start_timeout)
         except KernelStartError as exc:
-            self._problem(f"{exc}; starting plain kernels")
+            self._set.note_problem(f"{exc}; starting plain kernels")
             await self._close(template)
             return None
-        self._templates[key] = template
         return template
-
-    async def _drop(self, key: _Key, template: ForkTemplate) -> None:
-        if self._templates.get(key) is template:
-            del self._templates[key]
-        await self._close(template)
 
     async def _close(self, template: ForkTemplate) -> None:
         await template.aclose()
@@ -177,11 +149,10 @@ class TemplateLauncher(LimitedLauncher):
 
     async def environment_changed(self) -> None:
         """End every template (an environment's packages changed: its preload is stale)."""
-        templates, self._templates = list(self._templates.values()), {}
-        await asyncio.gather(*(self._close(t) for t in templates), return_exceptions=True)
+        await self._set.end_all()
 
     async def aclose(self) -> None:
-        for pending in list(self._starting.values()):
+        for pending in self._set.starting:
             pending.cancel()
         await self.environment_changed()
         await super().aclose()
