@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 from python_mcp_server.core.notebooks.cells import CellStore, CellStoreConfig
@@ -56,19 +55,3 @@ async def test_per_session_count_per_cell_size_and_total_are_bounded(tmp_path: P
         assert len(await store.cells("s29")) == 1
     finally:
         await store.aclose()
-
-
-async def test_cells_still_waiting_are_written_when_the_store_closes(tmp_path: Path) -> None:
-    """Appended cells wait up to APPEND_LINGER to share a transaction; closing the store
-    writes them, so a later server reads them back."""
-    path = tmp_path / "cells.sqlite3"
-    store = CellStore(CellStoreConfig(path))
-    await store.open()
-    try:
-        store.append("a", "code", "x = 1")
-        store.append("a", "code", "y = 2")
-    finally:
-        await store.aclose()
-    with sqlite3.connect(path) as connection:
-        rows = connection.execute("SELECT source FROM cells ORDER BY id").fetchall()
-    assert rows == [("x = 1",), ("y = 2",)]

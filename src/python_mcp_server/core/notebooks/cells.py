@@ -13,19 +13,14 @@ cells of any session go first).
 
 from __future__ import annotations
 
-import asyncio
 import json
-import logging
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from python_mcp_server.errors import StorageError
 from python_mcp_server.infra.storage.sqlite import SqliteDatabase
-
-logger = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS cells (
@@ -41,11 +36,6 @@ CREATE INDEX IF NOT EXISTS cells_by_session ON cells (session_id, id);
 """
 
 CellKind = Literal["code", "note"]
-#: Seconds an appended cell waits for others to share its transaction and its hop to the
-#: database thread; a read of the store (or closing it) writes what waits at once.
-APPEND_LINGER = 0.2
-#: One cell row as inserted: session, kind, source, execution count, outputs JSON, created.
-_Row = tuple[str, str, str, int | None, str, str]
 
 
 @dataclass(frozen=True)
@@ -101,16 +91,11 @@ class CellStore:
         self.config = config
         self._db = SqliteDatabase(config.path, SCHEMA)
         self._appends = 0
-        #: Cells appended but not yet handed to the database thread, in order.
-        self._pending: list[_Row] = []
-        self._trim_due = False
-        self._timer: asyncio.TimerHandle | None = None
 
     async def open(self) -> None:
         await self._db.open()
 
     async def aclose(self) -> None:
-        self._write_pending()
         await self._db.aclose()
 
     def append(
@@ -123,61 +108,35 @@ class CellStore:
         outputs: list[dict[str, Any]] | None = None,
     ) -> None:
         """Queue one cell at the end of the session's sequence (off the response path; a
-        later read sees it: reads write what waits first, and the database thread runs
-        work in order). Cells appended within ``APPEND_LINGER`` share one transaction."""
-        if not self._db.is_open:
-            raise StorageError(f"the database {self.config.path.name} is not open")
+        later read sees it, since the database thread runs work in order)."""
         payload = json.dumps(_bounded(outputs or [], self.config.max_cell_bytes))
         created = datetime.now(timezone.utc).isoformat()
-        self._pending.append((session_id, kind, source, execution_count, payload, created))
-        self._appends += 1
-        if self._appends % self.config.trim_every == 0:
-            self._trim_due = True
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # no event loop to wait on: write now
-            self._write_pending()
-            return
-        if self._timer is None:
-            self._timer = loop.call_later(APPEND_LINGER, self._write_pending)
-
-    def _write_pending(self) -> None:
-        """Hand the waiting cells to the database thread, in one transaction (one commit);
-        each session then keeps its newest ``max_cells``, found through the
-        (session_id, id) index rather than by comparing every cell of the session."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        rows, self._pending = self._pending, []
-        trim, self._trim_due = self._trim_due, False
         keep = self.config.max_cells
-        sessions = list(dict.fromkeys(row[0] for row in rows))
 
         def insert(connection: sqlite3.Connection) -> None:
+            # One transaction (one commit); the cells past the newest ``keep`` are found
+            # through the (session_id, id) index, not by comparing every cell of the session.
             connection.execute("BEGIN IMMEDIATE")
             try:
-                connection.executemany(
+                connection.execute(
                     "INSERT INTO cells (session_id, kind, source, execution_count, outputs, "
                     "created) VALUES (?, ?, ?, ?, ?, ?)",
-                    rows,
+                    (session_id, kind, source, execution_count, payload, created),
                 )
-                connection.executemany(
+                connection.execute(
                     "DELETE FROM cells WHERE session_id = ? AND id <= (SELECT id FROM cells "
                     "WHERE session_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
-                    [(session, session, keep) for session in sessions],
+                    (session_id, session_id, keep),
                 )
             except BaseException:
                 connection.execute("ROLLBACK")
                 raise
             connection.execute("COMMIT")
 
-        try:
-            if rows:
-                self._db.submit(insert)
-            if trim:
-                self._db.submit(self._trim)
-        except StorageError as exc:  # closed meanwhile: nobody waits to hear of it
-            logger.warning("%d notebook cell(s) were not recorded: %s", len(rows), exc.message)
+        self._db.submit(insert)
+        self._appends += 1
+        if self._appends % self.config.trim_every == 0:
+            self._db.submit(self._trim)
 
     def _trim(self, connection: sqlite3.Connection) -> None:
         """Delete the oldest cells while all outputs together exceed the budget."""
@@ -191,7 +150,6 @@ class CellStore:
 
     async def cells(self, session_id: str) -> list[Cell]:
         """The session's cells, oldest first."""
-        self._write_pending()
 
         def select(connection: sqlite3.Connection) -> list[Cell]:
             rows = connection.execute(
@@ -214,7 +172,6 @@ class CellStore:
 
     async def forget(self, session_id: str) -> int:
         """Drop a session's cells; returns how many."""
-        self._write_pending()
 
         def delete(connection: sqlite3.Connection) -> int:
             cursor = connection.execute("DELETE FROM cells WHERE session_id = ?", (session_id,))
