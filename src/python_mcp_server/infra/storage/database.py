@@ -42,9 +42,6 @@ Work = Callable[[Transaction], T]
 
 #: Seconds ``aclose`` waits for queued writes before giving them up.
 CLOSE_FLUSH_SECONDS = 5.0
-#: Seconds a queued write waits for others to share its transaction, unless a read of this
-#: process waits for it (see ``write_queue.py``).
-WRITE_LINGER = 0.2
 
 
 class Database(ABC):
@@ -55,9 +52,7 @@ class Database(ABC):
     def __init__(self, display: str, *, queue_limit: int = 10_000) -> None:
         #: How logs and errors name the database (a path, or the URL without its password).
         self.display = display
-        self._queue: WriteQueue[Work[object]] = WriteQueue(
-            queue_limit, display, linger=WRITE_LINGER
-        )
+        self._queue: WriteQueue[Work[object]] = WriteQueue(queue_limit, display)
         self._writer: asyncio.Task[None] | None = None
 
     # --- the backend's part -------------------------------------------------------------

@@ -8,11 +8,6 @@ queue has room; past ``limit`` the oldest write is dropped and counted. Any othe
 (a full disk, a broken row, a bug in a write function) drops the writes concerned, found
 one by one, with a log line and a count, so one bad write never blocks the rest.
 
-A write waits up to ``linger`` seconds for others to join its batch (the writes of calls
-that follow closely share one transaction and one hop to the database's thread), unless
-someone waits for it: ``caught_up`` (every read of this process) and ``close`` end the wait
-at once, so a read still sees every write queued before it.
-
 Retrying a batch whose commit did land (the connection broke before the answer came back)
 would write it twice, so every queued write must be idempotent: insert with a unique key
 and ``ON CONFLICT DO NOTHING``.
@@ -21,7 +16,6 @@ and ``ON CONFLICT DO NOTHING``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
@@ -43,17 +37,13 @@ LAST_PAUSE = 2.0
 class WriteQueue(Generic[W]):
     """A bounded FIFO of writes and the bookkeeping of what has been written."""
 
-    def __init__(self, limit: int, name: str, *, linger: float = 0.0) -> None:
+    def __init__(self, limit: int, name: str) -> None:
         self.limit = max(1, limit)
         self.name = name
-        #: Seconds a write waits for others to join its batch (0: none).
-        self.linger = linger
         self._items: deque[tuple[int, W]] = deque()
         self._queued = 0  # sequence number of the newest write queued
         self._done = 0  # every write up to this sequence number is written or dropped
         self._wake = asyncio.Event()
-        #: Someone waits for the queued writes (a read, a flush, closing): no lingering.
-        self._urgent = asyncio.Event()
         self._progress = asyncio.Event()
         self._closing = False
         #: The database could not be reached on the last attempt.
@@ -86,8 +76,6 @@ class WriteQueue(Generic[W]):
         """Return when every write queued before this call is written, or the database is
         found unreachable (a read then says so itself)."""
         target = self._queued
-        if self._done < target:
-            self._urgent.set()
         while self._done < target and not self.stalled and not self._closing:
             self._progress.clear()
             await self._progress.wait()
@@ -103,11 +91,9 @@ class WriteQueue(Generic[W]):
             if not self._items:
                 if self._closing:
                     return
-                self._urgent.clear()
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            await self._gather()
             batch = [item for _, item in list(self._items)[:BATCH]]
             last_seq = self._items[len(batch) - 1][0]
             try:
@@ -133,13 +119,6 @@ class WriteQueue(Generic[W]):
             self.stalled = False
             pause = FIRST_PAUSE
             self._finished(last_seq)
-
-    async def _gather(self) -> None:
-        """Give writes that follow within ``linger`` the chance to join this batch."""
-        if self.linger <= 0 or self._urgent.is_set() or len(self._items) >= BATCH:
-            return
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._urgent.wait(), self.linger)
 
     async def _one_by_one(self, apply: Callable[[Sequence[W]], Awaitable[None]], n: int) -> bool:
         """Apply ``n`` head writes singly, dropping those that fail; False if the database
@@ -181,6 +160,5 @@ class WriteQueue(Generic[W]):
     def close(self) -> None:
         """Let the writer end once the queue is empty (or at its next failure)."""
         self._closing = True
-        self._urgent.set()
         self._wake.set()
         self._progress.set()
