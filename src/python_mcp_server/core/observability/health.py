@@ -194,9 +194,7 @@ class HealthMonitor:
             return
         if not session.client.is_alive():
             if not session.busy:  # a running execution replaces its own dead kernel
-                exit_info = session.client.exit
-                reason = exit_info.reason if exit_info is not None else "the kernel process ended"
-                await self._recover(session, record, reason)
+                await self._recover(session, record, await session.client.exit_reason())
             return
         now = time.monotonic()
         if record.gave_up:  # someone brought it back: count afresh

@@ -10,6 +10,7 @@ with ``KernelDiedError`` carrying the reason.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -179,6 +180,19 @@ class KernelClient:
 
     async def wait_exit(self) -> KernelExit:
         return await self.kernel.wait_exit()
+
+    async def exit_reason(self, wait: float = 2.0) -> str:
+        """How the kernel ended, for a kernel found not alive.
+
+        The process can be seen gone (``is_alive`` polls it) a moment before its exit
+        status is collected; waiting up to ``wait`` seconds for that status keeps the
+        reason exact (``killed by SIGKILL``) instead of a generic one.
+        """
+        exit_info = self._exit
+        if exit_info is None:
+            with contextlib.suppress(asyncio.TimeoutError):
+                exit_info = await asyncio.wait_for(self.kernel.wait_exit(), wait)
+        return exit_info.reason if exit_info is not None else "the kernel process ended"
 
     async def _watch_death(self) -> None:
         exit_info = await self.kernel.wait_exit()

@@ -337,9 +337,7 @@ class KernelSession:
             await self._replace_into(facts, EXIT_REASON, requested=True)
 
     async def _replace_before_run(self, facts: CallFacts) -> None:
-        exit_info = self.client.exit
-        reason = exit_info.reason if exit_info is not None else "the kernel process ended"
-        facts.replacements.append(await self._replace(reason))
+        facts.replacements.append(await self._replace(await self.client.exit_reason()))
 
     async def _replace_into(
         self, facts: CallFacts, reason: str, *, requested: bool = False
