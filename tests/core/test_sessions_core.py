@@ -55,6 +55,37 @@ async def test_pool_makes_new_sessions_ready_at_once(workspace: Path, no_kernel_
         await services.aclose()
 
 
+#: What a session's first cell sees of the kernel before it: execution count, inputs,
+#: outputs, the warm-up's expression name, and the output it was not sent.
+FIRST_CELL_VIEW = (
+    "ip = get_ipython(); print([ip.execution_count, len(In), len(Out), "
+    "'warm_up' in globals(), len(ip.history_manager.input_hist_raw)])"
+)
+
+
+async def test_a_pooled_kernels_warm_up_leaves_no_trace(
+    workspace: Path, no_kernel_leak: None
+) -> None:
+    """The pool's warm-up execute (warm_up.py) ran, but the session's first cell is still
+    cell 1 with no input, output or name before it, and nothing of it reaches the call."""
+    settings = Settings(workspace_dir=workspace, kernel_pool_size=1, session_idle_timeout=0)
+    services = build_services(settings)
+    await services.start()
+    try:
+        assert await services.sessions.pool.wait_full(120)
+        pooled = services.sessions.pool._ready[0]
+        assert not pooled.executed.is_set()  # the pool still waits for the first call
+        session = await services.sessions.create("warm")
+        outcome = await session.execute(FIRST_CELL_VIEW)
+        # IPython counts the running cell already: 2 while cell 1 runs, as in a fresh kernel.
+        assert outcome.result.stdout == "[2, 2, 0, False, 2]\n"
+        assert outcome.result.result is None
+        assert outcome.result.execution_count == 1
+        assert pooled.executed.is_set()
+    finally:
+        await services.aclose()
+
+
 async def test_the_pool_starts_every_missing_kernel_at_once(
     workspace: Path, no_kernel_leak: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
