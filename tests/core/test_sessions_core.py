@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from python_mcp_server.core.sessions import kernel_pool
+from python_mcp_server.core.sessions import warm_up as warm_up_module
 from python_mcp_server.core.sessions.kernel_client import KernelClient
 from python_mcp_server.server.services import build_services
 from python_mcp_server.settings import Settings
@@ -161,5 +162,31 @@ async def test_the_pool_starts_a_successor_after_the_first_call_of_the_session(
         assert outcome.result.result == "2"
         assert await pool.wait_full(120)
         assert answered == [True]
+    finally:
+        await services.aclose()
+
+
+async def test_a_kernel_warming_up_when_the_pool_closes_ends_with_it(
+    workspace: Path, no_kernel_leak: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Closing the server while a pooled kernel runs its warm-up leaves no kernel behind
+    (the warm-up's wait was cancelled, and the kernel started for the pool was lost)."""
+    marker = workspace / "warming"
+    # The warm-up's own cell, made to hold the kernel until the server closes.
+    monkeypatch.setattr(
+        warm_up_module,
+        "CODE",
+        f"import pathlib, time\npathlib.Path({str(marker)!r}).touch()\ntime.sleep(600)",
+    )
+    settings = Settings(workspace_dir=workspace, kernel_pool_size=1, session_idle_timeout=0)
+    services = build_services(settings)
+    await services.start()
+    try:
+        for _ in range(1200):  # bounded poll: the kernel writes the file, no event to await
+            if marker.exists():
+                break
+            await asyncio.sleep(0.05)
+        assert marker.exists(), "the pooled kernel never started its warm-up"
+        assert services.sessions.pool.ready_count == 0
     finally:
         await services.aclose()

@@ -117,7 +117,14 @@ class KernelPool:
 
     async def _start_one(self) -> KernelClient:
         client = await self._factory.start(None, "pool", pooled=True)
-        await warm_up(client, WARM_UP_TIMEOUT)  # off the path of the session that takes it
+        try:
+            await warm_up(client, WARM_UP_TIMEOUT)  # off the path of the session that takes it
+        except BaseException:  # the pool is closing: the kernel started for it ends too
+            ending = asyncio.create_task(client.close(kill=True))
+            self._closing.add(ending)
+            ending.add_done_callback(self._closing.discard)
+            await asyncio.wait([ending])  # goes on, and aclose waits for it, if cancelled again
+            raise
         return client
 
     async def aclose(self) -> None:
@@ -126,3 +133,5 @@ class KernelPool:
             await cancel_and_wait(self._task)
         ready, self._ready = self._ready, []
         await asyncio.gather(*(c.close(kill=True) for c in ready), return_exceptions=True)
+        if self._closing:  # kernels dropped dead, or started for the pool as it closed
+            await asyncio.wait(list(self._closing))

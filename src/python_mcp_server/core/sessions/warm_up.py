@@ -54,6 +54,9 @@ async def warm_up(client: KernelClient, timeout: float) -> None:
         except asyncio.TimeoutError:
             execution.cancel()
             logger.debug("pooled kernel did not finish its warm-up within %g s", timeout)
+        except BaseException:  # the pool is closing: stop waiting for the kernel's answer
+            execution.cancel()
+            raise
     except ServerError as exc:  # the kernel ended meanwhile: the pool drops it
         logger.debug("pooled kernel ended during its warm-up: %s", exc)
     finally:
