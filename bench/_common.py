@@ -9,6 +9,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -17,6 +18,22 @@ from typing import Any
 import psutil
 
 BIN = Path(sys.executable).parent
+
+
+#: A FastMCP server whose one tool returns "ok" (the floor of a tool call); argv[1] is
+#: its port.
+NOOP_SERVER = textwrap.dedent(
+    """
+    import sys
+    from fastmcp import FastMCP
+    mcp = FastMCP("noop")
+    @mcp.tool
+    async def noop() -> str:
+        return "ok"
+    mcp.run(transport="http", host="127.0.0.1", port=int(sys.argv[1]), show_banner=False,
+            log_level="warning")
+    """
+)
 
 
 def free_port() -> int:

@@ -14,7 +14,6 @@ import argparse
 import asyncio
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from fastmcp import Client
 from jupyter_client.manager import AsyncKernelManager
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import ServerProcess, free_port, median_ms, wait_port
+from _common import NOOP_SERVER, ServerProcess, free_port, median_ms, wait_port
 
 
 async def raw_jupyter(rounds: int) -> float:
@@ -43,20 +42,6 @@ async def raw_jupyter(rounds: int) -> float:
     finally:
         client.stop_channels()
         await manager.shutdown_kernel(now=True)
-
-
-NOOP_SERVER = textwrap.dedent(
-    """
-    import sys
-    from fastmcp import FastMCP
-    mcp = FastMCP("noop")
-    @mcp.tool
-    async def noop() -> str:
-        return "ok"
-    mcp.run(transport="http", host="127.0.0.1", port=int(sys.argv[1]), show_banner=False,
-            log_level="warning")
-    """
-)
 
 
 async def call_rounds(url: str, tool: str, args: dict[str, object], rounds: int) -> float:

@@ -31,7 +31,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
@@ -44,20 +43,8 @@ from fastmcp import Client, FastMCP
 from jupyter_client.session import Session
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import ServerProcess, free_port, percentiles_ms, wait_port
+from _common import NOOP_SERVER, ServerProcess, free_port, percentiles_ms, wait_port
 
-NOOP_SERVER = textwrap.dedent(
-    """
-    import sys
-    from fastmcp import FastMCP
-    mcp = FastMCP("noop")
-    @mcp.tool
-    async def noop() -> str:
-        return "ok"
-    mcp.run(transport="http", host="127.0.0.1", port=int(sys.argv[1]), show_banner=False,
-            log_level="warning")
-    """
-)
 DELIMITER = b"<IDS|MSG>"
 
 
