@@ -53,7 +53,7 @@ from python_mcp_server.infra.kernels.privileges import DROP_CAPABILITIES, drop_a
 from python_mcp_server.infra.kernels.process_records import kill_process_tree
 from python_mcp_server.infra.kernels.sandbox import BwrapLauncher, _remove_all
 from python_mcp_server.infra.kernels.template import ForkedKernel, ForkTemplate
-from python_mcp_server.infra.kernels.template_set import TemplateSet
+from python_mcp_server.infra.kernels.template_set import TemplateOwner, TemplateSet
 from python_mcp_server.infra.network.forwarder import forwarder_config
 from python_mcp_server.infra.tasks import retrieve_outcomes
 
@@ -195,7 +195,7 @@ class SandboxTemplate(ForkTemplate):
         return self._reader
 
 
-class SandboxForkLauncher(BwrapLauncher):
+class SandboxForkLauncher(TemplateOwner[_Key, SandboxTemplate], BwrapLauncher):
     """Bubblewrap kernels, forked from a sandboxed template when asked to preload."""
 
     preload_mode = "fork"
@@ -220,15 +220,6 @@ class SandboxForkLauncher(BwrapLauncher):
                 temp = self._template_filter.with_suffix(".part")
                 temp.write_bytes(program)
                 temp.replace(self._template_filter)
-
-    @property
-    def templates(self) -> list[SandboxTemplate]:
-        return self._set.templates
-
-    @property
-    def template_problem(self) -> str | None:
-        """Why the last template could not serve, if it could not (health shows it)."""
-        return self._set.problem
 
     def forks(self, request: KernelLaunchRequest) -> bool:
         """Whether this request is served by a template: a preload, a root server (the

@@ -25,14 +25,14 @@ from python_mcp_server.infra.kernels.base import KernelLaunchRequest, LaunchedKe
 from python_mcp_server.infra.kernels.limits import LimitedLauncher, ResourceLimits
 from python_mcp_server.infra.kernels.local import KERNEL_ARGS, program_source
 from python_mcp_server.infra.kernels.template import ForkedKernel, ForkTemplate
-from python_mcp_server.infra.kernels.template_set import TemplateSet
+from python_mcp_server.infra.kernels.template_set import TemplateOwner, TemplateSet
 
 logger = logging.getLogger(__name__)
 
 _Key = tuple[str, str, tuple[tuple[str, str], ...], tuple[str, ...], tuple[str, ...]]
 
 
-class TemplateLauncher(LimitedLauncher):
+class TemplateLauncher(TemplateOwner[_Key, ForkTemplate], LimitedLauncher):
     """Local kernels under limits, forked from a preloaded template when asked to preload."""
 
     name = "local"
@@ -44,15 +44,6 @@ class TemplateLauncher(LimitedLauncher):
         super().__init__(state_dir, limits, start_timeout=start_timeout)
         self._set: TemplateSet[_Key, ForkTemplate] = TemplateSet(self._start_template, self._close)
         self.forked = 0
-
-    @property
-    def templates(self) -> list[ForkTemplate]:
-        return self._set.templates
-
-    @property
-    def template_problem(self) -> str | None:
-        """Why the last template could not serve, if it could not (health shows it)."""
-        return self._set.problem
 
     def _key(self, request: KernelLaunchRequest) -> _Key:
         env = tuple(sorted(self._template_env(request).items()))

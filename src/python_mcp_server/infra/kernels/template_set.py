@@ -96,3 +96,18 @@ class TemplateSet(Generic[K, T]):
         """End every template (an environment's packages changed: their preload is stale)."""
         templates, self._templates = list(self._templates.values()), {}
         await asyncio.gather(*(self._end(t) for t in templates), return_exceptions=True)
+
+
+class TemplateOwner(Generic[K, T]):
+    """What a forking launcher shows of its templates (tests and health read it)."""
+
+    _set: TemplateSet[K, T]
+
+    @property
+    def templates(self) -> list[T]:
+        return self._set.templates
+
+    @property
+    def template_problem(self) -> str | None:
+        """Why the last template could not serve, if it could not (health shows it)."""
+        return self._set.problem
