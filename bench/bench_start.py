@@ -14,9 +14,14 @@ Figures: new session to first answer (``create_session`` + ``run_python_code("1+
 sequential and in bursts of 10) p50/p95/p99; the first ``import pandas,
 matplotlib.pyplot`` in a new session; unique memory (USS) per idle session with 16
 sessions, the template's own USS apart; CPU of the server and every kernel per second of
-a quiet window with 16 idle sessions.
+a quiet window with 16 idle sessions. Before the sessions: the idle kernel pool (its
+depth, the kernels ready, and the memory of every process but the server and the
+template proper: USS, and PSS with the template's shared pages split among its users).
+Before each burst, the kernels the pool held (``health_check``; null on servers that do
+not report it).
 
-Run: ``.venv/bin/python bench/bench_start.py [--quick] [--configs plain,fork,sandbox]``
+Run: ``.venv/bin/python bench/bench_start.py [--quick] [--configs plain,fork,sandbox]
+[--pool N] [--burst N]``
 """
 
 from __future__ import annotations
@@ -97,10 +102,35 @@ def templates(server_pid: int) -> list[int]:
     return found
 
 
+async def pool_state(client: Client[Any]) -> tuple[int | None, int | None]:
+    """The kernels ready in the pool and its depth, as health_check reports them."""
+    metrics = structured(await client.call_tool("health_check", {}))["metrics"]
+    return metrics.get("kernel_pool_ready"), metrics.get("kernel_pool_depth")
+
+
+def pool_memory(server_pid: int) -> tuple[float, float]:
+    """USS and PSS (MB) of every process under the server but the template proper: the
+    idle pool's kernels (with their sandbox processes), and the sandboxed template's
+    keeper. Shared pages count in PSS, split among the processes sharing them."""
+    skip = set(templates(server_pid))
+    uss = pss = 0
+    for process in process_tree(server_pid)[1:]:
+        if process.pid in skip:
+            continue
+        try:
+            info = process.memory_full_info()
+        except psutil.Error:
+            continue
+        uss += info.uss
+        pss += info.pss
+    return round(uss / MIB, 1), round(pss / MIB, 1)
+
+
 async def measure(name: str, env: dict[str, str], args: argparse.Namespace) -> dict[str, Any]:
-    server = ServerProcess(
-        "--toolsets", "default,diagnostics", env={**env, "MCP_KERNEL_POOL_SIZE": str(args.pool)}
-    )
+    settings = {**env, "MCP_KERNEL_POOL_SIZE": str(args.pool)}
+    if args.burst is not None:
+        settings["MCP_KERNEL_POOL_BURST"] = str(args.burst)
+    server = ServerProcess("--toolsets", "default,diagnostics", env=settings)
     figures: dict[str, Any] = {"config": name}
     try:
         wait_port(server.port, timeout=120)
@@ -109,14 +139,24 @@ async def measure(name: str, env: dict[str, str], args: argparse.Namespace) -> d
             await new_session(client, "warmup")
             await delete(client, ["warmup"])
             await asyncio.sleep(args.settle)
+            ready, depth = await pool_state(client)
+            give_up = time.perf_counter() + 60
+            while ready is not None and depth and ready < depth and time.perf_counter() < give_up:
+                await asyncio.sleep(0.5)  # a deep pool of slow kernels fills after the settle
+                ready, depth = await pool_state(client)
+            figures["pool_depth"], figures["pool_ready_idle"] = depth, ready
+            uss, pss = pool_memory(server.process.pid)
+            figures["pool_idle_uss_mb"], figures["pool_idle_pss_mb"] = uss, pss
             samples = []
             for i in range(args.iterations):
                 samples.append(await new_session(client, f"s{i}"))
                 await delete(client, [f"s{i}"])
             figures["sequential_ms"] = percentiles_ms(samples)
             burst_samples: list[float] = []
+            figures["pool_ready_before_bursts"] = []
             for b in range(args.bursts):
                 await asyncio.sleep(args.settle)
+                figures["pool_ready_before_bursts"].append((await pool_state(client))[0])
                 names = [f"b{b}-{i}" for i in range(10)]
                 burst_samples += await asyncio.gather(*(new_session(client, n) for n in names))
                 await delete(client, names)
@@ -169,6 +209,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="20 iterations, 2 bursts")
     parser.add_argument("--configs", default="plain,fork,sandbox")
     parser.add_argument("--pool", type=int, default=2, help="MCP_KERNEL_POOL_SIZE")
+    parser.add_argument(
+        "--burst", type=int, help="MCP_KERNEL_POOL_BURST (default: the server's own)"
+    )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     args.iterations = 20 if args.quick else 100

@@ -68,6 +68,7 @@ def settings(workspace: Path, settings_overrides: dict[str, Any]) -> Settings:
     values: dict[str, Any] = {
         "workspace_dir": workspace,
         "kernel_pool_size": 1,
+        "kernel_pool_burst": 0,  # one pooled kernel even where kernels fork
         "session_idle_timeout": 0,
         "execution_timeout": 20,
         "interrupt_grace": 2,

@@ -89,7 +89,19 @@ class Settings(BaseSettings):
         3600.0, ge=0, description="Seconds without use after which a session ends (0 = never)."
     )
     kernel_pool_size: int = Field(
-        1, ge=0, description="Pre-started kernels kept ready for new sessions."
+        1,
+        ge=0,
+        description="Pre-started kernels kept ready for new sessions, whatever a kernel "
+        "costs (0 turns the pool off).",
+    )
+    kernel_pool_burst: int = Field(
+        10,
+        ge=0,
+        le=256,
+        description="Pre-started kernels kept ready when kernels fork from a preloaded "
+        "template (about 20 MB each), so a burst of that many concurrent new sessions is "
+        "served from ready kernels; where each kernel starts whole (about 90 MB with the "
+        "data stack) the pool keeps `MCP_KERNEL_POOL_SIZE`. Applies only with a pool.",
     )
     kernel_preload: str = Field(
         "auto",

@@ -37,7 +37,9 @@ async def test_idle_sessions_are_reaped(workspace: Path, no_kernel_leak: None) -
 
 
 async def test_pool_makes_new_sessions_ready_at_once(workspace: Path, no_kernel_leak: None) -> None:
-    settings = Settings(workspace_dir=workspace, kernel_pool_size=1, session_idle_timeout=0)
+    settings = Settings(
+        workspace_dir=workspace, kernel_pool_size=1, kernel_pool_burst=0, session_idle_timeout=0
+    )
     services = build_services(settings)
     await services.start()
     try:
@@ -69,7 +71,9 @@ async def test_a_pooled_kernels_warm_up_leaves_no_trace(
 ) -> None:
     """The pool's warm-up execute (warm_up.py) ran, but the session's first cell is still
     cell 1 with no input, output or name before it, and nothing of it reaches the call."""
-    settings = Settings(workspace_dir=workspace, kernel_pool_size=1, session_idle_timeout=0)
+    settings = Settings(
+        workspace_dir=workspace, kernel_pool_size=1, kernel_pool_burst=0, session_idle_timeout=0
+    )
     services = build_services(settings)
     await services.start()
     try:
@@ -87,48 +91,6 @@ async def test_a_pooled_kernels_warm_up_leaves_no_trace(
         await services.aclose()
 
 
-async def test_the_pool_starts_every_missing_kernel_at_once(
-    workspace: Path, no_kernel_leak: None, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    settings = Settings(
-        workspace_dir=workspace,
-        kernel_pool_size=2,
-        session_idle_timeout=0,
-        sandbox="none",
-        kernel_preload="numpy",  # forked kernels: quick to start
-    )
-    services = build_services(settings)
-    await services.start()
-    try:
-        pool = services.sessions.pool
-        assert await pool.wait_full(120)
-        factory = services.sessions.factory
-        start = factory.start
-        running: list[int] = []
-        most = 0
-
-        async def counted(*args: Any, **kwargs: Any) -> KernelClient:
-            nonlocal most
-            running.append(1)
-            most = max(most, len(running))
-            try:
-                return await start(*args, **kwargs)
-            finally:
-                running.pop()
-
-        monkeypatch.setattr(factory, "start", counted)
-        taken = [pool.take(), pool.take()]  # both at once: the pool misses two
-        try:
-            assert await pool.wait_full(120)
-            assert most == 2
-        finally:
-            for client in taken:
-                if client is not None:
-                    await client.close(kill=True)
-    finally:
-        await services.aclose()
-
-
 async def test_the_pool_starts_a_successor_after_the_first_call_of_the_session(
     workspace: Path, no_kernel_leak: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -136,6 +98,7 @@ async def test_the_pool_starts_a_successor_after_the_first_call_of_the_session(
     settings = Settings(
         workspace_dir=workspace,
         kernel_pool_size=1,
+        kernel_pool_burst=0,  # one successor to watch
         session_idle_timeout=0,
         sandbox="none",
         kernel_preload="numpy",
@@ -178,7 +141,9 @@ async def test_a_kernel_warming_up_when_the_pool_closes_ends_with_it(
         "CODE",
         f"import pathlib, time\npathlib.Path({str(marker)!r}).touch()\ntime.sleep(600)",
     )
-    settings = Settings(workspace_dir=workspace, kernel_pool_size=1, session_idle_timeout=0)
+    settings = Settings(
+        workspace_dir=workspace, kernel_pool_size=1, kernel_pool_burst=0, session_idle_timeout=0
+    )
     services = build_services(settings)
     await services.start()
     try:

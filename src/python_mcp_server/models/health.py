@@ -69,6 +69,12 @@ class HealthMetrics(WireModel):
     average_kernel_memory_mb: float | None = Field(None, description="Mean RSS of live kernels.")
     active_sessions: int
     uptime: float = Field(description="Seconds since the server started.")
+    kernel_pool_ready: int = Field(0, description="Kernels ready in the pool for new sessions.")
+    kernel_pool_depth: int = Field(
+        0,
+        description="Kernels the pool keeps ready: `MCP_KERNEL_POOL_BURST` where kernels "
+        "fork from a template, `MCP_KERNEL_POOL_SIZE` otherwise.",
+    )
 
 
 class EnvironmentHealth(WireModel):

@@ -56,6 +56,7 @@ from python_mcp_server.core.safety.checker import SafetyHook, SafetyPolicy
 from python_mcp_server.core.sessions.kernel_environment import KernelPipConfig
 from python_mcp_server.core.sessions.kernel_factory import KernelFactory, KernelFactoryConfig
 from python_mcp_server.core.sessions.manager import SessionManager, SessionsConfig
+from python_mcp_server.core.sessions.pool_policy import PoolConfig, default_parallel_starts
 from python_mcp_server.core.sessions.preload import preload_modules
 from python_mcp_server.core.sessions.preload_notice import PreloadNoticeHook
 from python_mcp_server.core.sessions.registry import RegistryConfig, SessionRegistry
@@ -260,7 +261,11 @@ def build_services(settings: Settings) -> Services:
             max_sessions=settings.max_sessions,
             idle_timeout=settings.session_idle_timeout,
             # Gateway kernels are named by session id, so none can wait in a pool.
-            pool_size=0 if launcher.shared_sessions else settings.kernel_pool_size,
+            pool=PoolConfig(
+                size=0 if launcher.shared_sessions else settings.kernel_pool_size,
+                burst=settings.kernel_pool_burst,
+                parallel_starts=default_parallel_starts(),
+            ),
             max_concurrent_executions=settings.max_concurrent_executions,
         ),
         ExecutionConfig(

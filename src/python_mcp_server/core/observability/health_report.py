@@ -218,6 +218,8 @@ class HealthReporter:
             average_kernel_memory_mb=round(sum(memory) / len(memory), 2) if memory else None,
             active_sessions=len(kernels),
             uptime=round(time.time() - metrics.started, 3),
+            kernel_pool_ready=self._sessions.pool.ready_count,
+            kernel_pool_depth=self._sessions.pool.depth,
         )
 
 

@@ -78,6 +78,10 @@ class KernelFactory:
         """Return once no kernel is starting for a waiting session (the pool waits so)."""
         await self._no_session_starts.wait()
 
+    def forks(self, venv_name: str | None) -> bool:
+        """Whether kernels of ``venv_name`` fork from a preloaded template (cheap ones)."""
+        return self.launcher.forks(self.launch_request(venv_name, "pool"))
+
     @property
     def start_timeout(self) -> float:
         return self._config.start_timeout

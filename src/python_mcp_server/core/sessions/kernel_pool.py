@@ -1,24 +1,33 @@
 """Pre-started kernels for the default environment, refilled in the background.
 
 ``create_session`` takes a kernel that already answered ``kernel_info`` instead of waiting
-for a process start, so a new session's first execution costs a round trip. Every missing
-kernel starts at once (a pool of 4 emptied by a burst refills in one start time, not four),
-but only once no kernel is starting for a waiting session: in a burst the sessions' own
-kernels get the CPU first, and the pool refills right after. Nor does it start a taken
-kernel's successor before the session that took it has had its first call answered (or
-``FIRST_CALL_WAIT`` passed): on a small machine a kernel starting beside that call made
-it two to three times slower. Each kernel runs a warm-up execute (``warm_up.py``) before
-it is ready: a fresh kernel's first execute costs more than the next ones.
+for a process start, so a new session's first execution costs a round trip. How many
+kernels wait, and how many start at once, is ``pool_policy.py``: deep where kernels fork
+(a burst of concurrent sessions is served from ready kernels), shallow where each costs
+90 MB.
+
+The pool refills as a stream: each kernel taken is replaced as soon as a start slot is
+free (``parallel_starts``), never beyond the depth (ready plus starting). A start waits
+until no kernel is starting for a waiting session (in a burst beyond the depth, the
+sessions' own kernels get the CPU first), and until each session that took a kernel had
+its first call answered (or ``FIRST_CALL_WAIT`` passed): on a small machine a kernel
+starting beside that call made it two to three times slower. A session that finds the
+pool empty while the pool is starting kernels nobody waits for yet takes the next of
+those instead of starting its own (it is further along). Each kernel runs a warm-up
+execute (``warm_up.py``) before it is ready: a fresh kernel's first execute costs more
+than the next ones.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 
 from python_mcp_server.core.sessions.kernel_client import KernelClient
 from python_mcp_server.core.sessions.kernel_factory import KernelFactory
+from python_mcp_server.core.sessions.pool_policy import PoolConfig
 from python_mcp_server.core.sessions.warm_up import warm_up
 from python_mcp_server.infra.tasks import cancel_and_wait
 
@@ -31,84 +40,149 @@ WARM_UP_TIMEOUT = 10.0
 
 
 class KernelPool:
-    """Keeps up to ``size`` ready kernels of the default environment."""
+    """Keeps up to ``depth`` ready kernels of the default environment."""
 
-    def __init__(self, factory: KernelFactory, size: int) -> None:
+    def __init__(self, factory: KernelFactory, config: PoolConfig) -> None:
         self._factory = factory
-        self._size = size
+        self._config = config
+        #: Kernels kept ready (``PoolConfig.depth``), known once the pool started.
+        self.depth = 0
         self._ready: list[KernelClient] = []
+        #: The pool's kernel starts under way.
+        self._starting: set[asyncio.Task[None]] = set()
+        #: Sessions waiting for a kernel the pool is starting.
+        self._waiters: collections.deque[asyncio.Future[KernelClient | None]] = collections.deque()
         self._wake = asyncio.Event()
+        self._full = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         self._closing: set[asyncio.Task[None]] = set()
         #: The first calls of sessions that took a kernel, before their successors start.
         self._first_calls: list[asyncio.Event] = []
+        self._failures = 0
         self.last_error: str | None = None
 
     def start(self) -> None:
-        if self._size > 0 and self._task is None:
-            self._task = asyncio.create_task(self._refill_forever(), name="kernel-pool")
+        if self._config.size <= 0 or self._task is not None:
+            return
+        try:
+            forks = self._factory.forks(None)
+        except Exception:  # the default environment is not usable yet: no burst depth
+            logger.debug("kernel pool: cannot tell whether kernels fork", exc_info=True)
+            forks = False
+        self.depth = self._config.depth(forks)
+        self._task = asyncio.create_task(self._refill_forever(), name="kernel-pool")
 
     @property
     def ready_count(self) -> int:
         return len(self._ready)
 
+    @property
+    def starting_count(self) -> int:
+        return len(self._starting)
+
     def take(self) -> KernelClient | None:
-        """A ready kernel, or None when the pool is empty (the caller starts one)."""
+        """A ready kernel, or None when the pool is empty."""
         while self._ready:
             client = self._ready.pop(0)
-            self._wake.set()
+            self._changed()
             if client.is_alive():
                 self._first_calls.append(client.executed)
                 return client
-            task = asyncio.create_task(client.close(kill=True))
-            self._closing.add(task)
-            task.add_done_callback(self._closing.discard)
-        self._wake.set()
+            self._close_later(client)
         return None
 
+    async def take_or_wait(self) -> KernelClient | None:
+        """A ready kernel; else the next kernel the pool finishes starting, when one is
+        starting that no other session waits for; else None (the caller starts one)."""
+        client = self.take()
+        if client is not None or len(self._starting) <= len(self._waiters):
+            return client
+        waiter: asyncio.Future[KernelClient | None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            return await waiter
+        except BaseException:
+            handed = waiter.result() if waiter.done() and not waiter.cancelled() else None
+            if handed is not None:
+                self._close_later(handed)  # handed over as the caller gave up
+            raise
+        finally:
+            with contextlib.suppress(ValueError):
+                self._waiters.remove(waiter)
+
     async def wait_full(self, timeout: float) -> bool:
-        """Wait until the pool holds ``size`` kernels (for benchmarks and tests)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while len(self._ready) < self._size:
-            if loop.time() > deadline:
-                return False
-            await asyncio.sleep(0.02)
+        """Wait until the pool holds ``depth`` kernels (for benchmarks and tests)."""
+        if self._config.size <= 0:
+            return True  # no pool: always as full as it gets
+        try:
+            await asyncio.wait_for(self._full.wait(), timeout)
+        except asyncio.TimeoutError:
+            return False
         return True
 
+    def _changed(self) -> None:
+        if len(self._ready) >= self.depth:
+            self._full.set()
+        else:
+            self._full.clear()
+        self._wake.set()
+
+    def _room(self) -> bool:
+        starting = len(self._starting)
+        return starting < self._config.parallel_starts and len(self._ready) + starting < self.depth
+
     async def _refill_forever(self) -> None:
-        failures = 0
+        self._changed()
         while not self._closed:
-            if len(self._ready) >= self._size:
+            if not self._room():
                 self._wake.clear()
                 await self._wake.wait()
                 continue
             await self._factory.session_starts_done()
             await self._after_first_calls()
-            missing = self._size - len(self._ready)
-            started = await asyncio.gather(
-                *(self._start_one() for _ in range(missing)), return_exceptions=True
-            )
-            errors = [e for e in started if isinstance(e, BaseException)]
-            for client in started:
-                if isinstance(client, KernelClient):
-                    if self._closed:
-                        await client.close(kill=True)
-                    else:
-                        self._ready.append(client)
-            if not errors:
-                failures = 0
+            if self._failures:
+                await asyncio.sleep(min(30.0, 0.5 * 2**self._failures))
+            if not self._room():
                 continue
-            if any(isinstance(e, asyncio.CancelledError) for e in errors):
-                raise asyncio.CancelledError
-            failures += 1
-            self.last_error = str(errors[0])
-            logger.warning("kernel pool could not start a kernel: %s", errors[0])
-            await asyncio.sleep(min(30.0, 0.5 * 2**failures))
+            task = asyncio.create_task(self._fill_one(), name="kernel-pool-start")
+            self._starting.add(task)
+
+    async def _fill_one(self) -> None:
+        task = asyncio.current_task()
+        try:
+            client = await self._start_one()
+        except Exception as exc:
+            self._failures = min(self._failures + 1, 6)
+            self.last_error = str(exc)
+            logger.warning("kernel pool could not start a kernel: %s", exc)
+            self._hand_over(None)  # a waiting session starts its own kernel
+            return
+        finally:
+            self._starting.discard(task)
+            self._changed()
+        self._failures = 0
+        if self._closed:
+            self._close_later(client)
+        elif not self._hand_over(client):
+            self._ready.append(client)
+        self._changed()
+
+    def _hand_over(self, client: KernelClient | None) -> bool:
+        """Give a started kernel (None: a failed start) to the longest waiting session."""
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if waiter.done():
+                continue
+            waiter.set_result(client)
+            if client is not None:
+                self._first_calls.append(client.executed)
+            return True
+        return False
 
     async def _after_first_calls(self) -> None:
         calls, self._first_calls = self._first_calls, []
+        calls = [call for call in calls if not call.is_set()]
         if calls:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(
@@ -120,18 +194,31 @@ class KernelPool:
         try:
             await warm_up(client, WARM_UP_TIMEOUT)  # off the path of the session that takes it
         except BaseException:  # the pool is closing: the kernel started for it ends too
-            ending = asyncio.create_task(client.close(kill=True))
-            self._closing.add(ending)
-            ending.add_done_callback(self._closing.discard)
+            ending = self._close_later(client)
             await asyncio.wait([ending])  # goes on, and aclose waits for it, if cancelled again
             raise
         return client
+
+    def _close_later(self, client: KernelClient) -> asyncio.Task[None]:
+        task = asyncio.create_task(client.close(kill=True))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+        return task
 
     async def aclose(self) -> None:
         self._closed = True
         if self._task is not None:
             await cancel_and_wait(self._task)
+        starting = list(self._starting)
+        for task in starting:
+            task.cancel()
+        if starting:  # each closes the kernel it was starting
+            await asyncio.gather(*starting, return_exceptions=True)
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
         ready, self._ready = self._ready, []
         await asyncio.gather(*(c.close(kill=True) for c in ready), return_exceptions=True)
-        if self._closing:  # kernels dropped dead, or started for the pool as it closed
+        while self._closing:  # kernels dropped dead, or started for the pool as it closed
             await asyncio.wait(list(self._closing))

@@ -34,6 +34,7 @@ from python_mcp_server.core.sessions.owners import (
     session_key,
     split_key,
 )
+from python_mcp_server.core.sessions.pool_policy import PoolConfig
 from python_mcp_server.core.sessions.registry import SessionRegistry
 from python_mcp_server.core.sessions.session import (
     ExecutionConfig,
@@ -60,7 +61,7 @@ class SessionsConfig:
 
     max_sessions: int
     idle_timeout: float
-    pool_size: int
+    pool: PoolConfig
     max_concurrent_executions: int
 
 
@@ -88,7 +89,7 @@ class SessionManager:
         self.claims = SessionClaims(registry, factory.launcher, factory.start_timeout * 2)
         self._execution = execution
         self._factory = factory
-        self._pool = KernelPool(factory, config.pool_size)
+        self._pool = KernelPool(factory, config.pool)
         self._sessions: dict[str, KernelSession] = {}
         self._creating: dict[str, asyncio.Future[KernelSession]] = {}
         self._semaphore = asyncio.Semaphore(config.max_concurrent_executions)
@@ -325,7 +326,7 @@ class SessionManager:
         self, venv_name: str | None, label: str, network: NetworkAccess | None = None
     ) -> KernelClient:
         if venv_name is None and network is None:
-            pooled = self._pool.take()
+            pooled = await self._pool.take_or_wait()
             if pooled is not None:
                 self._factory.claim(pooled, label)
                 return pooled

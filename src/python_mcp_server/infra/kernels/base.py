@@ -162,6 +162,10 @@ class KernelLauncher(abc.ABC):
     #: what they would have set up once the kernel answers (core/sessions/thread_context).
     passes_kernel_args: bool = True
 
+    def forks(self, request: KernelLaunchRequest) -> bool:
+        """Whether ``request`` is served by forking a preloaded template (a cheap kernel)."""
+        return self.preload_mode == "fork" and bool(request.preload)
+
     @abc.abstractmethod
     async def launch(self, request: KernelLaunchRequest) -> LaunchedKernel:
         """Start a kernel and return once its process exists (not necessarily ready)."""
