@@ -42,7 +42,7 @@ from typing import Any
 import psutil
 
 from python_mcp_server.errors import KernelStartError
-from python_mcp_server.infra.kernels import isolation_program, seccomp
+from python_mcp_server.infra.kernels import isolation_program, reaper, seccomp
 from python_mcp_server.infra.kernels.base import KernelLaunchRequest, LaunchedKernel
 from python_mcp_server.infra.kernels.cgroups import CgroupLimits
 from python_mcp_server.infra.kernels.confine import joined
@@ -334,6 +334,7 @@ class SandboxForkLauncher(TemplateOwner[_Key, SandboxTemplate], BwrapLauncher):
                     "mounts": plan,
                     "own_network": own_network,
                     "seccomp": seccomp_file.read_bytes().hex(),
+                    "reaper": reaper.program(),
                 },
             }
             report_pid = await template.fork_with(order, fds, self._start_timeout)
