@@ -7,6 +7,7 @@ command builds it; every test that starts kernels also checks that none is left 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from fastmcp import Client, FastMCP
 from python_mcp_server.server.app import build_server
 from python_mcp_server.server.services import Services, build_services
 from python_mcp_server.settings import Settings
-from tests.helpers import NATIVE_TOOLSETS, kernel_children, wait_gone
+from tests.helpers import NATIVE_TOOLSETS, kernel_children, leak_report, wait_gone
 from tests.sandbox_support import fork_settings
 
 os.environ.setdefault("FASTMCP_LOG_ENABLED", "false")
@@ -94,28 +95,32 @@ def server(settings: Settings, services: Services) -> FastMCP:
 
 @pytest.fixture
 async def client(server: FastMCP) -> AsyncIterator[Client[Any]]:
-    before = kernel_children()
+    since, before = time.time(), kernel_children()
     async with Client(server) as connected:
         yield connected
     leaked = wait_gone(kernel_children() - before)
-    assert not leaked, f"kernels left running after the server stopped: {leaked}"
+    assert not leaked, (
+        f"kernels left running after the server stopped: {leak_report(leaked, since)}"
+    )
 
 
 @pytest.fixture
 async def sync_client(server: FastMCP) -> AsyncIterator[Client[Any]]:
     """A client without the tasks extension (the 2025 handshake): every call is answered
     synchronously, as for MCP SDK 1.x clients."""
-    before = kernel_children()
+    since, before = time.time(), kernel_children()
     async with Client(server, mode="legacy") as connected:
         yield connected
     leaked = wait_gone(kernel_children() - before)
-    assert not leaked, f"kernels left running after the server stopped: {leaked}"
+    assert not leaked, (
+        f"kernels left running after the server stopped: {leak_report(leaked, since)}"
+    )
 
 
 @pytest.fixture
 def no_kernel_leak() -> Iterator[None]:
     """For core tests: fail if the test leaves kernel processes behind."""
-    before = kernel_children()
+    since, before = time.time(), kernel_children()
     yield
     leaked = wait_gone(kernel_children() - before)
-    assert not leaked, f"kernels left running: {leaked}"
+    assert not leaked, f"kernels left running: {leak_report(leaked, since)}"

@@ -58,6 +58,24 @@ def wait_gone(pids: set[int], timeout: float = 10.0) -> set[int]:
     return {p.pid for p in alive if p.status() != psutil.STATUS_ZOMBIE}
 
 
+def leak_report(pids: set[int], since: float) -> str:
+    """What a leaked process is, for the failure message: age relative to ``since`` (the
+    fixture's start, so a process started after the server stopped shows it), parent,
+    state and the head of its command line."""
+    lines = []
+    for pid in sorted(pids):
+        try:
+            proc = psutil.Process(pid)
+            started = proc.create_time() - since
+            lines.append(
+                f"{pid}: started {started:+.1f}s, parent {proc.ppid()}, {proc.status()}, "
+                f"{' '.join(proc.cmdline())[:160]}"
+            )
+        except psutil.Error:
+            lines.append(f"{pid}: gone")
+    return "; ".join(lines)
+
+
 #: Every toolset but compat (whose tools replace native ones of the same name).
 NATIVE_TOOLSETS = ",".join(name for name in TOOLSETS if name != "compat")
 
