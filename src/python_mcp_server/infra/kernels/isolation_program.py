@@ -22,7 +22,9 @@ kernel gets):
 4. it sets the host name, brings its loopback up, drops every capability (all sets, the
    bounding set included), sets ``no_new_privs``, checks all of that in
    /proc/self/status, installs the kernels' seccomp filter, tells the server it is
-   isolated and closes its control socket;
+   isolated and closes its control socket. A kernel under ``allowlist`` (``listen``)
+   gets no forwarder process: with that message the init hands the server a TCP socket
+   listening on the egress proxy's port of its loopback, which the proxy serves itself;
 5. it forks the kernel (pid 2, as in a bubblewrap sandbox, so signals it sends itself
    work as anywhere) and stays its init: it reaps orphans and ends with the kernel,
    which ends everything left in the namespace.
@@ -303,7 +305,14 @@ def isolate(spec: dict[str, Any], fds: list[int]) -> None:
         pass  # the seccomp filter refuses new namespaces anyway
     _drop_capabilities()
     _seccomp(bytes.fromhex(spec["seccomp"]))
-    control.send(b"isolated")
+    if spec.get("listen"):  # the egress proxy's port on its loopback, served by the server
+        with socket.socket() as listener:
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind(("127.0.0.1", int(spec["listen"])))
+            listener.listen(64)
+            socket.send_fds(control, [b"isolated"], [listener.fileno()])
+    else:
+        control.send(b"isolated")
     control.close()
     sys.stdout.flush()
     kernel = os.fork()  # pid 2, as in a bubblewrap sandbox; this one stays its init

@@ -349,8 +349,7 @@ def become_kernel(
 
     A sandboxed child (``log_fd`` given: its log cannot be opened by path in its sandbox)
     stays in the process group of its waiter and dies with it rather than watching the
-    server; it starts its egress forwarder (``request["forwarder"]``) once its
-    descriptors are its own."""
+    server (its egress port, if any, is served by the server: ``isolation_program.py``)."""
     gc.enable()
     if log_fd is None:
         os.setsid()
@@ -375,8 +374,6 @@ def become_kernel(
     reseed()
     if server_pid is not None:
         exit_with_server(server_pid)
-    if request.get("forwarder"):
-        start_forwarder(request["forwarder"])
     run_kernel(list(request["argv"]), prepared)
 
 

@@ -17,9 +17,11 @@ cgroup and (unless ``allow``) network namespaces, becomes pid 1 of the new pid n
 mounts exactly what a bubblewrap kernel gets (the same ``bwrap_args``, translated by
 ``isolation_plan``; its runtime folder, workspace, session package folder and egress
 socket arrive as detached mounts, ``detached_mounts.py``), drops every capability, sets
-``no_new_privs``, installs the kernels' seccomp filter and says it is isolated. Only
-then is the kernel returned; on any failure it is killed and the kernel starts the
-ordinary bubblewrap way, as it does when no template can serve.
+``no_new_privs``, installs the kernels' seccomp filter and says it is isolated; a kernel
+under ``allowlist`` hands over with that a socket listening on the egress proxy's port
+of its own loopback, which the proxy serves (no forwarder process). Only then is the
+kernel returned; on any failure it is killed and the kernel starts the ordinary
+bubblewrap way, as it does when no template can serve.
 
 What the template holds: the preload's imports (run in every kernel of that environment
 anyway), and briefly the descriptors it passes to each child. It never sees another
@@ -34,6 +36,7 @@ import json
 import logging
 import os
 import socket
+import stat
 import struct
 import uuid
 from pathlib import Path
@@ -54,7 +57,7 @@ from python_mcp_server.infra.kernels.process_records import kill_process_tree
 from python_mcp_server.infra.kernels.sandbox import BwrapLauncher, _remove_all
 from python_mcp_server.infra.kernels.template import ForkedKernel, ForkTemplate
 from python_mcp_server.infra.kernels.template_set import TemplateOwner, TemplateSet
-from python_mcp_server.infra.network.forwarder import forwarder_config
+from python_mcp_server.infra.network.forwarder import PROXY_PORT
 from python_mcp_server.infra.tasks import retrieve_outcomes
 
 logger = logging.getLogger(__name__)
@@ -123,13 +126,58 @@ def _credentials_pid(control: socket.socket, timeout: float) -> int:
     raise KernelStartError(f"the forked kernel did not say hello ({message!r})")
 
 
-def _release(control: socket.socket, timeout: float) -> None:
-    """Let the child isolate itself; wait until it says it did."""
+def _release(control: socket.socket, timeout: float, port: int | None) -> socket.socket | None:
+    """Let the child isolate itself; wait until it says it did. With ``port``: return the
+    socket it hands over with that, checked to be TCP listening on its 127.0.0.1:port."""
     control.settimeout(timeout)
     control.send(b"go")
-    answer = control.recv(16)
+    # Room for the descriptor and the credentials that come with every message here.
+    space = socket.CMSG_SPACE(struct.calcsize("i")) + socket.CMSG_SPACE(12)
+    answer, ancillary, _, _ = control.recvmsg(16, space)
+    fds: list[int] = []
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            usable = len(data) - len(data) % 4
+            fds += struct.unpack(f"{usable // 4}i", data[:usable])
     if answer != b"isolated":
+        for fd in fds:
+            os.close(fd)
         raise KernelStartError(f"the forked kernel did not isolate itself ({answer!r})")
+    if port is None and not fds:
+        return None
+    if port is None or len(fds) != 1:
+        for fd in fds:
+            os.close(fd)
+        raise KernelStartError("the forked kernel handed over an unexpected descriptor")
+    return _loopback_listener(fds[0], port)
+
+
+def _loopback_listener(fd: int, port: int) -> socket.socket:
+    """The child's egress socket: TCP, listening, on 127.0.0.1:port, else an error."""
+    if not stat.S_ISSOCK(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise KernelStartError("the forked kernel's egress listener is not a socket")
+    listener = socket.socket(fileno=fd)
+    try:
+        listening = listener.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
+        kind = (listener.family, listener.type)
+        address = listener.getsockname()
+    except OSError as exc:
+        listener.close()
+        raise KernelStartError(f"the forked kernel's egress listener: {exc}") from exc
+    if (
+        kind != (socket.AF_INET, socket.SOCK_STREAM)
+        or not listening
+        or address
+        != (
+            "127.0.0.1",
+            port,
+        )
+    ):
+        listener.close()
+        raise KernelStartError(f"the forked kernel's egress listener is not its {port}")
+    listener.setblocking(False)
+    return listener
 
 
 class SandboxTemplate(ForkTemplate):
@@ -329,8 +377,8 @@ class SandboxForkLauncher(TemplateOwner[_Key, SandboxTemplate], BwrapLauncher):
                 "argv": ["-f", str(prepared.connection_file), *KERNEL_ARGS, *request.extra_args],
                 "cwd": str(request.cwd),
                 "env": env,
-                "forwarder": forwarder_config() if egress is not None else None,
                 "isolation": {
+                    "listen": PROXY_PORT if egress is not None else None,
                     "mounts": plan,
                     "own_network": own_network,
                     "seccomp": seccomp_file.read_bytes().hex(),
@@ -345,7 +393,10 @@ class SandboxForkLauncher(TemplateOwner[_Key, SandboxTemplate], BwrapLauncher):
                 raise KernelStartError(f"pid {pid} is not a process of the fork template")
             for folder in cgroups:
                 (folder / "cgroup.procs").write_text(str(pid))
-            await asyncio.to_thread(_release, server_end, timeout)
+            port = PROXY_PORT if egress is not None else None
+            listener = await asyncio.to_thread(_release, server_end, timeout, port)
+            if listener is not None and egress is not None and self.proxy is not None:
+                await self.proxy.adopt(egress, listener)
         except (KernelStartError, OSError, ValueError) as exc:
             if pid is not None:
                 kill_process_tree(pid)

@@ -7,9 +7,10 @@ the namespace (after the rlimits, which the forwarder inherits), forks, and the 
 runs ``_LOOP`` itself (no second interpreter: it forks before the kernel imports
 anything), which hands every connection to the proxy socket bound into the sandbox; the
 parent goes on to become the kernel. A one-off sandboxed script runs ``_LOOP`` in a fresh
-``-I -S`` interpreter instead (``server/script_isolation.py``). Standard library and
-threads only. It dies with the sandbox; kernel code that kills it only loses its own
-network.
+``-I -S`` interpreter instead (``server/script_isolation.py``); a kernel forked from a
+sandboxed template has none (its init hands the proxy its listening socket,
+``isolation_program.py``). Standard library and threads only. It dies with the sandbox;
+kernel code that kills it only loses its own network.
 """
 
 from __future__ import annotations

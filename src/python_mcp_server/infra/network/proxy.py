@@ -1,8 +1,10 @@
 """The egress proxy: HTTP CONNECT and plain HTTP, served on one Unix socket per kernel.
 
 A sandboxed kernel under ``allowlist`` has no network of its own; a forwarder inside its
-namespace hands each TCP connection to this proxy's socket (bound into the sandbox), and
-the proxy decides, from that kernel's ``NetworkAccess`` alone:
+namespace hands each TCP connection to this proxy's socket (bound into the sandbox), or,
+for a kernel forked from a sandboxed template, the proxy serves the TCP socket its init
+made listening on the kernel's own loopback (``adopt``). The proxy decides, from that
+kernel's ``NetworkAccess`` alone:
 
 1. the port must be one allowed (80 and 443, plus the package index's own);
 2. the host must be a name on the allowlist (IP literals are refused: name a domain;
@@ -122,6 +124,8 @@ class ProxyListener:
         self.access = access
         self._resolver = resolver
         self._server: asyncio.AbstractServer | None = None
+        #: Sockets handed over by the kernel (``adopt``), served like the Unix socket.
+        self._adopted: list[asyncio.AbstractServer] = []
         self._connections: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
@@ -138,6 +142,18 @@ class ProxyListener:
         self._server = await asyncio.start_unix_server(
             self._accept, sock=sock, limit=MAX_HEAD_BYTES
         )
+
+    async def adopt(self, sock: socket.socket) -> None:
+        """Also serve ``sock``, a TCP socket listening on the kernel's own loopback (a
+        forked sandboxed kernel's init makes it in the kernel's network namespace): its
+        connections come from that kernel alone, and get this listener's access, with
+        no forwarder in between."""
+        try:
+            server = await asyncio.start_server(self._accept, sock=sock, limit=MAX_HEAD_BYTES)
+        except OSError:
+            sock.close()
+            raise
+        self._adopted.append(server)
 
     def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if len(self._connections) >= MAX_CONNECTIONS:
@@ -185,8 +201,9 @@ class ProxyListener:
                     stream.close()
 
     async def aclose(self) -> None:
-        if self._server is not None:
-            self._server.close()
+        for server in (self._server, *self._adopted):
+            if server is not None:
+                server.close()
         tasks = list(self._connections)
         for task in tasks:
             task.cancel()
@@ -263,6 +280,14 @@ class EgressProxy:
         await listener.start()
         self._listeners[path] = listener
         return listener
+
+    async def adopt(self, path: Path, sock: socket.socket) -> None:
+        """Serve ``sock`` too, for the kernel whose socket is ``path`` (``ProxyListener.adopt``)."""
+        listener = self._listeners.get(path)
+        if listener is None:
+            sock.close()
+            raise OSError(f"no egress listener at {path}")
+        await listener.adopt(sock)
 
     async def close_listener(self, path: Path) -> None:
         listener = self._listeners.pop(path, None)
