@@ -494,6 +494,7 @@ def template_main(config: dict[str, Any]) -> None:
             importlib.import_module(name)
         except (Exception, SystemExit) as exc:
             sys.stderr.write(f"template: could not import {name}: {exc}\n")
+    harden_completion_cache()  # imports parso (2.3 MB a kernel would make its own)
     prepared = prepare(list(config.get("kernel_args", ())))
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
