@@ -1,14 +1,14 @@
 """A send never strands a reply that already waits in a socket (the edge-trigger loss).
 
-A ``zmq.asyncio`` reader sleeps until the socket's file descriptor signals, and that
-signal is an edge: any other operation on the socket that processes its pending commands
-(a send through a plain shadow socket, as ``Session.send`` does) consumes it, and a reply
-already queued is then never read. The tests here stand in for the kernel with real
+The channels' reader sleeps until the socket's file descriptor signals, and that signal is
+an edge: any other operation on the socket that processes its pending commands (a send
+that does not make the reader look again, as ``Session.send`` on the socket does) consumes
+it, and a reply already queued is then never read. The tests here stand in for the kernel with real
 sockets bound where a kernel's would be, hold the event loop while the reply arrives, and
 send again before the loop looks: the very window in which the loss happens.
 
-The second test runs the same rounds with the raw shadow-socket send and shows that the
-harness reproduces the loss, so the first test would have caught it.
+The second test runs the same rounds with that raw send and shows that the harness
+reproduces the loss, so the first test would have caught it.
 """
 
 from __future__ import annotations
@@ -84,7 +84,8 @@ def kernel_side(tmp_path: Path) -> Iterator[tuple[FakeKernel, dict[str, Any]]]:
 
 
 class RawSendChannels(ZmqKernelChannels):
-    """The old send path: ``Session.send`` on a plain shadow of the asyncio socket."""
+    """The old send path: ``Session.send`` on a plain shadow of the socket, which never
+    tells the reader to look again."""
 
     def send(self, channel: Channel, message: Message) -> None:
         shadow = zmq.Socket.shadow(self._sockets[channel].underlying)
@@ -134,9 +135,10 @@ async def _rounds(
             got = await asyncio.wait_for(replies.get(), wait)
         except asyncio.TimeoutError:
             stranded += 1
-            # Unread, not lost on the wire: the reply sits in the socket. (Reading the
-            # socket's events also makes pyzmq look again, so the reader gets it now.)
+            # Unread, not lost on the wire: the reply sits in the socket. (The reader is
+            # made to look again, so the rounds can go on.)
             assert link._sockets[channel].get(zmq.EVENTS) & zmq.POLLIN
+            asyncio.get_running_loop().call_soon(link._ready, channel)
             got = await asyncio.wait_for(replies.get(), 10.0)
         assert got == first["header"]["msg_id"]
         delivered += 1

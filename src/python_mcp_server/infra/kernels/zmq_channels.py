@@ -1,14 +1,18 @@
 """KernelChannels over ZeroMQ, for kernels reachable through a connection file.
 
-One reader task per socket hands every decoded message to the session's callback, so
-replies are matched by ``parent_header.msg_id`` upstream and nothing is polled on a timer.
+Each socket's file descriptor is watched by the event loop itself (``add_reader``): when it
+signals, every message waiting on that socket is read without blocking, decoded and handed
+to the session's callback, so replies are matched by ``parent_header.msg_id`` upstream and
+nothing is polled on a timer. No task, future or pyzmq asyncio wrapper is made per message.
 
-Sends go through the very ``zmq.asyncio`` socket the reader waits on. Never through
-``Session.send``: it sends on a plain shadow of the socket, and a send there can consume
-the socket's edge-triggered readiness, so the asyncio reader is never woken while replies
-sit unread (overlapping requests then hang to their timeout). Messages are signed with
-``Session.serialize`` and sent with ``send_multipart`` here. A malformed or forged message
-(kernel code holds the key) is dropped and logged; it never stops a reader.
+The descriptor is an edge: any operation on the socket that processes its pending commands
+(a send, or a read of its events) can consume the signal while a reply already waits. So
+after every send the socket is looked at again once the loop is free, and a wake-up reads
+until the socket says it is empty (after which the next arrival signals again). A read that
+found many messages hands the rest to a later turn of the loop instead of starving it. A send
+never blocks: one the socket cannot take yet waits, in order, for its next wake-up. Messages
+are signed with ``Session.serialize``. A malformed or forged message (kernel code holds the
+key) is dropped and logged; it never stops a channel.
 """
 
 from __future__ import annotations
@@ -18,8 +22,9 @@ import contextlib
 import hmac
 import json
 import logging
+from collections import deque
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import zmq
 import zmq.asyncio
@@ -32,7 +37,6 @@ from python_mcp_server.infra.kernels.base import (
     Message,
     MessageHandler,
 )
-from python_mcp_server.infra.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
 
@@ -54,10 +58,8 @@ def _endpoint(info: Mapping[str, Any], channel: Channel) -> str:
     return f"tcp://{info['ip']}:{port}"
 
 
-def _log_send_failure(sent: asyncio.Future[Any]) -> None:
-    """A send that failed (the socket closed under it) is logged, never left unretrieved."""
-    if not sent.cancelled() and sent.exception() is not None:
-        logger.debug("a kernel message was not sent: %s", sent.exception())
+#: Messages read in one wake-up of a socket before the loop gets a turn.
+BURST = 64
 
 
 class ZmqKernelChannels(KernelChannels):
@@ -69,23 +71,34 @@ class ZmqKernelChannels(KernelChannels):
             key=key if isinstance(key, bytes) else str(key).encode(),
             signature_scheme=str(connection_info.get("signature_scheme", "hmac-sha256")),
         )
-        self._sockets: dict[Channel, zmq.asyncio.Socket] = {}
+        #: Plain sockets: the loop watches their descriptors (see the module docstring).
+        self._sockets: dict[Channel, zmq.Socket[bytes]] = {}
         identity = self._session.bsession
         self._monitors: dict[Channel, zmq.asyncio.Socket] = {}
+        #: Frames of sends the socket could not take yet, oldest first.
+        self._unsent: dict[Channel, deque[list[Any]]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._watched: list[int] = []
+        self._on_message: MessageHandler | None = None
+        self._on_closed: ClosedHandler | None = None
+        self._closed = False
         for channel, kind in _SOCKET_TYPES.items():
-            sock = context.socket(kind)
+            # Made by the context (which closes it if it is destroyed first), plain class.
+            sock = cast("zmq.Socket[bytes]", context.socket(kind, socket_class=zmq.Socket))  # type: ignore[arg-type]
             sock.linger = 0
             sock.setsockopt(zmq.RECONNECT_IVL, 10)
             # A ROUTER drops messages to peers whose handshake it has not finished, so an
             # input_request could vanish: watch every handshake until wait_connected.
-            self._monitors[channel] = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
+            # (The monitor is made by the context too: an asyncio socket.)
+            monitor = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
+            self._monitors[channel] = cast(zmq.asyncio.Socket, monitor)
             if kind == zmq.DEALER:
                 sock.setsockopt(zmq.IDENTITY, identity)
             if kind == zmq.SUB:
                 sock.setsockopt(zmq.SUBSCRIBE, b"")
             sock.connect(_endpoint(connection_info, channel))
             self._sockets[channel] = sock
-        self._tasks: list[asyncio.Task[None]] = []
+            self._unsent[channel] = deque()
 
     async def wait_connected(self, timeout: float) -> None:
         from zmq.utils.monitor import recv_monitor_message
@@ -116,40 +129,80 @@ class ZmqKernelChannels(KernelChannels):
     def send(self, channel: Channel, message: Message) -> None:
         frames: list[Any] = self._session.serialize(message)
         frames.extend(message.get("buffers") or ())
-        sent = asyncio.ensure_future(self._sockets[channel].send_multipart(frames))
-        sent.add_done_callback(_log_send_failure)
+        unsent = self._unsent[channel]
+        if self._closed:
+            logger.debug("a kernel message was not sent: the channels are closed")
+            return
+        if not unsent:
+            try:
+                self._sockets[channel].send_multipart(frames, zmq.NOBLOCK)
+            except zmq.Again:  # the socket is full: the frames wait for its next wake-up
+                unsent.append(frames)
+            except zmq.ZMQError as exc:
+                logger.debug("a kernel message was not sent: %s", exc)
+                return
+        else:
+            unsent.append(frames)
+        if self._loop is not None:  # the send may have taken the descriptor's signal
+            self._loop.call_soon(self._ready, channel)
 
     def start(self, on_message: MessageHandler, on_closed: ClosedHandler) -> None:
+        self._on_message, self._on_closed = on_message, on_closed
+        self._loop = loop = asyncio.get_running_loop()
         for channel, sock in self._sockets.items():
-            self._tasks.append(
-                asyncio.create_task(
-                    self._read(channel, sock, on_message, on_closed), name=f"zmq-{channel}"
-                )
-            )
+            descriptor = sock.fileno()
+            loop.add_reader(descriptor, self._ready, channel)
+            self._watched.append(descriptor)
+            loop.call_soon(self._ready, channel)  # what arrived before the watch began
 
-    async def _read(
-        self,
-        channel: Channel,
-        sock: zmq.asyncio.Socket,
-        on_message: MessageHandler,
-        on_closed: ClosedHandler,
-    ) -> None:
+    def _ready(self, channel: Channel) -> None:
+        """The socket may have changed: send what waits, then read what arrived."""
+        if self._closed:
+            return
+        sock = self._sockets[channel]
+        unsent = self._unsent[channel]
         try:
-            while True:
-                frames = await sock.recv_multipart()
-                try:
-                    message = self._decode(frames)
-                except Exception:  # a malformed or badly signed message is dropped
-                    logger.warning("dropped an undecodable %s message", channel)
-                    continue
-                try:
-                    on_message(channel, message)
-                except Exception:  # one bad message must not stop the channel
-                    logger.exception("dropped a %s message its handler failed on", channel)
-        except asyncio.CancelledError:
-            raise
+            while unsent:
+                sock.send_multipart(unsent[0], zmq.NOBLOCK)
+                unsent.popleft()
+        except zmq.Again:
+            pass
         except zmq.ZMQError as exc:
-            on_closed(f"{channel} channel closed: {exc}")
+            unsent.clear()
+            logger.debug("a kernel message was not sent: %s", exc)
+        for _ in range(BURST):
+            try:
+                frames = sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:  # empty: the descriptor signals the next arrival
+                return
+            except zmq.ZMQError as exc:
+                self._stop_reading()
+                if self._on_closed is not None:
+                    self._on_closed(f"{channel} channel closed: {exc}")
+                return
+            self._deliver(channel, frames)
+            if self._closed:  # a handler closed the channels
+                return
+        assert self._loop is not None
+        self._loop.call_soon(self._ready, channel)  # more may wait: after others' turn
+
+    def _deliver(self, channel: Channel, frames: list[bytes]) -> None:
+        try:
+            message = self._decode(frames)
+        except Exception:  # a malformed or badly signed message is dropped
+            logger.warning("dropped an undecodable %s message", channel)
+            return
+        try:
+            assert self._on_message is not None
+            self._on_message(channel, message)
+        except Exception:  # one bad message must not stop the channel
+            logger.exception("dropped a %s message its handler failed on", channel)
+
+    def _stop_reading(self) -> None:
+        if self._loop is not None:
+            for descriptor in self._watched:
+                self._loop.remove_reader(descriptor)
+        self._watched.clear()
 
     def _decode(self, frames: list[bytes]) -> Message:
         """Check the HMAC and unpack a message.
@@ -183,10 +236,9 @@ class ZmqKernelChannels(KernelChannels):
         }
 
     async def close(self) -> None:
-        try:
-            await cancel_and_wait(*self._tasks)
-        finally:  # the sockets close even when our caller is cancelled meanwhile
-            self._tasks.clear()
-            self._stop_monitors()
-            for sock in self._sockets.values():
-                sock.close(linger=0)
+        self._closed = True
+        self._stop_reading()  # before the sockets close: their descriptors go with them
+        self._stop_monitors()
+        for channel, sock in self._sockets.items():
+            self._unsent[channel].clear()
+            sock.close(linger=0)
