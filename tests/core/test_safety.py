@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from python_mcp_server.core.safety.checker import check_code_safety
+from python_mcp_server.core.safety.checker import (
+    REMEMBERED_CODE_CHARS,
+    REMEMBERED_REPORTS,
+    SafetyHook,
+    SafetyPolicy,
+    check_code_safety,
+)
 
 
 def findings(code: str) -> list[tuple[str, str, str]]:
@@ -125,3 +131,19 @@ def test_duplicates_are_reported_once() -> None:
     calls = [w for w in warnings if w.category == "dangerous_call"]
     assert len(calls) == 2  # two calls at two columns
     assert len({(w.line, w.col) for w in calls}) == 2
+
+
+def test_the_hook_remembers_reports_of_short_codes_only_and_only_the_newest() -> None:
+    hook = SafetyHook(SafetyPolicy("warn"))
+    unsafe = "import os\nos.system('ls')"
+    first = hook.report(unsafe)
+    assert first == check_code_safety(unsafe)
+    assert not first.is_safe
+    assert hook.report(unsafe) is first  # not parsed again
+    long_code = "x = 1\n" * (REMEMBERED_CODE_CHARS // 6 + 1)
+    assert hook.report(long_code) is not hook.report(long_code)
+    for index in range(REMEMBERED_REPORTS):
+        hook.report(f"x = {index}")
+    assert hook.report(unsafe) is not first  # pushed out by newer codes: checked again
+    assert hook.report(unsafe) == first
+    assert len(hook._reports) == REMEMBERED_REPORTS

@@ -53,6 +53,10 @@ async def test_warn_mode_adds_warnings_and_still_runs(client: Client[Any], works
     assert {w["severity"] for w in result["warnings"]} == {"high"}
     quiet = await run(client, "1 + 1")
     assert quiet["warnings"] == []
+    # The same code again (its report remembered, not parsed again) warns the same.
+    again = await run(client, UNSAFE)
+    assert again["warnings"] == result["warnings"]
+    assert (await run(client, "1 + 1"))["warnings"] == []
 
 
 async def test_ordinary_imports_draw_no_warning(client: Client[Any]) -> None:

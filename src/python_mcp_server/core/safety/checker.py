@@ -15,6 +15,7 @@ the server permits it (``MCP_ALLOW_UNSAFE``).
 from __future__ import annotations
 
 import ast
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
@@ -30,6 +31,10 @@ if TYPE_CHECKING:
 SafetyMode = Literal["off", "warn", "block", "ask"]
 _MAX_NESTED_SOURCE = 3  # exec("...") strings are checked this many levels deep
 _NOTE_KEY = "safety_warnings"
+#: Reports the hook remembers (the newest codes checked), and the longest code remembered:
+#: an agent often runs the same short code again, whose syntax tree need not be read twice.
+REMEMBERED_REPORTS = 256
+REMEMBERED_CODE_CHARS = 4096
 
 
 @dataclass(frozen=True)
@@ -351,15 +356,33 @@ RESULT_SEVERITIES: frozenset[str] = frozenset({"high"})
 
 
 class SafetyHook:
-    """ExecutionHook: warn adds high findings to the result; block refuses unsafe code."""
+    """ExecutionHook: warn adds high findings to the result; block refuses unsafe code.
+
+    The report of a short code is remembered (the newest ``REMEMBERED_REPORTS``), so a code
+    run again is not parsed again: the check reads nothing but the code's text.
+    """
 
     def __init__(self, policy: SafetyPolicy) -> None:
         self.policy = policy
+        self._reports: OrderedDict[str, SafetyReport] = OrderedDict()
+
+    def report(self, code: str) -> SafetyReport:
+        """``check_code_safety(code)``, remembered for short codes."""
+        report = self._reports.get(code)
+        if report is not None:
+            self._reports.move_to_end(code)
+            return report
+        report = check_code_safety(code)
+        if len(code) <= REMEMBERED_CODE_CHARS:
+            self._reports[code] = report
+            if len(self._reports) > REMEMBERED_REPORTS:
+                self._reports.popitem(last=False)
+        return report
 
     async def before(self, session: KernelSession, request: ExecutionRequest) -> None:
         if self.policy.mode == "off":
             return
-        report = check_code_safety(request.code)
+        report = self.report(request.code)
         if self.policy.mode == "block" and not report.is_safe:
             if not request.allow_unsafe:
                 raise UnsafeCodeError(
