@@ -6,6 +6,7 @@ import os
 import shutil
 import socket
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -18,6 +19,8 @@ from typing import Any
 import psutil
 
 BIN = Path(sys.executable).parent
+#: The frame number bits of a /proc/pid/pagemap entry.
+PFN_MASK = (1 << 55) - 1
 
 
 #: A FastMCP server whose one tool returns "ok" (the floor of a tool call); argv[1] is
@@ -131,6 +134,50 @@ def tree_uss(pid: int) -> int:
         except psutil.Error:
             continue
     return total
+
+
+def frames(pid: int) -> set[int]:
+    """The physical pages (frame numbers) a process maps now, from /proc/pid/pagemap.
+
+    Frame numbers are readable by root only (others read zeros): empty otherwise."""
+    found: set[int] = set()
+    with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/pagemap", "rb") as pagemap:
+        for line in maps:
+            fields = line.split()
+            if fields[-1] == "[vsyscall]":
+                continue
+            low, high = (int(x, 16) for x in fields[0].split("-"))
+            pagemap.seek(low // 4096 * 8)
+            data = pagemap.read((high - low) // 4096 * 8)
+            for (entry,) in struct.iter_unpack("Q", data):
+                if entry >> 63 and entry & PFN_MASK:  # present, with a frame number
+                    found.add(entry & PFN_MASK)
+    return found
+
+
+def unique_by_group(groups: Sequence[Sequence[int]], others: Sequence[int]) -> list[int] | None:
+    """Bytes of the pages each group of processes alone maps, a page shared within the
+    group counted once, one shared with any other group or with ``others`` not at all
+    (the memory a session's process tree costs). None where frames cannot be read."""
+    owner: dict[int, int] = {}  # frame -> group index, or -1 when shared between groups
+    for index, pids in enumerate([*groups, others]):
+        for pid in pids:
+            try:
+                mapped = frames(pid)
+            except OSError:
+                continue
+            for frame in mapped:
+                if owner.get(frame, index) != index:
+                    owner[frame] = -1
+                else:
+                    owner[frame] = index
+    counts = [0] * len(groups)
+    for index in owner.values():
+        if 0 <= index < len(groups):
+            counts[index] += 1
+    if not any(counts):
+        return None
+    return [count * 4096 for count in counts]
 
 
 def tree_cpu_seconds(pid: int) -> float:

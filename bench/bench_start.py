@@ -13,7 +13,9 @@ same run, so the ratios hold on a loaded machine even when the absolute figures 
 Figures: new session to first answer (``create_session`` + ``run_python_code("1+1")``,
 sequential and in bursts of 10) p50/p95/p99; the first ``import pandas,
 matplotlib.pyplot`` in a new session; unique memory (USS) per idle session with 16
-sessions, the template's own USS apart; CPU of the server and every kernel per second of
+sessions, summed over the session's process tree, and (as root, from the page frames)
+the memory only that tree maps, a page shared by two of its processes counted once; the
+template's own USS apart; CPU of the server and every kernel per second of
 a quiet window with 16 idle sessions. Before the sessions: the idle kernel pool (its
 depth, the kernels ready, and the memory of every process but the server and the
 template proper: USS, and PSS with the template's shared pages split among its users).
@@ -47,6 +49,7 @@ from _common import (
     structured,
     tree_cpu_seconds,
     tree_uss,
+    unique_by_group,
     wait_port,
 )
 
@@ -180,6 +183,13 @@ async def measure(name: str, env: dict[str, str], args: argparse.Namespace) -> d
                 pids.append(int(health["pid"]))
             per_session = [tree_uss(pid) for pid in pids]
             figures["uss_per_idle_session_mb"] = round(sum(per_session) / len(pids) / MIB, 1)
+            trees = [[p.pid for p in process_tree(pid)] for pid in pids]
+            mine = {pid for tree in trees for pid in tree}
+            others = [p.pid for p in process_tree(server.process.pid) if p.pid not in mine]
+            unique = unique_by_group(trees, others)  # pages shared within a tree count once
+            figures["unique_per_idle_session_mb"] = (
+                None if unique is None else round(sum(unique) / len(pids) / MIB, 1)
+            )
             everything = process_tree(server.process.pid)[1:]  # every kernel, wrapper and template
             pss = sum(p.memory_full_info().pss for p in everything if p.is_running())
             figures["pss_all_kernels_per_session_mb"] = round(pss / len(pids) / MIB, 1)
