@@ -6,9 +6,12 @@ same run, so the ratios hold on a loaded machine even when the absolute figures 
 - ``plain``: no sandbox, no preload, no fork (the baseline);
 - ``fork``: no sandbox, the data stack preloaded in a template per environment, kernels
   forked from it;
-- ``sandbox``: bubblewrap, the data stack preloaded as each kernel starts (if bwrap works);
-- ``sandbox-fork``: bubblewrap and ``MCP_SANDBOX_FORK``: the data stack preloaded in a
-  sandboxed template, each kernel forked from it and isolating itself (root servers).
+- ``sandbox``: the default: bubblewrap, the data stack preloaded in a sandboxed template
+  (the server's interpreter and packages only), each kernel forked from it, isolating
+  itself and taking its environment (root servers; elsewhere as ``sandbox-start``);
+- ``sandbox-start``: bubblewrap with ``MCP_SANDBOX_FORK=false``: the data stack preloaded
+  as each kernel starts (if bwrap works);
+- ``sandbox-fork``: ``sandbox`` with ``MCP_SANDBOX_FORK=true`` said explicitly.
 
 Figures: new session to first answer (``create_session`` + ``run_python_code("1+1")``,
 sequential and in bursts of 10) p50/p95/p99; the first ``import pandas,
@@ -58,6 +61,11 @@ CONFIGS: dict[str, dict[str, str]] = {
     "plain": {"MCP_SANDBOX": "none", "MCP_KERNEL_PRELOAD": "none", "MCP_KERNEL_FORK": "false"},
     "fork": {"MCP_SANDBOX": "none", "MCP_KERNEL_PRELOAD": "auto", "MCP_KERNEL_FORK": "true"},
     "sandbox": {"MCP_SANDBOX": "bwrap", "MCP_KERNEL_PRELOAD": "auto"},
+    "sandbox-start": {
+        "MCP_SANDBOX": "bwrap",
+        "MCP_KERNEL_PRELOAD": "auto",
+        "MCP_SANDBOX_FORK": "false",
+    },
     "sandbox-fork": {
         "MCP_SANDBOX": "bwrap",
         "MCP_KERNEL_PRELOAD": "auto",

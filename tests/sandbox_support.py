@@ -3,9 +3,10 @@
 CI (``.ci/run``) installs bubblewrap and sets ``PMCP_REQUIRE_SANDBOX=1``: there a missing
 or broken sandbox fails the sandbox tests instead of skipping them.
 
-``PMCP_SANDBOX_FORK=1`` runs the sandboxed servers of the suite with forked kernels
-(``MCP_SANDBOX_FORK``): a server that would start plain kernels preloads
-``FORK_PRELOAD`` instead, so each of its kernels comes from a sandboxed template.
+Sandboxed kernels with a preload are forked by default (``MCP_SANDBOX_FORK``, root
+servers). ``PMCP_SANDBOX_FORK=1`` runs the suite's sandboxed servers with forked kernels
+throughout: a server that would start plain kernels preloads ``FORK_PRELOAD`` instead, so
+each of its kernels comes from a sandboxed template.
 """
 
 from __future__ import annotations
@@ -53,11 +54,7 @@ def fork_variables(env: dict[str, str]) -> dict[str, str]:
     if not forking() or env.get("MCP_SANDBOX", "bwrap") == "none":
         return env
     preload = env.get("MCP_KERNEL_PRELOAD", "none")
-    return {
-        **env,
-        "MCP_SANDBOX_FORK": "true",
-        "MCP_KERNEL_PRELOAD": FORK_PRELOAD if preload == "none" else preload,
-    }
+    return {**env, "MCP_KERNEL_PRELOAD": FORK_PRELOAD if preload == "none" else preload}
 
 
 def fork_settings(values: dict[str, object]) -> dict[str, object]:
@@ -65,11 +62,7 @@ def fork_settings(values: dict[str, object]) -> dict[str, object]:
     if not forking() or values.get("sandbox", "bwrap") == "none":
         return values
     preload = values.get("kernel_preload", "none")
-    return {
-        **values,
-        "sandbox_fork": True,
-        "kernel_preload": FORK_PRELOAD if preload == "none" else preload,
-    }
+    return {**values, "kernel_preload": FORK_PRELOAD if preload == "none" else preload}
 
 
 def proxy_probe(path: str) -> str:

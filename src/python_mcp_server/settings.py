@@ -112,15 +112,18 @@ class Settings(BaseSettings):
     kernel_fork: bool = Field(
         True,
         description="Fork preloaded kernels from a template process per environment "
-        "(copy-on-write memory). Sandboxed kernels fork only with `MCP_SANDBOX_FORK`; "
+        "(copy-on-write memory). Sandboxed kernels fork where `MCP_SANDBOX_FORK` allows; "
         "otherwise they import the preload as they start.",
     )
     sandbox_fork: bool = Field(
-        False,
-        description="Fork sandboxed preloaded kernels too (root servers; with "
-        "`MCP_KERNEL_FORK`): from a template in its own sandbox, each child isolating "
-        "itself like a bubblewrap kernel before any of its code runs. Off by default: "
-        "the template's imports may create user namespaces (see docs/performance.md).",
+        True,
+        description="Fork sandboxed preloaded kernels too (with `MCP_KERNEL_FORK`; root "
+        "servers with the kernel user and detached mounts, elsewhere sandboxed kernels "
+        "import the preload as they start): from a template in its own sandbox that runs "
+        "only the server's interpreter and site-packages, never an environment's files, "
+        "each child isolating itself like a bubblewrap kernel and then taking its "
+        "environment's `sys.path` before any of its code runs (docs/performance.md). "
+        "`false` starts every sandboxed kernel the ordinary way.",
     )
     kernel_start_timeout: float = Field(
         60.0, gt=0, description="Seconds a kernel may take to start and answer."

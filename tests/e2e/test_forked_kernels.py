@@ -34,7 +34,7 @@ async def test_template_and_forked_kernels_end_with_the_server(
     assert_gone(pids, timeout=20)
 
 
-SANDBOX_FORKED = {"MCP_SANDBOX": "bwrap", "MCP_KERNEL_PRELOAD": "json", "MCP_SANDBOX_FORK": "true"}
+SANDBOX_FORKED = {"MCP_SANDBOX": "bwrap", "MCP_KERNEL_PRELOAD": "json"}  # forked by default
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])

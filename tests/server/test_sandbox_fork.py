@@ -1,5 +1,6 @@
-"""Sandboxed kernels forked from a sandboxed template (MCP_SANDBOX_FORK): each as isolated
-from the others, and from the template, as a bubblewrap kernel; limits per kernel."""
+"""Sandboxed kernels forked from a sandboxed template (MCP_SANDBOX_FORK, the default):
+each as isolated from the others, and from the template, as a bubblewrap kernel; limits
+per kernel."""
 
 from __future__ import annotations
 
@@ -20,7 +21,6 @@ from tests.sandbox_support import require_bwrap
 MAX_PROCESSES = 64
 FORKED = {
     "sandbox": "bwrap",
-    "sandbox_fork": True,
     "kernel_preload": "numpy",
     "max_memory_mb": 512,
     "max_kernel_file_mb": 1,

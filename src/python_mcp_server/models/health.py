@@ -132,5 +132,7 @@ class HealthCheck(WireModel):
     preload: dict[str, Any] = Field(
         default_factory=dict,
         description="MCP_KERNEL_PRELOAD: the modules, how they reach kernels (fork, start, "
-        "none) and the problem if the preload failed.",
+        "none), the problem if the preload failed, and `unforked`: environments whose "
+        "kernels import it as they start instead of forking, with the reason (one installs "
+        "a module the fork template imported).",
     )

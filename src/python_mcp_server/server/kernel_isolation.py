@@ -160,10 +160,12 @@ def build_local_launcher(settings: Settings) -> LimitedLauncher:
     if settings.sandbox_fork and settings.kernel_fork:
         if confinement.user is not None and detached_mounts.supported(settings.state_path):
             launcher_class = SandboxForkLauncher
-        else:
-            logger.warning(
+        else:  # a warning only when asked for explicitly: it is the default everywhere
+            asked = "sandbox_fork" in settings.model_fields_set
+            logger.log(
+                logging.WARNING if asked else logging.INFO,
                 "MCP_SANDBOX_FORK needs a root server (the kernel user, detached mounts): "
-                "sandboxed kernels import the preload as they start"
+                "sandboxed kernels import the preload as they start",
             )
     return launcher_class(
         settings.state_path,

@@ -204,6 +204,7 @@ class KernelFactory:
     async def environment_changed(self) -> None:
         """Packages changed: preloads are tried again, templates with old imports end."""
         self.preload.problems.clear()
+        self.preload.unforked.clear()
         await self.launcher.environment_changed()
 
     def session_request(

@@ -69,6 +69,9 @@ class PreloadPolicy:
         self.mode = mode if modules else "none"
         #: Environment (None = default) -> why its kernels now start plain.
         self.problems: dict[str | None, str] = {}
+        #: Environment -> why its kernels import the preload as they start instead of
+        #: being forked from a template (``mode`` "fork"; see ``infra/kernels/fork_guard.py``).
+        self.unforked: dict[str | None, str] = {}
         #: Why the preload cannot apply at all (a gateway starts kernels its own way).
         self.unsupported: str | None = None
         if modules and mode == "none":
@@ -84,6 +87,17 @@ class PreloadPolicy:
         self, kernel: LaunchedKernel, venv_name: str | None, asked: tuple[str, ...]
     ) -> None:
         """Note a started kernel's preload outcome; mark the kernel for its session."""
+        if asked and self.mode == "fork":
+            reason = kernel.unforked
+            if reason is None:
+                self.unforked.pop(venv_name, None)
+            elif self.unforked.get(venv_name) != reason:
+                self.unforked[venv_name] = reason
+                logger.info(
+                    "kernels of environment %s import the preload as they start: %s",
+                    venv_name or "default",
+                    reason,
+                )
         if asked:
             failures = kernel.preload_failures()
             if not failures:
@@ -104,7 +118,13 @@ class PreloadPolicy:
 
     def status(self) -> dict[str, object]:
         """The preload as health shows it."""
-        return {"modules": list(self.modules), "mode": self.mode, "problem": self.problem}
+        unforked = {name or "default": reason for name, reason in self.unforked.items()}
+        return {
+            "modules": list(self.modules),
+            "mode": self.mode,
+            "problem": self.problem,
+            "unforked": dict(sorted(unforked.items())),
+        }
 
     def environment_changed(self, venv_name: str | None) -> None:
         """An install may have fixed the preload: try it again."""

@@ -114,6 +114,9 @@ class LaunchedKernel(abc.ABC):
     notice: str | None = None
     #: Whether other servers may run code in this kernel too (replicas on one gateway).
     shared: bool = False
+    #: Why a forking launcher started this kernel the ordinary way (its environment
+    #: provides a module the template imported, ...); None when forked or not asked to.
+    unforked: str | None = None
 
     def backend_gave_up(self) -> bool:
         """Whether the backend was restarting this kernel itself (a gateway after a death):

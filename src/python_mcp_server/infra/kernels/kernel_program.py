@@ -344,12 +344,15 @@ def become_kernel(
     server_pid: int | None,
     prepared: Prepared | None,
     log_fd: int | None = None,
+    enter: Any = None,
 ) -> None:
     """In the forked child: cut every tie to the template, then run the kernel.
 
     A sandboxed child (``log_fd`` given: its log cannot be opened by path in its sandbox)
     stays in the process group of its waiter and dies with it rather than watching the
-    server (its egress port, if any, is served by the server: ``isolation_program.py``)."""
+    server (its egress port, if any, is served by the server: ``isolation_program.py``).
+    ``enter`` (a sandboxed child) makes it its environment's interpreter once its
+    variables are its own (``environment_program.enter``)."""
     gc.enable()
     if log_fd is None:
         os.setsid()
@@ -367,10 +370,12 @@ def become_kernel(
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])
-    # The template started without this kernel's own PYTHONPATH (its session's packages).
-    for entry in reversed(os.environ.get("PYTHONPATH", "").split(os.pathsep)):
-        if entry and entry not in sys.path:
-            sys.path.insert(0, entry)
+    if enter is not None:
+        enter()
+    else:  # the template started without this kernel's own PYTHONPATH (its packages)
+        for entry in reversed(os.environ.get("PYTHONPATH", "").split(os.pathsep)):
+            if entry and entry not in sys.path:
+                sys.path.insert(0, entry)
     reseed()
     if server_pid is not None:
         exit_with_server(server_pid)
@@ -406,15 +411,20 @@ def _fork(request: dict[str, Any], server_pid: int, prepared: Prepared | None) -
 
 
 def _fork_isolated(
-    request: dict[str, Any], fds: list[int], isolate: Any, prepared: Prepared | None
+    request: dict[str, Any], fds: list[int], programs: dict[str, Any], prepared: Prepared | None
 ) -> None:
-    """Fork a sandboxed kernel: it isolates itself (``isolation_program.py``) first."""
+    """Fork a sandboxed kernel: it isolates itself (``isolation_program.py``), then
+    becomes its environment's interpreter (``environment_program.py``)."""
     gc.freeze()  # a collection in a kernel must not touch (and so copy) the shared objects
     pid = os.fork()
     if pid == 0:
         try:
-            isolate(request["isolation"], fds)
-            become_kernel(request, None, prepared, log_fd=fds[1])
+            programs["isolation"]["isolate"](request["isolation"], fds)
+
+            def enter() -> None:
+                programs["environment"]["enter"](request["environment"], programs["base"])
+
+            become_kernel(request, None, prepared, log_fd=fds[1], enter=enter)
         except BaseException as exc:
             os.write(2, f"kernel start failed: {type(exc).__name__}: {exc}\n".encode())
             os._exit(1)
@@ -475,16 +485,24 @@ def template_main(config: dict[str, Any]) -> None:
     own bubblewrap sandbox as pid 1: it forks the template proper and stays as ``keep``.
     Its stdin is a sequenced-packet socket carrying each request with its descriptors,
     and its children isolate themselves with ``config["isolation"]`` (source text) before
-    becoming kernels; ``{"ended": code}`` says the template proper ended.
+    becoming kernels of their environment (``config["environment"]``, source text; the
+    template itself is the server's interpreter, its ``sys.path`` checked against
+    ``config["trusted_path"]`` first); its ready line lists the top-level modules it
+    imported (``"modules"``); ``{"ended": code}`` says the template proper ended.
     """
     # No collection in the template: it would leave freed holes in the pages the kernels
     # share, which their first objects would fill (and copy). Kernels collect again.
     gc.disable()
     server_pid = config.get("server_pid")
     sandboxed = bool(config.get("sandboxed"))
-    isolation: dict[str, Any] = {"__name__": "__isolation__"}
-    if sandboxed:
-        exec(config["isolation"], isolation)
+    programs: dict[str, Any] = {
+        "isolation": {"__name__": "__isolation__"},
+        "environment": {"__name__": "__environment__"},
+    }
+    if sandboxed:  # the server's interpreter: its path checked before any import
+        exec(config["environment"], programs["environment"])
+        programs["base"] = programs["environment"]["start"](config["trusted_path"])
+        exec(config["isolation"], programs["isolation"])
         template = os.fork()
         if template:
             keep(template)
@@ -501,7 +519,7 @@ def template_main(config: dict[str, Any]) -> None:
     os.set_blocking(wake_r, False)
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
-    _send({"ready": failures})
+    _send({"ready": failures, "modules": programs["environment"]["loaded"]() if sandboxed else []})
     pending = bytearray()
     while sandboxed or os.getppid() == server_pid:
         readable, _, _ = select.select([0, wake_r], [], [])
@@ -520,7 +538,7 @@ def template_main(config: dict[str, Any]) -> None:
             return
         for request, fds in requests:
             if sandboxed:
-                _fork_isolated(request, fds, isolation["isolate"], prepared)
+                _fork_isolated(request, fds, programs, prepared)
             else:
                 _fork(request, int(server_pid or 0), prepared)
             del request

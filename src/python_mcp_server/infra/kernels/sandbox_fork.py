@@ -1,10 +1,14 @@
 """Sandboxed kernels forked from a preloaded template (``MCP_SANDBOX_FORK``, root servers).
 
-The template is itself sandboxed, never root: a shell joins the template's own cgroups
-and opens its seccomp program, ``setpriv`` becomes the kernel user (no groups, no
-capabilities, ``no_new_privs``), and an unprivileged bubblewrap puts it in a user
-namespace of its own (no capabilities in it) with the kernels' read-only view of the
-system and of its environment, empty /tmp, /run and hidden folders, no workspace, no
+The template runs only what the server owns: the server's own interpreter with the
+server's site-packages, never an environment's interpreter, site-packages or ``.pth``
+files, the workspace or the state folder (it does not see them), with no ``PYTHON*``
+variable that names a folder and a ``sys.path`` checked against the server's
+(``environment_program.start``). It is itself sandboxed, never root: a shell joins the
+template's own cgroups and opens its seccomp program, ``setpriv`` becomes the kernel user
+(no groups, no capabilities, ``no_new_privs``), and an unprivileged bubblewrap puts it in
+a user namespace of its own (no capabilities in it) with the kernels' read-only view of
+the system, empty /tmp, /run and hidden folders, no environment, no workspace, no
 runtime folder, no network unless kernels get the host's, and the template filter of
 ``seccomp.py`` (the kernels' filter less the calls its children need to isolate
 themselves). Its pid 1 (``kernel_program.keep``) outlives it while kernels run.
@@ -19,12 +23,15 @@ mounts exactly what a bubblewrap kernel gets (the same ``bwrap_args``, translate
 socket arrive as detached mounts, ``detached_mounts.py``), drops every capability, sets
 ``no_new_privs``, installs the kernels' seccomp filter and says it is isolated; a kernel
 under ``allowlist`` hands over with that a socket listening on the egress proxy's port
-of its own loopback, which the proxy serves (no forwarder process). Only then is the
-kernel returned; on any failure it is killed and the kernel starts the ordinary
-bubblewrap way, as it does when no template can serve.
+of its own loopback, which the proxy serves (no forwarder process). Then it becomes its
+environment's interpreter (``environment_program.enter``: its ``sys.path``, prefixes and
+``.pth`` files, as bubblewrap would start it). Only then is the kernel returned; on any
+failure it is killed and the kernel starts the ordinary bubblewrap way, as it does when
+no template can serve, and as kernels of an environment that installs a module the
+template imported do (``fork_guard.py``).
 
-What the template holds: the preload's imports (run in every kernel of that environment
-anyway), and briefly the descriptors it passes to each child. It never sees another
+What the template holds: the preload's imports from the server's packages, and briefly
+the descriptors it passes to each child. It never sees another
 environment's kernels, and its kernels cannot see it or each other.
 """
 
@@ -38,6 +45,7 @@ import os
 import socket
 import stat
 import struct
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -45,7 +53,13 @@ from typing import Any
 import psutil
 
 from python_mcp_server.errors import KernelStartError
-from python_mcp_server.infra.kernels import isolation_program, reaper, seccomp
+from python_mcp_server.infra.kernels import (
+    environment_program,
+    fork_guard,
+    isolation_program,
+    reaper,
+    seccomp,
+)
 from python_mcp_server.infra.kernels.base import KernelLaunchRequest, LaunchedKernel
 from python_mcp_server.infra.kernels.cgroups import CgroupLimits
 from python_mcp_server.infra.kernels.confine import joined
@@ -57,12 +71,17 @@ from python_mcp_server.infra.kernels.process_records import kill_process_tree
 from python_mcp_server.infra.kernels.sandbox import BwrapLauncher, _remove_all
 from python_mcp_server.infra.kernels.template import ForkedKernel, ForkTemplate
 from python_mcp_server.infra.kernels.template_set import TemplateOwner, TemplateSet
+from python_mcp_server.infra.kernels.template_view import (
+    hidden_from_template,
+    template_variables,
+    trusted_path,
+)
 from python_mcp_server.infra.network.forwarder import PROXY_PORT
 from python_mcp_server.infra.tasks import retrieve_outcomes
 
 logger = logging.getLogger(__name__)
 
-_Key = tuple[str, tuple[tuple[str, str], ...], tuple[str, ...], bool]
+_Key = tuple[str, tuple[tuple[str, str], ...], tuple[str, ...], bool, tuple[str, ...]]
 
 #: Size of a template's own /tmp and hidden folders, MiB (its kernels get fresh ones).
 TEMPLATE_TMP_MB = 64
@@ -259,6 +278,10 @@ class SandboxForkLauncher(TemplateOwner[_Key, SandboxTemplate], BwrapLauncher):
         self._live: set[SandboxTemplate] = set()
         self._closing = False
         self.forked = 0
+        #: Templates whose kernels start the ordinary way, and why (until packages change).
+        self._refused: dict[_Key, str] = {}
+        #: The modules the last template of a preload imported (checked before a start).
+        self._imported: dict[tuple[str, ...], frozenset[str]] = {}
         self._template_filter: Path | None = None
         seccomp_file = self.config.confinement.seccomp_file
         if seccomp_file is not None:
@@ -270,8 +293,13 @@ class SandboxForkLauncher(TemplateOwner[_Key, SandboxTemplate], BwrapLauncher):
                 temp.replace(self._template_filter)
 
     def forks(self, request: KernelLaunchRequest) -> bool:
-        """Whether this request is served by a template: a preload, a root server (the
-        kernel user to run as, detached mounts to make) and a seccomp filter."""
+        """Whether this request is served by a template: ``_forkable``, and its
+        environment not found to shadow the template's imports (``fork_guard.py``)."""
+        return self._forkable(request) and self._key(request) not in self._refused
+
+    def _forkable(self, request: KernelLaunchRequest) -> bool:
+        """A preload, a root server (the kernel user to run as, detached mounts to make)
+        and a seccomp filter."""
         confinement = self.config.confinement
         return (
             bool(request.preload)
@@ -280,25 +308,37 @@ class SandboxForkLauncher(TemplateOwner[_Key, SandboxTemplate], BwrapLauncher):
         )
 
     def _template_env(self, request: KernelLaunchRequest) -> dict[str, str]:
-        env = self.kernel_env(request)
-        for name in request.own_variables:
-            env.pop(name, None)
-        return env
+        return template_variables(self.kernel_env(request), request.own_variables)
+
+    def _template_hidden(self, request: KernelLaunchRequest) -> tuple[Path, ...]:
+        return hidden_from_template(request, self.config.hidden_paths)
 
     def _key(self, request: KernelLaunchRequest) -> _Key:
         env = tuple(sorted(self._template_env(request).items()))
         shared_network = self.network_of(request).mode == "allow"
-        return (request.python, env, request.preload, shared_network)
+        hidden = tuple(str(path) for path in self._template_hidden(request))
+        return (request.python, env, request.preload, shared_network, hidden)
 
     async def launch(self, request: KernelLaunchRequest) -> LaunchedKernel:
-        if not self.forks(request):
+        if not self._forkable(request):
             return await super().launch(request)
         if self._closing:  # no template may start once the templates are being ended
             raise KernelStartError("the server is stopping")
         key = self._key(request)  # before its egress socket joins its variables
-        template = await self._set.get(key, request)
-        if template is None:
-            return await super().launch(request)
+        refused = self._refused.get(key)
+        imported = self._imported.get(request.preload)
+        if refused is None and imported is not None:  # known before a template starts
+            refused = await self._refusal(key, request, imported)
+        template = None if refused else await self._set.get(key, request)
+        if template is not None and (template.failures or template.modules != imported):
+            self._imported[request.preload] = template.modules
+            refused = await self._refusal(key, request, template.modules, template.failures)
+            if key in self._refused:  # of no use to this environment until it changes
+                await self._set.drop(key, template)
+        if template is None or refused is not None:
+            kernel = await super().launch(request)
+            kernel.unforked = refused
+            return kernel
         egress = await self._open_egress(request)
         try:
             kernel = await self._fork_unless_cancelled(template, request, egress)
@@ -318,9 +358,26 @@ class SandboxForkLauncher(TemplateOwner[_Key, SandboxTemplate], BwrapLauncher):
             proxy = self.proxy
             self._after_exit(kernel, lambda: proxy.close_listener(egress))
         self.forked += 1
-        if template.failures:  # the caller falls back to plain kernels; this one is served
-            await self._set.drop(key, template)
         return kernel
+
+    async def _refusal(
+        self,
+        key: _Key,
+        request: KernelLaunchRequest,
+        imported: frozenset[str],
+        failures: dict[str, str] | None = None,
+    ) -> str | None:
+        """Why this kernel must start the ordinary way instead (``fork_guard.py``); a
+        reason that holds for every kernel of the environment is kept until it changes."""
+        python = request.python
+        reason = await asyncio.to_thread(fork_guard.refusal, python, imported, failures)
+        if reason is not None:
+            self._refused[key] = reason
+            return reason
+        folders = fork_guard.path_folders(request.env)  # the session's own packages
+        if not folders:
+            return None
+        return await asyncio.to_thread(fork_guard.shadowed, folders, imported)
 
     async def _fork_unless_cancelled(
         self, template: SandboxTemplate, request: KernelLaunchRequest, egress: Path | None
@@ -377,6 +434,7 @@ class SandboxForkLauncher(TemplateOwner[_Key, SandboxTemplate], BwrapLauncher):
                 "argv": ["-f", str(prepared.connection_file), *KERNEL_ARGS, *request.extra_args],
                 "cwd": str(request.cwd),
                 "env": env,
+                "environment": {"python": request.python},
                 "isolation": {
                     "listen": PROXY_PORT if egress is not None else None,
                     "mounts": plan,
@@ -429,12 +487,14 @@ class SandboxForkLauncher(TemplateOwner[_Key, SandboxTemplate], BwrapLauncher):
         return kernel
 
     def template_argv(self, request: KernelLaunchRequest, cgroups: list[Path]) -> list[str]:
-        """The template's command: two bubblewraps.
+        """The template's command: two bubblewraps around the server's own interpreter.
 
         The outer one runs as root like a kernel's (it can reach an interpreter in a
         folder only root may pass) and lays out the view: the read-only system, the
-        hidden folders empty, the environment and the server's Python re-exposed, no
-        workspace or runtime folder, a network namespace unless kernels get the host's.
+        hidden folders empty, the server's Python re-exposed, and also hidden what the
+        request names of its own (the workspace, the environment, local package folders:
+        whatever an agent could write), no runtime folder, a network namespace unless
+        kernels get the host's.
         ``setpriv`` then becomes the kernel user with no capabilities and
         ``no_new_privs``, and the inner, unprivileged bubblewrap gives the template a user
         namespace (no capabilities in it), its own pid namespace with a fully visible
@@ -444,8 +504,8 @@ class SandboxForkLauncher(TemplateOwner[_Key, SandboxTemplate], BwrapLauncher):
         if confinement.user is None or self._template_filter is None:
             raise ValueError("sandboxed templates need the kernel user and a seccomp filter")
         plan = plan_mounts(
-            hidden=self.config.hidden_paths,
-            readable=(*self.config.readable_paths, *request.readable_paths),
+            hidden=(*self.config.hidden_paths, *self._template_hidden(request)),
+            readable=self.config.readable_paths,
             writable=(),
             unprivileged=True,
         )
@@ -485,7 +545,7 @@ class SandboxForkLauncher(TemplateOwner[_Key, SandboxTemplate], BwrapLauncher):
             "/dev",
             "--proc",
             "/proc",
-            "--bind",  # with what the outer one exposes in it (an environment, maybe)
+            "--bind",  # with what the outer one exposes in it (the server's Python, maybe)
             "/tmp",
             "/tmp",
             "--chdir",
@@ -498,8 +558,12 @@ class SandboxForkLauncher(TemplateOwner[_Key, SandboxTemplate], BwrapLauncher):
             "limits": [list(pair) for pair in self.limits.rlimits()],
             "kernel_args": [*KERNEL_ARGS, *request.extra_args],  # parsed once, in the template
             "isolation": Path(isolation_program.__file__).read_text(encoding="utf-8"),
+            "environment": Path(environment_program.__file__).read_text(encoding="utf-8"),
+            "trusted_path": trusted_path(),
         }
-        program = [request.python, "-c", program_source(), json.dumps(config)]
+        # The server's interpreter, never the environment's: it starts with the server's
+        # site-packages (and their .pth files) only; each child takes its environment.
+        program = [sys.executable, "-c", program_source(), json.dumps(config)]
         drop = drop_argv(confinement.user, confinement.setpriv)
         bwrap = self.config.bwrap
         argv = [bwrap, *outer, "--", *drop, bwrap, *inner, "--", *program]
@@ -575,7 +639,9 @@ class SandboxForkLauncher(TemplateOwner[_Key, SandboxTemplate], BwrapLauncher):
         task.add_done_callback(lambda _: self._retired.pop(template, None))
 
     async def environment_changed(self) -> None:
-        """Retire every template (an environment's packages changed: its preload is stale)."""
+        """Retire every template (an environment's packages changed: its preload is stale)
+        and look at every environment again."""
+        self._refused.clear()
         await self._set.end_all()
 
     async def aclose(self) -> None:

@@ -45,6 +45,8 @@ class ForkTemplate:
         self.process = process
         self.log_path = log_path
         self.failures: dict[str, str] = {}
+        #: Top-level modules a sandboxed template imported (``fork_guard.py`` reads them).
+        self.modules: frozenset[str] = frozenset()
         #: The template proper ended while its sandbox lives on (``kernel_program.keep``).
         self.ended = False
         loop = asyncio.get_running_loop()
@@ -113,6 +115,7 @@ class ForkTemplate:
 
     def _dispatch(self, message: dict[str, Any]) -> None:
         if "ready" in message and not self._ready.done():
+            self.modules = frozenset(str(name) for name in message.get("modules", ()))
             self._ready.set_result({str(k): str(v) for k, v in message["ready"].items()})
         elif "forked" in message:
             future = self._forks.get(int(message["forked"]))
