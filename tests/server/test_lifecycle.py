@@ -14,6 +14,7 @@ import psutil
 import pytest
 from fastmcp import Client
 
+from python_mcp_server.infra.kernels.sandbox_fork import SandboxForkLauncher
 from python_mcp_server.server.services import Services
 from tests.helpers import call, kernel_children, run, tool_error, wait_for_new_kernel, wait_gone
 
@@ -27,7 +28,30 @@ def expected_kernels(services: Services) -> set[int]:
     for root in roots:
         with contextlib.suppress(psutil.Error, TypeError):
             pids |= {root, *(p.pid for p in psutil.Process(root).children(recursive=True))}
-    return pids
+    return pids | template_processes(services)
+
+
+def template_processes(services: Services) -> set[int]:
+    """The fork templates' own processes, never a kernel they forked: an unsandboxed
+    template alone; a sandboxed one's bubblewraps, pid 1 and template proper (the walk
+    stops at each kernel's waiter, a reaper)."""
+    launcher = services.launcher
+    templates = {template.pid for template in getattr(launcher, "templates", ())}
+    if not isinstance(launcher, SandboxForkLauncher):
+        return templates
+    found: set[int] = set()
+    stack = []
+    for pid in templates:
+        with contextlib.suppress(psutil.Error):
+            stack.append(psutil.Process(pid))
+    while stack:
+        process = stack.pop()
+        with contextlib.suppress(psutil.Error):
+            if process.exe().startswith("/memfd:reaper"):
+                continue
+            found.add(process.pid)
+            stack += process.children()
+    return found
 
 
 async def assert_no_stray_kernel(services: Services) -> None:

@@ -28,6 +28,8 @@ from pathlib import Path
 READ_LIMIT = 64 * 1024
 #: Most entries looked at per folder.
 ENTRY_LIMIT = 20000
+#: Most folders named by ``.pth`` files looked into, per site folder.
+PTH_FOLDER_LIMIT = 64
 #: Suffixes of importable files: the module name is what comes before the first dot.
 _MODULE_SUFFIXES = (".py", ".pyc", ".so", ".pyd")
 #: Configuration an environment may hold that a kernel reads as it starts.
@@ -85,13 +87,17 @@ def provided(folder: Path) -> set[str]:
     its ``.pth`` files name (one level) and the ``top_level.txt`` of its distributions."""
     entries = _entries(str(folder))
     names = _module_names(entries)
-    for entry in entries:
+    named: list[str] = []  # the folders the .pth files name, in the order site reads them
+    for entry in sorted(entries, key=lambda found: found.name):
         if entry.name.endswith(".pth"):
             for line in _read(entry.path).splitlines():
                 line = line.strip()
                 if line and not line.startswith(("#", "import ", "import\t")):
-                    names |= _module_names(_entries(os.path.join(folder, line)))
-        elif entry.name.endswith((".dist-info", ".egg-info")):
+                    named.append(os.path.join(folder, line))
+    for path in named[:PTH_FOLDER_LIMIT]:
+        names |= _module_names(_entries(path))
+    for entry in entries:
+        if entry.name.endswith((".dist-info", ".egg-info")):
             for line in _read(os.path.join(entry.path, "top_level.txt")).splitlines():
                 top = line.strip().replace("/", ".").partition(".")[0]
                 if top:
