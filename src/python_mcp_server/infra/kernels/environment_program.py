@@ -10,7 +10,9 @@ environment (``sandbox_fork.template_argv``); in it:
   working directory from it and returns the interpreter's own part of it (the standard
   library: what ``site`` added comes after it);
 - ``loaded()``: the top-level modules it imported beyond the standard library, which the
-  server compares with what an environment provides (``fork_guard.py``).
+  server compares with what an environment provides (``fork_guard.py``);
+- ``settle()``: last, before its first fork, invalidates the import caches for all its
+  children.
 
 In each child, isolated and under the kernels' filter, before any code of the kernel:
 ``enter(spec, base)`` makes the process what the environment's interpreter is at start:
@@ -65,6 +67,20 @@ def loaded() -> list[str]:
     return sorted(name for name in names if name not in standard and not name.startswith("__"))
 
 
+def settle() -> None:
+    """In the template, after its last import and before its first fork: invalidate the
+    import caches (``importlib.invalidate_caches``) for every child at once.
+
+    A child sees other folders than the template did (its environment, its workspace as
+    working directory), so no directory listing, no path found missing and no relative
+    path entry cached in the template may serve it: every finder lists its folder again
+    at its next use. Done in each child, this wrote to every cached finder object, and so
+    copied their pages of the template's memory into each kernel (0.7 MB); the template
+    imports nothing after it, and a child imports nothing before ``enter`` but standard
+    library modules, whose folders are the same in both."""
+    importlib.invalidate_caches()
+
+
 def _repoint(value: Any, old: str, new: str) -> Any:
     if isinstance(value, str) and (value == old or value.startswith(old + os.sep)):
         return new + value[len(old) :]
@@ -86,7 +102,7 @@ def enter(spec: dict[str, Any], base: list[str]) -> None:
     site.USER_BASE = None
     for name in ("sitecustomize", "usercustomize"):  # the environment's, if it has them
         sys.modules.pop(name, None)
-    importlib.invalidate_caches()
+    # The import caches were invalidated by the template, once for all (``settle``).
     site.main()
     sysconfig = sys.modules.get("sysconfig")
     if sysconfig is not None:  # its variables are computed again, from the new prefixes

@@ -514,6 +514,8 @@ def template_main(config: dict[str, Any]) -> None:
             sys.stderr.write(f"template: could not import {name}: {exc}\n")
     harden_completion_cache()  # imports parso (2.3 MB a kernel would make its own)
     prepared = prepare(list(config.get("kernel_args", ())))
+    if sandboxed:  # its last import done: the children's import caches, made stale once
+        programs["environment"]["settle"]()
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     os.set_blocking(wake_r, False)
