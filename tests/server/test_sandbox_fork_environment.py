@@ -109,6 +109,9 @@ async def test_the_template_runs_nothing_of_the_environment_or_the_workspace(
     environment = services.environments.root("default")
     for mapped in template.memory_maps():
         assert not mapped.path.startswith((str(environment), str(workspace))), mapped.path
+    # No variable that leads Python to code (its kernels get their PYTHONPATH as they fork).
+    names = set(template.environ())
+    assert not {"PYTHONPATH", "PYTHONSTARTUP", "PYTHONHOME", "PYTHONUSERBASE"} & names
 
 
 @pytest.mark.parametrize("settings_overrides", [FORKED])
