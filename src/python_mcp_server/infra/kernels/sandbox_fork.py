@@ -89,6 +89,10 @@ TEMPLATE_TMP_MB = 64
 FIRST_MOUNT_FD = 2
 #: Seconds the templates' sandboxes may take to end once the server shuts down.
 RETIRE_WAIT = 5.0
+#: Template starts that may fail in a row before kernels stop waiting for one (until
+#: packages change): a host that cannot run it (no user namespaces for the kernel user)
+#: would otherwise try again, and say so, at every kernel start.
+START_FAILURES_LIMIT = 3
 
 
 def isolation_plan(args: list[str]) -> tuple[list[list[Any]], list[tuple[Path, bool]], bool]:
@@ -282,6 +286,9 @@ class SandboxForkLauncher(TemplateOwner[_Key, SandboxTemplate], BwrapLauncher):
         self._refused: dict[_Key, str] = {}
         #: The modules the last template of a preload imported (checked before a start).
         self._imported: dict[tuple[str, ...], frozenset[str]] = {}
+        #: Template starts failed in a row, and why the last one did.
+        self._start_failures = 0
+        self._start_problem: str | None = None
         self._template_filter: Path | None = None
         seccomp_file = self.config.confinement.seccomp_file
         if seccomp_file is not None:
@@ -295,7 +302,11 @@ class SandboxForkLauncher(TemplateOwner[_Key, SandboxTemplate], BwrapLauncher):
     def forks(self, request: KernelLaunchRequest) -> bool:
         """Whether this request is served by a template: ``_forkable``, and its
         environment not found to shadow the template's imports (``fork_guard.py``)."""
-        return self._forkable(request) and self._key(request) not in self._refused
+        return (
+            self._forkable(request)
+            and self._key(request) not in self._refused
+            and self._start_failures < START_FAILURES_LIMIT
+        )
 
     def _forkable(self, request: KernelLaunchRequest) -> bool:
         """A preload, a root server (the kernel user to run as, detached mounts to make)
@@ -326,6 +337,8 @@ class SandboxForkLauncher(TemplateOwner[_Key, SandboxTemplate], BwrapLauncher):
             raise KernelStartError("the server is stopping")
         key = self._key(request)  # before its egress socket joins its variables
         refused = self._refused.get(key)
+        if refused is None and self._start_failures >= START_FAILURES_LIMIT:
+            refused = f"the fork template does not start here ({self._start_problem})"
         imported = self._imported.get(request.preload)
         if refused is None and imported is not None:  # known before a template starts
             refused = await self._refusal(key, request, imported)
@@ -599,7 +612,7 @@ class SandboxForkLauncher(TemplateOwner[_Key, SandboxTemplate], BwrapLauncher):
             server_end.close()
             if cgroups:
                 await asyncio.to_thread(_remove_all, cgroups)
-            self._set.note_problem(f"could not start the sandboxed fork template: {exc}")
+            self._start_failed(f"could not start the sandboxed fork template: {exc}")
             return None
         finally:
             child_end.close()
@@ -609,10 +622,18 @@ class SandboxForkLauncher(TemplateOwner[_Key, SandboxTemplate], BwrapLauncher):
         try:
             await template.wait_ready(self._start_timeout)
         except KernelStartError as exc:
-            self._set.note_problem(f"{exc}; starting plain kernels")
+            self._start_failed(f"{exc}{template.log_tail()}")
             self._retire(template)
             return None
+        self._start_failures = 0
         return template
+
+    def _start_failed(self, problem: str) -> None:
+        self._start_failures += 1
+        self._start_problem = problem
+        given_up = self._start_failures >= START_FAILURES_LIMIT
+        after = "; kernels start the ordinary way until packages change" if given_up else ""
+        self._set.note_problem(f"{problem}; starting plain kernels{after}")
 
     async def _end_template(self, template: SandboxTemplate) -> None:
         self._retire(template)
@@ -642,6 +663,7 @@ class SandboxForkLauncher(TemplateOwner[_Key, SandboxTemplate], BwrapLauncher):
         """Retire every template (an environment's packages changed: its preload is stale)
         and look at every environment again."""
         self._refused.clear()
+        self._start_failures = 0
         await self._set.end_all()
 
     async def aclose(self) -> None:
