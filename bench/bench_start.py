@@ -19,9 +19,12 @@ matplotlib.pyplot`` in a new session; unique memory (USS) per idle session with 
 sessions, summed over the session's process tree, and (as root, from the page frames)
 the memory only that tree maps, a page shared by two of its processes counted once; the
 template's own USS apart; CPU of the server and every kernel per second of
-a quiet window with 16 idle sessions. Before the sessions: the idle kernel pool (its
-depth, the kernels ready, and the memory of every process but the server and the
-template proper: USS, and PSS with the template's shared pages split among its users).
+a quiet window with 16 idle sessions; the server process's own CPU per sequential new
+session (create, first call, delete, and the pool's side of refilling: the server is one
+process, so this bounds how many new sessions a second it serves). Before the sessions:
+the idle kernel pool (its depth, the kernels ready, and the memory of every process but
+the server and the template proper: USS, and PSS with the template's shared pages split
+among its users).
 Before each burst, the kernels the pool held (``health_check``; null on servers that do
 not report it).
 
@@ -119,6 +122,12 @@ async def pool_state(client: Client[Any]) -> tuple[int | None, int | None]:
     return metrics.get("kernel_pool_ready"), metrics.get("kernel_pool_depth")
 
 
+def server_cpu_seconds(pid: int) -> float:
+    """CPU seconds of the server's own process (every thread; no kernel)."""
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
+
+
 def pool_memory(server_pid: int) -> tuple[float, float]:
     """USS and PSS (MB) of every process under the server but the template proper: the
     idle pool's kernels (with their sandbox processes), and the sandboxed template's
@@ -159,10 +168,14 @@ async def measure(name: str, env: dict[str, str], args: argparse.Namespace) -> d
             uss, pss = pool_memory(server.process.pid)
             figures["pool_idle_uss_mb"], figures["pool_idle_pss_mb"] = uss, pss
             samples = []
+            cpu = server_cpu_seconds(server.process.pid)
             for i in range(args.iterations):
                 samples.append(await new_session(client, f"s{i}"))
                 await delete(client, [f"s{i}"])
             figures["sequential_ms"] = percentiles_ms(samples)
+            cpu = server_cpu_seconds(server.process.pid) - cpu
+            figures["server_cpu_ms_per_new_session"] = round(cpu * 1000 / args.iterations, 1)
+            figures["pool_ready_after_sequential"] = (await pool_state(client))[0]
             burst_samples: list[float] = []
             figures["pool_ready_before_bursts"] = []
             for b in range(args.bursts):

@@ -101,7 +101,8 @@ class Settings(BaseSettings):
         description="Pre-started kernels kept ready when kernels fork from a preloaded "
         "template (about 20 MB each), so a burst of that many concurrent new sessions is "
         "served from ready kernels; where each kernel starts whole (about 90 MB with the "
-        "data stack) the pool keeps `MCP_KERNEL_POOL_SIZE`. Applies only with a pool.",
+        "data stack) the pool keeps `MCP_KERNEL_POOL_SIZE`. At most `MCP_MAX_SESSIONS`; "
+        "applies only with a pool.",
     )
     kernel_preload: str = Field(
         "auto",

@@ -88,6 +88,9 @@ async def test_the_depth_follows_what_a_kernel_costs(workspace: Path) -> None:
     assert default_parallel_starts(8) == 4
     assert default_parallel_starts(1) == 1
 
+    capped = build_services(Settings(workspace_dir=workspace, max_sessions=4, **FORKED))
+    assert capped.sessions.pool._config.burst == 4  # never more than could be taken
+
     for changed, forks in (
         ({}, True),
         ({"kernel_preload": "none"}, False),

@@ -263,7 +263,8 @@ def build_services(settings: Settings) -> Services:
             # Gateway kernels are named by session id, so none can wait in a pool.
             pool=PoolConfig(
                 size=0 if launcher.shared_sessions else settings.kernel_pool_size,
-                burst=settings.kernel_pool_burst,
+                # A burst larger than the sessions allowed could never be taken.
+                burst=min(settings.kernel_pool_burst, settings.max_sessions),
                 parallel_starts=default_parallel_starts(),
             ),
             max_concurrent_executions=settings.max_concurrent_executions,
