@@ -119,7 +119,10 @@ def templates(server_pid: int) -> list[int]:
 async def pool_state(client: Client[Any]) -> tuple[int | None, int | None]:
     """The kernels ready in the pool and its depth, as health_check reports them."""
     metrics = structured(await client.call_tool("health_check", {}))["metrics"]
-    return metrics.get("kernel_pool_ready"), metrics.get("kernel_pool_depth")
+    depth = metrics.get("kernel_pool_depth")
+    if depth is None:  # a server that does not report its pool
+        return None, None
+    return metrics.get("kernel_pool_ready", 0), depth  # a zero is left out of the answer
 
 
 def server_cpu_seconds(pid: int) -> float:

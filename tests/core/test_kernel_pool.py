@@ -13,7 +13,11 @@ import pytest
 
 from python_mcp_server.core.sessions.kernel_client import KernelClient
 from python_mcp_server.core.sessions.kernel_pool import KernelPool
-from python_mcp_server.core.sessions.pool_policy import PoolConfig, default_parallel_starts
+from python_mcp_server.core.sessions.pool_policy import (
+    PoolConfig,
+    default_parallel_starts,
+    default_urgent_parallel_starts,
+)
 from python_mcp_server.server.services import Services, build_services
 from python_mcp_server.settings import Settings
 
@@ -87,6 +91,10 @@ async def test_the_depth_follows_what_a_kernel_costs(workspace: Path) -> None:
     assert default_parallel_starts(2) == 1
     assert default_parallel_starts(8) == 4
     assert default_parallel_starts(1) == 1
+    assert default_urgent_parallel_starts(2) == 2
+    starts = PoolConfig(size=1, burst=10, parallel_starts=1, urgent_parallel_starts=2)
+    assert starts.starts_allowed(ready=5, depth=10) == 1  # half full: one at a time
+    assert starts.starts_allowed(ready=4, depth=10) == 2  # the next sessions would wait
 
     capped = build_services(Settings(workspace_dir=workspace, max_sessions=4, **FORKED))
     assert capped.sessions.pool._config.burst == 4  # never more than could be taken
@@ -120,12 +128,12 @@ async def test_a_burst_as_deep_as_the_pool_starts_no_kernel_on_its_path(
     for session in burst:
         assert (await session.execute("1+1")).result.result == "2"
     # The drained pool refills to its depth, one stream of starts that never holds more
-    # kernels than the depth nor starts more at once than its parallel starts.
+    # kernels than the depth nor starts more at once than it may.
     assert await pool.wait_full(120)
     assert pool.ready_count == 3
     assert log.pooled == 3
     assert log.most_held <= pool.depth
-    assert log.most_running <= pool._config.parallel_starts
+    assert log.most_running <= pool._config.urgent_parallel_starts
     assert log.for_sessions == 0
 
 

@@ -56,7 +56,11 @@ from python_mcp_server.core.safety.checker import SafetyHook, SafetyPolicy
 from python_mcp_server.core.sessions.kernel_environment import KernelPipConfig
 from python_mcp_server.core.sessions.kernel_factory import KernelFactory, KernelFactoryConfig
 from python_mcp_server.core.sessions.manager import SessionManager, SessionsConfig
-from python_mcp_server.core.sessions.pool_policy import PoolConfig, default_parallel_starts
+from python_mcp_server.core.sessions.pool_policy import (
+    PoolConfig,
+    default_parallel_starts,
+    default_urgent_parallel_starts,
+)
 from python_mcp_server.core.sessions.preload import preload_modules
 from python_mcp_server.core.sessions.preload_notice import PreloadNoticeHook
 from python_mcp_server.core.sessions.registry import RegistryConfig, SessionRegistry
@@ -266,6 +270,7 @@ def build_services(settings: Settings) -> Services:
                 # A burst larger than the sessions allowed could never be taken.
                 burst=min(settings.kernel_pool_burst, settings.max_sessions),
                 parallel_starts=default_parallel_starts(),
+                urgent_parallel_starts=default_urgent_parallel_starts(),
             ),
             max_concurrent_executions=settings.max_concurrent_executions,
         ),

@@ -7,7 +7,8 @@ kernels wait, and how many start at once, is ``pool_policy.py``: deep where kern
 90 MB.
 
 The pool refills as a stream: each kernel taken is replaced as soon as a start slot is
-free (``parallel_starts``), never beyond the depth (ready plus starting). A start waits
+free (``PoolConfig.starts_allowed``: more at once when less than half the depth is ready),
+never beyond the depth (ready plus starting). A start waits
 until no kernel is starting for a waiting session (in a burst beyond the depth, the
 sessions' own kernels get the CPU first), and until each session that took a kernel had
 its first call answered (or ``FIRST_CALL_WAIT`` passed): on a small machine a kernel
@@ -130,7 +131,9 @@ class KernelPool:
 
     def _room(self) -> bool:
         starting = len(self._starting)
-        return starting < self._config.parallel_starts and len(self._ready) + starting < self.depth
+        ready = len(self._ready)
+        allowed = self._config.starts_allowed(ready, self.depth)
+        return starting < allowed and ready + starting < self.depth
 
     async def _refill_forever(self) -> None:
         self._changed()

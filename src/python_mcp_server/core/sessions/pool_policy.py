@@ -10,9 +10,11 @@ starts holds about 90 MB, and takes seconds of CPU. The pool therefore keeps:
   enough to serve a burst of that many concurrent ``create_session`` calls from ready
   kernels.
 
-It starts at most ``parallel_starts`` kernels at a time: a refill is CPU the next
-sessions' first calls want too, so the pool refills as a steady stream beside them rather
-than as a spike.
+It starts at most ``parallel_starts`` kernels at a time while it holds at least half its
+depth: a refill is CPU the next sessions' first calls want too, so the pool refills as a
+steady stream beside them rather than as a spike. Below half its depth the next sessions
+would find it empty, and wait for a start anyway: it then starts up to
+``urgent_parallel_starts`` at once.
 """
 
 from __future__ import annotations
@@ -27,6 +29,12 @@ def default_parallel_starts(cpu_count: int | None = None) -> int:
     return max(1, cores // 2)
 
 
+def default_urgent_parallel_starts(cpu_count: int | None = None) -> int:
+    """One start per core: a pool nearly empty is what the next sessions wait for."""
+    cores = cpu_count if cpu_count is not None else (os.cpu_count() or 1)
+    return max(1, cores)
+
+
 @dataclass(frozen=True)
 class PoolConfig:
     """The pool's settings."""
@@ -35,11 +43,19 @@ class PoolConfig:
     size: int
     #: Kernels kept ready when kernels fork from a template (cheap).
     burst: int = 0
-    #: Most kernels the pool starts at once.
+    #: Most kernels the pool starts at once while it holds half its depth or more.
     parallel_starts: int = 1
+    #: Most kernels the pool starts at once below half its depth.
+    urgent_parallel_starts: int = 1
 
     def depth(self, forks: bool) -> int:
         """The kernels to keep ready, given whether the pool's kernels fork."""
         if self.size <= 0:
             return 0
         return max(self.size, self.burst) if forks else self.size
+
+    def starts_allowed(self, ready: int, depth: int) -> int:
+        """How many kernels may be starting at once with ``ready`` of ``depth`` ready."""
+        if 2 * ready < depth:
+            return max(self.parallel_starts, self.urgent_parallel_starts)
+        return self.parallel_starts
