@@ -20,6 +20,7 @@ from python_mcp_server.core.sessions.pool_policy import (
 )
 from python_mcp_server.server.services import Services, build_services
 from python_mcp_server.settings import Settings
+from tests.helpers import wait_gone
 
 #: Unsandboxed kernels forked from a template that preloads numpy: quick to start.
 FORKED: dict[str, Any] = {"sandbox": "none", "kernel_preload": "numpy", "kernel_fork": True}
@@ -209,3 +210,28 @@ async def test_closing_the_pool_during_a_refill_leaves_no_kernel(
         await handed.close(kill=True)
     assert services.sessions.pool.starting_count == 0
     assert services.sessions.pool.ready_count == 0
+
+
+async def test_renewing_the_pool_replaces_its_kernels_ready_or_starting(
+    no_kernel_leak: None, forked_services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the pool does when the default environment changes: no kernel it held, ready
+    or being started, reaches a session; each ends."""
+    pool = forked_services.sessions.pool
+    assert await pool.wait_full(120)
+    ready = {client.kernel.pid for client in pool._ready}
+    taken = pool.take()
+    assert taken is not None
+    try:
+        taken.executed.set()
+        log = watch_starts(forked_services, monkeypatch)
+        await log.entered.wait()  # a start is under way as the environment changes
+        await pool.renew()
+        assert pool.ready_count == 0
+        assert await pool.wait_full(120)
+        fresh = {client.kernel.pid for client in pool._ready}
+        assert not fresh & ready
+        assert len(fresh) == pool.depth
+        assert not wait_gone(ready - {taken.kernel.pid})
+    finally:
+        await taken.close(kill=True)

@@ -75,6 +75,13 @@ class PackageService:
             return self.environments.target(name)
         return self.environments.session_target(name, key, folder.site)
 
+    async def _environment_changed(self, name: str) -> None:
+        """Templates holding the environment's old imports end; so do the pool's kernels
+        when it is the default environment's."""
+        await self.sessions.factory.environment_changed()
+        if name == self.environments.default_name:
+            await self.sessions.pool.renew()
+
     def _refreshed(self, target: EnvTarget) -> list[KernelSession]:
         if target.session_id is not None:
             return [s for s in self.sessions.all() if s.key == target.session_id]
@@ -99,7 +106,7 @@ class PackageService:
         if result.changes:
             if target.session_id is None:
                 self.environments.changed(name)
-                await self.sessions.factory.environment_changed()
+                await self._environment_changed(name)
             result.sessions_refreshed = await refresh_import_caches(self._refreshed(target))
         if result.session_id is not None:
             result.session_id = split_key(result.session_id)[1]  # the id its owner knows
@@ -119,7 +126,7 @@ class PackageService:
         if any(p.status == "removed" for p in result.packages):
             if target.session_id is None:
                 self.environments.changed(name)
-                await self.sessions.factory.environment_changed()
+                await self._environment_changed(name)
             await refresh_import_caches(self._refreshed(target))
         if result.session_id is not None:
             result.session_id = split_key(result.session_id)[1]  # the id its owner knows

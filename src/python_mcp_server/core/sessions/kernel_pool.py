@@ -202,6 +202,20 @@ class KernelPool:
             raise
         return client
 
+    async def renew(self) -> None:
+        """The default environment changed: end the kernels ready or being started (they
+        hold its old imports); the pool refills with fresh ones, and a session waiting for
+        a start gets one of those."""
+        starting = list(self._starting)
+        for task in starting:
+            task.cancel()
+        if starting:  # each closes the kernel it was starting
+            await asyncio.gather(*starting, return_exceptions=True)
+        stale, self._ready = self._ready, []
+        for client in stale:
+            self._close_later(client)
+        self._changed()
+
     def _close_later(self, client: KernelClient) -> asyncio.Task[None]:
         task = asyncio.create_task(client.close(kill=True))
         self._closing.add(task)
