@@ -235,3 +235,30 @@ async def test_renewing_the_pool_replaces_its_kernels_ready_or_starting(
         assert not wait_gone(ready - {taken.kernel.pid})
     finally:
         await taken.close(kill=True)
+
+
+async def test_the_pool_keeps_its_minimum_once_kernels_stop_forking(
+    no_kernel_leak: None, forked_services: Services
+) -> None:
+    """A forking launcher that starts the default environment's kernels whole (its
+    template cannot start, ...) says why (``PreloadPolicy.unforked``): the pool then keeps
+    ``MCP_KERNEL_POOL_SIZE`` kernels, ending those beyond it, until packages change."""
+    pool = forked_services.sessions.pool
+    preload = forked_services.sessions.factory.preload
+    assert await pool.wait_full(120)
+    assert pool.depth == 3
+    spare = {client.kernel.pid for client in pool._ready}
+    # What a launch sets when it had to start a kernel whole (sandbox_fork.py).
+    preload.unforked[None] = "the fork template does not start here"
+    taken = pool.take()  # any change of the pool applies the smaller depth
+    assert taken is not None
+    try:
+        assert pool.depth == 1
+        assert pool.ready_count == 1
+        kept = {client.kernel.pid for client in pool._ready}
+        await asyncio.wait(list(pool._closing))  # the spare kernel is being ended
+        assert not wait_gone(spare - kept - {taken.kernel.pid})
+        await forked_services.sessions.factory.environment_changed()  # packages changed
+        assert pool.depth == 3
+    finally:
+        await taken.close(kill=True)

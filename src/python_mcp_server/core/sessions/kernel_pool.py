@@ -46,8 +46,9 @@ class KernelPool:
     def __init__(self, factory: KernelFactory, config: PoolConfig) -> None:
         self._factory = factory
         self._config = config
-        #: Kernels kept ready (``PoolConfig.depth``), known once the pool started.
-        self.depth = 0
+        #: Whether the launcher forks the default environment's kernels (once started).
+        self._forks = False
+        self._started = False
         self._ready: list[KernelClient] = []
         #: The pool's kernel starts under way.
         self._starting: set[asyncio.Task[None]] = set()
@@ -71,8 +72,18 @@ class KernelPool:
         except Exception:  # the default environment is not usable yet: no burst depth
             logger.debug("kernel pool: cannot tell whether kernels fork", exc_info=True)
             forks = False
-        self.depth = self._config.depth(forks)
+        self._forks, self._started = forks, True
         self._task = asyncio.create_task(self._refill_forever(), name="kernel-pool")
+
+    @property
+    def depth(self) -> int:
+        """Kernels kept ready (``PoolConfig.depth``): the burst depth only while the default
+        environment's kernels do fork (a launcher that forks may start a kernel whole, and
+        says why: ``PreloadPolicy.unforked``, cleared when its packages change)."""
+        if not self._started:
+            return 0
+        cheap = self._forks and None not in self._factory.preload.unforked
+        return self._config.depth(cheap)
 
     @property
     def ready_count(self) -> int:
@@ -123,7 +134,10 @@ class KernelPool:
         return True
 
     def _changed(self) -> None:
-        if len(self._ready) >= self.depth:
+        depth = self.depth
+        while len(self._ready) > depth:  # kernels stopped forking: no 90 MB kernels spare
+            self._close_later(self._ready.pop())
+        if len(self._ready) >= depth:
             self._full.set()
         else:
             self._full.clear()
