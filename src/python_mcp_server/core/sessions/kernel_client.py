@@ -65,6 +65,8 @@ class _Pending:
     on_stdin: StdinHandler | None = None
     #: Its busy/idle status sets ``execution_state`` (False: the server's own housekeeping).
     tracked: bool = True
+    #: Called once its reply or its idle status has arrived, or it failed.
+    on_change: Callable[[], None] | None = None
 
 
 class KernelClient:
@@ -209,6 +211,8 @@ class KernelClient:
                 # Mark retrieved: an abandoned request must not warn at garbage collection.
                 request.reply.exception()
             request.idle.set()
+            if request.on_change is not None:
+                request.on_change()
 
     # --- message routing -------------------------------------------------------------
     def _on_message(self, channel: Channel, message: Message) -> None:
@@ -241,6 +245,8 @@ class KernelClient:
                     request.started = True
                 elif state == "idle":
                     request.idle.set()
+                    if request.on_change is not None:
+                        request.on_change()
             else:
                 if msg_type == "execute_input":
                     request.started = True
@@ -252,6 +258,8 @@ class KernelClient:
         elif not request.reply.done():
             request.started = True
             request.reply.set_result(message)
+            if request.on_change is not None:
+                request.on_change()
 
     def _answer_input(self, request: _Pending, message: Message) -> None:
         if request.on_stdin is None:
@@ -388,47 +396,52 @@ class KernelClient:
 
 
 class Execution:
-    """An execute_request in flight."""
+    """An execute_request in flight.
+
+    It completes (``wait`` returns) once its reply and its idle status have both arrived,
+    told by the client's message routing as they come: no task waits for them.
+    """
 
     def __init__(self, client: KernelClient, msg_id: str, pending: _Pending) -> None:
         self.client = client
         self.msg_id = msg_id
         self._pending = pending
-        self._done: asyncio.Task[Message] = asyncio.create_task(self._finish())
+        self._loop = asyncio.get_running_loop()
+        self._done: asyncio.Future[Message] = self._loop.create_future()
+        #: The grace for a reply that has not come with the idle status.
+        self._grace: asyncio.TimerHandle | None = None
+        pending.on_change = self._check
 
-    async def _finish(self) -> Message:
-        try:
-            reply = await self._reply()
-            if self.client.exit is None:
-                await self._pending.idle.wait()
-            if self.client.exit is not None:
-                raise KernelDiedError(self.client.exit.reason)
-            return reply
-        finally:
-            self.client.forget(self.msg_id)
-            self.client.executed.set()
-
-    async def _reply(self) -> Message:
-        """The execute_reply; a stand-in when the kernel went idle without sending one.
-
-        ipykernel sends no reply for a request an interrupt landed in outside the user's
-        code (it logs "KeyboardInterrupt caught in kernel"); its idle status still comes.
-        The reply travels on another socket than the status, so it gets a grace period.
-        """
+    def _check(self) -> None:
+        """The reply, once the idle status has arrived too; KernelDiedError when the kernel
+        died first (the reply's own error when the client closed)."""
+        if self._done.done():
+            return
         pending = self._pending
-        idle = asyncio.ensure_future(pending.idle.wait())
-        try:
-            waiters: set[asyncio.Future[Any]] = {pending.reply, idle}
-            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            idle.cancel()
-        if pending.reply.done() or self.client.exit is not None:
-            return await pending.reply
-        try:
-            return await asyncio.wait_for(asyncio.shield(pending.reply), REPLY_GRACE)
-        except asyncio.TimeoutError:
-            logger.warning("the kernel went idle without replying to %s", self.msg_id)
-            return {
+        reply = pending.reply
+        if reply.done():
+            error = reply.exception()
+            if error is not None:
+                self._finish(error=error)
+            elif self.client.exit is not None:
+                self._finish(error=KernelDiedError(self.client.exit.reason))
+            elif pending.idle.is_set():
+                self._finish(reply=reply.result())
+        elif self.client.exit is not None:
+            self._finish(error=KernelDiedError(self.client.exit.reason))
+        elif pending.idle.is_set() and self._grace is None:
+            # ipykernel sends no reply for a request an interrupt landed in outside the
+            # user's code (it logs "KeyboardInterrupt caught in kernel"); its idle status
+            # still comes. The reply travels on another socket, so it gets a grace period.
+            self._grace = self._loop.call_later(REPLY_GRACE, self._no_reply)
+
+    def _no_reply(self) -> None:
+        """The grace ended without a reply: a stand-in for it."""
+        if self._done.done() or self._pending.reply.done():
+            return
+        logger.warning("the kernel went idle without replying to %s", self.msg_id)
+        self._finish(
+            reply={
                 "header": {"msg_type": "execute_reply"},
                 "parent_header": {"msg_id": self.msg_id},
                 "content": {
@@ -438,6 +451,23 @@ class Execution:
                     "traceback": [],
                 },
             }
+        )
+
+    def _finish(self, *, reply: Message | None = None, error: BaseException | None = None) -> None:
+        if self._grace is not None:
+            self._grace.cancel()
+        if error is not None:
+            self._done.set_exception(error)
+            self._done.exception()  # retrieved: a waiter that gave up must not warn at exit
+        else:
+            assert reply is not None
+            self._done.set_result(reply)
+        self._ended()
+
+    def _ended(self) -> None:
+        self._pending.on_change = None
+        self.client.forget(self.msg_id)
+        self.client.executed.set()
 
     async def wait(self, timeout: float | None) -> Message:
         """The execute_reply once all output has arrived; TimeoutError leaves it running."""
@@ -452,5 +482,8 @@ class Execution:
         return self._pending.started
 
     def cancel(self) -> None:
-        self._done.cancel()
-        self.client.forget(self.msg_id)
+        if self._grace is not None:
+            self._grace.cancel()
+        if not self._done.done():
+            self._done.cancel()
+        self._ended()

@@ -60,6 +60,9 @@ def _endpoint(info: Mapping[str, Any], channel: Channel) -> str:
 
 #: Messages read in one wake-up of a socket before the loop gets a turn.
 BURST = 64
+_POLLIN = int(zmq.POLLIN)
+#: The signed parts of most messages' metadata.
+_EMPTY_OBJECT = b"{}"
 
 
 class ZmqKernelChannels(KernelChannels):
@@ -172,8 +175,12 @@ class ZmqKernelChannels(KernelChannels):
             logger.debug("a kernel message was not sent: %s", exc)
         for _ in range(BURST):
             try:
+                # Reading the events tells whether a message waits (cheaper than a read
+                # that fails) and, when none does, re-arms the descriptor for the next one.
+                if not cast(int, sock.get(zmq.EVENTS)) & _POLLIN:
+                    return
                 frames = sock.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:  # empty: the descriptor signals the next arrival
+            except zmq.Again:  # empty after all: the descriptor signals the next arrival
                 return
             except zmq.ZMQError as exc:
                 self._stop_reading()
@@ -220,7 +227,11 @@ class ZmqKernelChannels(KernelChannels):
             expected = self._session.sign(parts[1:5])
             if not hmac.compare_digest(parts[0], expected):
                 raise ValueError("invalid signature")
-        header, parent, metadata, content = (json.loads(part) for part in parts[1:5])
+        loads = json.loads
+        header = loads(parts[1].decode())
+        parent = loads(parts[2].decode())
+        metadata = {} if parts[3] == _EMPTY_OBJECT else loads(parts[3].decode())
+        content = loads(parts[4].decode())
         if not all(isinstance(p, dict) for p in (header, parent, metadata, content)):
             raise ValueError("a message part is not a JSON object")
         if not isinstance(header.get("msg_type"), str):
