@@ -6,18 +6,17 @@ session's task group and answers it on the POST's SSE stream; when the client dr
 connection without a ``notifications/cancelled``, nothing cancels the handler (the 2026
 single-exchange revision does cancel it). ``DisconnectWatchMiddleware`` wraps each HTTP
 request's ``receive`` and marks the request when the server reads its ``http.disconnect``
-(the SSE response listens for exactly that); ``until_caller_gone`` runs a call and cancels
-it when its own HTTP request is so marked. Cancelling is what a client's cancel does: a
+(the SSE response listens for exactly that); ``until_caller_gone`` runs a call in a cancel
+scope that its own HTTP request's mark cancels. Cancelling is what a client's cancel does: a
 running cell is interrupted (variables stay), a call still waiting for its session never
 starts.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import anyio
@@ -36,6 +35,33 @@ class CallerGoneError(ServerError):
     """The HTTP caller disconnected before its call finished; nobody reads this answer."""
 
 
+class CallerGone:
+    """The mark of one HTTP request: set once its client disconnected; whoever listens is
+    told at once (a call stops without a task watching for it)."""
+
+    def __init__(self) -> None:
+        self._set = False
+        self._listeners: list[Callable[[], None]] = []
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def set(self) -> None:
+        if self._set:
+            return
+        self._set = True
+        for listener in list(self._listeners):
+            listener()
+
+    def listen(self, listener: Callable[[], None]) -> Callable[[], None]:
+        """Call ``listener`` when the caller goes (at once if gone); returns the undo."""
+        if self._set:
+            listener()
+            return lambda: None
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+
 class DisconnectWatchMiddleware:
     """Marks an HTTP request's scope once its client has disconnected."""
 
@@ -46,7 +72,7 @@ class DisconnectWatchMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        gone = anyio.Event()
+        gone = CallerGone()
         scope[SCOPE_KEY] = gone
 
         async def watched() -> Message:
@@ -58,32 +84,32 @@ class DisconnectWatchMiddleware:
         await self.app(scope, watched, send)
 
 
-def caller_gone_event() -> anyio.Event | None:
+def caller_gone_event() -> CallerGone | None:
     """The current call's disconnect mark (None outside HTTP, e.g. stdio or in-memory)."""
     with contextlib.suppress(RuntimeError):
         event: Any = get_http_request().scope.get(SCOPE_KEY)
-        return event if isinstance(event, anyio.Event) else None
+        return event if isinstance(event, CallerGone) else None
     return None
 
 
 async def until_caller_gone(call: Awaitable[T]) -> T:
-    """Run ``call``; cancel it (and raise CallerGoneError) if the HTTP caller leaves first."""
+    """Run ``call``; cancel it (and raise CallerGoneError) if the HTTP caller leaves first.
+
+    Cancelling is what a client's cancel does; the call runs in the caller's own task,
+    inside a cancel scope that the disconnect mark cancels."""
     gone = caller_gone_event()
     if gone is None:
         return await call
-    task = asyncio.ensure_future(call)
-    watch = asyncio.ensure_future(gone.wait())
-    try:
-        await asyncio.wait({task, watch}, return_when=asyncio.FIRST_COMPLETED)
-    except asyncio.CancelledError:  # our own caller cancelled: the call stops the same way
-        task.cancel()
-        raise
-    finally:
-        watch.cancel()
-    if not task.done():
+
+    def stop() -> None:
         logger.info("the caller disconnected: its call is cancelled")
-        task.cancel()
-        await asyncio.wait({task})
-    if task.cancelled():
-        raise CallerGoneError("the caller disconnected before the call finished; it stopped")
-    return task.result()
+        scope.cancel()
+
+    with anyio.CancelScope() as scope:
+        forget = gone.listen(stop)
+        try:
+            return await call
+        finally:
+            forget()
+    # Only the mark cancels this scope: the call ended by it, nobody reads its answer.
+    raise CallerGoneError("the caller disconnected before the call finished; it stopped")
