@@ -313,7 +313,9 @@ def build_services(settings: Settings) -> Services:
         ScriptsConfig(settings.execution_timeout, settings.max_output_chars, outputs),
         script_command_builder(launcher),
     )
-    cells = CellStore(CellStoreConfig(settings.state_path / "notebooks.sqlite3"))
+    # With SQLite, the cells go through the database's write queue: one execution's cell,
+    # history and audit records in one transaction.
+    cells = CellStore(CellStoreConfig(settings.state_path / "notebooks.sqlite3"), database)
     live = LiveFeed()
     recorder = NotebookRecorder(cells, live)
     execution.add_hook(recorder)

@@ -9,6 +9,12 @@ export after a server restart still holds what ran. It keeps at most ``max_cells
 session (the oldest go first), at most ``max_cell_bytes`` of outputs per cell, and at most
 ``max_total_bytes`` of outputs in all (checked every ``trim_every`` appends; the oldest
 cells of any session go first).
+
+When the server's database is SQLite too, the cells file is attached to its connection and
+appends go through its write queue: the cell, history and audit records of one execution are
+queued together and written in one transaction on one hop to the database thread, at once
+(nothing waits to join them). Reads and deletes use the store's own connection, after
+what is queued is written. With PostgreSQL, the store writes on its own thread.
 """
 
 from __future__ import annotations
@@ -20,7 +26,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
+from python_mcp_server.infra.storage.database import Database
 from python_mcp_server.infra.storage.sqlite import SqliteDatabase
+from python_mcp_server.infra.storage.sqlite_backend import SqliteBackend
+from python_mcp_server.infra.storage.transaction import Transaction
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS cells (
@@ -36,6 +45,25 @@ CREATE INDEX IF NOT EXISTS cells_by_session ON cells (session_id, id);
 """
 
 CellKind = Literal["code", "note"]
+
+#: The name the cells file has on the server database's connection.
+ATTACHED = "notebook_cells"
+
+_INSERT = (
+    "INSERT INTO {table} (session_id, kind, source, execution_count, outputs, created) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
+)
+#: The session's cells past the newest ``keep``, found through the (session_id, id) index,
+#: not by comparing every cell of the session.
+_KEEP_NEWEST = (
+    "DELETE FROM {table} WHERE session_id = ? AND id <= (SELECT id FROM {table} "
+    "WHERE session_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)"
+)
+#: The newest cell past which all outputs together exceed the budget.
+_OVER_BUDGET = (
+    "SELECT id FROM (SELECT id, SUM(length(outputs)) OVER (ORDER BY id DESC) AS kept "
+    "FROM {table}) WHERE kept > ? ORDER BY id DESC LIMIT 1"
+)
 
 
 @dataclass(frozen=True)
@@ -62,6 +90,10 @@ class Cell:
     created: str = ""
 
 
+def created_now() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
 def _bounded(outputs: list[dict[str, Any]], max_bytes: int) -> list[dict[str, Any]]:
     """Outputs in order while they fit in ``max_bytes``; a note says what was left out."""
     kept: list[dict[str, Any]] = []
@@ -85,15 +117,19 @@ def _bounded(outputs: list[dict[str, Any]], max_bytes: int) -> list[dict[str, An
 
 
 class CellStore:
-    """Append and read cells per session; runs on the database's own thread."""
+    """Append and read cells per session, off the event loop (see the module docstring)."""
 
-    def __init__(self, config: CellStoreConfig) -> None:
+    def __init__(self, config: CellStoreConfig, database: Database | None = None) -> None:
         self.config = config
         self._db = SqliteDatabase(config.path, SCHEMA)
+        #: The server's SQLite database, which writes the cells (None: the store does).
+        self._writer = database if isinstance(database, SqliteBackend) else None
         self._appends = 0
 
     async def open(self) -> None:
-        await self._db.open()
+        await self._db.open()  # creates the file and its schema
+        if self._writer is not None:
+            await self._writer.attach(self.config.path, ATTACHED)
 
     async def aclose(self) -> None:
         await self._db.aclose()
@@ -108,45 +144,53 @@ class CellStore:
         outputs: list[dict[str, Any]] | None = None,
     ) -> None:
         """Queue one cell at the end of the session's sequence (off the response path; a
-        later read sees it, since the database thread runs work in order)."""
+        later read sees it)."""
         payload = json.dumps(_bounded(outputs or [], self.config.max_cell_bytes))
-        created = datetime.now(timezone.utc).isoformat()
-        keep = self.config.max_cells
+        row = (session_id, kind, source, execution_count, payload, created_now())
+        keep = (session_id, session_id, self.config.max_cells)
+        self._appends += 1
+        trim = self._appends % self.config.trim_every == 0
+        writer = self._writer
+        if writer is not None:
+            table = f"{ATTACHED}.cells"
+
+            def write(tx: Transaction) -> None:
+                tx.execute(_INSERT.format(table=table), row)
+                tx.execute(_KEEP_NEWEST.format(table=table), keep)
+                if trim:
+                    self._trim(tx.fetchone, tx.execute, table)
+
+            writer.enqueue(write)
+            return
 
         def insert(connection: sqlite3.Connection) -> None:
-            # One transaction (one commit); the cells past the newest ``keep`` are found
-            # through the (session_id, id) index, not by comparing every cell of the session.
-            connection.execute("BEGIN IMMEDIATE")
+            connection.execute("BEGIN IMMEDIATE")  # one transaction, one commit
             try:
-                connection.execute(
-                    "INSERT INTO cells (session_id, kind, source, execution_count, outputs, "
-                    "created) VALUES (?, ?, ?, ?, ?, ?)",
-                    (session_id, kind, source, execution_count, payload, created),
-                )
-                connection.execute(
-                    "DELETE FROM cells WHERE session_id = ? AND id <= (SELECT id FROM cells "
-                    "WHERE session_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
-                    (session_id, session_id, keep),
-                )
+                connection.execute(_INSERT.format(table="cells"), row)
+                connection.execute(_KEEP_NEWEST.format(table="cells"), keep)
             except BaseException:
                 connection.execute("ROLLBACK")
                 raise
             connection.execute("COMMIT")
 
         self._db.submit(insert)
-        self._appends += 1
-        if self._appends % self.config.trim_every == 0:
-            self._db.submit(self._trim)
+        if trim:
+            self._db.submit(
+                lambda c: self._trim(
+                    lambda sql, params: c.execute(sql, params).fetchone(), c.execute, "cells"
+                )
+            )
 
-    def _trim(self, connection: sqlite3.Connection) -> None:
+    def _trim(self, fetchone: Any, execute: Any, table: str) -> None:
         """Delete the oldest cells while all outputs together exceed the budget."""
-        row = connection.execute(
-            "SELECT id FROM (SELECT id, SUM(length(outputs)) OVER (ORDER BY id DESC) AS kept "
-            "FROM cells) WHERE kept > ? ORDER BY id DESC LIMIT 1",
-            (self.config.max_total_bytes,),
-        ).fetchone()
+        row = fetchone(_OVER_BUDGET.format(table=table), (self.config.max_total_bytes,))
         if row is not None:
-            connection.execute("DELETE FROM cells WHERE id <= ?", (row[0],))
+            execute(f"DELETE FROM {table} WHERE id <= ?", (row[0],))
+
+    async def _written(self) -> None:
+        """Wait until the cells queued so far are written (read after them)."""
+        if self._writer is not None:
+            await self._writer.flush()
 
     async def cells(self, session_id: str) -> list[Cell]:
         """The session's cells, oldest first."""
@@ -168,6 +212,7 @@ class CellStore:
                 for kind, source, count, outputs, created in rows
             ]
 
+        await self._written()
         return await self._db.run(select)
 
     async def forget(self, session_id: str) -> int:
@@ -177,4 +222,5 @@ class CellStore:
             cursor = connection.execute("DELETE FROM cells WHERE session_id = ?", (session_id,))
             return cursor.rowcount
 
+        await self._written()
         return await self._db.run(delete)

@@ -65,3 +65,15 @@ class SqliteBackend(Database):
 
     async def _disconnect(self) -> None:
         await self._file.aclose()
+
+    async def attach(self, path: Path, name: str) -> None:
+        """Reach another SQLite file's tables as ``<name>.<table>`` in this database's
+        transactions (its writes then share their commit). ``name`` is a constant of the
+        caller, never outside input; the file keeps its WAL journal, written as lightly
+        as this one's (``synchronous=NORMAL``)."""
+
+        def attach(connection: sqlite3.Connection) -> None:
+            connection.execute(f"ATTACH DATABASE ? AS {name}", (str(path),))
+            connection.execute(f"PRAGMA {name}.synchronous=NORMAL")
+
+        await self._file.run(attach)
