@@ -4,6 +4,7 @@ per kernel."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from pathlib import Path
@@ -257,3 +258,23 @@ async def test_a_retired_template_leaves_its_kernels_running(
     (new,) = launcher.templates
     assert new is not old
     assert new.is_alive()
+
+
+@pytest.mark.parametrize("settings_overrides", [{**FORKED, "kernel_pool_size": 0}])
+async def test_a_kernels_waiter_and_init_hold_a_few_pages(
+    client: Client[Any], services: Services
+) -> None:
+    """Both become the reaper program (``infra/kernels/reaper.py``) once the kernel runs:
+    none of the template's pages stay copied in them."""
+    await sessions(client, "a")
+    assert (await run(client, "1 + 1", session_id="a"))["result"] == "2"
+    waiter = psutil.Process(services.sessions.get("a").kernel_pid)
+    (init,) = waiter.children()
+    deadline = asyncio.get_running_loop().time() + 30
+    while not all(p.exe().startswith("/memfd:reaper") for p in (waiter, init)):
+        assert asyncio.get_running_loop().time() < deadline, "they did not become the reaper"
+        await asyncio.sleep(0.02)
+    for process in (waiter, init):
+        assert process.memory_full_info().uss < 256 * 1024
+    (kernel,) = init.children()
+    assert "python" in kernel.exe()
