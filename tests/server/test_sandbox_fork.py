@@ -250,7 +250,9 @@ async def test_a_retired_template_leaves_its_kernels_running(
     await sessions(client, "a")
     assert (await run(client, "kept = 1", session_id="a"))["status"] == "ok"
     (old,) = launcher.templates
-    await services.sessions.factory.environment_changed()  # packages changed
+    await services.sessions.factory.environment_changed()  # packages changed: it stays
+    assert launcher.templates == [old]
+    launcher._retire(old)  # as when it failed, or the server stops
     assert not old.is_alive()
     assert (await run(client, "kept + 1", session_id="a"))["result"] == "2"
     await sessions(client, "b")

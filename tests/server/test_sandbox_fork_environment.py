@@ -180,10 +180,12 @@ async def test_an_environment_that_installs_a_preloaded_module_starts_its_kernel
     assert isinstance(launcher, SandboxForkLauncher)
     await call(client, "create_session", session_id="before")
     assert launcher.forked == 1, launcher.template_problem
+    (template,) = launcher.templates
     planted = site_packages(services) / "numpy"
     planted.mkdir()
     (planted / "__init__.py").write_text("__version__ = 'planted'\n")
     await services.sessions.factory.environment_changed()  # as an install does
+    assert launcher.templates == [template]  # it holds the server's packages only
     await call(client, "create_session", session_id="shadowed")
     seen = await run(client, "import numpy\nprint(numpy.__version__)", session_id="shadowed")
     assert seen["stdout"] == "planted\n"  # the environment's, as a bubblewrap kernel
@@ -198,6 +200,7 @@ async def test_an_environment_that_installs_a_preloaded_module_starts_its_kernel
     seen = await run(client, "import numpy\nprint(numpy.__version__)", session_id="after")
     assert seen["stdout"] != "planted\n"
     assert launcher.forked == 2
+    assert launcher.templates == [template]  # forked from the same one, no new start
     health = await call(client, "health_check")
     assert health["preload"]["unforked"] == {}
     # A session's own package folder (its PYTHONPATH) is looked at too.

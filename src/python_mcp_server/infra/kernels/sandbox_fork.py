@@ -660,11 +660,11 @@ class SandboxForkLauncher(TemplateOwner[_Key, SandboxTemplate], BwrapLauncher):
         task.add_done_callback(lambda _: self._retired.pop(template, None))
 
     async def environment_changed(self) -> None:
-        """Retire every template (an environment's packages changed: its preload is stale)
-        and look at every environment again."""
+        """An environment's packages changed: look at every environment again. The
+        templates stay: what they imported comes from the server's packages, which no
+        install changes, and each child takes its environment as it is when it forks."""
         self._refused.clear()
         self._start_failures = 0
-        await self._set.end_all()
 
     async def aclose(self) -> None:
         self._closing = True
