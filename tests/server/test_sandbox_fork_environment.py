@@ -214,3 +214,33 @@ async def test_an_environment_that_installs_a_preloaded_module_starts_its_kernel
     seen = await run(client, "import numpy\nprint(numpy.__version__)", session_id="after")
     assert seen["stdout"] == "own\n"
     assert launcher.forked == 2
+
+
+@pytest.mark.parametrize(
+    "settings_overrides", [{**FORKED, "kernel_preload": "numpy, only_in_environment"}]
+)
+async def test_a_preload_module_only_the_environment_has_is_preloaded_the_ordinary_way(
+    client: Client[Any], services: Services
+) -> None:
+    launcher = services.launcher
+    assert isinstance(launcher, SandboxForkLauncher)
+    (site_packages(services) / "only_in_environment.py").write_text("VALUE = 5\n")
+    await call(client, "create_session", session_id="a")
+    seen = await run(
+        client, "import sys\nprint(sys.modules['only_in_environment'].VALUE)", session_id="a"
+    )
+    assert seen["stdout"] == "5\n"  # imported before the first call, from the environment
+    assert seen["message"] is None  # no preload failure to tell
+    assert launcher.forked == 0
+    health = await call(client, "health_check")
+    assert health["preload"]["problem"] is None
+    assert "only_in_environment" in health["preload"]["unforked"]["default"]
+    assert launcher.templates == []  # of no use: not kept
+    await services.sessions.factory.environment_changed()  # no install changes that
+    assert launcher._refused == launcher._failed != {}  # so no template is started again
+    await call(client, "create_session", session_id="b")
+    code = "import sys\nprint('only_in_environment' in sys.modules)"
+    seen = await run(client, code, session_id="b")
+    assert seen["stdout"] == "True\n"
+    assert launcher.templates == []
+    assert launcher.forked == 0

@@ -284,6 +284,8 @@ class SandboxForkLauncher(TemplateOwner[_Key, SandboxTemplate], BwrapLauncher):
         self.forked = 0
         #: Templates whose kernels start the ordinary way, and why (until packages change).
         self._refused: dict[_Key, str] = {}
+        #: Of those, templates that failed to import the preload, for good.
+        self._failed: dict[_Key, str] = {}
         #: The modules the last template of a preload imported (checked before a start).
         self._imported: dict[tuple[str, ...], frozenset[str]] = {}
         #: Template starts failed in a row, and why the last one did.
@@ -386,6 +388,8 @@ class SandboxForkLauncher(TemplateOwner[_Key, SandboxTemplate], BwrapLauncher):
         reason = await asyncio.to_thread(fork_guard.refusal, python, imported, failures)
         if reason is not None:
             self._refused[key] = reason
+            if failures:  # from the server's packages alone: no install changes that
+                self._failed[key] = reason
             return reason
         folders = fork_guard.path_folders(request.env)  # the session's own packages
         if not folders:
@@ -663,7 +667,7 @@ class SandboxForkLauncher(TemplateOwner[_Key, SandboxTemplate], BwrapLauncher):
         """An environment's packages changed: look at every environment again. The
         templates stay: what they imported comes from the server's packages, which no
         install changes, and each child takes its environment as it is when it forks."""
-        self._refused.clear()
+        self._refused = dict(self._failed)
         self._start_failures = 0
 
     async def aclose(self) -> None:
