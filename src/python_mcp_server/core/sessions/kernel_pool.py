@@ -167,6 +167,7 @@ class KernelPool:
 
     async def _fill_one(self) -> None:
         task = asyncio.current_task()
+        started = asyncio.get_running_loop().time()
         try:
             client = await self._start_one()
         except Exception as exc:
@@ -181,9 +182,20 @@ class KernelPool:
         self._failures = 0
         if self._closed:
             self._close_later(client)
-        elif not self._hand_over(client):
+            return
+        handed = self._hand_over(client)
+        if not handed:
             self._ready.append(client)
         self._changed()
+        logger.debug(
+            "kernel pool: a kernel was ready %.0f ms after its start began (%s; %d of %d "
+            "ready, %d starting)",
+            (asyncio.get_running_loop().time() - started) * 1000,
+            "handed to a waiting session" if handed else "kept",
+            len(self._ready),
+            self.depth,
+            len(self._starting),
+        )
 
     def _hand_over(self, client: KernelClient | None) -> bool:
         """Give a started kernel (None: a failed start) to the longest waiting session."""
