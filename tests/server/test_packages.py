@@ -292,3 +292,20 @@ async def test_real_install_from_the_registry(client: Client[Any]) -> None:
     assert outcome["version"]
     done = await run(client, "import tomli_w\ntomli_w.dumps({'a': 1})")
     assert done["result"] == "'a = 1\\n'"
+
+
+async def test_installing_into_the_default_environment_renews_the_pool(
+    client: Client[Any], services: Services
+) -> None:
+    """Pooled kernels started before an install held the environment's old imports: the
+    pool replaces them, and the next new session's kernel is a fresh one."""
+    pool = services.sessions.pool
+    assert await pool.wait_full(60)
+    before = {c.kernel.pid for c in pool._ready}
+    await call(client, "install_dependencies", packages="pmcp-tiny==1.0")
+    assert pool.ready_count == 0 or not before & {c.kernel.pid for c in pool._ready}
+    assert await pool.wait_full(60)
+    assert not before & {c.kernel.pid for c in pool._ready}
+    await call(client, "create_session", session_id="after")
+    data = await run(client, "import pmcp_tiny; pmcp_tiny.__name__", session_id="after")
+    assert data["result"] == "'pmcp_tiny'"
