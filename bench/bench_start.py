@@ -98,9 +98,15 @@ def _python(process: psutil.Process | None) -> bool:
     return process is not None and "python" in os.path.basename(process.exe())
 
 
+def _reaper(process: psutil.Process | None) -> bool:
+    return process is not None and process.exe().startswith("/memfd:reaper")
+
+
 def templates(server_pid: int) -> list[int]:
     """The template processes proper: the server's child (unsandboxed), or the child of
-    the pid 1 that bubblewrap started (sandboxed; not that pid 1 nor the kernels)."""
+    the pid 1 that bubblewrap started (sandboxed; not that pid 1 nor the kernels). That
+    pid 1 is Python, or the reaper program (``infra/kernels/reaper.py``) whose parent is
+    bubblewrap; a kernel's parent is its init, a reaper whose parent is a reaper."""
     found = []
     for process in process_tree(server_pid)[1:]:
         try:
@@ -109,7 +115,12 @@ def templates(server_pid: int) -> list[int]:
             parent = process.parent()
             if parent is None:
                 continue
-            if parent.pid == server_pid or (_python(parent) and not _python(parent.parent())):
+            grandparent = parent.parent()
+            if (
+                parent.pid == server_pid
+                or (_python(parent) and not _python(grandparent))
+                or (_reaper(parent) and not _reaper(grandparent))
+            ):
                 found.append(process.pid)
         except psutil.Error:
             continue

@@ -5,6 +5,7 @@ way, and keeps the ignored SIGINT the Python code set before its ``execve``."""
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 import signal
 import time
@@ -12,7 +13,8 @@ import time
 import pytest
 
 from python_mcp_server.infra.kernels import reaper
-from python_mcp_server.infra.kernels.isolation_program import _reap_until
+from python_mcp_server.infra.kernels.isolation_program import _reap_until, become_reaper
+from python_mcp_server.infra.kernels.kernel_program import keep
 
 PR_SET_CHILD_SUBREAPER = 36
 
@@ -102,3 +104,35 @@ def test_it_replaces_the_interpreter_and_ignores_sigint() -> None:
         os.close(gate_w)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 3
+
+
+def test_in_report_mode_it_writes_each_exit_as_the_template_did() -> None:
+    """A sandboxed template's pid 1 (``kernel_program.keep``): a JSON line per child,
+    ``ended`` for the one named, and 0 once none is left."""
+    out_r, out_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.dup2(out_w, 1)
+            if os.fork() == 0:
+                os._exit(3)
+            killed = os.fork()
+            if killed == 0:
+                os.kill(os.getpid(), signal.SIGKILL)
+            named = os.fork()
+            if named == 0:
+                os._exit(7)
+            keep(named, become_reaper, reaper.program())
+        finally:
+            os._exit(99)
+    os.close(out_w)
+    output = b""
+    while chunk := os.read(out_r, 4096):
+        output += chunk
+    os.close(out_r)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    lines = [json.loads(line) for line in output.decode().splitlines()]
+    assert {"ended": 7} in lines
+    assert sorted(line["status"] for line in lines if "exit" in line) == [-signal.SIGKILL, 3]
+    assert len(lines) == 3

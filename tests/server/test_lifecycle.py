@@ -34,7 +34,7 @@ def expected_kernels(services: Services) -> set[int]:
 def template_processes(services: Services) -> set[int]:
     """The fork templates' own processes, never a kernel they forked: an unsandboxed
     template alone; a sandboxed one's bubblewraps, pid 1 and template proper (the walk
-    stops at each kernel's waiter, a reaper)."""
+    stops at each kernel's waiter, a reaper the template proper forked)."""
     launcher = services.launcher
     templates = {template.pid for template in getattr(launcher, "templates", ())}
     if not isinstance(launcher, SandboxForkLauncher):
@@ -47,8 +47,11 @@ def template_processes(services: Services) -> set[int]:
     while stack:
         process = stack.pop()
         with contextlib.suppress(psutil.Error):
-            if process.exe().startswith("/memfd:reaper"):
-                continue
+            parent = process.parent()
+            if process.exe().startswith("/memfd:reaper") and "python" in (
+                parent.exe() if parent is not None else ""
+            ):
+                continue  # a kernel's waiter (the template's pid 1, under bwrap, is one too)
             found.add(process.pid)
             stack += process.children()
     return found

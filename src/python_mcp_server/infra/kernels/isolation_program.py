@@ -100,6 +100,27 @@ def _own_user_namespace() -> None:
     _write("/proc/self/gid_map", f"{gid} {gid} 1")
 
 
+def become_reaper(program: str | None, argv: list[str]) -> None:
+    """Replace this process with ``reaper.py``'s program (``program``, hexadecimal), run
+    with ``argv``; return only where that cannot be done (the caller then does the same
+    in Python)."""
+    if not program:
+        return
+    import fcntl
+
+    try:
+        code = os.memfd_create("reaper", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+    except OSError:
+        return
+    try:
+        os.write(code, bytes.fromhex(program))
+        seals = fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE
+        fcntl.fcntl(code, fcntl.F_ADD_SEALS, seals)
+        os.execve(code, ["reaper", *argv], {})
+    except OSError:
+        os.close(code)
+
+
 def _reap_until(child: int, alive: int = -1, program: str | None = None) -> None:
     """Hold nothing but ``alive`` (a pipe the child watches), reap every child that ends,
     and end with ``child``'s status once it ended (a pid 1: with it, its namespace).
@@ -111,17 +132,7 @@ def _reap_until(child: int, alive: int = -1, program: str | None = None) -> None
         os.closerange(0, alive)
         os.set_inheritable(alive, True)
     os.closerange(alive + 1, os.sysconf("SC_OPEN_MAX"))
-    if program:
-        try:
-            code = os.memfd_create("reaper", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
-            os.write(code, bytes.fromhex(program))
-            import fcntl
-
-            seals = fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE
-            fcntl.fcntl(code, fcntl.F_ADD_SEALS, seals)
-            os.execve(code, ["reaper", str(child)], {})
-        except OSError:
-            pass  # the loop below does the same
+    become_reaper(program, [str(child)])  # returns only if it cannot
     while True:
         try:
             pid, status = os.wait()

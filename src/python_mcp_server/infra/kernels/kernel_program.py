@@ -434,11 +434,14 @@ def _fork_isolated(
     _send({"forked": request["id"], "pid": pid})
 
 
-def keep(template: int) -> None:
+def keep(template: int, become: Any = None, program: str | None = None) -> None:
     """Pid 1 of a sandboxed template's namespace: outlive the template while its kernels
     run (they would die with this namespace), reporting the exits it reaps; end with the
-    last of them."""
+    last of them. ``become`` (``isolation_program.become_reaper``) replaces this process
+    with ``program`` (``reaper.py``), which does the same in a few pages, where it can."""
     os.close(0)
+    if become is not None:
+        become(program, [str(template), "report"])
     while True:
         try:
             pid, status = os.wait()
@@ -505,7 +508,7 @@ def template_main(config: dict[str, Any]) -> None:
         exec(config["isolation"], programs["isolation"])
         template = os.fork()
         if template:
-            keep(template)
+            keep(template, programs["isolation"]["become_reaper"], config.get("reaper"))
     failures = preload(list(config.get("preload", ())))
     for name in KERNEL_MODULES:  # the kernel's own code, shared too
         try:

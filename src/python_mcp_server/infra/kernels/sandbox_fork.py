@@ -575,6 +575,7 @@ class SandboxForkLauncher(TemplateOwner[_Key, SandboxTemplate], BwrapLauncher):
             "limits": [list(pair) for pair in self.limits.rlimits()],
             "kernel_args": [*KERNEL_ARGS, *request.extra_args],  # parsed once, in the template
             "isolation": Path(isolation_program.__file__).read_text(encoding="utf-8"),
+            "reaper": reaper.program(),  # what its pid 1 becomes (``keep``)
             "environment": Path(environment_program.__file__).read_text(encoding="utf-8"),
             "trusted_path": trusted_path(),
         }
