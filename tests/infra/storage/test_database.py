@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -191,3 +192,44 @@ def test_a_password_quoted_in_a_message_is_masked() -> None:
     assert mask_secret("auth failed for s3cr@t and s3cr%40t", url) == (
         "auth failed for *** and ***"
     )
+
+
+async def test_history_and_audit_keep_exactly_their_newest_rows(db: Database) -> None:
+    """Retention on both dialects, with a gap in the ids (a cleared session's rows)."""
+    from datetime import datetime, timezone
+
+    from python_mcp_server.core.observability.audit_store import AuditConfig, AuditStore
+    from python_mcp_server.core.observability.history import HistoryConfig, HistoryStore
+    from python_mcp_server.models.history import HistoryEntry
+
+    history = HistoryStore(db, HistoryConfig(max_history=3))
+    audit = AuditStore(db, AuditConfig(max_rows=2))
+    await history.open()
+    await audit.open()
+    now = datetime.now(timezone.utc)
+
+    def entry(n: int, session: str = "s") -> HistoryEntry:
+        return HistoryEntry(
+            execution_id=f"e{n}",
+            session_id=session,
+            code=f"x = {n}",
+            status="ok",
+            started=now,
+            finished=now,
+            duration=0.0,
+        )
+
+    await history.record(entry(0))
+    await history.record(entry(1, "gone"))
+    await history.clear(session_id="gone")  # a gap in the ids
+    for n in range(2, 4):
+        await history.record(entry(n))
+    entries, total = await history.query(limit=10)
+    assert (total, [e.code for e in entries]) == (3, ["x = 3", "x = 2", "x = 0"])
+    await history.record(entry(4))
+    entries, total = await history.query(limit=10)
+    assert (total, [e.code for e in entries]) == (3, ["x = 4", "x = 3", "x = 2"])
+    for n in range(4):
+        audit.record_later(f"k{n}", {"event": "execution", "n": n})
+    await db.flush()
+    assert [json.loads(line)["n"] for line in await audit.query(limit=10)] == [3, 2]

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from python_mcp_server.infra.storage.database import Database
+from python_mcp_server.infra.storage.retention import keep_newest, keep_newest_params
 from python_mcp_server.infra.storage.sqlite import SqliteDatabase
 from python_mcp_server.infra.storage.sqlite_backend import SqliteBackend
 from python_mcp_server.infra.storage.transaction import Transaction
@@ -54,11 +55,8 @@ _INSERT = (
     "VALUES (?, ?, ?, ?, ?, ?)"
 )
 #: The session's cells past the newest ``keep``, found through the (session_id, id) index,
-#: not by comparing every cell of the session.
-_KEEP_NEWEST = (
-    "DELETE FROM {table} WHERE session_id = ? AND id <= (SELECT id FROM {table} "
-    "WHERE session_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)"
-)
+#: not by comparing every cell of the session (see infra/storage/retention.py).
+_KEEP_NEWEST = keep_newest("{table}", "session_id = ?")
 #: The newest cell past which all outputs together exceed the budget.
 _OVER_BUDGET = (
     "SELECT id FROM (SELECT id, SUM(length(outputs)) OVER (ORDER BY id DESC) AS kept "
@@ -147,7 +145,7 @@ class CellStore:
         later read sees it)."""
         payload = json.dumps(_bounded(outputs or [], self.config.max_cell_bytes))
         row = (session_id, kind, source, execution_count, payload, created_now())
-        keep = (session_id, session_id, self.config.max_cells)
+        keep = keep_newest_params(self.config.max_cells, (session_id,))
         self._appends += 1
         trim = self._appends % self.config.trim_every == 0
         writer = self._writer

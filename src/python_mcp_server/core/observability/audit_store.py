@@ -16,9 +16,11 @@ from typing import Any
 from python_mcp_server.core.observability.audit import audit_line
 from python_mcp_server.infra.storage.database import Database
 from python_mcp_server.infra.storage.migrations import Migration, spelled
+from python_mcp_server.infra.storage.retention import keep_newest, keep_newest_params
 from python_mcp_server.infra.storage.transaction import Transaction
 
 COMPONENT = "audit"
+_KEEP_NEWEST = keep_newest("audit")
 
 _COLUMNS = """
     event_key TEXT NOT NULL UNIQUE,
@@ -87,11 +89,7 @@ class AuditStore:
                 "ON CONFLICT (event_key) DO NOTHING",
                 row,
             )
-            tx.execute(
-                "DELETE FROM audit WHERE id <= "
-                "(SELECT id FROM audit ORDER BY id DESC LIMIT 1 OFFSET ?)",
-                (keep,),
-            )
+            tx.execute(_KEEP_NEWEST, keep_newest_params(keep))
 
         self._db.enqueue(write)
 

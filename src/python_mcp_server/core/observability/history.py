@@ -22,6 +22,7 @@ from python_mcp_server.core.sessions.session import ExecutionOutcome, KernelSess
 from python_mcp_server.errors import StorageError
 from python_mcp_server.infra.storage.database import Database
 from python_mcp_server.infra.storage.migrations import Migration, spelled
+from python_mcp_server.infra.storage.retention import keep_newest, keep_newest_params
 from python_mcp_server.infra.storage.transaction import Transaction
 from python_mcp_server.models.history import HistoryEntry
 
@@ -78,6 +79,8 @@ MIGRATIONS = (
     Migration(1, "executions", _sqlite_executions, (spelled("postgresql", _TABLE), *_INDEXES)),
     Migration(2, "unique execution ids", _UNIQUE_EXECUTION, _UNIQUE_EXECUTION),
 )
+
+_KEEP_NEWEST = keep_newest("executions")
 
 COLUMNS = (
     "execution_id",
@@ -191,11 +194,7 @@ class HistoryStore:
                 "ON CONFLICT (execution_id) DO NOTHING",
                 row,
             )
-            tx.execute(
-                "DELETE FROM executions WHERE id <= "
-                "(SELECT id FROM executions ORDER BY id DESC LIMIT 1 OFFSET ?)",
-                (keep,),
-            )
+            tx.execute(_KEEP_NEWEST, keep_newest_params(keep))
 
         self._db.enqueue(write)
 

@@ -1,0 +1,51 @@
+"""The newest-rows trim deletes exactly what the plain OFFSET statement deletes: tables
+under and over their limit, with gaps in their ids, whole or per session (real SQLite)."""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+
+import pytest
+
+from python_mcp_server.infra.storage.retention import keep_newest, keep_newest_params
+
+PLAIN = "DELETE FROM t WHERE id <= (SELECT id FROM t ORDER BY id DESC LIMIT 1 OFFSET ?)"
+PLAIN_SESSION = (
+    "DELETE FROM t WHERE session = ? AND id <= "
+    "(SELECT id FROM t WHERE session = ? ORDER BY id DESC LIMIT 1 OFFSET ?)"
+)
+
+
+def table(rows: int, gaps: int, seed: int) -> sqlite3.Connection:
+    db = sqlite3.connect(":memory:", isolation_level=None)
+    db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, session TEXT NOT NULL)")
+    db.execute("CREATE INDEX t_by_session ON t (session, id)")
+    chooser = random.Random(seed)
+    db.executemany(
+        "INSERT INTO t (session) VALUES (?)", [(chooser.choice("ab"),) for _ in range(rows)]
+    )
+    for row_id in chooser.sample(range(1, rows + 1), min(gaps, rows)):
+        db.execute("DELETE FROM t WHERE id = ?", (row_id,))
+    return db
+
+
+def ids(db: sqlite3.Connection) -> list[tuple[int, str]]:
+    return db.execute("SELECT id, session FROM t ORDER BY id").fetchall()
+
+
+@pytest.mark.parametrize("rows", [0, 1, 5, 10, 11, 40])
+@pytest.mark.parametrize("gaps", [0, 3, 15])
+@pytest.mark.parametrize("keep", [1, 5, 10])
+def test_deletes_what_the_plain_statement_deletes(rows: int, gaps: int, keep: int) -> None:
+    ours, plain = table(rows, gaps, rows * 100 + gaps), table(rows, gaps, rows * 100 + gaps)
+    ours.execute(keep_newest("t"), keep_newest_params(keep))
+    plain.execute(PLAIN, (keep,))
+    assert ids(ours) == ids(plain)
+    assert len(ids(ours)) <= keep
+
+    ours, plain = table(rows, gaps, rows + gaps), table(rows, gaps, rows + gaps)
+    ours.execute(keep_newest("t", "session = ?"), keep_newest_params(keep, ("a",)))
+    plain.execute(PLAIN_SESSION, ("a", "a", keep))
+    assert ids(ours) == ids(plain)
+    assert len([row for row in ids(ours) if row[1] == "a"]) <= keep
