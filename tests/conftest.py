@@ -19,7 +19,7 @@ from python_mcp_server.server.app import build_server
 from python_mcp_server.server.services import Services, build_services
 from python_mcp_server.settings import Settings
 from tests.helpers import NATIVE_TOOLSETS, kernel_children, leak_report, wait_gone
-from tests.sandbox_support import fork_settings
+from tests.sandbox_support import fork_settings, forking
 
 os.environ.setdefault("FASTMCP_LOG_ENABLED", "false")
 
@@ -65,7 +65,16 @@ def settings_overrides() -> dict[str, Any]:
 
 
 @pytest.fixture
-def settings(workspace: Path, settings_overrides: dict[str, Any]) -> Settings:
+def sandbox_forking() -> bool:
+    """Whether sandboxed kernels of this test's server are forked from a template (given
+    the suite's light preload); the sandbox suites parametrize it (``BOTH_KERNEL_ORIGINS``)."""
+    return forking()
+
+
+@pytest.fixture
+def settings(
+    workspace: Path, settings_overrides: dict[str, Any], sandbox_forking: bool
+) -> Settings:
     values: dict[str, Any] = {
         "workspace_dir": workspace,
         "kernel_pool_size": 1,
@@ -80,7 +89,7 @@ def settings(workspace: Path, settings_overrides: dict[str, Any]) -> Settings:
         "toolsets": NATIVE_TOOLSETS,
     }
     values.update(settings_overrides)
-    return Settings(**fork_settings(values))
+    return Settings(**fork_settings(values, sandbox_forking))
 
 
 @pytest.fixture

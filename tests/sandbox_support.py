@@ -49,17 +49,27 @@ def forking() -> bool:
     return os.environ.get("PMCP_SANDBOX_FORK") == "1"
 
 
-def fork_variables(env: dict[str, str]) -> dict[str, str]:
-    """A sandboxed command's variables, with forked kernels under ``PMCP_SANDBOX_FORK=1``."""
-    if not forking() or env.get("MCP_SANDBOX", "bwrap") == "none":
+#: For the sandbox and escape suites: every test once against kernels started by
+#: bubblewrap and once against kernels forked from a sandboxed template (the default for
+#: kernels with a preload), in the one test run.
+BOTH_KERNEL_ORIGINS = pytest.mark.parametrize(
+    "sandbox_forking", [False, True], ids=["bwrap-started", "forked"]
+)
+
+
+def fork_variables(env: dict[str, str], fork: bool | None = None) -> dict[str, str]:
+    """A sandboxed command's variables, with forked kernels when ``fork`` (by default:
+    under ``PMCP_SANDBOX_FORK=1``)."""
+    if not (forking() if fork is None else fork) or env.get("MCP_SANDBOX", "bwrap") == "none":
         return env
     preload = env.get("MCP_KERNEL_PRELOAD", "none")
     return {**env, "MCP_KERNEL_PRELOAD": FORK_PRELOAD if preload == "none" else preload}
 
 
-def fork_settings(values: dict[str, object]) -> dict[str, object]:
-    """Settings of an in-process server, with forked kernels under ``PMCP_SANDBOX_FORK=1``."""
-    if not forking() or values.get("sandbox", "bwrap") == "none":
+def fork_settings(values: dict[str, object], fork: bool | None = None) -> dict[str, object]:
+    """Settings of an in-process server, with forked kernels when ``fork`` (by default:
+    under ``PMCP_SANDBOX_FORK=1``)."""
+    if not (forking() if fork is None else fork) or values.get("sandbox", "bwrap") == "none":
         return values
     preload = values.get("kernel_preload", "none")
     return {**values, "kernel_preload": FORK_PRELOAD if preload == "none" else preload}

@@ -25,7 +25,6 @@ from tests.e2e.conftest import COMMAND, LaunchedServer, assert_gone
 from tests.helpers import free_port, run, tool_error
 from tests.sandbox_support import (
     fork_variables,
-    forking,
     loopback_http,
     proxy_probe,
     require_bwrap,
@@ -43,9 +42,11 @@ SPILL_CAP = 256 * 1024
 class Target:
     """The server under attack, and the host paths it must protect."""
 
-    def __init__(self, server: LaunchedServer, home: Path) -> None:
+    def __init__(self, server: LaunchedServer, home: Path, forked: bool) -> None:
         self.server = server
         self.home = home
+        #: Whether its kernels are forked from a sandboxed template (else bwrap-started).
+        self.forked = forked
         self.workspace = server.workspace
         self.state = server.workspace / ".state"
         self.history = self.state / "history.sqlite3"
@@ -58,9 +59,14 @@ def index_port() -> Iterator[int]:
         yield port
 
 
-@pytest.fixture(scope="module")
-def target(tmp_path_factory: pytest.TempPathFactory, index_port: int) -> Iterator[Target]:
+@pytest.fixture(scope="module", params=[False, True], ids=["bwrap-started", "forked"])
+def target(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, index_port: int
+) -> Iterator[Target]:
+    """The server under attack: once with kernels started by bubblewrap, once with kernels
+    forked from a sandboxed template (the default for kernels with a preload)."""
     require_bwrap()
+    forked = bool(request.param)
     root = tmp_path_factory.mktemp("escape")
     home = root / "home"
     home.mkdir()
@@ -86,7 +92,7 @@ def target(tmp_path_factory: pytest.TempPathFactory, index_port: int) -> Iterato
         # Inside the workspace (not the default), the hardest place to keep it hidden.
         "MCP_STATE_DIR": str(workspace / ".state"),
     }
-    env = fork_variables(env)
+    env = fork_variables(env, forked)
     log_path = root / "server.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
@@ -107,7 +113,7 @@ def target(tmp_path_factory: pytest.TempPathFactory, index_port: int) -> Iterato
     server = LaunchedServer(process=process, port=port, workspace=workspace, log_path=log_path)
     try:
         server.wait_ready()
-        yield Target(server, home)
+        yield Target(server, home, forked)
     finally:
         code = server.stop()
         assert code == 0, f"server exited with {code}:\n{server.log()}"
@@ -121,7 +127,7 @@ async def attacker(target: Target) -> AsyncIterator[Client[Any]]:
         yield client
         alive = await run(client, "6 * 7")
         assert alive["result"] == "42", alive
-        if forking():  # the suite held against kernels forked from a sandboxed template
+        if target.forked:  # the suite held against kernels forked from a sandboxed template
             origin = await run(client, "'\"sandboxed\": true' in open('/proc/self/cmdline').read()")
             assert origin["result"] == "True", target.server.log()
     assert target.server.process.poll() is None, target.server.log()
@@ -319,7 +325,7 @@ async def test_cannot_kill_the_server(attacker: Client[Any], target: Target) -> 
         "# only the sandbox's init, the kernel and its own network forwarder (a forked\n"
         "# kernel has none: the server serves its port) exist\n"
         "parents = [open(f'/proc/{p}/stat').read().split()[3] for p in pids]\n"
-        f"print(parents == ([] if {forking()} else [str(os.getpid())]))",
+        f"print(parents == ([] if {target.forked} else [str(os.getpid())]))",
     )
     assert result["stdout"] == "no such process\nTrue\n", result
 

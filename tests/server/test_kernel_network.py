@@ -19,8 +19,10 @@ from fastmcp import Client
 
 from python_mcp_server.server.services import Services
 from tests.helpers import call, run, tool_error
-from tests.sandbox_support import proxy_probe, require_bwrap
+from tests.sandbox_support import BOTH_KERNEL_ORIGINS, proxy_probe, require_bwrap
 from tests.wheels import build_probe_sdist, build_wheel
+
+pytestmark = BOTH_KERNEL_ORIGINS
 
 FAKE_INDEX = "index.pmcp-test.example"
 

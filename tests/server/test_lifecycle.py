@@ -17,6 +17,9 @@ from fastmcp import Client
 from python_mcp_server.infra.kernels.sandbox_fork import SandboxForkLauncher
 from python_mcp_server.server.services import Services
 from tests.helpers import call, kernel_children, run, tool_error, wait_for_new_kernel, wait_gone
+from tests.sandbox_support import BOTH_KERNEL_ORIGINS
+
+pytestmark = BOTH_KERNEL_ORIGINS
 
 
 def expected_kernels(services: Services) -> set[int]:

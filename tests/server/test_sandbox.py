@@ -18,7 +18,9 @@ from python_mcp_server.infra.kernels.sandbox import BwrapLauncher, find_bwrap
 from python_mcp_server.server.services import Services, build_services
 from python_mcp_server.settings import Settings
 from tests.helpers import run
-from tests.sandbox_support import require_bwrap
+from tests.sandbox_support import BOTH_KERNEL_ORIGINS, require_bwrap
+
+pytestmark = BOTH_KERNEL_ORIGINS
 
 SANDBOXED = {"sandbox": "bwrap", "max_memory_mb": 256, "max_kernel_file_mb": 1}
 

@@ -15,7 +15,9 @@ from python_mcp_server.infra.kernels.cgroups import KernelCgroups
 from python_mcp_server.infra.kernels.privileges import ACCESS_ACL, DEFAULT_ACL
 from python_mcp_server.server.services import Services
 from tests.helpers import call, run, tool_error
-from tests.sandbox_support import FILL_TMPFS, require_bwrap
+from tests.sandbox_support import BOTH_KERNEL_ORIGINS, FILL_TMPFS, require_bwrap
+
+pytestmark = BOTH_KERNEL_ORIGINS
 
 LIMIT_MB = 256
 SANDBOXED = {"sandbox": "bwrap", "max_memory_mb": LIMIT_MB, "kernel_network": "deny"}
