@@ -223,6 +223,28 @@ async def test_a_failing_preload_module_is_reported_and_the_kernel_starts(
         await client.close(kill=True)
 
 
+async def test_a_kernel_no_template_served_says_why(workspace: Path) -> None:
+    """A template too slow to be ready in time (a real one, given 50 ms): the kernel starts
+    whole, and says so (the pool keeps its shallow depth for such kernels)."""
+    before = kernel_children()
+    launcher = TemplateLauncher(
+        workspace / ".state", ResourceLimits(memory_bytes=1024 * MIB), start_timeout=0.05
+    )
+    try:
+        kernel = await launcher.launch(request(workspace))
+        assert not isinstance(kernel, ForkedKernel)
+        assert kernel.unforked is not None
+        assert kernel.unforked.startswith("no fork template can serve (")
+        client = await KernelClient.connect(kernel, timeout=120)
+        try:
+            assert "numpy" in await execute(client, "import sys; print(sorted(sys.modules))")
+        finally:
+            await client.close(kill=True)
+    finally:
+        await launcher.aclose()
+    assert not wait_gone(kernel_children() - before)
+
+
 async def test_private_probe_sees_the_preloaded_module(
     launcher: TemplateLauncher, workspace: Path
 ) -> None:

@@ -362,7 +362,9 @@ class SandboxForkLauncher(TemplateOwner[_Key, SandboxTemplate], BwrapLauncher):
                 await self.proxy.close_listener(egress)
             self._set.note_problem(f"the fork template failed ({exc}); starting a plain kernel")
             await self._set.drop(key, template)
-            return await super().launch(request)
+            kernel = await super().launch(request)
+            kernel.unforked = f"the fork template failed ({exc})"
+            return kernel
         except BaseException:
             if egress is not None and self.proxy is not None:
                 await self.proxy.close_listener(egress)

@@ -63,7 +63,7 @@ class TemplateLauncher(TemplateOwner[_Key, ForkTemplate], LimitedLauncher):
             return await super().launch(request)
         template = await self._set.get(self._key(request), request)
         if template is None:
-            return await super().launch(request)
+            return await self._unforked(request, "no fork template can serve")
         prepared = self.prepare(request)
         env = self.kernel_env(request)
         env.pop("JPY_PARENT_PID", None)  # a forked kernel watches the server itself
@@ -79,7 +79,7 @@ class TemplateLauncher(TemplateOwner[_Key, ForkTemplate], LimitedLauncher):
             self._records.release(prepared.name)
             self._set.note_problem(f"the fork template failed ({exc}); starting a plain kernel")
             await self._set.drop(self._key(request), template)
-            return await super().launch(request)
+            return await self._unforked(request, "the fork template failed")
         self.forked += 1
         files = self.finish(prepared, pid)
         if template.failures:  # the caller falls back to plain kernels; this one is served
@@ -94,6 +94,14 @@ class TemplateLauncher(TemplateOwner[_Key, ForkTemplate], LimitedLauncher):
             self._records,
             request.label,
         )
+
+    async def _unforked(self, request: KernelLaunchRequest, why: str) -> LaunchedKernel:
+        """A kernel started whole because no template served it, saying why (the pool then
+        keeps its shallow depth: such kernels cost their whole size)."""
+        kernel = await super().launch(request)
+        problem = self._set.problem
+        kernel.unforked = f"{why} ({problem})" if problem else why
+        return kernel
 
     async def _start_template(self, key: _Key, request: KernelLaunchRequest) -> ForkTemplate | None:
         self._log_dir.mkdir(parents=True, exist_ok=True)
