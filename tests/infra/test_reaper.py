@@ -7,14 +7,18 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import shutil
 import signal
+import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
 from python_mcp_server.infra.kernels import reaper
 from python_mcp_server.infra.kernels.isolation_program import _reap_until, become_reaper
 from python_mcp_server.infra.kernels.kernel_program import keep
+from python_mcp_server.infra.kernels.seccomp import host_arch
 
 PR_SET_CHILD_SUBREAPER = 36
 
@@ -136,3 +140,34 @@ def test_in_report_mode_it_writes_each_exit_as_the_template_did() -> None:
     assert {"ended": 7} in lines
     assert sorted(line["status"] for line in lines if "exit" in line) == [-signal.SIGKILL, 3]
     assert len(lines) == 3
+
+
+#: The build command of ``reaper.py``'s docstring, which the shipped bytes come from.
+BUILD = [
+    "-Os", "-nostdlib", "-static", "-fno-pie", "-no-pie", "-fno-asynchronous-unwind-tables",
+    "-fno-stack-protector", "-fcf-protection=none", "-Wl,--build-id=none",
+    "-Wl,-z,noseparate-code", "-Wl,-z,norelro", "-s",
+]  # fmt: skip
+
+
+def test_the_shipped_program_is_its_source_built(tmp_path: Path) -> None:
+    """The bytes the server executes are exactly ``SOURCE`` built with the documented
+    command (gcc 12, the toolchain they were built with): no unreviewable blob."""
+    gcc = shutil.which("gcc")
+    version = (
+        subprocess.run([gcc, "-dumpversion"], capture_output=True, text=True, check=True)
+        if gcc
+        else None
+    )
+    found = version.stdout.strip() if version is not None else "no gcc"
+    if found.split(".")[0] != "12" or host_arch() != "x86_64":
+        message = f"needs gcc 12 on x86_64 to rebuild the program (found {found})"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    source = tmp_path / "reaper.c"
+    source.write_text(reaper.SOURCE)
+    built = tmp_path / "reaper"
+    subprocess.run([gcc, *BUILD, "-o", str(built), str(source)], check=True)
+    subprocess.run(["objcopy", "-R", ".comment", str(built)], check=True)
+    assert built.read_bytes().hex() == reaper.PROGRAMS["x86_64"]
