@@ -274,13 +274,15 @@ class Settings(BaseSettings):
         1000,
         ge=0,
         validation_alias=_env("MCP_MAX_HISTORY", "PYTHON_EXECUTOR_MAX_HISTORY"),
-        description="Executions kept in the history database.",
+        description="Executions kept in the history database (the oldest are deleted in "
+        "steps of 1 %: up to 1 % more are held between two steps).",
     )
     max_audit: int = Field(
         100_000,
         ge=0,
         description="Audit records kept in the database's `audit` table (0: none; the "
-        "JSON-lines audit log on `python_mcp_server.audit` is written either way).",
+        "JSON-lines audit log on `python_mcp_server.audit` is written either way). The "
+        "oldest are deleted in steps of 1 %: up to 1 % more are held between two steps.",
     )
     database_url: str = Field(
         "",

@@ -16,7 +16,7 @@ from typing import Any
 from python_mcp_server.core.observability.audit import audit_line
 from python_mcp_server.infra.storage.database import Database
 from python_mcp_server.infra.storage.migrations import Migration, spelled
-from python_mcp_server.infra.storage.retention import keep_newest, keep_newest_params
+from python_mcp_server.infra.storage.retention import keep_newest, keep_newest_params, slack_for
 from python_mcp_server.infra.storage.transaction import Transaction
 
 COMPONENT = "audit"
@@ -89,7 +89,7 @@ class AuditStore:
                 "ON CONFLICT (event_key) DO NOTHING",
                 row,
             )
-            tx.execute(_KEEP_NEWEST, keep_newest_params(keep))
+            tx.execute(_KEEP_NEWEST, keep_newest_params(keep, slack=slack_for(keep)))
 
         self._db.enqueue(write)
 

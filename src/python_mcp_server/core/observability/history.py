@@ -22,7 +22,7 @@ from python_mcp_server.core.sessions.session import ExecutionOutcome, KernelSess
 from python_mcp_server.errors import StorageError
 from python_mcp_server.infra.storage.database import Database
 from python_mcp_server.infra.storage.migrations import Migration, spelled
-from python_mcp_server.infra.storage.retention import keep_newest, keep_newest_params
+from python_mcp_server.infra.storage.retention import keep_newest, keep_newest_params, slack_for
 from python_mcp_server.infra.storage.transaction import Transaction
 from python_mcp_server.models.history import HistoryEntry
 
@@ -194,7 +194,7 @@ class HistoryStore:
                 "ON CONFLICT (execution_id) DO NOTHING",
                 row,
             )
-            tx.execute(_KEEP_NEWEST, keep_newest_params(keep))
+            tx.execute(_KEEP_NEWEST, keep_newest_params(keep, slack=slack_for(keep)))
 
         self._db.enqueue(write)
 
