@@ -5,8 +5,6 @@ that kernel's policy alone."""
 
 from __future__ import annotations
 
-import http.server
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,33 +15,16 @@ from fastmcp import Client
 from python_mcp_server.infra.kernels.sandbox_fork import SandboxForkLauncher
 from python_mcp_server.server.services import Services
 from tests.helpers import call, run
-from tests.sandbox_support import proxy_probe, require_bwrap
+from tests.sandbox_support import loopback_http, proxy_probe, require_bwrap
 
 ALLOWED = "up.pmcp-test.example"
-
-
-class _Hello(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        body = f"hello {self.path}".encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
 
 
 @pytest.fixture(scope="module")
 def upstream() -> Iterator[int]:
     """An HTTP server on the host's loopback, reachable by its pinned name; its port."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hello)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server.server_address[1]
-    server.shutdown()
-    server.server_close()
-    thread.join(10)
+    with loopback_http("hello") as port:
+        yield port
 
 
 @pytest.fixture
