@@ -14,7 +14,8 @@ import psutil
 import pytest
 from fastmcp import Client
 
-from python_mcp_server.infra.kernels.sandbox_fork import SandboxForkLauncher, isolation_plan
+from python_mcp_server.infra.kernels.sandbox_fork import SandboxForkLauncher
+from python_mcp_server.infra.kernels.sandbox_template import isolation_plan
 from python_mcp_server.server.services import Services
 from tests.helpers import call, run, wait_for_new_kernel
 from tests.sandbox_support import require_bwrap
