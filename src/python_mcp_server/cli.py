@@ -192,6 +192,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("FASTMCP_LOG_ENABLED", "false")
     os.environ.setdefault("FASTMCP_SHOW_SERVER_BANNER", "false")
+    from python_mcp_server.infra.allocator import return_large_buffers
+
+    return_large_buffers()  # before any large output passes through
 
     from pydantic import ValidationError
 

@@ -22,5 +22,6 @@ async def test_ten_megabytes_over_http_with_bounded_memory(http_server: Launched
             assert len(data["stdout"]) < 40_000  # MCP_MAX_RESULT_CHARS
             assert (http_server.workspace / data["stdout_path"]).stat().st_size == 10_000_001
         grown_mb = (server.memory_info().rss - before) / 2**20
-    # Thirty megabytes of output passed through; the server kept well under that.
-    assert grown_mb < 30, f"server RSS grew by {grown_mb:.1f} MB"
+    # Thirty megabytes of output passed through; the server kept none of it (its large
+    # buffers are unmapped when freed: infra/allocator.py; 11 to 39 MB stayed before).
+    assert grown_mb < 10, f"server RSS grew by {grown_mb:.1f} MB"
