@@ -241,10 +241,11 @@ def test_a_gone_servers_kernel_cgroups_are_emptied_and_removed() -> None:
     cgroups = KernelCgroups.find()
     if cgroups is None:
         pytest.skip("no writable cgroup controller (limits use rlimits and sized tmpfs)")
-    gone = subprocess.Popen([sys.executable, "-c", "pass"])
-    gone.wait()
+    # The "server" lives while its cgroup is filled: a gone server's folder is reaped by
+    # any server that starts meanwhile (other test workers' servers included).
+    server = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
     parent = sorted(set(cgroups.parents.values()))[0]
-    base = parent / f"python-mcp-server-{gone.pid}-test"
+    base = parent / f"python-mcp-server-{server.pid}-test"
     base.mkdir()
     if cgroups.v2:
         wanted = " ".join(f"+{n}" for n, p in cgroups.parents.items() if p == parent)
@@ -256,10 +257,16 @@ def test_a_gone_servers_kernel_cgroups_are_emptied_and_removed() -> None:
     )
     try:
         (folder / "cgroup.procs").write_text(str(left.pid))
-        assert cgroups.end_orphans() >= 1
+        server.kill()
+        server.wait()
+        # From here a server starting elsewhere may reap it first: either way it is reaped.
+        cgroups.end_orphans()
         assert left.wait(20) == -signal.SIGKILL
         assert not base.exists()
     finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
         if left.poll() is None:
             left.kill()
             left.wait()
