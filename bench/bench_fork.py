@@ -30,7 +30,7 @@ from jupyter_client.connect import write_connection_file
 
 from python_mcp_server.core.sessions.preload import preload_modules
 from python_mcp_server.core.sessions.thread_context import KERNEL_ARGS as THREAD_CONTEXT_ARGS
-from python_mcp_server.infra.kernels.local import KERNEL_ARGS, program_source
+from python_mcp_server.infra.kernels.local import KERNEL_ARGS, program_source, template_source
 
 MIB = 1024 * 1024
 
@@ -67,13 +67,16 @@ def mappings(pid: int) -> dict[str, tuple[str, int]]:
     return found
 
 
-def start_template(python: str, preload: list[str], program: str) -> subprocess.Popen[bytes]:
+def start_template(
+    python: str, preload: list[str], program: str, template: str
+) -> subprocess.Popen[bytes]:
     config = {
         "mode": "template",
         "preload": preload,
         "limits": [],
         "server_pid": os.getpid(),
         "kernel_args": [*KERNEL_ARGS, *THREAD_CONTEXT_ARGS],
+        "template": template,  # template_program.py, which the kernel program runs
     }
     process = subprocess.Popen(
         [python, "-c", program, json.dumps(config)],
@@ -152,6 +155,7 @@ def main() -> None:
     parser.add_argument("--python", default=sys.executable)
     parser.add_argument("--keep-logs", action="store_true")
     parser.add_argument("--program", type=Path, help="another kernel_program.py (to compare)")
+    parser.add_argument("--template", type=Path, help="another template_program.py (to compare)")
     args = parser.parse_args()
     zmq.Context.instance().setsockopt(zmq.RECONNECT_IVL, 10)  # as the server's channels
     load = os.getloadavg()
@@ -159,7 +163,8 @@ def main() -> None:
     preload = list(preload_modules("auto"))
     started = time.perf_counter()
     program = args.program.read_text() if args.program else program_source()
-    template = start_template(args.python, preload, program)
+    text = args.template.read_text() if args.template else template_source()
+    template = start_template(args.python, preload, program, text)
     print(f"template ready in {time.perf_counter() - started:.2f} s (pid {template.pid})")
     fork_times: list[float] = []
     answer_times: list[float] = []

@@ -17,8 +17,8 @@ import pytest
 
 from python_mcp_server.infra.kernels import reaper
 from python_mcp_server.infra.kernels.isolation_program import _reap_until, become_reaper
-from python_mcp_server.infra.kernels.kernel_program import keep
 from python_mcp_server.infra.kernels.seccomp import host_arch
+from python_mcp_server.infra.kernels.template_program import keep
 
 PR_SET_CHILD_SUBREAPER = 36
 
@@ -111,7 +111,7 @@ def test_it_replaces_the_interpreter_and_ignores_sigint() -> None:
 
 
 def test_in_report_mode_it_writes_each_exit_as_the_template_did() -> None:
-    """A sandboxed template's pid 1 (``kernel_program.keep``): a JSON line per child,
+    """A sandboxed template's pid 1 (``template_program.keep``): a JSON line per child,
     ``ended`` for the one named, and 0 once none is left."""
     out_r, out_w = os.pipe()
     pid = os.fork()

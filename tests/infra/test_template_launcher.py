@@ -149,7 +149,7 @@ async def test_a_forked_idle_kernel_costs_little_unique_memory(
         await execute(client, "x = 1")
         assert client.kernel.pid is not None
         uss = psutil.Process(client.kernel.pid).memory_full_info().uss
-        # About 14 MiB (kernel_program.py: what the template does so that kernels copy
+        # About 14 MiB (template_program.py: what the template does so that kernels copy
         # little of it); a plain kernel with numpy holds about 60 MiB.
         assert uss < 20 * MIB, uss / MIB
     finally:

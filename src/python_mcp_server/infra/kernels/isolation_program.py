@@ -1,7 +1,7 @@
 """How a kernel forked by a sandboxed template isolates itself before any of its code runs.
 
 Shipped as text (standard library only) in a sandboxed template's configuration and
-executed once in the template (``kernel_program.py``); ``isolate`` runs in each forked
+executed once in the template (``template_program.py``); ``isolate`` runs in each forked
 child. Everything a bubblewrap kernel gets from bubblewrap, the child makes itself, from
 a plan the server wrote (``sandbox_fork.isolation_plan``, the same mount list a bwrap
 kernel gets):

@@ -11,62 +11,28 @@ environment, which may not have this package. ``sys.argv[1]`` is a JSON object:
   handing every connection to the egress proxy's ``socket`` (see ``infra/network/forwarder.py``);
 - ``mode``: ``"kernel"`` (become ipykernel_launcher with the remaining arguments, as a
   child subreaper so that no process it starts can leave its process tree) or
-  ``"template"`` (import the preload, then fork one kernel per request read from stdin;
-  see ``template_main``);
+  ``"template"`` (run ``template``, the text of ``template_program.py``, which imports the
+  preload, then forks one kernel per request read from stdin: see ``main``);
 - ``kernel_args`` (template mode): the ipykernel arguments every request carries after
   ``-f <connection file>``; the template parses them once (``Prepared``).
 
-A forked kernel (``become_kernel``) leads its own session and process group, keeps no file
-descriptor of the template (stdin is /dev/null, stdout and stderr its own log), reseeds
-every random generator it inherited, takes its own environment and working directory,
-and ends when the server ends. It forks before any user code runs: the template runs
-only the preload, never a request's code.
-
-What a kernel copies of the template's memory is what it writes to: a page of shared
-objects is copied at its first reference count change. The template therefore never
-collects (freed holes in shared pages would take the kernels' first objects), imports
-what ipykernel imports as it starts, and does the part of ipykernel's start-up that is the
-same for every kernel (``Prepared``); it opens no socket, thread or database.
+Besides what every kernel does at start, this program holds what a kernel forked from a
+template does of ipykernel's start-up: the template does the part that is the same for
+every kernel once (``Prepared``, ``prepare``), the forked kernel the rest
+(``Prepared.initialize``), reading the module files the template listed (``_SysView``)
+rather than touching, and so copying, every module's page.
 """
 
 from __future__ import annotations
 
 import contextlib
-import gc
 import importlib
 import json
 import os
-import select
-import signal
 import sys
-import threading
 from typing import Any
 
 PRELOAD_MARKER = "MCP-PRELOAD-FAILED "
-#: What ipykernel imports while it initialises: a template imports them once for all.
-KERNEL_MODULES = (
-    "ipykernel.kernelapp",
-    "ipykernel.ipkernel",
-    "ipykernel.zmqshell",
-    "ipykernel.debugger",
-    "tornado.platform.asyncio",
-    "tornado.queues",
-    "tornado.locks",
-    "faulthandler",
-    "pdb",
-    "pydoc",
-    "http.server",
-    "xmlrpc.server",
-    "IPython.extensions",
-    "IPython.core.debugger",
-    "IPython.core.completerlib",
-    "IPython.core.logger",
-    "IPython.core.oinspect",
-    "IPython.extensions.storemagic",
-    "IPython.utils.wildcard",
-    "importlib.readers",
-    "resource",
-)
 _INLINE = "matplotlib_inline.backend_inline"
 
 
@@ -315,247 +281,16 @@ def run_kernel(argv: list[str], prepared: Prepared | None = None) -> None:
     app.start()
 
 
-def reseed() -> None:
-    """Fresh random state after a fork (``random`` reseeds itself through os.register_at_fork)."""
-    import random
-
-    random.seed()
-    numpy_random = sys.modules.get("numpy.random")
-    if numpy_random is not None:
-        numpy_random.seed()  # the legacy global RandomState; default_rng() seeds from the OS
-
-
-def exit_with_server(server_pid: int) -> None:
-    """End this process when the server ends (forked kernels are not the server's children)."""
-    try:
-        pidfd = os.pidfd_open(server_pid)
-    except OSError:
-        os._exit(1)
-
-    def watch() -> None:
-        select.select([pidfd], [], [])
-        os._exit(1)
-
-    threading.Thread(target=watch, name="mcp-server-watch", daemon=True).start()
-
-
-def become_kernel(
-    request: dict[str, Any],
-    server_pid: int | None,
-    prepared: Prepared | None,
-    log_fd: int | None = None,
-    enter: Any = None,
-) -> None:
-    """In the forked child: cut every tie to the template, then run the kernel.
-
-    A sandboxed child (``log_fd`` given: its log cannot be opened by path in its sandbox)
-    stays in the process group of its waiter and dies with it rather than watching the
-    server (its egress port, if any, is served by the server: ``isolation_program.py``).
-    ``enter`` (a sandboxed child) makes it its environment's interpreter once its
-    variables are its own (``environment_program.enter``)."""
-    gc.enable()
-    if log_fd is None:
-        os.setsid()
-    signal.set_wakeup_fd(-1)
-    for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGPIPE):
-        signal.signal(signum, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    if log_fd is None:
-        log_fd = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(devnull, 0)
-    os.dup2(log_fd, 1)
-    os.dup2(log_fd, 2)
-    os.closerange(3, os.sysconf("SC_OPEN_MAX"))
-    os.chdir(request["cwd"])
-    os.environ.clear()
-    os.environ.update(request["env"])
-    if enter is not None:
-        enter()
-    else:  # the template started without this kernel's own PYTHONPATH (its packages)
-        for entry in reversed(os.environ.get("PYTHONPATH", "").split(os.pathsep)):
-            if entry and entry not in sys.path:
-                sys.path.insert(0, entry)
-    reseed()
-    if server_pid is not None:
-        exit_with_server(server_pid)
-    run_kernel(list(request["argv"]), prepared)
-
-
-def _send(message: dict[str, Any]) -> None:
-    os.write(1, (json.dumps(message) + "\n").encode())
-
-
-def _reap() -> None:
-    while True:
-        try:
-            pid, status = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
-        _send({"exit": pid, "status": os.waitstatus_to_exitcode(status)})
-
-
-def _fork(request: dict[str, Any], server_pid: int, prepared: Prepared | None) -> None:
-    gc.freeze()  # a collection in a kernel must not touch (and so copy) the shared objects
-    pid = os.fork()
-    if pid == 0:
-        try:
-            become_kernel(request, server_pid, prepared)
-        except BaseException as exc:
-            os.write(2, f"kernel start failed: {type(exc).__name__}: {exc}\n".encode())
-            os._exit(1)
-        os._exit(0)
-    _send({"forked": request["id"], "pid": pid})
-
-
-def _fork_isolated(
-    request: dict[str, Any], fds: list[int], programs: dict[str, Any], prepared: Prepared | None
-) -> None:
-    """Fork a sandboxed kernel: it isolates itself (``isolation_program.py``), then
-    becomes its environment's interpreter (``environment_program.py``)."""
-    gc.freeze()  # a collection in a kernel must not touch (and so copy) the shared objects
-    pid = os.fork()
-    if pid == 0:
-        try:
-            programs["isolation"]["isolate"](request["isolation"], fds)
-
-            def enter() -> None:
-                programs["environment"]["enter"](request["environment"], programs["base"])
-
-            become_kernel(request, None, prepared, log_fd=fds[1], enter=enter)
-        except BaseException as exc:
-            os.write(2, f"kernel start failed: {type(exc).__name__}: {exc}\n".encode())
-            os._exit(1)
-        os._exit(0)
-    for fd in fds:
-        os.close(fd)
-    _send({"forked": request["id"], "pid": pid})
-
-
-def keep(template: int, become: Any = None, program: str | None = None) -> None:
-    """Pid 1 of a sandboxed template's namespace: outlive the template while its kernels
-    run (they would die with this namespace), reporting the exits it reaps; end with the
-    last of them. ``become`` (``isolation_program.become_reaper``) replaces this process
-    with ``program`` (``reaper.py``), which does the same in a few pages, where it can."""
-    os.close(0)
-    if become is not None:
-        become(program, [str(template), "report"])
-    while True:
-        try:
-            pid, status = os.wait()
-        except InterruptedError:
-            continue
-        except ChildProcessError:
-            os._exit(0)
-        code = os.waitstatus_to_exitcode(status)
-        _send({"ended": code} if pid == template else {"exit": pid, "status": code})
-
-
-def _read_requests(sandboxed: bool, pending: bytearray) -> list[Any] | None:
-    """The (request, descriptors) pairs one read of stdin brings; None at end of input.
-
-    Stdin carries JSON lines (``pending`` keeps a partial one), or for a sandboxed
-    template one datagram per request with its descriptors."""
-    if sandboxed:
-        import socket
-
-        with socket.socket(fileno=os.dup(0)) as channel:
-            data, fds, _, _ = socket.recv_fds(channel, 1 << 20, 64)
-        return [(json.loads(data), fds)] if data else None
-    chunk = os.read(0, 65536)
-    if not chunk:
-        return None
-    pending += chunk
-    found: list[Any] = []
-    while b"\n" in pending:
-        line, _, rest = bytes(pending).partition(b"\n")
-        pending[:] = rest
-        found.append((json.loads(line), []))
-    return found
-
-
-def template_main(config: dict[str, Any]) -> None:
-    """Import the preload, say so, then fork a kernel for each request read from stdin.
-
-    Requests: ``{"id", "argv", "cwd", "env", "log"}``. Answers on stdout, one JSON line
-    each: ``{"ready": {failures}}`` once, ``{"forked": id, "pid": n}`` per request and
-    ``{"exit": pid, "status": code}`` when a kernel ends. The template ends when its stdin
-    closes (the server stopped or died) or when its parent changes.
-
-    A sandboxed template (``config["sandboxed"]``, ``sandbox_fork.py``) runs inside its
-    own bubblewrap sandbox as pid 1: it forks the template proper and stays as ``keep``.
-    Its stdin is a sequenced-packet socket carrying each request with its descriptors,
-    and its children isolate themselves with ``config["isolation"]`` (source text) before
-    becoming kernels of their environment (``config["environment"]``, source text; the
-    template itself is the server's interpreter, its ``sys.path`` checked against
-    ``config["trusted_path"]`` first); its ready line lists the top-level modules it
-    imported (``"modules"``); ``{"ended": code}`` says the template proper ended.
-    """
-    # No collection in the template: it would leave freed holes in the pages the kernels
-    # share, which their first objects would fill (and copy). Kernels collect again.
-    gc.disable()
-    server_pid = config.get("server_pid")
-    sandboxed = bool(config.get("sandboxed"))
-    programs: dict[str, Any] = {
-        "isolation": {"__name__": "__isolation__"},
-        "environment": {"__name__": "__environment__"},
-    }
-    if sandboxed:  # the server's interpreter: its path checked before any import
-        exec(config["environment"], programs["environment"])
-        programs["base"] = programs["environment"]["start"](config["trusted_path"])
-        exec(config["isolation"], programs["isolation"])
-        template = os.fork()
-        if template:
-            keep(template, programs["isolation"]["become_reaper"], config.get("reaper"))
-    failures = preload(list(config.get("preload", ())))
-    for name in KERNEL_MODULES:  # the kernel's own code, shared too
-        try:
-            importlib.import_module(name)
-        except (Exception, SystemExit) as exc:
-            sys.stderr.write(f"template: could not import {name}: {exc}\n")
-    harden_completion_cache()  # imports parso (2.3 MB a kernel would make its own)
-    prepared = prepare(list(config.get("kernel_args", ())))
-    if sandboxed:  # its last import done: the children's import caches, made stale once
-        programs["environment"]["settle"]()
-    wake_r, wake_w = os.pipe()
-    os.set_blocking(wake_w, False)
-    os.set_blocking(wake_r, False)
-    signal.set_wakeup_fd(wake_w)
-    signal.signal(signal.SIGCHLD, lambda *_: None)
-    _send({"ready": failures, "modules": programs["environment"]["loaded"]() if sandboxed else []})
-    pending = bytearray()
-    while sandboxed or os.getppid() == server_pid:
-        readable, _, _ = select.select([0, wake_r], [], [])
-        if wake_r in readable:
-            while True:
-                try:
-                    if not os.read(wake_r, 512):
-                        break
-                except BlockingIOError:
-                    break
-            _reap()
-        if 0 not in readable:
-            continue
-        requests = _read_requests(sandboxed, pending)
-        if requests is None:
-            return
-        for request, fds in requests:
-            if sandboxed:
-                _fork_isolated(request, fds, programs, prepared)
-            else:
-                _fork(request, int(server_pid or 0), prepared)
-            del request
-
-
 def main() -> None:
     config = json.loads(sys.argv[1])
     apply_limits(config.get("limits", []))
     if config.get("forwarder"):
         start_forwarder(config["forwarder"])
     if config.get("mode") == "template":
-        template_main(config)
+        # template_program.py, sent as text; it uses this program's functions.
+        template: dict[str, Any] = {"__name__": "__template__"}
+        exec(config["template"], template)
+        template["template_main"](config, globals())
         return
     preload(list(config.get("preload", ())))
     run_kernel(sys.argv[2:])  # the arguments of ipykernel_launcher

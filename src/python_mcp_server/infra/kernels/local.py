@@ -21,7 +21,7 @@ import zmq.asyncio
 from jupyter_client.connect import write_connection_file
 
 from python_mcp_server.errors import KernelStartError
-from python_mcp_server.infra.kernels import kernel_program
+from python_mcp_server.infra.kernels import kernel_program, template_program
 from python_mcp_server.infra.kernels.base import (
     KernelLauncher,
     KernelLaunchRequest,
@@ -47,6 +47,12 @@ IPC_CHANNELS = ("shell", "iopub", "stdin", "control", "hb")
 def program_source() -> str:
     """The text of ``kernel_program``, run by kernels as ``python -c``."""
     return Path(kernel_program.__file__).read_text(encoding="utf-8")
+
+
+def template_source() -> str:
+    """The text of ``template_program``, which the kernel program runs in template mode
+    (sent as the ``template`` entry of its configuration)."""
+    return Path(template_program.__file__).read_text(encoding="utf-8")
 
 
 def short_runtime_dir(state_dir: Path) -> Path:

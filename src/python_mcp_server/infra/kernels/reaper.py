@@ -10,7 +10,7 @@ the waiter with the init's), the shell way (128 + the signal when it was killed)
 pages it had copied (every object it touched on the way); this program replaces the
 process image (``execve`` of a sealed memory file) and holds a few pages.
 
-The template's own pid 1 (``kernel_program.keep``: it outlives the template proper while
+The template's own pid 1 (``template_program.keep``: it outlives the template proper while
 its kernels run) becomes it too, in ``report`` mode: it writes one JSON line per child
 it reaps, ``{"ended": code}`` for the template proper and ``{"exit": pid, "status":
 code}`` for any other (the code as ``os.waitstatus_to_exitcode`` gives it), and ends with
@@ -21,7 +21,7 @@ What carries over the ``execve`` is what the Python code set: the ignored signal
 the capabilities (none), the seccomp filter, and the descriptors left open (the waiter's
 end of the pipe its init watches; the template's standard output and error). Where no
 program exists for the machine, or the ``execve`` fails (``vm.memfd_noexec``), the Python
-loops (``isolation_program._reap_until``, ``kernel_program.keep``) do the same.
+loops (``isolation_program._reap_until``, ``template_program.keep``) do the same.
 
 ``SOURCE`` is the program; ``PROGRAMS`` holds it built (x86_64, gcc 12) with::
 

@@ -11,7 +11,7 @@ a user namespace of its own (no capabilities in it) with the kernels' read-only 
 the system, empty /tmp, /run and hidden folders, no environment, no workspace, no
 runtime folder, no network unless kernels get the host's, and the template filter of
 ``seccomp.py`` (the kernels' filter less the calls its children need to isolate
-themselves). Its pid 1 (``kernel_program.keep``) outlives it while kernels run.
+themselves). Its pid 1 (``template_program.keep``) outlives it while kernels run.
 
 Each kernel is forked from it and isolates itself before any of its code runs
 (``isolation_program.py``): it says hello on a control socket of its own, from which the
@@ -60,7 +60,7 @@ from python_mcp_server.infra.kernels.base import KernelLaunchRequest, LaunchedKe
 from python_mcp_server.infra.kernels.cgroups import CgroupLimits
 from python_mcp_server.infra.kernels.confine import joined
 from python_mcp_server.infra.kernels.detached_mounts import detach
-from python_mcp_server.infra.kernels.local import KERNEL_ARGS, program_source
+from python_mcp_server.infra.kernels.local import KERNEL_ARGS, program_source, template_source
 from python_mcp_server.infra.kernels.mounts import mount_args, plan_mounts
 from python_mcp_server.infra.kernels.privileges import DROP_CAPABILITIES, drop_argv, hand_over
 from python_mcp_server.infra.kernels.process_records import kill_process_tree
@@ -405,6 +405,7 @@ class SandboxForkLauncher(TemplateOwner[_Key, SandboxTemplate], BwrapLauncher):
             "preload": list(request.preload),
             "limits": [list(pair) for pair in self.limits.rlimits()],
             "kernel_args": [*KERNEL_ARGS, *request.extra_args],  # parsed once, in the template
+            "template": template_source(),
             "isolation": Path(isolation_program.__file__).read_text(encoding="utf-8"),
             "reaper": reaper.program(),  # what its pid 1 becomes (``keep``)
             "environment": Path(environment_program.__file__).read_text(encoding="utf-8"),

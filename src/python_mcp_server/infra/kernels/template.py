@@ -1,12 +1,12 @@
 """Fork templates: one process per environment that has imported the preload and forks kernels.
 
-A template is ``kernel_program`` in ``template`` mode, started like a kernel (same
-interpreter, environment, working directory and resource limits) but running no kernel
-and no user code: it imports the preload once, then forks a child per request. Each child
-becomes a full kernel with its own connection file and key, session and process group,
-log, and random state; the preloaded pages stay shared copy-on-write, so a new session
-costs a fork and an ipykernel initialisation instead of an interpreter start and the
-imports.
+A template is ``kernel_program`` in ``template`` mode (running ``template_program``),
+started like a kernel (same interpreter, environment, working directory and resource
+limits) but running no kernel and no user code: it imports the preload once, then forks a
+child per request. Each child becomes a full kernel with its own connection file and key,
+session and process group, log, and random state; the preloaded pages stay shared
+copy-on-write, so a new session costs a fork and an ipykernel initialisation instead of an
+interpreter start and the imports.
 
 The server talks to a template over its stdin and stdout (JSON lines). Forked kernels are
 the template's children, not the server's: the server watches each one through a pidfd,
@@ -47,7 +47,7 @@ class ForkTemplate:
         self.failures: dict[str, str] = {}
         #: Top-level modules a sandboxed template imported (``fork_guard.py`` reads them).
         self.modules: frozenset[str] = frozenset()
-        #: The template proper ended while its sandbox lives on (``kernel_program.keep``).
+        #: The template proper ended while its sandbox lives on (``template_program.keep``).
         self.ended = False
         loop = asyncio.get_running_loop()
         self._ready: asyncio.Future[dict[str, str]] = loop.create_future()

@@ -23,7 +23,7 @@ from pathlib import Path
 from python_mcp_server.errors import KernelStartError
 from python_mcp_server.infra.kernels.base import KernelLaunchRequest, LaunchedKernel
 from python_mcp_server.infra.kernels.limits import LimitedLauncher, ResourceLimits
-from python_mcp_server.infra.kernels.local import KERNEL_ARGS, program_source
+from python_mcp_server.infra.kernels.local import KERNEL_ARGS, program_source, template_source
 from python_mcp_server.infra.kernels.template import ForkedKernel, ForkTemplate
 from python_mcp_server.infra.kernels.template_set import TemplateOwner, TemplateSet
 
@@ -112,6 +112,7 @@ class TemplateLauncher(TemplateOwner[_Key, ForkTemplate], LimitedLauncher):
             "limits": [list(pair) for pair in self.limits.rlimits()],
             "server_pid": os.getpid(),
             "kernel_args": [*KERNEL_ARGS, *request.extra_args],  # parsed once, in the template
+            "template": template_source(),
         }
         env = self._template_env(request)
         try:
