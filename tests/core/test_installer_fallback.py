@@ -7,11 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from python_mcp_server.core.packages.environments import (
-    EnvironmentManager,
-    EnvironmentsConfig,
-    server_site_dirs,
-)
+from python_mcp_server.core.packages.environments import EnvironmentManager, EnvironmentsConfig
 from python_mcp_server.core.packages.installer import (
     Installer,
     InstallerConfig,
@@ -19,6 +15,7 @@ from python_mcp_server.core.packages.installer import (
 )
 from python_mcp_server.core.packages.installer_env import INSTALLER_ENV_ALLOWED
 from python_mcp_server.core.packages.requirements import parse_names, parse_packages
+from python_mcp_server.core.packages.venv_records import server_site_dirs
 from python_mcp_server.errors import PackageInstallationError
 from python_mcp_server.infra.sandboxed_run import RunnerConfig, SandboxedRunner
 from python_mcp_server.infra.subprocess import run_command

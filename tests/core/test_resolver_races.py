@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from python_mcp_server.core.packages.environments import METADATA_FILE
+from python_mcp_server.core.packages.venv_records import METADATA_FILE
 from python_mcp_server.core.workspace.dirfd import DirectoryRoot
 from python_mcp_server.core.workspace.files import WorkspaceFiles
 from python_mcp_server.core.workspace.outputs import (

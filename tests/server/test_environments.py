@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from fastmcp import Client
 
-from python_mcp_server.core.packages.environments import LINK_FILE
+from python_mcp_server.core.packages.venv_records import LINK_FILE
 from python_mcp_server.server.app import build_server
 from python_mcp_server.server.services import build_services
 from python_mcp_server.settings import Settings

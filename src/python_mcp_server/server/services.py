@@ -39,11 +39,7 @@ from python_mcp_server.core.observability.health_report import (
 )
 from python_mcp_server.core.observability.history import HistoryConfig, HistoryHook, HistoryStore
 from python_mcp_server.core.packages.auto_install import AutoInstallHook
-from python_mcp_server.core.packages.environments import (
-    EnvironmentManager,
-    EnvironmentsConfig,
-    server_site_dirs,
-)
+from python_mcp_server.core.packages.environments import EnvironmentManager, EnvironmentsConfig
 from python_mcp_server.core.packages.installer import (
     Installer,
     InstallerConfig,
@@ -52,6 +48,7 @@ from python_mcp_server.core.packages.installer import (
 )
 from python_mcp_server.core.packages.service import PackageService
 from python_mcp_server.core.packages.session_packages import SessionPackages
+from python_mcp_server.core.packages.venv_records import server_site_dirs
 from python_mcp_server.core.safety.checker import SafetyHook, SafetyPolicy
 from python_mcp_server.core.sessions.kernel_environment import KernelPipConfig
 from python_mcp_server.core.sessions.kernel_factory import KernelFactory, KernelFactoryConfig

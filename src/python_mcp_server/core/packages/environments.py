@@ -13,29 +13,37 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import os
 import re
 import shutil
-import site
 import sys
-import sysconfig
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from python_mcp_server.core.observability.audit import AuditSink, audited_install
 from python_mcp_server.core.packages import venv_files
+from python_mcp_server.core.packages.import_refresh import refresh_import_caches
 from python_mcp_server.core.packages.installer import EnvTarget, Installer
-from python_mcp_server.core.packages.installer_env import INSTALLER_ENV_FIXED, installer_env
+from python_mcp_server.core.packages.installer_env import installer_env
 from python_mcp_server.core.packages.package_scan import scan_distributions
 from python_mcp_server.core.packages.preinstall import Preinstall
 from python_mcp_server.core.packages.requirements import PackageSpec
 from python_mcp_server.core.packages.venv_files import has_entry, is_regular_file
+from python_mcp_server.core.packages.venv_records import (
+    LINK_FILE,
+    METADATA_FILE,
+    link_file_text,
+    read_link_file,
+    read_metadata,
+    recorded_time,
+    write_link_file,
+    write_metadata,
+)
+from python_mcp_server.core.packages.venv_sys_path import probe_sys_path
 from python_mcp_server.core.workspace.dirfd import DirectoryRoot
 from python_mcp_server.errors import (
     ConfirmationRequiredError,
@@ -57,34 +65,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 VENV_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-METADATA_FILE = "mcp-venv.json"
-#: Largest metadata file read back (it holds a name, a description and a few facts).
-METADATA_LIMIT = 256 * 1024
-LINK_FILE = "_python_mcp_server_link.pth"
-#: Largest link file read back (a line per server site-packages folder).
-LINK_LIMIT = 64 * 1024
 #: Longest description list_venvs returns (what set_venv_description accepts).
 DESCRIPTION_LIMIT = 500
 CREATE_TIMEOUT = 120.0
-#: Seconds a running kernel has to acknowledge an import-cache refresh.
-REFRESH_TIMEOUT = 3.0
-REFRESH_CODE = "__import__('importlib').invalidate_caches()"
-
-
-def server_site_dirs() -> tuple[Path, ...]:
-    """The server's own site-packages folders, which managed environments see."""
-    candidates = [*site.getsitepackages(), sysconfig.get_path("purelib"),
-                  sysconfig.get_path("platlib")]  # fmt: skip
-    found: list[Path] = []
-    for entry in candidates:
-        path = Path(entry)
-        if path.is_dir() and path not in found:
-            found.append(path)
-    return tuple(found)
-
-
-def link_file_text(dirs: Sequence[Path]) -> str:
-    return "".join(f"import site; site.addsitedir({str(d)!r})\n" for d in dirs)
 
 
 def validate_venv_name(name: str) -> str:
@@ -113,47 +96,6 @@ class EnvironmentsConfig:
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def _timestamp(value: object) -> datetime | None:
-    """A recorded creation time, or None when it is missing or not a timestamp."""
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        return None
-
-
-def _inside(path: Path, folders: Sequence[Path]) -> bool:
-    normal = Path(os.path.normpath(path))
-    return any(normal == f or f in normal.parents for f in folders)
-
-
-async def refresh_import_caches(sessions: Sequence[KernelSession]) -> list[str]:
-    """Tell running kernels to forget cached folder listings so new packages import.
-
-    Runs silently (no history, no output) and waits briefly: a busy kernel runs it after
-    its current code. Returns the sessions that confirmed.
-    """
-
-    async def one(session: KernelSession) -> str | None:
-        try:
-            execution = session.client.start_execute(
-                REFRESH_CODE, on_iopub=lambda _m: None, on_stdin=None,
-                silent=True, store_history=False,
-            )  # fmt: skip
-        except ServerError:
-            return None
-        try:
-            await execution.wait(REFRESH_TIMEOUT)
-        except (asyncio.TimeoutError, ServerError):
-            execution.cancel()
-            return None
-        return session.session_id
-
-    done = await asyncio.gather(*(one(s) for s in sessions))
-    return [name for name in done if name is not None]
 
 
 class EnvironmentManager:
@@ -236,37 +178,15 @@ class EnvironmentManager:
 
     async def kernel_sys_path(self, name: str) -> list[str]:
         """The ``sys.path`` a kernel of the environment starts with (asked once, cached
-        until the environment changes).
-
-        The environment's interpreter runs in the sandboxed runner (it may have been
-        changed by a kernel), and only answers inside the environment's own folder and
-        the server's Python are kept: the answer is data from an untrusted program.
-        """
+        until the environment changes; read as untrusted data: ``venv_sys_path.py``)."""
         cached = self._sys_paths.get(name)
         if cached is None:
-            probe = "import json, sys; print(json.dumps([p for p in sys.path if p]))"
             root = self.root(self._require(name))
-            result = await self.installer.runner.run(
-                [self.python_for(name), "-I", "-c", probe],
-                timeout=CREATE_TIMEOUT,
-                readable=[root],
-                env=INSTALLER_ENV_FIXED,
+            python = self.python_for(name)
+            trusted = self.config.trusted_paths
+            cached = await probe_sys_path(
+                self.installer, name, python, root, trusted, timeout=CREATE_TIMEOUT
             )
-            try:
-                answer = json.loads(result.stdout) if result.ok else None
-            except ValueError:
-                answer = None
-            if not isinstance(answer, list):
-                raise PackageInstallationError(
-                    f"could not start the Python of environment {name!r}: "
-                    + self.installer.hide_paths(result.stderr.strip()[-500:])
-                )
-            allowed = [root, *self.config.trusted_paths]
-            cached = [
-                p
-                for p in answer
-                if isinstance(p, str) and os.path.isabs(p) and _inside(Path(p), allowed)
-            ]
             self._sys_paths[name] = cached
         return cached
 
@@ -322,9 +242,7 @@ class EnvironmentManager:
             target = self.target(root.name)
             parts = target.site_packages.relative_to(self.config.venvs_path).parts
             with contextlib.suppress(OSError, ServerError):
-                shown = f"environment {root.name!r} link file"
-                link = self._files().read_small((*parts, LINK_FILE), shown, limit=LINK_LIMIT)
-                if link != text.encode():
+                if read_link_file(self._files(), parts, root.name) != text.encode():
                     self._write_link_file(target, text)
 
     # --- create / delete / describe ----------------------------------------------------
@@ -378,7 +296,8 @@ class EnvironmentManager:
             raise PackageInstallationError(f"could not create environment {name!r}: {reason}")
         target = self.target(name)
         self._write_link_file(target, link_file_text(self.config.server_dirs))
-        self._write_metadata(
+        write_metadata(
+            self._files(),
             name,
             {
                 "name": name,
@@ -416,40 +335,18 @@ class EnvironmentManager:
 
     def set_description(self, name: str, description: str) -> None:
         name = self._require(name)
-        data = self._read_metadata(name)
+        data = read_metadata(self._files(), name)
         data["description"] = description
-        self._write_metadata(name, data)
+        write_metadata(self._files(), name, data)
 
     def _files(self) -> DirectoryRoot:
         """The environments folder, opened through descriptors: kernels can write into an
         environment, so a link they plant there is never followed."""
         return DirectoryRoot(self.config.venvs_path)
 
-    def _read_metadata(self, name: str) -> dict[str, Any]:
-        shown = f"environment {name!r} metadata"
-        with contextlib.suppress(ServerError, ValueError):
-            raw = self._files().read_small(
-                (validate_venv_name(name), METADATA_FILE), shown, limit=METADATA_LIMIT
-            )
-            data = json.loads(raw)
-            if isinstance(data, dict):
-                return data
-        return {"name": name}
-
-    def _write_metadata(self, name: str, data: dict[str, Any]) -> None:
-        """Replace the metadata file atomically; a link in its place is replaced, never
-        written through."""
-        self._files().replace_file(
-            (validate_venv_name(name), METADATA_FILE),
-            f"environment {name!r} metadata",
-            json.dumps(data, indent=2).encode("utf-8"),
-        )
-
     def _write_link_file(self, target: EnvTarget, text: str) -> None:
         parts = target.site_packages.relative_to(self.config.venvs_path).parts
-        self._files().replace_file(
-            (*parts, LINK_FILE), f"environment {target.name!r} link file", text.encode()
-        )
+        write_link_file(self._files(), parts, target.name, text)
 
     # --- listing -------------------------------------------------------------------------
     def names(self) -> list[str]:
@@ -475,7 +372,7 @@ class EnvironmentManager:
         site_parts = target.site_packages.relative_to(self.config.venvs_path).parts
         own = venv_files.scan(files, site_parts)
         server = scan_distributions(target.server_dirs) if target.server_dirs else {}
-        data = self._read_metadata(name)
+        data = read_metadata(self._files(), validate_venv_name(name))
         return VenvInfo(
             name=name,
             description=str(data.get("description", ""))[:DESCRIPTION_LIMIT],
@@ -484,7 +381,7 @@ class EnvironmentManager:
             package_count=len(own),
             server_package_count=len(set(server) - set(own)),
             size_bytes=venv_files.tree_size(files, name),
-            created_at=_timestamp(data.get("created_at")),
+            created_at=recorded_time(data.get("created_at")),
             sessions=self.sessions_using(name),
             preinstall=self.preinstall if name == self.default_name else None,
         )

@@ -10,7 +10,8 @@ refresh their import caches so new packages import without a restart.
 from __future__ import annotations
 
 from python_mcp_server.core.observability.audit import audited_install
-from python_mcp_server.core.packages.environments import EnvironmentManager, refresh_import_caches
+from python_mcp_server.core.packages.environments import EnvironmentManager
+from python_mcp_server.core.packages.import_refresh import refresh_import_caches
 from python_mcp_server.core.packages.installer import EnvTarget
 from python_mcp_server.core.packages.requirements import PackageSpec, parse_names, parse_packages
 from python_mcp_server.core.sessions.manager import SessionManager
