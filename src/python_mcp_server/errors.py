@@ -24,6 +24,7 @@ class ErrorCode(str, Enum):
     SANDBOX_UNAVAILABLE = "SANDBOX_UNAVAILABLE"
     KERNEL_DIED = "KERNEL_DIED"
     KERNEL_UNRESPONSIVE = "KERNEL_UNRESPONSIVE"
+    KERNEL_REPLY_LOST = "KERNEL_REPLY_LOST"
     EXECUTION_TIMEOUT = "EXECUTION_TIMEOUT"
     MEMORY_LIMIT_EXCEEDED = "MEMORY_LIMIT_EXCEEDED"
     PYTHON_ERROR = "PYTHON_ERROR"
@@ -104,6 +105,13 @@ class KernelDiedError(ServerError):
 
 class KernelUnresponsiveError(ServerError):
     code = ErrorCode.KERNEL_UNRESPONSIVE
+
+
+class KernelReplyLostError(ServerError):
+    """The kernel handled a request but dropped its reply (an interrupt landed in it),
+    also when the request was sent again: the kernel itself is fine."""
+
+    code = ErrorCode.KERNEL_REPLY_LOST
 
 
 class SessionBusyError(ServerError):

@@ -75,6 +75,13 @@ MEANINGS: dict[str, tuple[str, str]] = {
         "Requests to the kernel (health probes, introspection) that get no reply before "
         "their deadline while it is not running code. `restart_kernel` replaces it.",
     ),
+    "KERNEL_REPLY_LOST": (
+        "The kernel handled a request but dropped its reply, twice: an interrupt reached it.",
+        "`code_completion` or `inspect_object` when an interrupt (one meant for a cell that "
+        "had just ended, or another client's) reaches the kernel while it answers: the kernel "
+        "then drops the reply. Such a request is sent once more by itself; this code means "
+        "the second reply was lost too. The kernel and its variables are fine: call again.",
+    ),
     "EXECUTION_TIMEOUT": (
         "Code ran longer than its timeout and was interrupted.",
         "In an execution result: status `timeout`, `error.code` EXECUTION_TIMEOUT. The "

@@ -5,7 +5,9 @@ the variable listing is a silent private evaluation (``private_eval``). Every re
 matched to its reply by msg_id in ``KernelClient``. A kernel answers shell requests one at
 a time, and drops the reply of one an interrupt lands in, so these requests hold the
 session (``KernelSession.held_request``): while a cell runs they wait for it to finish. If
-it does not finish within the timeout, the call fails with SESSION_BUSY.
+it does not finish within the timeout, the call fails with SESSION_BUSY. A reply dropped
+all the same (an interrupt that arrived late) is asked for once more by
+``KernelClient.request``; lost twice, the call fails with KERNEL_REPLY_LOST.
 """
 
 from __future__ import annotations

@@ -30,6 +30,7 @@ from python_mcp_server.core.sessions.manager import SessionManager
 from python_mcp_server.core.sessions.session import KernelSession
 from python_mcp_server.errors import (
     KernelDiedError,
+    KernelReplyLostError,
     KernelUnresponsiveError,
     ServerError,
     SessionClosedError,
@@ -299,6 +300,12 @@ class HealthMonitor:
                 )
             response_time = round(time.perf_counter() - started, 6)
             message = f"the kernel answered in {response_time * 1000:.1f} ms"
+        except KernelReplyLostError:  # handled (its idle status came): not hung
+            response_time = round(time.perf_counter() - started, 6)
+            message = (
+                f"the kernel handled the request in {response_time * 1000:.1f} ms, but an "
+                "interrupt cost its reply"
+            )
         except KernelUnresponsiveError:
             message = f"the kernel did not answer within {timeout:g} s"
         except KernelDiedError as exc:

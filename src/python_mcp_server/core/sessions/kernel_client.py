@@ -4,7 +4,9 @@
 ``msg_id``; replies and IOPub messages are routed to the request whose ``parent_header``
 names it, so concurrent requests (an execution, a completion, a health probe) never get
 each other's answers. When the kernel process ends, every pending request fails at once
-with ``KernelDiedError`` carrying the reason.
+with ``KernelDiedError`` carrying the reason. A reply the kernel dropped (an interrupt landed
+in its handler; see ``kernel_requests``) is asked for once more when the request only reads
+(``READ_ONLY_REQUESTS``); an execution is never sent again.
 """
 
 from __future__ import annotations
@@ -12,12 +14,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any
 
+from python_mcp_server.core.sessions.kernel_requests import (
+    Execution,
+    IopubHandler,
+    Pending,
+    ReplyLost,
+    StdinHandler,
+)
 from python_mcp_server.errors import (
     KernelDiedError,
+    KernelReplyLostError,
     KernelSilentError,
     KernelStartError,
     KernelUnresponsiveError,
@@ -32,9 +41,6 @@ from python_mcp_server.infra.kernels.base import (
 
 logger = logging.getLogger(__name__)
 
-#: Seconds an execution that went idle waits for its reply before it counts as dropped.
-REPLY_GRACE = 2.0
-
 #: Requests whose busy/idle status says nothing of whether code runs (the kernel answers
 #: them on control, or alongside a running cell); as Jupyter Server's activity tracking.
 UNTRACKED_PARENTS = frozenset(
@@ -47,26 +53,17 @@ UNTRACKED_PARENTS = frozenset(
     }
 )
 
-IopubHandler = Callable[[Message], None]
-#: Called with the input_request content; returns the text to answer with.
-StdinHandler = Callable[[Mapping[str, Any]], str]
-
-
-@dataclass
-class _Pending:
-    """One request in flight."""
-
-    reply: asyncio.Future[Message]
-    wants_idle: bool
-    idle: asyncio.Event = field(default_factory=asyncio.Event)
-    #: The kernel began handling it (its busy status or execute_input arrived).
-    started: bool = False
-    on_iopub: IopubHandler | None = None
-    on_stdin: StdinHandler | None = None
-    #: Its busy/idle status sets ``execution_state`` (False: the server's own housekeeping).
-    tracked: bool = True
-    #: Called once its reply or its idle status has arrived, or it failed.
-    on_change: Callable[[], None] | None = None
+#: Requests that change nothing in the kernel: one whose reply was dropped is sent again.
+READ_ONLY_REQUESTS = frozenset(
+    {
+        "kernel_info_request",
+        "complete_request",
+        "inspect_request",
+        "is_complete_request",
+        "history_request",
+        "comm_info_request",
+    }
+)
 
 
 class KernelClient:
@@ -75,7 +72,7 @@ class KernelClient:
     def __init__(self, kernel: LaunchedKernel, channels: KernelChannels) -> None:
         self.kernel = kernel
         self._channels = channels
-        self._pending: dict[str, _Pending] = {}
+        self._pending: dict[str, Pending] = {}
         self._exit: KernelExit | None = None
         self.execution_state = "starting"
         #: Characters of stream output tagged with no request in flight (background
@@ -130,13 +127,13 @@ class KernelClient:
                 await asyncio.wait_for(asyncio.shield(pending.reply), wait)
                 replied = True
                 await asyncio.wait_for(pending.idle.wait(), wait)
-            except asyncio.TimeoutError:
+            except (asyncio.TimeoutError, ReplyLost):
                 attempt_timeout = min(attempt_timeout * 2, 2.0)
                 continue
             except KernelDiedError as exc:
                 raise KernelStartError(f"the kernel died while starting: {exc.message}") from exc
             finally:
-                self._pending.pop(msg_id, None)
+                self._drop(msg_id)
             if self._exit is not None:
                 raise KernelStartError(f"the kernel died while starting: {self._exit.reason}")
             self.execution_state = "idle"
@@ -206,13 +203,7 @@ class KernelClient:
         pending = list(self._pending.values())
         self._pending.clear()
         for request in pending:
-            if not request.reply.done():
-                request.reply.set_exception(error)
-                # Mark retrieved: an abandoned request must not warn at garbage collection.
-                request.reply.exception()
-            request.idle.set()
-            if request.on_change is not None:
-                request.on_change()
+            request.fail(error)
 
     # --- message routing -------------------------------------------------------------
     def _on_message(self, channel: Channel, message: Message) -> None:
@@ -244,9 +235,7 @@ class KernelClient:
                 if state == "busy":
                     request.started = True
                 elif state == "idle":
-                    request.idle.set()
-                    if request.on_change is not None:
-                        request.on_change()
+                    request.went_idle()
             else:
                 if msg_type == "execute_input":
                     request.started = True
@@ -255,13 +244,10 @@ class KernelClient:
         elif channel == "stdin":
             if msg_type == "input_request":
                 self._answer_input(request, message)
-        elif not request.reply.done():
-            request.started = True
-            request.reply.set_result(message)
-            if request.on_change is not None:
-                request.on_change()
+        else:
+            request.replied(message)
 
-    def _answer_input(self, request: _Pending, message: Message) -> None:
+    def _answer_input(self, request: Pending, message: Message) -> None:
         if request.on_stdin is None:
             value = "\x04"  # EOF: input() raises EOFError at once
         else:
@@ -288,12 +274,12 @@ class KernelClient:
         on_iopub: IopubHandler | None = None,
         on_stdin: StdinHandler | None = None,
         tracked: bool = True,
-    ) -> tuple[str, _Pending]:
+    ) -> tuple[str, Pending]:
         if self._exit is not None:
             raise KernelDiedError(self._exit.reason)
         message = self._channels.new_message(msg_type, content)
         msg_id = str(message["header"]["msg_id"])
-        pending = _Pending(
+        pending = Pending(
             reply=asyncio.get_running_loop().create_future(),
             wants_idle=wants_idle,
             on_iopub=on_iopub,
@@ -303,6 +289,12 @@ class KernelClient:
         self._pending[msg_id] = pending
         self._channels.send(channel, message)
         return msg_id, pending
+
+    def _drop(self, msg_id: str) -> None:
+        """Stop waiting for a request: a late reply to it is dropped, never misrouted."""
+        pending = self._pending.pop(msg_id, None)
+        if pending is not None:
+            pending.drop()
 
     def busy_until_shell_answers(self) -> None:
         """Take the kernel as busy with code another client sent, until a
@@ -316,10 +308,12 @@ class KernelClient:
         async def settle() -> None:
             try:
                 await pending.reply
+            except ReplyLost:
+                pass  # its idle status came: the kernel got to it, so what ran before ended
             except Exception:  # the kernel died or the client closed: nothing to settle
                 return
             finally:
-                self._pending.pop(msg_id, None)
+                self._drop(msg_id)
             if self._status_updates == seen:
                 self.execution_state = "idle"
 
@@ -333,16 +327,40 @@ class KernelClient:
         timeout: float,
         channel: Channel = "shell",
     ) -> Message:
-        """Send a request and return its reply (kernel_info, complete, inspect, ...)."""
-        msg_id, pending = self._submit(channel, msg_type, content, wants_idle=False)
-        try:
-            return await asyncio.wait_for(asyncio.shield(pending.reply), timeout)
-        except asyncio.TimeoutError as exc:
-            raise KernelUnresponsiveError(
-                f"the kernel did not answer {msg_type} within {timeout:g} s"
-            ) from exc
-        finally:
-            self._pending.pop(msg_id, None)
+        """Send a request and return its reply (kernel_info, complete, inspect, ...).
+
+        A reply the kernel dropped (its idle status came without it, see ``kernel_requests``)
+        is asked for once more with a fresh msg_id when the request only reads; lost again
+        (or not read-only), KERNEL_REPLY_LOST. Both tries share ``timeout``.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        tries = 2 if msg_type in READ_ONLY_REQUESTS else 1
+        for attempt in range(1, tries + 1):
+            msg_id, pending = self._submit(channel, msg_type, content, wants_idle=False)
+            try:
+                left = max(deadline - loop.time(), 0.0)
+                return await asyncio.wait_for(asyncio.shield(pending.reply), left)
+            except asyncio.TimeoutError as exc:
+                raise KernelUnresponsiveError(
+                    f"the kernel did not answer {msg_type} within {timeout:g} s"
+                ) from exc
+            except ReplyLost:
+                logger.warning(
+                    "the kernel went idle without replying to %s %s (try %d of %d)",
+                    msg_type,
+                    msg_id,
+                    attempt,
+                    tries,
+                )
+            finally:
+                self._drop(msg_id)
+        raise KernelReplyLostError(
+            f"the kernel dropped its reply to {msg_type}"
+            + (" twice" if tries > 1 else "")
+            + ": an interrupt reached it while it answered (the kernel goes on as before; "
+            "its variables are kept). Try again"
+        )
 
     def start_execute(
         self,
@@ -392,98 +410,4 @@ class KernelClient:
             self.send_interrupt_message()
 
     def forget(self, msg_id: str) -> None:
-        self._pending.pop(msg_id, None)
-
-
-class Execution:
-    """An execute_request in flight.
-
-    It completes (``wait`` returns) once its reply and its idle status have both arrived,
-    told by the client's message routing as they come: no task waits for them.
-    """
-
-    def __init__(self, client: KernelClient, msg_id: str, pending: _Pending) -> None:
-        self.client = client
-        self.msg_id = msg_id
-        self._pending = pending
-        self._loop = asyncio.get_running_loop()
-        self._done: asyncio.Future[Message] = self._loop.create_future()
-        #: The grace for a reply that has not come with the idle status.
-        self._grace: asyncio.TimerHandle | None = None
-        pending.on_change = self._check
-
-    def _check(self) -> None:
-        """The reply, once the idle status has arrived too; KernelDiedError when the kernel
-        died first (the reply's own error when the client closed)."""
-        if self._done.done():
-            return
-        pending = self._pending
-        reply = pending.reply
-        if reply.done():
-            error = reply.exception()
-            if error is not None:
-                self._finish(error=error)
-            elif self.client.exit is not None:
-                self._finish(error=KernelDiedError(self.client.exit.reason))
-            elif pending.idle.is_set():
-                self._finish(reply=reply.result())
-        elif self.client.exit is not None:
-            self._finish(error=KernelDiedError(self.client.exit.reason))
-        elif pending.idle.is_set() and self._grace is None:
-            # ipykernel sends no reply for a request an interrupt landed in outside the
-            # user's code (it logs "KeyboardInterrupt caught in kernel"); its idle status
-            # still comes. The reply travels on another socket, so it gets a grace period.
-            self._grace = self._loop.call_later(REPLY_GRACE, self._no_reply)
-
-    def _no_reply(self) -> None:
-        """The grace ended without a reply: a stand-in for it."""
-        if self._done.done() or self._pending.reply.done():
-            return
-        logger.warning("the kernel went idle without replying to %s", self.msg_id)
-        self._finish(
-            reply={
-                "header": {"msg_type": "execute_reply"},
-                "parent_header": {"msg_id": self.msg_id},
-                "content": {
-                    "status": "error",
-                    "ename": "KeyboardInterrupt",
-                    "evalue": "interrupted before the kernel could reply",
-                    "traceback": [],
-                },
-            }
-        )
-
-    def _finish(self, *, reply: Message | None = None, error: BaseException | None = None) -> None:
-        if self._grace is not None:
-            self._grace.cancel()
-        if error is not None:
-            self._done.set_exception(error)
-            self._done.exception()  # retrieved: a waiter that gave up must not warn at exit
-        else:
-            assert reply is not None
-            self._done.set_result(reply)
-        self._ended()
-
-    def _ended(self) -> None:
-        self._pending.on_change = None
-        self.client.forget(self.msg_id)
-        self.client.executed.set()
-
-    async def wait(self, timeout: float | None) -> Message:
-        """The execute_reply once all output has arrived; TimeoutError leaves it running."""
-        return await asyncio.wait_for(asyncio.shield(self._done), timeout)
-
-    def done(self) -> bool:
-        return self._done.done()
-
-    @property
-    def started(self) -> bool:
-        """Whether the kernel began this code (False: it died before it got to it)."""
-        return self._pending.started
-
-    def cancel(self) -> None:
-        if self._grace is not None:
-            self._grace.cancel()
-        if not self._done.done():
-            self._done.cancel()
-        self._ended()
+        self._drop(msg_id)

@@ -23,7 +23,8 @@ from typing import Any, TypeVar
 import anyio
 
 from python_mcp_server.core.execution.output_collector import OutputBounds, OutputCollector
-from python_mcp_server.core.sessions.kernel_client import Execution, KernelClient
+from python_mcp_server.core.sessions.kernel_client import KernelClient
+from python_mcp_server.core.sessions.kernel_requests import Execution
 from python_mcp_server.core.sessions.lifecycle import (
     KernelReplacedHook,
     KernelSource,

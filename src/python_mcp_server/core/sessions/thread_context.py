@@ -47,7 +47,8 @@ from typing import TYPE_CHECKING
 from python_mcp_server.errors import ServerError
 
 if TYPE_CHECKING:
-    from python_mcp_server.core.sessions.kernel_client import Execution, KernelClient
+    from python_mcp_server.core.sessions.kernel_client import KernelClient
+    from python_mcp_server.core.sessions.kernel_requests import Execution
     from python_mcp_server.infra.kernels.base import Message
 
 logger = logging.getLogger(__name__)
