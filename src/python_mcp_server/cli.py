@@ -192,9 +192,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("FASTMCP_LOG_ENABLED", "false")
     os.environ.setdefault("FASTMCP_SHOW_SERVER_BANNER", "false")
+    from python_mcp_server.infra import collector
     from python_mcp_server.infra.allocator import return_large_buffers
 
     return_large_buffers()  # before any large output passes through
+    collector.hold()  # until the start-up objects are made permanent (collector.py)
 
     from pydantic import ValidationError
 
@@ -232,6 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ServerError as exc:
         print(f"python-mcp-server: {exc}", file=sys.stderr)
         return 2
+    collector.settle()  # the imports and the app are built: their objects are permanent
     try:
         asyncio.run(_serve(server, settings))
     except KeyboardInterrupt:
