@@ -1,8 +1,10 @@
-"""Bursts of 10 new sessions against their floor, measured in one run (issue 14).
+"""Bursts of 10 new sessions (or back to back) against their floor, measured in one run.
 
 Ours: ten concurrent ``create_session`` + ``run_python_code("1+1")`` pairs over
 streamable HTTP against the ``python-mcp-server`` command, each timed from its create to
-its answer (as ``bench_start.py`` times them), the pool full before each burst.
+its answer (as ``bench_start.py`` times them), the pool full before each burst. With
+``--size 1`` the sessions come back to back instead (each deleted before the next, the
+pool refilling as it can): issue 14's sequential case.
 
 The floor, on the same machine in the same run: ten concurrent pairs of no-op FastMCP
 tool calls over HTTP (the two calls' transport) plus a raw ``execute_request`` of ``1+1``
@@ -15,7 +17,7 @@ Bursts of ours and of the floor alternate, so a load change touches both alike. 
 the latencies, the CPU each burst cost is read from ``/proc/<pid>/task/*/schedstat``: the
 server, its kernels (every process under it), and this client.
 
-Run: ``.venv/bin/python bench/bench_burst.py [--bursts 10] [--config sandbox|fork]``
+Run: ``.venv/bin/python bench/bench_burst.py [--bursts 10] [--size 10] [--config sandbox|fork]``
 """
 
 from __future__ import annotations
@@ -62,9 +64,9 @@ async def floor_burst(noop: Client[Any], kernels: list[RawKernel]) -> list[float
     return list(await asyncio.gather(*(floor_one(noop, kernel) for kernel in kernels)))
 
 
-def start_raw_kernels() -> tuple[list[KernelManager], list[RawKernel]]:
+def start_raw_kernels(size: int) -> tuple[list[KernelManager], list[RawKernel]]:
     managers = []
-    for _ in range(SIZE):
+    for _ in range(size):
         manager = KernelManager(kernel_name="python3")
         manager.start_kernel(extra_arguments=["--HistoryManager.enabled=False"])
         managers.append(manager)
@@ -75,16 +77,18 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bursts", type=int, default=10)
     parser.add_argument("--config", default="sandbox", choices=sorted(CONFIGS))
+    parser.add_argument("--size", type=int, default=SIZE, help="sessions at once (1: back to back)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
+    size = args.size
     load = os.getloadavg()
     print(f"machine: {os.cpu_count()} cores, load {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     server = ServerProcess("--toolsets", "default,diagnostics", env=CONFIGS[args.config])
     noop_port = free_port()
     noop_process = start_noop_server(noop_port)
-    managers, kernels = start_raw_kernels()
+    managers, kernels = start_raw_kernels(size)
     here = os.getpid()
-    figures: dict[str, Any] = {"config": args.config}
+    figures: dict[str, Any] = {"config": args.config, "size": size}
     try:
         for kernel in kernels:
             await kernel.wait_ready(60)
@@ -106,16 +110,17 @@ async def main() -> None:
             cpu: dict[str, list[int]] = {"server": [], "kernels": [], "client": []}
             floor_cpu: dict[str, list[int]] = {"noop server": [], "kernels": [], "client": []}
             for index in range(args.bursts):
-                await wait_pool_full(client)
+                if size > 1:
+                    await wait_pool_full(client)
                 kernels_now = tree(server_pid)[1:]
                 before = [cpu_ns([server_pid]), cpu_ns(kernels_now), cpu_ns([here])]
                 ours += await asyncio.gather(
-                    *(new_session(client, f"b{index}-{i}") for i in range(SIZE))
+                    *(new_session(client, f"b{index}-{i}") for i in range(size))
                 )
                 after = [cpu_ns([server_pid]), cpu_ns(kernels_now), cpu_ns([here])]
                 for part, b, a in zip(cpu, before, after, strict=True):
                     cpu[part].append(a - b)
-                await delete(client, [f"b{index}-{i}" for i in range(SIZE)])
+                await delete(client, [f"b{index}-{i}" for i in range(size)])
                 before = [cpu_ns([noop_process.pid]), cpu_ns(raw_pids), cpu_ns([here])]
                 floor += await floor_burst(noop, kernels)
                 after = [cpu_ns([noop_process.pid]), cpu_ns(raw_pids), cpu_ns([here])]
@@ -141,7 +146,7 @@ async def main() -> None:
     for q in ("p50", "p95"):
         ratio = figures["ours_ms"][q] / figures["floor_ms"][q]
         print(
-            f"burst of {SIZE} {q}: ours {figures['ours_ms'][q]} ms, floor "
+            f"{size} at once {q}: ours {figures['ours_ms'][q]} ms, floor "
             f"{figures['floor_ms'][q]} ms, ratio {ratio:.2f}"
         )
     load = os.getloadavg()
