@@ -58,9 +58,19 @@ def wait_port(port: int, timeout: float = 30.0) -> None:
 class ServerProcess:
     """The python-mcp-server command on a free loopback port, in a throwaway workspace."""
 
-    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        *args: str,
+        env: dict[str, str] | None = None,
+        workspace: Path | None = None,
+        wrap: Callable[[list[str]], list[str]] | None = None,
+    ) -> None:
+        """``workspace``: a folder to use (removed at the end); ``wrap``: turns the
+        command into the one to run (another user's, say)."""
         self.port = free_port()
-        self.workspace = Path(tempfile.mkdtemp(prefix="bench-ws-"))
+        self.workspace = workspace or Path(tempfile.mkdtemp(prefix="bench-ws-"))
+        #: Folders removed when it stops.
+        self.remove = [self.workspace]
         command = [
             str(BIN / "python-mcp-server"),
             "--port",
@@ -75,7 +85,9 @@ class ServerProcess:
             command.append("--no-auth")  # loopback only: the bearer check is not measured
         self.started = time.perf_counter()
         self.process = subprocess.Popen(
-            command, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL
+            wrap(command) if wrap is not None else command,
+            env={**os.environ, **(env or {})},
+            stdout=subprocess.DEVNULL,
         )
         self.url = f"http://127.0.0.1:{self.port}/mcp"
 
@@ -86,7 +98,8 @@ class ServerProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-        shutil.rmtree(self.workspace, ignore_errors=True)
+        for folder in self.remove:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def median_ms(samples: Sequence[float]) -> float:

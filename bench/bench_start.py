@@ -8,7 +8,7 @@ same run, so the ratios hold on a loaded machine even when the absolute figures 
   forked from it;
 - ``sandbox``: the default: bubblewrap, the data stack preloaded in a sandboxed template
   (the server's interpreter and packages only), each kernel forked from it, isolating
-  itself and taking its environment (root servers; elsewhere as ``sandbox-start``);
+  itself and taking its environment (root server or not);
 - ``sandbox-start``: bubblewrap with ``MCP_SANDBOX_FORK=false``: the data stack preloaded
   as each kernel starts (if bwrap works);
 - ``sandbox-fork``: ``sandbox`` with ``MCP_SANDBOX_FORK=true`` said explicitly.
@@ -28,8 +28,11 @@ among its users).
 Before each burst, the kernels the pool held (``health_check``; null on servers that do
 not report it).
 
+``--non-root`` (run as root) starts each server as a uid of no user instead
+(``tests/nonroot_support.py``), as the README's one-liner run by a normal user would.
+
 Run: ``.venv/bin/python bench/bench_start.py [--quick] [--configs plain,fork,sandbox]
-[--pool N] [--burst N]``
+[--pool N] [--burst N] [--non-root]``
 """
 
 from __future__ import annotations
@@ -160,11 +163,34 @@ def pool_memory(server_pid: int) -> tuple[float, float]:
     return round(uss / MIB, 1), round(pss / MIB, 1)
 
 
+def non_root(settings: dict[str, str]) -> ServerProcess:
+    """The server as a uid of no user (``tests/nonroot_support.py``, from a root run):
+    its home, state folder and workspace its own."""
+    sys.path.insert(0, str(Path(__file__).parents[1]))
+    from tests.nonroot_support import as_server_user, user_folder
+
+    home = user_folder("bench-home-")
+    settings = {**settings, "HOME": str(home), "MCP_STATE_DIR": str(home / "state")}
+    settings.pop("XDG_STATE_HOME", None)
+    server = ServerProcess(
+        "--toolsets",
+        "default,diagnostics",
+        env=settings,
+        workspace=user_folder("bench-ws-"),
+        wrap=as_server_user,
+    )
+    server.remove.append(home)
+    return server
+
+
 async def measure(name: str, env: dict[str, str], args: argparse.Namespace) -> dict[str, Any]:
     settings = {**env, "MCP_KERNEL_POOL_SIZE": str(args.pool)}
     if args.burst is not None:
         settings["MCP_KERNEL_POOL_BURST"] = str(args.burst)
-    server = ServerProcess("--toolsets", "default,diagnostics", env=settings)
+    if args.non_root:
+        server = non_root(settings)
+    else:
+        server = ServerProcess("--toolsets", "default,diagnostics", env=settings)
     figures: dict[str, Any] = {"config": name}
     try:
         wait_port(server.port, timeout=120)
@@ -240,6 +266,9 @@ async def measure(name: str, env: dict[str, str], args: argparse.Namespace) -> d
                 spent * 1000 / (time.perf_counter() - started), 2
             )
             await delete(client, idle)
+            figures["preload_mode"] = (
+                await client.call_tool("health_check", {})
+            ).structured_content["preload"]["mode"]
     finally:
         server.stop()
     return figures
@@ -258,6 +287,11 @@ def main() -> None:
         "--burst", type=int, help="MCP_KERNEL_POOL_BURST (default: the server's own)"
     )
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument(
+        "--non-root",
+        action="store_true",
+        help="run each server as a user that is not root (the benchmark itself as root)",
+    )
     args = parser.parse_args()
     args.iterations = 20 if args.quick else 100
     args.bursts = 2 if args.quick else 5

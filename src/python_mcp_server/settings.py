@@ -118,9 +118,11 @@ class Settings(BaseSettings):
     )
     sandbox_fork: bool = Field(
         True,
-        description="Fork sandboxed preloaded kernels too (with `MCP_KERNEL_FORK`; root "
-        "servers with the kernel user and detached mounts, elsewhere sandboxed kernels "
-        "import the preload as they start): from a template in its own sandbox that runs "
+        description="Fork sandboxed preloaded kernels too (with `MCP_KERNEL_FORK`; where "
+        "Linux makes detached mounts (5.12+) and a seccomp filter, root or not: a server "
+        "that is not root makes them in a helper process of its own user namespace; "
+        "elsewhere sandboxed kernels import the preload as they start): from a template in "
+        "its own sandbox that runs "
         "only the server's interpreter and site-packages, never an environment's files, "
         "each child isolating itself like a bubblewrap kernel and then taking its "
         "environment's `sys.path` before any of its code runs (docs/performance.md). "

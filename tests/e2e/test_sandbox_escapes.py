@@ -4,12 +4,18 @@ One server serves the whole module (started with an auth token, a fake home hold
 secret, small limits, the default ``allowlist`` network whose package index is a made-up
 name pinned to a loopback server of this module). Every case must fail safely, and the
 server must keep serving. Each test names the class of issue 11 it holds.
+
+The module runs three times: a root server whose kernels bubblewrap starts, a root
+server whose kernels are forked from a sandboxed template, and a server that is not root
+(``tests/nonroot_support.py``: a uid of no user, its home and workspace its own) whose
+kernels are forked too.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 from collections.abc import AsyncIterator, Iterator
@@ -18,11 +24,18 @@ from typing import Any
 
 import anyio
 import httpx
+import psutil
 import pytest
 from fastmcp import Client
 
 from tests.e2e.conftest import COMMAND, LaunchedServer, assert_gone
 from tests.helpers import free_port, run, tool_error
+from tests.nonroot_support import (
+    SERVER_UID,
+    as_server_user,
+    require_non_root_server,
+    user_folder,
+)
 from tests.sandbox_support import (
     fork_variables,
     loopback_http,
@@ -59,20 +72,29 @@ def index_port() -> Iterator[int]:
         yield port
 
 
-@pytest.fixture(scope="module", params=[False, True], ids=["bwrap-started", "forked"])
+@pytest.fixture(
+    scope="module",
+    params=["bwrap-started", "forked", "non-root"],
+)
 def target(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, index_port: int
 ) -> Iterator[Target]:
-    """The server under attack: once with kernels started by bubblewrap, once with kernels
-    forked from a sandboxed template (the default for kernels with a preload)."""
+    """The server under attack: a root server with kernels started by bubblewrap, one
+    with kernels forked from a sandboxed template (the default for kernels with a
+    preload), and a server that is not root, whose kernels are forked too."""
     require_bwrap()
-    forked = bool(request.param)
+    non_root = request.param == "non-root"
+    if non_root:
+        require_non_root_server()
+    forked = request.param != "bwrap-started"
     root = tmp_path_factory.mktemp("escape")
-    home = root / "home"
-    home.mkdir()
+    home = user_folder("escape-home-") if non_root else root / "home"
+    home.mkdir(exist_ok=True)
     (home / "secret.txt").write_text(SECRET)
-    workspace = root / "ws"
-    workspace.mkdir()
+    workspace = user_folder("escape-ws-") if non_root else root / "ws"
+    workspace.mkdir(exist_ok=True)
+    if non_root:
+        os.chown(home / "secret.txt", *os.stat(home)[4:6])
     port = free_port()
     env = {
         **os.environ,
@@ -80,7 +102,10 @@ def target(
         "MCP_SANDBOX": "bwrap",
         "MCP_PIP_INDEX_URL": f"http://{FAKE_INDEX}:{index_port}/simple",
         "MCP_KERNEL_NETWORK_HOSTS": f"{FAKE_INDEX}=127.0.0.1",
-        "MCP_MAX_MEMORY_MB": "256",
+        # A server that is not root has no memory cgroup: its address-space limit is the
+        # memory limit less the tmpfs share (192 MiB of 256), too little for a kernel's
+        # threads to start every time, forked or started by bubblewrap.
+        "MCP_MAX_MEMORY_MB": "384" if non_root else "256",
         "MCP_MAX_KERNEL_FILE_MB": str(MAX_FILE_MB),
         "MCP_MAX_KERNEL_PROCESSES": str(MAX_PROCESSES),
         "MCP_SESSION_IDLE_TIMEOUT": "0",
@@ -95,16 +120,10 @@ def target(
     env = fork_variables(env, forked)
     log_path = root / "server.log"
     with log_path.open("wb") as log:
+        command = [COMMAND, "--port", str(port), "--workspace-dir", str(workspace)]
+        command += ["--auth-token", TOKEN]
         process = subprocess.Popen(
-            [
-                COMMAND,
-                "--port",
-                str(port),
-                "--workspace-dir",
-                str(workspace),
-                "--auth-token",
-                TOKEN,
-            ],
+            as_server_user(command) if non_root else command,
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -113,9 +132,14 @@ def target(
     server = LaunchedServer(process=process, port=port, workspace=workspace, log_path=log_path)
     try:
         server.wait_ready()
+        if non_root:
+            assert psutil.Process(process.pid).uids().real == SERVER_UID
         yield Target(server, home, forked)
     finally:
         code = server.stop()
+        if non_root:  # its own folders, outside the test's tmp
+            shutil.rmtree(home)
+            shutil.rmtree(workspace)
         assert code == 0, f"server exited with {code}:\n{server.log()}"
         assert_gone(server.kernels_seen)
 

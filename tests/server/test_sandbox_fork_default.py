@@ -1,12 +1,9 @@
 """Forked sandboxed kernels are the default where they can work (MCP_SANDBOX_FORK).
 
-A root server gets the forking launcher without being asked; ``MCP_SANDBOX_FORK=false``
-turns it off. A server that is not root cannot fork sandboxed kernels (no kernel user to
-run the template as): it says so at info when forking was only the default, at warning
-when it was asked for. Not being root cannot be had for real in a test run as root, so
-that one fact is patched; everything else (bubblewrap's probe, the launcher) is real. A
-template that cannot start on a host is tried a few times, then kernels stop waiting
-for one.
+A root server gets the forking launcher without being asked, and so does a server that is
+not root (the real command, run as a uid of no user: ``tests/nonroot_support.py``);
+``MCP_SANDBOX_FORK=false`` turns it off for either. A template that cannot start on a
+host is tried a few times, then kernels stop waiting for one.
 """
 
 from __future__ import annotations
@@ -24,9 +21,8 @@ from python_mcp_server.server import kernel_isolation
 from python_mcp_server.server.services import Services
 from python_mcp_server.settings import Settings
 from tests.helpers import call, run
+from tests.nonroot_support import TOKEN, non_root_server
 from tests.sandbox_support import require_bwrap
-
-WHY = "MCP_SANDBOX_FORK needs a root server"
 
 
 @pytest.fixture(autouse=True)
@@ -52,21 +48,21 @@ async def test_a_root_server_forks_sandboxed_kernels_unless_told_not_to(workspac
     assert off.preload_mode == "start"
 
 
-@pytest.mark.parametrize(("asked", "level"), [(False, logging.INFO), (True, logging.WARNING)])
-async def test_a_server_that_is_not_root_says_why_at_the_level_asked_for(
-    workspace: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture,
-    asked: bool,
-    level: int,
+@pytest.mark.parametrize(("sandbox_fork", "mode"), [(None, "fork"), ("false", "start")])
+async def test_a_server_that_is_not_root_forks_them_too_unless_told_not_to(
+    tmp_path: Path, sandbox_fork: str | None, mode: str
 ) -> None:
-    monkeypatch.setattr(kernel_isolation, "server_is_root", lambda: False)
-    chosen = settings(workspace, sandbox_fork=True) if asked else settings(workspace)
-    with caplog.at_level(logging.DEBUG, logger=kernel_isolation.__name__):
-        launcher = await built(chosen)
-    assert not isinstance(launcher, SandboxForkLauncher)
-    (record,) = [r for r in caplog.records if WHY in r.getMessage()]
-    assert record.levelno == level
+    env = {"MCP_SANDBOX": "bwrap", "MCP_KERNEL_PRELOAD": "json", "MCP_KERNEL_POOL_SIZE": "0"}
+    if sandbox_fork is not None:
+        env["MCP_SANDBOX_FORK"] = sandbox_fork
+    with non_root_server(env, tmp_path) as server:
+        async with Client(server.mcp_url, auth=TOKEN, timeout=120) as client:
+            assert (await call(client, "health_check"))["preload"]["mode"] == mode
+            await call(client, "create_session", session_id="a")
+            origin = "'\"sandboxed\": true' in open('/proc/self/cmdline').read()"
+            forked = (await run(client, origin, session_id="a"))["result"]
+            assert forked == str(mode == "fork")
+            await call(client, "delete_session", session_id="a")
 
 
 @pytest.mark.parametrize(

@@ -30,6 +30,7 @@ from python_mcp_server.infra.kernels.limits import (
     UnavailableLauncher,
 )
 from python_mcp_server.infra.kernels.local import short_runtime_dir
+from python_mcp_server.infra.kernels.mount_helper import MountHelper
 from python_mcp_server.infra.kernels.mounts import SCRATCH_SHARE
 from python_mcp_server.infra.kernels.privileges import (
     find_setpriv,
@@ -156,25 +157,53 @@ def build_local_launcher(settings: Settings) -> LimitedLauncher:
         # No memory cgroup counts the private tmpfs: they take a share of the limit
         # (sandbox.SCRATCH_SHARE) and the address-space limit gets the rest.
         limits = limits.less_scratch(SCRATCH_SHARE)
-    launcher_class = BwrapLauncher
+    config = sandbox_config(settings, bwrap, confinement)
     if settings.sandbox_fork and settings.kernel_fork:
-        if confinement.user is not None and detached_mounts.supported(settings.state_path):
-            launcher_class = SandboxForkLauncher
-        else:  # a warning only when asked for explicitly: it is the default everywhere
-            asked = "sandbox_fork" in settings.model_fields_set
-            logger.log(
-                logging.WARNING if asked else logging.INFO,
-                "MCP_SANDBOX_FORK needs a root server (the kernel user, detached mounts): "
-                "sandboxed kernels import the preload as they start",
+        helper, problem = fork_mounts(confinement, settings.state_path)
+        if problem is None:
+            return SandboxForkLauncher(
+                settings.state_path,
+                limits,
+                config,
+                start_timeout=timeout,
+                cgroups=cgroups,
+                proxy=EgressProxy(),
+                mount_helper=helper,
             )
-    return launcher_class(
+        # A warning only when asked for explicitly: it is the default everywhere.
+        asked = "sandbox_fork" in settings.model_fields_set
+        logger.log(
+            logging.WARNING if asked else logging.INFO,
+            "MCP_SANDBOX_FORK: sandboxed kernels cannot be forked here (%s): they import "
+            "the preload as they start",
+            problem,
+        )
+    return BwrapLauncher(
         settings.state_path,
         limits,
-        sandbox_config(settings, bwrap, confinement),
+        config,
         start_timeout=timeout,
         cgroups=cgroups,
         proxy=EgressProxy(),
     )
+
+
+def fork_mounts(confinement: Confinement, state_dir: Path) -> tuple[MountHelper | None, str | None]:
+    """How forked sandboxed kernels get their detached mounts: made by a root server
+    itself (no helper), or by the mount helper of a server that is not root; the second
+    value says why neither works here."""
+    if confinement.seccomp_file is None:
+        return None, "no seccomp filter on this machine"
+    if confinement.user is not None:
+        if detached_mounts.supported(state_dir):
+            return None, None
+        return None, "this kernel cannot make detached mounts (Linux 5.12+)"
+    helper = MountHelper()
+    problem = helper.supported(state_dir)
+    if problem is not None:
+        helper.close()
+        return None, f"the mount helper cannot make detached mounts: {problem}"
+    return helper, None
 
 
 def server_side_runner(launcher: KernelLauncher, settings: Settings) -> SandboxedRunner:

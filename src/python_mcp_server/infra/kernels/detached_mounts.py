@@ -7,7 +7,9 @@ unattached tree held by a descriptor; ``mount_setattr`` makes it read-only, ``no
 and attaches each with ``move_mount`` in its own mount namespace (``isolation_program.py``):
 so it gets its own runtime folder, workspace and session package folder without any of
 them ever being visible in the template it was forked from. Only a process with
-``CAP_SYS_ADMIN`` over the server's mount namespace (a root server) can make them.
+``CAP_SYS_ADMIN`` over the mount namespace the path is in can make them: a root server,
+or for a server that is not root its helper in a mount namespace of its own
+(``mount_helper.py``).
 """
 
 from __future__ import annotations

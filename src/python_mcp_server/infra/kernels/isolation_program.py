@@ -9,7 +9,9 @@ kernel gets):
 1. the first child (the waiter) leads its own session, says hello on its control socket
    (the server reads its host pid from the socket's credentials), and waits until the
    server has moved it into the kernel's cgroups;
-2. it makes a user namespace (its own uid and gid mapped to themselves) and, owned by it,
+2. it makes a user namespace (its own uid and gid mapped to themselves; under a server
+   that is not root it then sets its process limit, ``nproc``, which counts the
+   processes of that namespace) and, owned by it,
    mount, pid, ipc, uts and cgroup namespaces, and a network namespace unless the kernel
    has the host's network; then forks the init of the new pid namespace (pid 1) and
    waits for it, ending with its status (the init dies with it: ``PR_SET_PDEATHSIG``);
@@ -290,6 +292,11 @@ def isolate(spec: dict[str, Any], fds: list[int]) -> None:
     if control.recv(16) != b"go":
         os._exit(1)
     _own_user_namespace()
+    if spec.get("nproc"):  # counted in this user namespace, as in a bubblewrap kernel's
+        import resource
+
+        limit = int(spec["nproc"])
+        resource.setrlimit(resource.RLIMIT_NPROC, (limit, limit))
     flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP
     if spec.get("own_network", True):
         flags |= CLONE_NEWNET

@@ -1,17 +1,17 @@
-"""Sandboxed kernels forked from a preloaded template (``MCP_SANDBOX_FORK``, root servers).
+"""Sandboxed kernels forked from a preloaded template (``MCP_SANDBOX_FORK``).
 
 The template runs only what the server owns: the server's own interpreter with the
 server's site-packages, never an environment's interpreter, site-packages or ``.pth``
 files, the workspace or the state folder (it does not see them), with no ``PYTHON*``
 variable that names a folder and a ``sys.path`` checked against the server's
-(``environment_program.start``). It is itself sandboxed, never root: a shell joins the
-template's own cgroups and opens its seccomp program, ``setpriv`` becomes the kernel user
-(no groups, no capabilities, ``no_new_privs``), and an unprivileged bubblewrap puts it in
-a user namespace of its own (no capabilities in it) with the kernels' read-only view of
-the system, empty /tmp, /run and hidden folders, no environment, no workspace, no
-runtime folder, no network unless kernels get the host's, and the template filter of
-``seccomp.py`` (the kernels' filter less the calls its children need to isolate
-themselves). Its pid 1 (``template_program.keep``) outlives it while kernels run.
+(``environment_program.start``). It is itself sandboxed, never root
+(``template_command.py``: as the kernel user under a root server, as the server's own
+user otherwise): an unprivileged bubblewrap puts it in a user namespace of its own (no
+capabilities in it) with the kernels' read-only view of the system, empty /tmp, /run and
+hidden folders, no environment, no workspace, no runtime folder, no network unless
+kernels get the host's, its cgroups if any, and the template filter of ``seccomp.py``
+(the kernels' filter less the calls its children need to isolate themselves). Its pid 1
+(``template_program.keep``) outlives it while kernels run.
 
 Each kernel is forked from it and isolates itself before any of its code runs
 (``isolation_program.py``): it says hello on a control socket of its own, from which the
@@ -20,7 +20,8 @@ kernel's memory and pids cgroups; then it makes its own user, mount, pid, ipc, u
 cgroup and (unless ``allow``) network namespaces, becomes pid 1 of the new pid namespace,
 mounts exactly what a bubblewrap kernel gets (the same ``bwrap_args``, translated by
 ``isolation_plan``; its runtime folder, workspace, session package folder and egress
-socket arrive as detached mounts, ``detached_mounts.py``), drops every capability, sets
+socket arrive as detached mounts, ``detached_mounts.py``, made by the server itself if
+it is root, else by its ``mount_helper.py``), drops every capability, sets
 ``no_new_privs``, installs the kernels' seccomp filter and says it is isolated; a kernel
 under ``allowlist`` hands over with that a socket listening on the egress proxy's port
 of its own loopback, which the proxy serves (no forwarder process). Then it becomes its
@@ -39,30 +40,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import socket
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
 
 from python_mcp_server.errors import KernelStartError
-from python_mcp_server.infra.kernels import (
-    environment_program,
-    fork_guard,
-    isolation_program,
-    reaper,
-    seccomp,
-)
+from python_mcp_server.infra.kernels import fork_guard, reaper, seccomp, template_command
 from python_mcp_server.infra.kernels.base import KernelLaunchRequest, LaunchedKernel
 from python_mcp_server.infra.kernels.cgroups import CgroupLimits
-from python_mcp_server.infra.kernels.confine import joined
 from python_mcp_server.infra.kernels.detached_mounts import detach
-from python_mcp_server.infra.kernels.local import KERNEL_ARGS, program_source, template_source
-from python_mcp_server.infra.kernels.mounts import mount_args, plan_mounts
-from python_mcp_server.infra.kernels.privileges import DROP_CAPABILITIES, drop_argv, hand_over
+from python_mcp_server.infra.kernels.local import KERNEL_ARGS
+from python_mcp_server.infra.kernels.mount_helper import MountHelper
+from python_mcp_server.infra.kernels.privileges import hand_over
 from python_mcp_server.infra.kernels.process_records import kill_process_tree
 from python_mcp_server.infra.kernels.sandbox import BwrapLauncher, _remove_all
 from python_mcp_server.infra.kernels.sandbox_template import (
@@ -72,11 +64,11 @@ from python_mcp_server.infra.kernels.sandbox_template import (
     release,
 )
 from python_mcp_server.infra.kernels.template import ForkedKernel
+from python_mcp_server.infra.kernels.template_command import TemplateSpec
 from python_mcp_server.infra.kernels.template_set import TemplateOwner, TemplateSet
 from python_mcp_server.infra.kernels.template_view import (
     hidden_from_template,
     template_variables,
-    trusted_path,
 )
 from python_mcp_server.infra.network.forwarder import PROXY_PORT
 from python_mcp_server.infra.tasks import retrieve_outcomes
@@ -85,8 +77,6 @@ logger = logging.getLogger(__name__)
 
 _Key = tuple[str, tuple[tuple[str, str], ...], tuple[str, ...], bool, tuple[str, ...]]
 
-#: Size of a template's own /tmp and hidden folders, MiB (its kernels get fresh ones).
-TEMPLATE_TMP_MB = 64
 #: Seconds the templates' sandboxes may take to end once the server shuts down.
 RETIRE_WAIT = 5.0
 #: Template starts that may fail in a row before kernels stop waiting for one (until
@@ -100,8 +90,10 @@ class SandboxForkLauncher(TemplateOwner[_Key, SandboxTemplate], BwrapLauncher):
 
     preload_mode = "fork"
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, mount_helper: MountHelper | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        #: Makes the detached mounts under a server that is not root (``mount_helper.py``).
+        self.mount_helper = mount_helper
         self._set: TemplateSet[_Key, SandboxTemplate] = TemplateSet(
             self._start_template, self._end_template
         )
@@ -140,12 +132,12 @@ class SandboxForkLauncher(TemplateOwner[_Key, SandboxTemplate], BwrapLauncher):
         )
 
     def _forkable(self, request: KernelLaunchRequest) -> bool:
-        """A preload, a root server (the kernel user to run as, detached mounts to make)
-        and a seccomp filter."""
+        """A preload, a way to make detached mounts (a root server, whose template runs
+        as the kernel user, or else the mount helper) and a seccomp filter."""
         confinement = self.config.confinement
         return (
             bool(request.preload)
-            and confinement.user is not None
+            and (confinement.user is not None or self.mount_helper is not None)
             and (confinement.seccomp_file is not None and self._template_filter is not None)
         )
 
@@ -260,13 +252,14 @@ class SandboxForkLauncher(TemplateOwner[_Key, SandboxTemplate], BwrapLauncher):
                 )
             user = self.config.confinement.user
             seccomp_file = self.config.confinement.seccomp_file
-            if user is None or seccomp_file is None:
-                raise KernelStartError("no kernel user or seccomp filter to fork with")
-            hand_over(prepared.runtime_dir, user)
-            hand_over(prepared.connection_file, user)
-            self._hand_over_own_folders(request, user)
-            if egress is not None:
-                hand_over(egress, user)
+            if seccomp_file is None:
+                raise KernelStartError("no seccomp filter to fork with")
+            if user is not None:
+                hand_over(prepared.runtime_dir, user)
+                hand_over(prepared.connection_file, user)
+                self._hand_over_own_folders(request, user)
+                if egress is not None:
+                    hand_over(egress, user)
             counted = bool(cgroups) and self.cgroups is not None and self.cgroups.memory
             plan, sources, own_network = isolation_plan(
                 self.bwrap_args(request, prepared.runtime_dir, tmpfs_counted=counted)
@@ -276,7 +269,7 @@ class SandboxForkLauncher(TemplateOwner[_Key, SandboxTemplate], BwrapLauncher):
             flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
             fds.append(os.open(prepared.log_path, flags, 0o600))
             for source, read_only in sources:
-                fds.append(detach(source, read_only=read_only))
+                fds.append(await self._detach(source, read_only))
             env = self.kernel_env(request)
             order = {
                 "argv": ["-f", str(prepared.connection_file), *KERNEL_ARGS, *request.extra_args],
@@ -289,6 +282,9 @@ class SandboxForkLauncher(TemplateOwner[_Key, SandboxTemplate], BwrapLauncher):
                     "own_network": own_network,
                     "seccomp": seccomp_file.read_bytes().hex(),
                     "reaper": reaper.program(),
+                    # Under a server that is not root, the process limit counts in the
+                    # child's own user namespace, as in a bubblewrap kernel's.
+                    "nproc": self.limits.max_processes if user is None else None,
                 },
             }
             report_pid = await template.fork_with(order, fds, self._start_timeout)
@@ -334,90 +330,33 @@ class SandboxForkLauncher(TemplateOwner[_Key, SandboxTemplate], BwrapLauncher):
             self._after_exit(kernel, lambda: asyncio.to_thread(_remove_all, cgroups))
         return kernel
 
-    def template_argv(self, request: KernelLaunchRequest, cgroups: list[Path]) -> list[str]:
-        """The template's command: two bubblewraps around the server's own interpreter.
+    async def _detach(self, source: Path, read_only: bool) -> int:
+        """A detached mount of ``source``: made here under a root server, else by the
+        mount helper."""
+        if self.mount_helper is None:
+            return detach(source, read_only=read_only)
+        return await asyncio.to_thread(self.mount_helper.detach, source, read_only=read_only)
 
-        The outer one runs as root like a kernel's (it can reach an interpreter in a
-        folder only root may pass) and lays out the view: the read-only system, the
-        hidden folders empty, the server's Python re-exposed, and also hidden what the
-        request names of its own (the workspace, the environment, local package folders:
-        whatever an agent could write), no runtime folder, a network namespace unless
-        kernels get the host's.
-        ``setpriv`` then becomes the kernel user with no capabilities and
-        ``no_new_privs``, and the inner, unprivileged bubblewrap gives the template a user
-        namespace (no capabilities in it), its own pid namespace with a fully visible
-        /proc (which lets its children mount theirs), its own /tmp and the template
-        seccomp filter. The outer shell joins the template's cgroups first."""
-        confinement = self.config.confinement
-        if confinement.user is None or self._template_filter is None:
-            raise ValueError("sandboxed templates need the kernel user and a seccomp filter")
-        plan = plan_mounts(
-            hidden=(*self.config.hidden_paths, *self._template_hidden(request)),
-            readable=self.config.readable_paths,
-            writable=(),
-            unprivileged=True,
+    def template_argv(self, request: KernelLaunchRequest, cgroups: list[Path]) -> list[str]:
+        """The template's command (``template_command.py``): as the kernel user under a
+        root server, else as the server's own user."""
+        if self._template_filter is None:
+            raise ValueError("sandboxed templates need a seccomp filter")
+        limits = self.limits.rlimits()
+        if self.config.confinement.user is None:  # each child sets it in its own namespace
+            limits = [pair for pair in limits if pair[0] != "RLIMIT_NPROC"]
+        spec = TemplateSpec(
+            config=self.config,
+            hidden=self._template_hidden(request),
+            shared_network=self.network_of(request).mode == "allow",
+            preload=request.preload,
+            extra_args=tuple(request.extra_args),
+            limits=tuple(limits),
+            template_filter=self._template_filter,
         )
-        outer = [
-            "--die-with-parent",
-            "--new-session",
-            "--unshare-ipc",
-            "--unshare-uts",
-            "--unshare-cgroup-try",
-            "--hostname",
-            "sandbox",
-            "--cap-drop",
-            "ALL",
-            *(arg for cap in DROP_CAPABILITIES for arg in ("--cap-add", cap)),
-        ]
-        if self.network_of(request).mode != "allow":
-            outer.append("--unshare-net")
-        # The host's /proc, not one of bubblewrap's: the inner bubblewrap writes its uid
-        # map there and must find a fully visible /proc to mount its own (bubblewrap as
-        # root covers parts of a /proc it mounts). The template only sees the inner one.
-        outer += ["--ro-bind", "/", "/", "--bind", "/proc", "/proc", "--dev", "/dev"]
-        tmp = ["--perms", "1777"]  # the template's own /tmp (where its preload writes)
-        outer += mount_args(plan, TEMPLATE_TMP_MB, tmp_perms=tmp)[7:]  # less /, /dev, /proc
-        inner = [
-            "--die-with-parent",
-            "--as-pid-1",
-            "--unshare-user",
-            "--unshare-pid",
-            "--cap-drop",
-            "ALL",
-            "--seccomp",
-            "9",
-            "--ro-bind",
-            "/",
-            "/",
-            "--dev",
-            "/dev",
-            "--proc",
-            "/proc",
-            "--bind",  # with what the outer one exposes in it (the server's Python, maybe)
-            "/tmp",
-            "/tmp",
-            "--chdir",
-            "/",
-        ]
-        config = {
-            "mode": "template",
-            "sandboxed": True,
-            "preload": list(request.preload),
-            "limits": [list(pair) for pair in self.limits.rlimits()],
-            "kernel_args": [*KERNEL_ARGS, *request.extra_args],  # parsed once, in the template
-            "template": template_source(),
-            "isolation": Path(isolation_program.__file__).read_text(encoding="utf-8"),
-            "reaper": reaper.program(),  # what its pid 1 becomes (``keep``)
-            "environment": Path(environment_program.__file__).read_text(encoding="utf-8"),
-            "trusted_path": trusted_path(),
-        }
-        # The server's interpreter, never the environment's: it starts with the server's
-        # site-packages (and their .pth files) only; each child takes its environment.
-        program = [sys.executable, "-c", program_source(), json.dumps(config)]
-        drop = drop_argv(confinement.user, confinement.setpriv)
-        bwrap = self.config.bwrap
-        argv = [bwrap, *outer, "--", *drop, bwrap, *inner, "--", *program]
-        return joined(self._template_filter, cgroups, argv)
+        if self.config.confinement.user is None:
+            return template_command.user_argv(spec, cgroups)
+        return template_command.root_argv(spec, cgroups)
 
     async def _start_template(
         self, key: _Key, request: KernelLaunchRequest
@@ -523,4 +462,6 @@ class SandboxForkLauncher(TemplateOwner[_Key, SandboxTemplate], BwrapLauncher):
                     kill_process_tree(template.pid)
             await asyncio.wait(tasks.values())
             retrieve_outcomes(tasks.values())
+        if self.mount_helper is not None:
+            self.mount_helper.close()
         await super().aclose()
