@@ -12,8 +12,9 @@ is then an ordinary process of an ordinary user.
 
 ``user_folder(prefix)`` makes a folder that user owns (outside the test's own tmp, which
 only root may pass); ``non_root_server(env, log_dir)`` runs the real command that way.
-Skipped, or failed under ``PMCP_REQUIRE_SANDBOX``, where the run is not root or a
-non-root user cannot make user namespaces.
+Where the tests themselves do not run as root, their own user is that user and the
+command runs as it is. Skipped, or failed under ``PMCP_REQUIRE_SANDBOX``, where that user
+cannot make user namespaces.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ _FIRST_UID = 42000
 
 
 def _free_uid() -> int:
+    if os.geteuid() != 0:  # the tests' own user is one already
+        return os.getuid()
     uid = _FIRST_UID
     while True:
         try:
@@ -59,9 +62,7 @@ REPO = Path(__file__).resolve().parents[1]
 def require_non_root_server() -> None:
     """Fail (in CI) or skip (elsewhere) where a non-root server cannot be had here."""
     problem = None
-    if os.geteuid() != 0:
-        problem = "the tests run as a user, not root: they cannot become another user"
-    elif not (shutil.which("unshare") and shutil.which("setpriv")):
+    if not (shutil.which("unshare") and shutil.which("setpriv")):
         problem = "util-linux unshare and setpriv are needed"
     else:
         probe = subprocess.run(
@@ -82,7 +83,8 @@ def require_non_root_server() -> None:
 def user_folder(prefix: str) -> Path:
     """A new folder ``SERVER_UID`` owns (mode 0700), outside root's own folders."""
     path = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
-    os.chown(path, SERVER_UID, SERVER_UID)
+    if os.geteuid() == 0:
+        os.chown(path, SERVER_UID, SERVER_UID)
     return path
 
 
@@ -93,7 +95,10 @@ def _needed() -> list[Path]:
 
 
 def as_server_user(argv: list[str]) -> list[str]:
-    """``argv`` run as ``SERVER_UID`` (see the module docstring)."""
+    """``argv`` run as ``SERVER_UID`` (see the module docstring); ``argv`` itself where
+    the tests do not run as root."""
+    if os.geteuid() != 0:
+        return argv
     needed = _needed()
     closed = closed_parents(needed, ())
     lines = ["set -e"]
