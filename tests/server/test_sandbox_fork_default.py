@@ -8,6 +8,7 @@ host is tried a few times, then kernels stop waiting for one.
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from python_mcp_server.server import kernel_isolation
 from python_mcp_server.server.services import Services
 from python_mcp_server.settings import Settings
 from tests.helpers import call, run
-from tests.nonroot_support import TOKEN, non_root_server
+from tests.nonroot_support import SERVER_UID, TOKEN, non_root_server
 from tests.sandbox_support import require_bwrap
 
 
@@ -32,6 +33,19 @@ def _needs_bwrap() -> None:
 
 def settings(workspace: Path, **values: object) -> Settings:
     return Settings(workspace_dir=workspace, sandbox="bwrap", **values)
+
+
+#: A kernel's uid, rlimits (memory, file size, processes), /tmp and /dev/shm sizes, and
+#: the errno of a new user namespace.
+KERNEL_LIMITS = """\
+import ctypes, json, os, resource
+names = ('RLIMIT_AS', 'RLIMIT_FSIZE', 'RLIMIT_NPROC')
+sizes = [os.statvfs(p).f_blocks * os.statvfs(p).f_frsize for p in ('/tmp', '/dev/shm')]
+libc = ctypes.CDLL(None, use_errno=True)
+refused = libc.unshare(0x10000000) == -1 and ctypes.get_errno()
+print(json.dumps([os.getuid(), [resource.getrlimit(getattr(resource, n)) for n in names],
+                  sizes, refused]))
+"""
 
 
 async def built(chosen: Settings) -> BwrapLauncher:
@@ -48,21 +62,39 @@ async def test_a_root_server_forks_sandboxed_kernels_unless_told_not_to(workspac
     assert off.preload_mode == "start"
 
 
-@pytest.mark.parametrize(("sandbox_fork", "mode"), [(None, "fork"), ("false", "start")])
-async def test_a_server_that_is_not_root_forks_them_too_unless_told_not_to(
-    tmp_path: Path, sandbox_fork: str | None, mode: str
+async def test_a_server_that_is_not_root_forks_them_too_under_the_same_limits(
+    tmp_path: Path,
 ) -> None:
-    env = {"MCP_SANDBOX": "bwrap", "MCP_KERNEL_PRELOAD": "json", "MCP_KERNEL_POOL_SIZE": "0"}
-    if sandbox_fork is not None:
-        env["MCP_SANDBOX_FORK"] = sandbox_fork
-    with non_root_server(env, tmp_path) as server:
-        async with Client(server.mcp_url, auth=TOKEN, timeout=120) as client:
-            assert (await call(client, "health_check"))["preload"]["mode"] == mode
-            await call(client, "create_session", session_id="a")
-            origin = "'\"sandboxed\": true' in open('/proc/self/cmdline').read()"
-            forked = (await run(client, origin, session_id="a"))["result"]
-            assert forked == str(mode == "fork")
-            await call(client, "delete_session", session_id="a")
+    """Its default forks (a deeper pool with it); ``MCP_SANDBOX_FORK=false`` starts
+    kernels with bubblewrap, as such a server did before. Either way a kernel has the same
+    uid, rlimits (the process limit in its own user namespace), tmpfs sizes and no user
+    namespaces (a forked one also sets its own ``max_user_namespaces`` to 0, where
+    bubblewrap's ``--disable-userns`` uses up its parent's)."""
+    env = {
+        "MCP_SANDBOX": "bwrap",
+        "MCP_KERNEL_PRELOAD": "json",
+        "MCP_KERNEL_POOL_SIZE": "1",
+        "MCP_KERNEL_POOL_BURST": "2",
+    }
+    seen = {}
+    for sandbox_fork, mode, depth in ((None, "fork", 2), ("false", "start", 1)):
+        chosen = env if sandbox_fork is None else {**env, "MCP_SANDBOX_FORK": sandbox_fork}
+        with non_root_server(chosen, tmp_path) as server:
+            async with Client(server.mcp_url, auth=TOKEN, timeout=120) as client:
+                health = await call(client, "health_check")
+                assert health["preload"]["mode"] == mode
+                assert health["metrics"]["kernel_pool_depth"] == depth
+                await call(client, "create_session", session_id="a")
+                origin = "'\"sandboxed\": true' in open('/proc/self/cmdline').read()"
+                forked = (await run(client, origin, session_id="a"))["result"]
+                assert forked == str(mode == "fork")
+                seen[mode] = (await run(client, KERNEL_LIMITS, session_id="a"))["stdout"]
+                await call(client, "delete_session", session_id="a")
+    assert seen["fork"] == seen["start"]
+    uid, limits, _, refused = json.loads(seen["fork"])
+    assert uid == SERVER_UID
+    assert limits[2] == [256, 256]  # MCP_MAX_KERNEL_PROCESSES, the default
+    assert refused == 1  # EPERM
 
 
 @pytest.mark.parametrize(
