@@ -40,6 +40,12 @@ def test_a_detached_mount_is_a_copy_of_the_folder_read_only_if_asked(
             os.close(fd)
 
 
+def test_this_host_lets_a_nested_user_namespace_attach_them(
+    helper: MountHelper, tmp_path: Path
+) -> None:
+    assert helper.supported(tmp_path) is None
+
+
 def test_a_missing_path_is_an_error_and_the_helper_serves_on(
     helper: MountHelper, tmp_path: Path
 ) -> None:

@@ -8,8 +8,10 @@ copy of the server's mount namespace: the same folders at the same paths. On req
 makes the detached mount of a path there (``open_tree(OPEN_TREE_CLONE | AT_RECURSIVE)``,
 then read-only, ``nosuid``, ``nodev``) and hands the descriptor back on its socket. A
 forked sandboxed kernel attaches it with ``move_mount`` in its own mount namespace
-(``isolation_program.py``), which Linux accepts from a tree cloned in another user
-namespace's mount namespace.
+(``isolation_program.py``), which Linux (6.18 here) accepts from a tree cloned in another
+user namespace's mount namespace; ``supported``, at the server's start, checks both on
+this host: a detached mount made, then attached by a probe process as a child would
+(user namespaces nested two deep, a mount namespace of its own).
 
 The helper runs only the server's own code: the server's interpreter with ``-I -S`` (no
 site-packages, no ``.pth`` files, no variables), the standard library and the text of
@@ -59,6 +61,32 @@ while True:
         continue
     socket.send_fds(control, [b"ok"], [fd])
     os.close(fd)
+"""
+
+#: Attaches the detached mount on descriptor ``sys.argv[1]`` as a forked kernel would: in a mount
+#: namespace owned by a user namespace nested in another (the template's), both siblings
+#: of the helper's, under a tmpfs of its own at /tmp.
+_PROBE = r"""
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+def check(result, what):
+    if result < 0:
+        raise OSError(ctypes.get_errno(), what)
+def user_namespace():
+    uid, gid = os.getuid(), os.getgid()
+    check(libc.unshare(0x10000000), "unshare(user)")
+    for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"),
+                       ("gid_map", f"{gid} {gid} 1")):
+        with open(f"/proc/self/{name}", "w") as handle:
+            handle.write(text)
+user_namespace()
+user_namespace()
+check(libc.unshare(0x00020000), "unshare(mount)")
+check(libc.mount(None, b"/", None, 0x4000 | (1 << 18), None), "mount private")
+check(libc.mount(b"tmpfs", b"/tmp", b"tmpfs", 0, None), "mount tmpfs")
+os.mkdir("/tmp/probe")
+check(libc.syscall(429, int(sys.argv[1]), b"", -100, b"/tmp/probe", 0x4), "move_mount")
 """
 
 #: Seconds a request or the helper's start may take.
@@ -146,9 +174,29 @@ class MountHelper:
             self._end()
 
     def supported(self, folder: Path) -> str | None:
-        """None when the helper makes detached mounts here, else why not."""
+        """None when the helper makes detached mounts here and a process in a nested user
+        namespace can attach them (``_PROBE``), else why not."""
         try:
-            os.close(self.detach(folder, read_only=True))
+            fd = self.detach(folder, read_only=True)
         except OSError as exc:
             return str(exc)
+        try:
+            probe = subprocess.run(
+                [sys.executable, "-I", "-S", "-c", _PROBE, str(fd)],
+                pass_fds=(fd,),
+                capture_output=True,
+                env={},
+                cwd="/",
+                timeout=TIMEOUT,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return f"the attach probe did not run: {exc}"
+        finally:
+            os.close(fd)
+        if probe.returncode != 0:
+            lines = probe.stderr.decode("utf-8", "replace").strip().splitlines()
+            return "a nested user namespace cannot attach them: " + (
+                lines[-1] if lines else f"exit {probe.returncode}"
+            )
         return None
