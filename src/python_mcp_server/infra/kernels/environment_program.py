@@ -3,7 +3,7 @@
 Shipped as text (standard library only) in a sandboxed template's configuration, like
 ``isolation_program.py``, and executed once in the template. The template is the
 server's own interpreter with the server's own site-packages and never sees an
-environment (``sandbox_fork.template_argv``); in it:
+environment (``template_command.program``); in it:
 
 - ``start(trusted)``: checks that its ``sys.path`` holds only folders of the server's own
   path (a variable that slipped through would end it here, before any import), drops the
