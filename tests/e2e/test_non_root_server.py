@@ -84,9 +84,10 @@ def new_kernels(server: LaunchedServer, before: set[int]) -> set[int]:
     return found
 
 
-def seccomp_mode(pid: int) -> str:
-    status = Path(f"/proc/{pid}/status").read_text()
-    return next(line.split()[1] for line in status.splitlines() if line.startswith("Seccomp:"))
+def status_of(pid: int) -> dict[str, str]:
+    """Fields of /proc/<pid>/status."""
+    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    return {name: value.strip() for name, value in (line.split(":", 1) for line in lines)}
 
 
 def template_of(kernel: int) -> psutil.Process:
@@ -118,7 +119,10 @@ async def test_it_forks_its_sandboxed_kernels(client: Client[Any], server: Launc
     template = template_of(kernel)
     assert template.uids().real == SERVER_UID
     assert template.status() != "zombie"
-    assert seccomp_mode(template.pid) == "2"  # its own filter, which lets children isolate
+    status = status_of(template.pid)
+    assert status["Seccomp"] == "2"  # its own filter, which lets children isolate
+    assert status["NoNewPrivs"] == "1"
+    assert int(status["CapEff"], 16) == int(status["CapBnd"], 16) == 0
     await call(client, "delete_session", session_id="fork")
 
 
