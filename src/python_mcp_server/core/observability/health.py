@@ -35,6 +35,7 @@ from python_mcp_server.errors import (
     ServerError,
     SessionClosedError,
 )
+from python_mcp_server.infra.kernels.process_records import descendants
 from python_mcp_server.infra.tasks import cancel_and_wait
 from python_mcp_server.models.health import KernelHealth, KernelStatus, Responsiveness
 
@@ -93,10 +94,13 @@ def _sample(record: _Record, pid: int) -> ProcessSample | None:
 
     The kernel's pid may be a sandbox wrapper whose child runs Python, and user code may
     start processes of its own, so memory, CPU, threads and files add up the whole tree.
+    The tree is found from its own /proc entries (``descendants``): psutil's recursive
+    ``children`` reads every process on the machine, about 6 ms of CPU a session, which made
+    ``health_check`` cost 66 ms with 10 sessions.
     """
     try:
         root = record.processes.get(pid) or psutil.Process(pid)
-        tree = [root, *root.children(recursive=True)]
+        tree = [root, *descendants(root)]
     except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
         return None
     cached = record.processes

@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from python_mcp_server.errors import ErrorCode
-from python_mcp_server.server.principals import current_scopes, has_scope
+from python_mcp_server.server.principals import ADMIN, current_scopes, has_scope
 
 EXECUTE = "code:execute"
 FILES_READ = "files:read"
@@ -109,7 +109,30 @@ def route_scope(
 
 
 class ScopeMiddleware(Middleware):
-    """Refuses a tool call whose caller lacks the tool's scope."""
+    """Refuses a tool call whose caller lacks the tool's scope.
+
+    A caller holding ``admin`` (every static token does) passes any scope, so its calls
+    look nothing up. For the others the scope a tool needs is found once per tool name
+    (looking a tool up runs FastMCP's providers and transforms) and kept: a server's tools
+    and their tags never change after it is built (``toolsets.py`` hides tools then).
+    """
+
+    def __init__(self) -> None:
+        #: Tool name -> the scope it needs, for the tools looked up so far.
+        self._needed: dict[str, str] = {}
+
+    async def needed_scope(
+        self, context: MiddlewareContext[mt.CallToolRequestParams]
+    ) -> str | None:
+        """The scope the called tool needs; None when there is no such tool (the call then
+        fails as unknown)."""
+        name = context.message.name
+        needed = self._needed.get(name)
+        if needed is None and context.fastmcp_context is not None:
+            tool: Tool | None = await context.fastmcp_context.fastmcp.get_tool(name)
+            if tool is not None:
+                needed = self._needed[name] = scope_of(tool.name, set(tool.tags))
+        return needed
 
     async def on_call_tool(
         self,
@@ -117,12 +140,10 @@ class ScopeMiddleware(Middleware):
         call_next: CallNext[mt.CallToolRequestParams, ToolResult],
     ) -> Any:
         scopes = current_scopes()
-        if scopes is not None and context.fastmcp_context is not None:
-            tool: Tool | None = await context.fastmcp_context.fastmcp.get_tool(context.message.name)
-            if tool is not None:
-                needed = scope_of(tool.name, set(tool.tags))
-                if not has_scope(scopes, needed):
-                    raise ToolError(insufficient(needed))
+        if scopes is not None and ADMIN not in scopes:
+            needed = await self.needed_scope(context)
+            if needed is not None and not has_scope(scopes, needed):
+                raise ToolError(insufficient(needed))
         return await call_next(context)
 
 
