@@ -13,6 +13,7 @@ from python_mcp_server import __version__
 from python_mcp_server.server.auth import build_auth
 from python_mcp_server.server.input_schemas import install_input_schema_lookup
 from python_mcp_server.server.middleware.errors import ErrorTranslationMiddleware
+from python_mcp_server.server.middleware.pipeline import MiddlewarePipeline
 from python_mcp_server.server.middleware.result_budget import ResultBudgetMiddleware
 from python_mcp_server.server.middleware.scopes import ScopedToolListing, ScopeMiddleware
 from python_mcp_server.server.middleware.timing import TimingMiddleware
@@ -65,12 +66,16 @@ def build_server(settings: Settings, services: Services | None = None) -> FastMC
         version=__version__,
         lifespan=lifespan,
         middleware=[
-            ScopedToolListing(),  # outside the cache: it filters the cached list per caller
-            ToolListCacheMiddleware(),
-            ErrorTranslationMiddleware(),
-            ScopeMiddleware(),
-            TimingMiddleware(),
-            ResultBudgetMiddleware(services.result_budget, APP_ONLY_TOOLS),
+            MiddlewarePipeline(  # one FastMCP layer for them all (a layer each costs CPU)
+                [
+                    ScopedToolListing(),  # outside the cache: it filters the cached list
+                    ToolListCacheMiddleware(),
+                    ErrorTranslationMiddleware(),
+                    ScopeMiddleware(),
+                    TimingMiddleware(),
+                    ResultBudgetMiddleware(services.result_budget, APP_ONLY_TOOLS),
+                ]
+            )
         ],
         mask_error_details=False,
         auth=build_auth(settings),  # HTTP only; stdio and in-memory callers are `default`
