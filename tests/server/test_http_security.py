@@ -13,6 +13,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from python_mcp_server.server.http_security import (
+    HOST_VERDICTS,
     insecure_bind_problem,
     is_loopback_host,
     normalize_origin,
@@ -124,6 +125,20 @@ async def test_loopback_bound_server_checks_the_host(
     app = app_for(tmp_path, allowed_origins="https://app.example.com")
     async with await client_for(app, host) as client:
         assert (await client.get("/mcp")).status_code == status
+
+
+async def test_remembered_host_verdicts_stay_right(tmp_path: Path) -> None:
+    """The guard remembers its verdict per Host value (bounded): one app, the same and new
+    values over and over, past the bound, each answered as when first seen."""
+    app = app_for(tmp_path, allowed_origins="https://app.example.com")
+    hosts = {"127.0.0.1:8000": 200, "evil.example:8000": 403, "app.example.com": 200}
+    hosts.update({f"h{i}.evil.example": 403 for i in range(HOST_VERDICTS + 10)})
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as c:
+        for _ in range(2):
+            for host, status in hosts.items():
+                response = await c.get("/mcp", headers={"Host": host})
+                assert response.status_code == status, host
 
 
 async def test_non_loopback_server_does_not_check_the_host(tmp_path: Path) -> None:

@@ -42,6 +42,8 @@ OPEN_PATHS = frozenset({"/health"})
 #: Path prefixes that check their own credentials: the live view takes a signed link
 #: (server/view/routes.py), since a browser must never carry the bearer token.
 SELF_AUTH_PREFIXES = ("/sessions",)
+#: Host header verdicts the origin guard remembers.
+HOST_VERDICTS = 256
 
 
 def _refuse(code: ErrorCode, message: str, status: int, **headers: str) -> JSONResponse:
@@ -72,6 +74,9 @@ class OriginGuardMiddleware:
         self.allowed = {str(o) for o in parsed}
         self.allowed_hosts = {o.host.name for o in parsed}
         self.check_host = check_host
+        #: Host header value -> verdict: the same few values come on every request, and
+        #: parsing one costs more than the rest of the guard (bounded: cleared when full).
+        self._host_verdicts: dict[str, bool] = {}
 
     def origin_allowed(self, origin: str) -> bool:
         parsed = parse_origin(origin)
@@ -85,8 +90,14 @@ class OriginGuardMiddleware:
             return True
         if len(values) > 1:
             return False
-        host = parse_host_header(values[0])
-        return host is not None and (host.is_loopback or host.name in self.allowed_hosts)
+        verdict = self._host_verdicts.get(values[0])
+        if verdict is None:
+            host = parse_host_header(values[0])
+            verdict = host is not None and (host.is_loopback or host.name in self.allowed_hosts)
+            if len(self._host_verdicts) >= HOST_VERDICTS:
+                self._host_verdicts.clear()
+            self._host_verdicts[values[0]] = verdict
+        return verdict
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
