@@ -120,7 +120,7 @@ class KernelClient:
                 raise KernelSilentError(self._not_ready_reason(timeout, replied=replied))
             wait = min(attempt_timeout, remaining)
             try:
-                msg_id, pending = self._submit(channel, "kernel_info_request", {}, wants_idle=True)
+                msg_id, pending = self._submit(channel, "kernel_info_request", {})
             except KernelDiedError as exc:
                 raise KernelStartError(f"the kernel died while starting: {exc.message}") from exc
             try:
@@ -270,7 +270,6 @@ class KernelClient:
         msg_type: str,
         content: Mapping[str, Any],
         *,
-        wants_idle: bool,
         on_iopub: IopubHandler | None = None,
         on_stdin: StdinHandler | None = None,
         tracked: bool = True,
@@ -281,7 +280,6 @@ class KernelClient:
         msg_id = str(message["header"]["msg_id"])
         pending = Pending(
             reply=asyncio.get_running_loop().create_future(),
-            wants_idle=wants_idle,
             on_iopub=on_iopub,
             on_stdin=on_stdin,
             tracked=tracked,
@@ -303,7 +301,7 @@ class KernelClient:
         requests seen meanwhile say the state instead."""
         self.execution_state = "busy"
         seen = self._status_updates
-        msg_id, pending = self._submit("shell", "kernel_info_request", {}, wants_idle=False)
+        msg_id, pending = self._submit("shell", "kernel_info_request", {})
 
         async def settle() -> None:
             try:
@@ -337,7 +335,7 @@ class KernelClient:
         deadline = loop.time() + timeout
         tries = 2 if msg_type in READ_ONLY_REQUESTS else 1
         for attempt in range(1, tries + 1):
-            msg_id, pending = self._submit(channel, msg_type, content, wants_idle=False)
+            msg_id, pending = self._submit(channel, msg_type, content)
             try:
                 left = max(deadline - loop.time(), 0.0)
                 return await asyncio.wait_for(asyncio.shield(pending.reply), left)
@@ -389,7 +387,6 @@ class KernelClient:
             "shell",
             "execute_request",
             content,
-            wants_idle=True,
             on_iopub=on_iopub,
             on_stdin=on_stdin,
             tracked=tracked,

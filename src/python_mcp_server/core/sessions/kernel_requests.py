@@ -43,7 +43,6 @@ class Pending:
     """One request in flight."""
 
     reply: asyncio.Future[Message]
-    wants_idle: bool
     idle: asyncio.Event = field(default_factory=asyncio.Event)
     #: The kernel began handling it (its busy status or execute_input arrived).
     started: bool = False
