@@ -1,4 +1,5 @@
-"""Shared benchmark helpers: free ports, the server command, timing, medians, process trees."""
+"""Shared benchmark helpers: free ports, the server command, timing, medians, process trees,
+our fork templates and kernel pool."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+from fastmcp import Client
 
 BIN = Path(sys.executable).parent
 #: The frame number bits of a /proc/pid/pagemap entry.
@@ -203,3 +205,45 @@ def tree_cpu_seconds(pid: int) -> float:
         except psutil.Error:
             continue
     return total
+
+
+def _python(process: psutil.Process | None) -> bool:
+    return process is not None and "python" in os.path.basename(process.exe())
+
+
+def _reaper(process: psutil.Process | None) -> bool:
+    return process is not None and process.exe().startswith("/memfd:reaper")
+
+
+def templates(server_pid: int) -> list[int]:
+    """The template processes proper: the server's child (unsandboxed), or the child of
+    the pid 1 that bubblewrap started (sandboxed; not that pid 1 nor the kernels). That
+    pid 1 is Python, or the reaper program (``infra/kernels/reaper.py``) whose parent is
+    bubblewrap; a kernel's parent is its init, a reaper whose parent is a reaper."""
+    found = []
+    for process in process_tree(server_pid)[1:]:
+        try:
+            if '"mode": "template"' not in " ".join(process.cmdline()):
+                continue
+            parent = process.parent()
+            if parent is None:
+                continue
+            grandparent = parent.parent()
+            if (
+                parent.pid == server_pid
+                or (_python(parent) and not _python(grandparent))
+                or (_reaper(parent) and not _reaper(grandparent))
+            ):
+                found.append(process.pid)
+        except psutil.Error:
+            continue
+    return found
+
+
+async def pool_state(client: Client[Any]) -> tuple[int | None, int | None]:
+    """The kernels ready in the pool and its depth, as health_check reports them."""
+    metrics = structured(await client.call_tool("health_check", {}))["metrics"]
+    depth = metrics.get("kernel_pool_depth")
+    if depth is None:  # a server that does not report its pool
+        return None, None
+    return metrics.get("kernel_pool_ready", 0), depth  # a zero is left out of the answer

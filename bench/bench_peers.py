@@ -1,19 +1,27 @@
-"""Our server beside its peers, on the same work, in one run on this machine.
+"""Our server beside its peers, on the same work, interleaved in one run on this machine.
 
-Peers, each installed on first use in its own virtual environment under ``.bench-venvs/``
-(git-ignored):
+Peers (``_peers.py``), each but ours installed on first use in its own virtual
+environment under ``.bench-venvs/`` (git-ignored):
 
+- ``ours``: our server with its defaults (as root: bubblewrap sandbox, kernels forked
+  from a sandboxed preloaded template, a pool of ``MCP_KERNEL_POOL_BURST`` ready kernels);
+- ``ours-fork``: ours without the sandbox (kernels forked from an unsandboxed template);
 - ``pypi``: the PyPI ``python-mcp-server==0.6.2`` (one active session at a time);
 - ``jupyter``: ``jupyter-mcp-server`` beside the Jupyter server it drives (a notebook per
   session, ``execute_code`` in its kernel).
 
-Ours runs twice: ``ours`` with the defaults (sandboxed when bubblewrap works) and
-``ours-fork`` unsandboxed (kernels forked from the preloaded template).
+Every peer is started first; then each section runs against every peer in turn, the
+order rotating from section to section, so the machine's load (shared, changing) falls
+on all of them alike and the ratios compare figures of the same minutes. Before each
+peer's turn the benchmark waits ``--settle`` seconds and until the peer is quiet (ours:
+its pool full again, as ``health_check`` reports), so no peer's background work lands in
+another's figures; every call counts only once its answer is the expected one.
 
 Figures: warm ``1+1`` p50/p95/p99; new session to first answer, sequential and in bursts
 of 10; calls/s at 4/8/16 clients (each with its own session where the server has
-sessions); unique memory per session, plain and after importing the data stack; the first
-data import in a new session; the size of ``tools/list``.
+sessions); unique memory per session (USS that 4 sessions add to every kernel process,
+sandbox processes included), plain and after importing the data stack; the first data
+import in a new session; the size of ``tools/list``; the load average at every turn.
 
 Run: ``.venv/bin/python bench/bench_peers.py --quick [--peers ours,ours-fork,pypi,jupyter]``
 """
@@ -25,263 +33,44 @@ import asyncio
 import contextlib
 import json
 import os
-import secrets
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
-import psutil
 from fastmcp import Client
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import free_port, percentiles_ms, structured, timed, wait_port
+from _common import percentiles_ms, timed
+from _peers import PEERS, Peer
 
-ROOT = Path(__file__).resolve().parent.parent
-VENVS = ROOT / ".bench-venvs"
-PYTHON = "/root/.pyenv/versions/3.11.7/bin/python3.11"
-PEER_PACKAGES = {
-    "pypi": ["python-mcp-server==0.6.2", "pandas", "matplotlib"],
-    "jupyter": [
-        "jupyter-mcp-server==2.2.4",
-        "jupyterlab",
-        "jupyter-collaboration",
-        "ipykernel",
-        "pandas",
-        "matplotlib",
-    ],
-}
 DATA_IMPORT = "import pandas, matplotlib.pyplot"
 MIB = 1024 * 1024
+#: Figures compared with ours: (key, lower is better).
+COMPARED = [
+    ("warm_1plus1_ms", True),
+    ("new_session_ms", True),
+    ("burst10_ms", True),
+    ("first_data_import_ms", True),
+    ("calls_per_s_4", False),
+    ("calls_per_s_8", False),
+    ("calls_per_s_16", False),
+    ("uss_per_session_mb", True),
+    ("uss_per_session_data_mb", True),
+]
 
 
-def uv() -> str:
-    found = shutil.which("uv") or str(Path(sys.executable).parent / "uv")
-    return found
-
-
-def ensure_venv(name: str) -> Path:
-    """The peer's venv, created and installed on first use."""
-    venv = VENVS / name
-    marker = venv / ".installed"
-    if marker.exists():
-        return venv
-    python = PYTHON if Path(PYTHON).exists() else sys.executable
-    subprocess.run([uv(), "venv", "-q", str(venv), "--python", python], check=True)
-    subprocess.run(
-        [uv(), "pip", "install", "-q", "--python", str(venv / "bin/python"), *PEER_PACKAGES[name]],
-        check=True,
-        timeout=900,
-    )
-    marker.write_text("ok")
-    return venv
-
-
-class Peer:
-    """One server under test: how to start it and how to do each piece of work."""
-
-    name = "peer"
-    sessions = True
-
-    def __init__(self) -> None:
-        self.workspace = Path(tempfile.mkdtemp(prefix=f"peer-{self.name}-"))
-        self.processes: list[subprocess.Popen[bytes]] = []
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/mcp"
-
-    def spawn(self, argv: list[str], env: dict[str, str] | None = None) -> None:
-        log = Path(tempfile.gettempdir()) / f"bench-{self.name}-{len(self.processes)}.log"
-        with log.open("wb") as out:
-            self.processes.append(
-                subprocess.Popen(
-                    argv,
-                    cwd=self.workspace,
-                    env={**os.environ, **(env or {})},
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                )
-            )
-
-    def start(self) -> None:
-        raise NotImplementedError
-
-    def stop(self) -> None:
-        for process in reversed(self.processes):
-            process.terminate()
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        shutil.rmtree(self.workspace, ignore_errors=True)
-
-    def root_pids(self) -> list[int]:
-        return [p.pid for p in self.processes]
-
-    async def run(self, client: Client[Any], code: str, session: str | None) -> None:
-        raise NotImplementedError
-
-    async def create(self, client: Client[Any], session: str) -> None:
-        raise NotImplementedError
-
-    async def delete(self, client: Client[Any], session: str) -> None:
-        raise NotImplementedError
-
-
-class Ours(Peer):
-    name = "ours"
-    env: ClassVar[dict[str, str]] = {}
-
-    def start(self) -> None:
-        command = str(Path(sys.executable).parent / "python-mcp-server")
-        argv = [command, "--port", str(self.port), "--workspace-dir", str(self.workspace)]
-        self.spawn(argv, {"MCP_SESSION_IDLE_TIMEOUT": "0", "MCP_MAX_SESSIONS": "40", **self.env})
-        wait_port(self.port, 120)
-
-    async def run(self, client: Client[Any], code: str, session: str | None) -> None:
-        args: dict[str, Any] = {"code": code}
-        if session:
-            args["session_id"] = session
-        answer = structured(await client.call_tool("run_python_code", args))
-        assert answer["status"] == "ok", answer
-
-    async def create(self, client: Client[Any], session: str) -> None:
-        structured(await client.call_tool("create_session", {"session_id": session}))
-
-    async def delete(self, client: Client[Any], session: str) -> None:
-        await client.call_tool("delete_session", {"session_id": session})
-
-
-class OursFork(Ours):
-    name = "ours-fork"
-    env: ClassVar[dict[str, str]] = {"MCP_SANDBOX": "none"}
-
-
-class PyPI(Peer):
-    """python-mcp-server 0.6.2: sessions exist, but calls run in the one active session."""
-
-    name = "pypi"
-    sessions = False  # concurrent clients share the active session
-
-    def start(self) -> None:
-        venv = ensure_venv("pypi")
-        argv = [str(venv / "bin/python-mcp-server"), "--transport", "http"]
-        self.spawn([*argv, "--port", str(self.port), "--workspace", str(self.workspace)])
-        wait_port(self.port, 120)
-
-    async def run(self, client: Client[Any], code: str, session: str | None) -> None:
-        if session:
-            await client.call_tool("switch_session", {"session_id": session})
-        result = await client.call_tool("run_python_code", {"code": code})
-        assert not result.is_error, result
-
-    async def create(self, client: Client[Any], session: str) -> None:
-        assert not (await client.call_tool("create_session", {"session_id": session})).is_error
-
-    async def delete(self, client: Client[Any], session: str) -> None:
-        await client.call_tool("switch_session", {"session_id": "default"})
-        await client.call_tool("delete_session", {"session_id": session})
-
-
-class Jupyter(Peer):
-    """jupyter-mcp-server with a Jupyter server: a session is a notebook with its kernel."""
-
-    name = "jupyter"
-    sessions = False  # execute_code runs in the current notebook's kernel
-
-    def start(self) -> None:
-        venv = ensure_venv("jupyter")
-        jupyter_port, token = free_port(), secrets.token_hex(16)
-        self.spawn(
-            [
-                str(venv / "bin/jupyter-lab"),
-                "--no-browser",
-                "--allow-root",
-                f"--port={jupyter_port}",
-                f"--IdentityProvider.token={token}",
-                f"--ServerApp.root_dir={self.workspace}",
-            ]
-        )
-        wait_port(jupyter_port, 300)
-        self.spawn(
-            [
-                str(venv / "bin/jupyter-mcp-server"),
-                "start",
-                "--transport",
-                "streamable-http",
-                "--port",
-                str(self.port),
-                "--jupyter-url",
-                f"http://127.0.0.1:{jupyter_port}",
-                "--jupyter-token",
-                token,
-                "--insecure-mcp-noauth",
-            ]
-        )
-        wait_port(self.port, 120)
-        self.current: str | None = None
-
-    async def run(self, client: Client[Any], code: str, session: str | None) -> None:
-        if session and session != self.current:
-            await self.use(client, session, "connect")
-        result = await client.call_tool("execute_code", {"code": code})
-        assert not result.is_error, result
-
-    async def use(self, client: Client[Any], session: str, mode: str) -> None:
-        arguments = {"notebook_name": session, "notebook_path": f"{session}.ipynb"}
-        result = await client.call_tool("use_notebook", {**arguments, "mode": mode})
-        assert not result.is_error, result
-        self.current = session
-
-    async def create(self, client: Client[Any], session: str) -> None:
-        await self.use(client, session, "create")
-
-    async def delete(self, client: Client[Any], session: str) -> None:
-        await client.call_tool("unuse_notebook", {"notebook_name": session})
-        self.current = None
-
-
-PEERS: dict[str, type[Peer]] = {
-    "ours": Ours,
-    "ours-fork": OursFork,
-    "pypi": PyPI,
-    "jupyter": Jupyter,
-}
-
-
-def is_template(process: psutil.Process, command: str) -> bool:
-    """Our fork template (its kernels carry its command line, but their parent is it)."""
-    marker = '"mode": "template"'
-    parent = process.parent()
-    return marker in command and (parent is None or marker not in " ".join(parent.cmdline()))
-
-
-def kernel_uss(roots: list[int]) -> int:
-    """USS summed over every kernel process under the roots (sandbox wrappers included)."""
-    total = 0
-    for root in roots:
-        try:
-            tree = psutil.Process(root).children(recursive=True)
-        except psutil.Error:
-            continue
-        for process in tree:
-            try:
-                command = " ".join(process.cmdline())
-                if "ipykernel" not in command or is_template(process, command):
-                    continue
-                total += process.memory_full_info().uss
-            except psutil.Error:
-                continue
-    return total
-
-
-async def quiet(_message: Any) -> None:
+async def drop_log(_message: Any) -> None:
     """Drop the servers' log notifications (one peer sends several per call)."""
+
+
+def uss(peer: Peer) -> int:
+    total = 0
+    for process in peer.kernels():
+        with contextlib.suppress(Exception):
+            total += process.memory_full_info().uss
+    return total
 
 
 class Bench:
@@ -290,6 +79,7 @@ class Bench:
     def __init__(self, peer: Peer, client: Client[Any], args: argparse.Namespace) -> None:
         self.peer, self.client, self.args = peer, client, args
         self.live: set[str] = set()
+        self.figures: dict[str, Any] = {"peer": peer.name, "turns": []}
 
     async def new(self, name: str, code: str = "1+1") -> None:
         await self.peer.create(self.client, name)
@@ -323,17 +113,22 @@ class Bench:
 
     async def bursts(self) -> dict[str, Any]:
         samples: list[float] = []
+        ready = []
         for b in range(self.args.bursts):
-            await asyncio.sleep(self.args.settle)
+            if b:
+                await asyncio.sleep(self.args.settle)
+            ready.append((await self.peer.quiet(self.client)).get("pool_ready"))
             names = [f"b{b}x{i}" for i in range(10)]
             samples += await asyncio.gather(*(timed(lambda n=n: self.new(n)) for n in names))
             await self.cleanup()
-        return {"burst10_ms": percentiles_ms(samples)}
+        return {"burst10_ms": percentiles_ms(samples), "pool_ready_before_bursts": ready}
 
     async def first_import(self) -> dict[str, Any]:
         samples = []
         for i in range(self.args.import_rounds):
-            await asyncio.sleep(self.args.settle / 2)
+            if i:
+                await asyncio.sleep(self.args.settle / 2)
+                await self.peer.quiet(self.client)
             samples.append(await timed(lambda i=i: self.new(f"i{i}", DATA_IMPORT)))
             await self.cleanup()
         return {"first_data_import_ms": percentiles_ms(samples)}
@@ -341,14 +136,16 @@ class Bench:
     async def memory(self) -> dict[str, Any]:
         """What 4 more sessions add to the USS of every kernel process, per session."""
         names = [f"m{i}" for i in range(4)]
-        before = kernel_uss(self.peer.root_pids())
+        before = uss(self.peer)
         for name in names:
             await self.new(name)
-        await asyncio.sleep(self.args.settle)  # a pool refills to where it was
-        plain = kernel_uss(self.peer.root_pids())
+        await asyncio.sleep(self.args.settle)
+        await self.peer.quiet(self.client)  # a pool refills to where it was
+        plain = uss(self.peer)
         for name in names:
             await self.peer.run(self.client, DATA_IMPORT, name)
-        loaded = kernel_uss(self.peer.root_pids())
+        await self.peer.quiet(self.client)
+        loaded = uss(self.peer)
         await self.cleanup()
         return {
             "uss_per_session_mb": round((plain - before) / len(names) / MIB, 1),
@@ -359,6 +156,7 @@ class Bench:
         names = [f"c{clients}x{i}" for i in range(clients)] if self.peer.sessions else []
         for name in names:
             await self.new(name)
+        await self.peer.quiet(self.client)  # a pool's refill is not part of the window
         done = 0
 
         async def worker(name: str | None, deadline: float) -> None:
@@ -375,39 +173,79 @@ class Bench:
         await self.cleanup()
         return {f"calls_per_s_{clients}": rate}
 
-
-async def measure(peer: Peer, args: argparse.Namespace) -> dict[str, Any]:
-    figures: dict[str, Any] = {"peer": peer.name}
-    async with Client(peer.url, timeout=300, log_handler=quiet) as client:
-        bench = Bench(peer, client, args)
-        sections: list[tuple[str, Callable[[], Awaitable[dict[str, Any]]]]] = [
-            ("tools", bench.tools),
-            ("warm", bench.warm),
-            ("sequential", bench.sequential),
-            ("bursts", bench.bursts),
-            ("first_import", bench.first_import),
-            ("memory", bench.memory),
-            *[(f"clients{n}", lambda n=n: bench.throughput(n)) for n in (4, 8, 16)],
-        ]
-        for name, section in sections:
-            await asyncio.sleep(args.settle)
-            try:
-                figures.update(await asyncio.wait_for(section(), args.section_timeout))
-            except Exception as exc:  # a peer that cannot do it: say why, go on
-                figures[f"{name}_error"] = f"{type(exc).__name__}: {exc}"[:200]
-                await bench.cleanup()
-    return figures
+    async def turn(self, name: str, section: Callable[[], Awaitable[dict[str, Any]]]) -> None:
+        """One section against this peer, once it is quiet; its failure is noted."""
+        await asyncio.sleep(self.args.settle)
+        await self.peer.quiet(self.client)
+        self.figures["turns"].append([name, round(os.getloadavg()[0], 2)])
+        try:
+            self.figures.update(await asyncio.wait_for(section(), self.args.section_timeout))
+        except Exception as exc:  # a peer that cannot do it: say why, go on
+            self.figures[f"{name}_error"] = f"{type(exc).__name__}: {exc}"[:200]
+            await self.cleanup()
 
 
-async def run_peer(name: str, args: argparse.Namespace) -> dict[str, Any]:
-    peer = PEERS[name]()
+def sections(bench: Bench) -> list[tuple[str, Callable[[], Awaitable[dict[str, Any]]]]]:
+    return [
+        ("tools", bench.tools),
+        ("warm", bench.warm),
+        ("sequential", bench.sequential),
+        ("bursts", bench.bursts),
+        ("first_import", bench.first_import),
+        ("memory", bench.memory),
+        *[(f"clients{n}", lambda n=n: bench.throughput(n)) for n in (4, 8, 16)],
+    ]
+
+
+async def measure(names: list[str], args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Start every peer, then run each section against each in turn (rotating order)."""
+    results: dict[str, dict[str, Any]] = {}
+    peers: list[Peer] = []
     try:
-        peer.start()
-        return await asyncio.wait_for(measure(peer, args), args.peer_timeout)
-    except Exception as exc:  # one peer failing must not lose the others' figures
-        return {"peer": name, "error": f"{type(exc).__name__}: {exc}"[:300]}
+        async with contextlib.AsyncExitStack() as stack:
+            benches: list[Bench] = []
+            for name in names:
+                peer = PEERS[name]()
+                peers.append(peer)
+                try:
+                    peer.start()
+                    client = Client(peer.url, timeout=300, log_handler=drop_log)
+                    await stack.enter_async_context(client)
+                except Exception as exc:  # one peer failing must not lose the others
+                    results[name] = {"peer": name, "error": f"{type(exc).__name__}: {exc}"[:300]}
+                    continue
+                benches.append(Bench(peer, client, args))
+            for index in range(len(sections(benches[0])) if benches else 0):
+                shift = index % len(benches)
+                for bench in benches[shift:] + benches[:shift]:
+                    name, section = sections(bench)[index]
+                    await bench.turn(name, section)
+            for bench in benches:
+                results[bench.peer.name] = bench.figures
     finally:
-        peer.stop()
+        for peer in peers:
+            peer.stop()
+    return [results[name] for name in names if name in results]
+
+
+def ratios(results: list[dict[str, Any]]) -> None:
+    """Each peer's figures over ours, from this run (>1: ours is better)."""
+    ours = next((r for r in results if r.get("peer") == "ours"), None)
+    for figures in results:
+        if ours is None or figures is ours:
+            continue
+        parts = []
+        for key, lower_better in COMPARED:
+            if key not in figures or key not in ours:
+                continue
+            mine, theirs = ours[key], figures[key]
+            if isinstance(mine, dict):
+                mine, theirs = mine["p50"], theirs["p50"]
+            if not mine or not theirs:
+                continue
+            ratio = theirs / mine if lower_better else mine / theirs
+            parts.append(f"{key} {ratio:.2f}x")
+        print(f"{figures['peer']} against ours: " + ", ".join(parts))
 
 
 def main() -> None:
@@ -423,26 +261,16 @@ def main() -> None:
     args.throughput_window = 3.0 if args.quick else 10.0
     args.settle = 3.0
     args.section_timeout = 180.0 if args.quick else 900.0
-    args.peer_timeout = 1200.0 if args.quick else 7200.0
     load = os.getloadavg()
     print(f"machine: {os.cpu_count()} cores, load {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
-    results = []
-    for name in [n for n in args.peers.split(",") if n]:
-        figures = asyncio.run(run_peer(name, args))
-        print(json.dumps(figures), flush=True)
-        results.append(figures)
-    ours = next((r for r in results if r.get("peer") == "ours"), None)
+    results = asyncio.run(measure([n for n in args.peers.split(",") if n], args))
     for figures in results:
-        if ours is None or figures is ours:
-            continue
-        parts = []
-        for key in ("warm_1plus1_ms", "new_session_ms", "burst10_ms", "first_data_import_ms"):
-            if key in figures and key in ours:
-                ratio = figures[key]["p50"] / max(ours[key]["p50"], 0.1)
-                parts.append(f"{key} p50 {ratio:.2f}x")
-        print(f"{figures['peer']} / ours: " + ", ".join(parts))
+        print(json.dumps(figures), flush=True)
+    end = os.getloadavg()
+    print(f"load at the end: {end[0]:.2f} {end[1]:.2f} {end[2]:.2f}")
+    ratios(results)
     if args.json:
-        args.json.write_text(json.dumps({"load": load, "results": results}, indent=2))
+        args.json.write_text(json.dumps({"load": [load, end], "results": results}, indent=2))
 
 
 if __name__ == "__main__":
