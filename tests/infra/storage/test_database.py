@@ -233,3 +233,56 @@ async def test_history_and_audit_keep_exactly_their_newest_rows(db: Database) ->
         audit.record_later(f"k{n}", {"event": "execution", "n": n})
     await db.flush()
     assert [json.loads(line)["n"] for line in await audit.query(limit=10)] == [3, 2]
+
+
+async def test_a_history_listing_counts_what_it_lists_while_another_server_writes(
+    make_db: MakeDb,
+) -> None:
+    """A listing's entries and its total come from one snapshot of the table: another
+    server (or this one's queue, catching up after an outage) writing between the two
+    made a listing of 1 entry with a total of 5 (PostgreSQL reads each statement of a
+    transaction at its own snapshot)."""
+    from datetime import datetime, timezone
+
+    from python_mcp_server.core.observability.history import HistoryConfig, HistoryStore
+    from python_mcp_server.models.history import HistoryEntry
+
+    writer_db, reader_db = make_db(), make_db()
+    await writer_db.open()
+    await reader_db.open()
+    writer = HistoryStore(writer_db, HistoryConfig(max_history=100_000))
+    reader = HistoryStore(reader_db, HistoryConfig(max_history=100_000))
+    await writer.open()
+    await reader.open()
+    now = datetime.now(timezone.utc)
+    stop = asyncio.Event()
+
+    async def write() -> int:
+        written = 0
+        while not stop.is_set():
+            entry = HistoryEntry(
+                execution_id=f"e{written}",
+                session_id="s",
+                code=f"x = {written}",
+                status="ok",
+                started=now,
+                finished=now,
+                duration=0.0,
+            )
+            await writer.record(entry)
+            written += 1
+        return written
+
+    writing = asyncio.create_task(write())
+    try:
+        seen = []
+        for _ in range(150):
+            entries, total = await reader.query(limit=100_000)
+            seen.append((len(entries), total))
+    finally:
+        stop.set()
+        written = await writing
+        await writer_db.aclose()
+        await reader_db.aclose()
+    assert written > 0
+    assert all(listed == total for listed, total in seen), [s for s in seen if s[0] != s[1]]

@@ -216,12 +216,16 @@ class HistoryStore:
         where, params = _where(owner, session_id, status)
 
         def read(tx: Transaction) -> tuple[list[HistoryEntry], int]:
+            # One statement, so one snapshot: PostgreSQL reads each statement of a
+            # transaction at its own, and writes landing between a listing and a count
+            # made a listing of 1 entry with a total of 5. No row matching: none to count.
             rows = tx.fetchall(
-                f"SELECT {', '.join(COLUMNS)} FROM executions{where} ORDER BY id DESC LIMIT ?",
-                [*params, limit],
+                f"SELECT {', '.join(COLUMNS)}, (SELECT COUNT(*) FROM executions{where}) "
+                f"FROM executions{where} ORDER BY id DESC LIMIT ?",
+                [*params, *params, limit],
             )
-            total = tx.fetchone(f"SELECT COUNT(*) FROM executions{where}", params)
-            return [_to_entry(row) for row in rows], int(total[0] if total else 0)
+            total = int(rows[0][-1]) if rows else 0
+            return [_to_entry(row[:-1]) for row in rows], total
 
         return await self._db.transaction(read)
 
