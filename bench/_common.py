@@ -85,10 +85,17 @@ class ServerProcess:
         ]
         if "MCP_AUTH_TOKEN" not in {**os.environ, **(env or {})}:
             command.append("--no-auth")  # loopback only: the bearer check is not measured
+        env = {**os.environ, **(env or {})}
+        if wrap is None and "MCP_STATE_DIR" not in env:
+            # Its own state folder, removed with it: the default one (under
+            # ~/.local/state) would outlive every benchmark run.
+            state = Path(tempfile.mkdtemp(prefix="bench-state-"))
+            env["MCP_STATE_DIR"] = str(state)
+            self.remove.append(state)
         self.started = time.perf_counter()
         self.process = subprocess.Popen(
             wrap(command) if wrap is not None else command,
-            env={**os.environ, **(env or {})},
+            env=env,
             stdout=subprocess.DEVNULL,
         )
         self.url = f"http://127.0.0.1:{self.port}/mcp"
