@@ -54,7 +54,9 @@ MEANINGS: dict[str, tuple[str, str]] = {
         "`MCP_KERNEL_START_TIMEOUT`. A kernel still silent after half that timeout is "
         "ended and started once more within the same budget. The message gives the reason "
         "(no answer at all, or an answer but no output channel), with the kernel's last "
-        "output lines.",
+        "output lines; a kernel that ran out of memory while starting (a memory limit too "
+        "small for it: on a server that is not root, the limit is its address space) "
+        "says so and names `MCP_MAX_MEMORY_MB`.",
     ),
     "SANDBOX_UNAVAILABLE": (
         "Kernels are refused: the bubblewrap sandbox does not work on this machine.",

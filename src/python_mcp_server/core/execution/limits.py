@@ -22,7 +22,12 @@ from python_mcp_server.core.execution.service import ExecutionHook
 from python_mcp_server.core.workspace.dirfd import is_disk_full
 from python_mcp_server.core.workspace.disk import DiskWatch
 from python_mcp_server.infra.kernels.base import KernelLauncher
-from python_mcp_server.infra.kernels.limits import MIB, LimitedLauncher, UnavailableLauncher
+from python_mcp_server.infra.kernels.limits import (
+    ALLOCATION_FAILURES,
+    MIB,
+    LimitedLauncher,
+    UnavailableLauncher,
+)
 from python_mcp_server.infra.kernels.sandbox import BwrapLauncher
 from python_mcp_server.models.execution import ExecutionErrorInfo
 
@@ -36,13 +41,6 @@ DISK_FULL = "DISK_FULL"
 _DISK_FULL_MARKERS = ("[Errno 28]", "No space left on device", "Disk quota exceeded")
 
 #: Words in a dead kernel's last output that mean an allocation failed.
-_OUT_OF_MEMORY_MARKERS = (
-    "MemoryError",
-    "Cannot allocate memory",
-    "Unable to allocate",
-    "std::bad_alloc",
-    "Out of memory",
-)
 
 
 @dataclass(frozen=True)
@@ -171,7 +169,7 @@ def _server_user() -> str:
 
 def ran_out_of_memory(reason: str) -> bool:
     """Whether a kernel's exit reason (with its last output) names an allocation failure."""
-    return any(marker in reason for marker in _OUT_OF_MEMORY_MARKERS)
+    return any(marker in reason for marker in ALLOCATION_FAILURES)
 
 
 class MemoryLimitHook(ExecutionHook):

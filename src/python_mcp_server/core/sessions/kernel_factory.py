@@ -19,7 +19,7 @@ from python_mcp_server.core.sessions.kernel_environment import (
     session_package_variables,
 )
 from python_mcp_server.core.sessions.preload import PreloadPolicy
-from python_mcp_server.errors import KernelSilentError
+from python_mcp_server.errors import KernelSilentError, KernelStartError
 from python_mcp_server.infra.kernels.base import KernelLauncher, KernelLaunchRequest
 from python_mcp_server.infra.network.access import NetworkAccess
 
@@ -186,11 +186,19 @@ class KernelFactory:
         request = self.launch_request(venv_name, label, folder, network)
         kernel = await self.launcher.launch(request)
         try:
-            client = await KernelClient.connect(kernel, timeout=self._config.start_timeout / 2)
-        except KernelSilentError as exc:
-            logger.warning("kernel for %s stayed silent, starting another: %s", label, exc)
-            kernel = await self.launcher.launch(request)
-            client = await KernelClient.connect(kernel, timeout=max(1.0, deadline - loop.time()))
+            try:
+                client = await KernelClient.connect(kernel, timeout=self._config.start_timeout / 2)
+            except KernelSilentError as exc:
+                logger.warning("kernel for %s stayed silent, starting another: %s", label, exc)
+                kernel = await self.launcher.launch(request)
+                client = await KernelClient.connect(
+                    kernel, timeout=max(1.0, deadline - loop.time())
+                )
+        except KernelStartError as exc:
+            hint = self.launcher.start_failure_hint(exc.message)
+            if hint is None or isinstance(exc, KernelSilentError):
+                raise
+            raise KernelStartError(f"{hint}: {exc.message}") from exc
         if not self.launcher.passes_kernel_args:
             # Nobody else can reach the kernel yet: the line runs before anyone's code.
             try:

@@ -195,6 +195,11 @@ class KernelLauncher(abc.ABC):
         folders); called once at start, after they exist. Most launchers need nothing."""
         return None
 
+    def start_failure_hint(self, reason: str) -> str | None:
+        """What to change when a kernel died while starting for ``reason`` (its exit and
+        last output), where this launcher's own limits explain it; None elsewhere."""
+        return None
+
     async def environment_changed(self) -> None:
         """An environment's packages changed: drop anything holding their old imports."""
 

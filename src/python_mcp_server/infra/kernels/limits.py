@@ -24,6 +24,18 @@ from python_mcp_server.infra.kernels.base import KernelLaunchRequest, LaunchedKe
 from python_mcp_server.infra.kernels.local import LocalLauncher
 
 MIB = 1024 * 1024
+#: Output of a process that could not get memory: Python's, the C library's, the dynamic
+#: loader's (a library it could not map) and C++'s.
+ALLOCATION_FAILURES = (
+    "MemoryError",
+    "Cannot allocate memory",
+    "Unable to allocate",
+    "std::bad_alloc",
+    "Out of memory",
+    "failed to map segment",
+)
+#: A thread that could not start: its stack could not be mapped (or the process limit).
+THREAD_FAILURE = "can't start new thread"
 
 
 @dataclass(frozen=True)
@@ -70,6 +82,18 @@ class LimitedLauncher(LocalLauncher):
         self.limits = limits
         #: Why the sandbox the settings asked for is not in use (auto without bubblewrap).
         self.sandbox_warning: str | None = None
+
+    def start_failure_hint(self, reason: str) -> str | None:
+        memory = self.limits.memory_bytes
+        if memory is None:
+            return None
+        if not any(marker in reason for marker in (*ALLOCATION_FAILURES, THREAD_FAILURE)):
+            return None
+        return (
+            f"the kernel ran out of memory while starting, under the limit of "
+            f"{memory // MIB} MiB its process gets from MCP_MAX_MEMORY_MB: too little for "
+            f"a kernel on this server; raise MCP_MAX_MEMORY_MB"
+        )
 
     def program_config(self, request: KernelLaunchRequest) -> dict[str, Any]:
         config = super().program_config(request)
