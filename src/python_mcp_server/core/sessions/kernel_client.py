@@ -91,8 +91,13 @@ class KernelClient:
     # --- lifecycle -------------------------------------------------------------------
     @classmethod
     async def connect(cls, kernel: LaunchedKernel, *, timeout: float) -> KernelClient:
-        """Open channels to a launched kernel and wait until it answers kernel_info."""
-        channels = await kernel.connect()
+        """Open channels to a launched kernel and wait until it answers kernel_info; a
+        kernel that fails either way is ended (on a gateway: deleted), never left behind."""
+        try:
+            channels = await kernel.connect()
+        except BaseException:
+            await kernel.kill()
+            raise
         client = cls(kernel, channels)
         try:
             await client.wait_ready(timeout)
