@@ -56,7 +56,12 @@ MEANINGS: dict[str, tuple[str, str]] = {
         "(no answer at all, or an answer but no output channel), with the kernel's last "
         "output lines; a kernel that ran out of memory while starting (a memory limit too "
         "small for it: on a server that is not root, the limit is its address space) "
-        "says so and names `MCP_MAX_MEMORY_MB`.",
+        "says so and names `MCP_MAX_MEMORY_MB`. Such a kernel's last line gives the peak "
+        "of its address space and its limit (`the kernel ended with its address space at a "
+        "peak of 192 MiB of its 192 MiB limit`): whatever allocation happened to fail (a "
+        "library that could not be mapped, a folder that could not be listed, a C extension "
+        "that failed without an exception), a start whose peak came within 64 MiB of its "
+        "limit is called out of memory.",
     ),
     "SANDBOX_UNAVAILABLE": (
         "Kernels are refused: the bubblewrap sandbox does not work on this machine.",

@@ -33,17 +33,83 @@ import sys
 from typing import Any
 
 PRELOAD_MARKER = "MCP-PRELOAD-FAILED "
+#: How a kernel that failed under an address-space limit ends its log: the
+#: launcher reads the figures (``limits.start_memory``) to tell a limit too small from any
+#: other failure, whatever allocation happened to fail (a loader, ``listdir``, or a C
+#: extension that returned NULL without an exception).
+START_MEMORY_LINE = (
+    "the kernel ended with its address space at a peak of {} MiB of its {} MiB limit"
+)
 _INLINE = "matplotlib_inline.backend_inline"
 
 
-def apply_limits(limits: list[list[Any]]) -> None:
+#: Address space a kernel under a memory limit keeps back (mapped, never touched: no
+#: memory) and gives up to report its failure, which otherwise could not allocate either.
+RESERVE_BYTES = 1 << 20
+
+
+def apply_limits(limits: list[list[Any]]) -> Any:
+    """Set each limit; return the reserve of an address-space limit (an ``mmap``), if any.
+
+    Forked kernels inherit the reserve with the limit; ``report_start_failure`` frees it."""
     import resource
 
+    reserve = None
+    if any(name == "RLIMIT_AS" for name, _ in limits):
+        import mmap
+
+        reserve = mmap.mmap(-1, RESERVE_BYTES)
     for name, value in limits:
         number = getattr(resource, name)
         hard = resource.getrlimit(number)[1]
         value = value if hard == resource.RLIM_INFINITY else min(value, hard)
         resource.setrlimit(number, (value, value))
+    return reserve
+
+
+def start_memory_line() -> str:
+    """``START_MEMORY_LINE`` for this process, or "" when its address space is unlimited.
+
+    Written after the kernel failed, when its memory may still be short: a few small
+    reads, and "" for any failure (under an exhausted limit even a C function may fail
+    without an exception: SystemError)."""
+    try:
+        import resource
+
+        limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if limit == resource.RLIM_INFINITY:
+            return ""
+        fd = os.open("/proc/self/status", os.O_RDONLY)
+        try:
+            status = os.read(fd, 8192)
+        finally:
+            os.close(fd)
+        start = status.index(b"VmPeak:") + len(b"VmPeak:")
+        peak = int(status[start : status.index(b"kB", start)]) * 1024
+        return START_MEMORY_LINE.format(peak >> 20, limit >> 20)
+    except BaseException:
+        return ""
+
+
+def report_start_failure(exc: BaseException, reserve: Any = None) -> None:
+    """Write why a kernel failed to stderr (its log), the memory line last.
+
+    ``reserve`` (``apply_limits``) is freed first, then the memory figures are taken,
+    before the traceback's own allocations."""
+    if reserve is not None:
+        with contextlib.suppress(BaseException):
+            reserve.close()
+    line = start_memory_line()
+    try:
+        import traceback
+
+        traceback.print_exception(exc)
+    except BaseException:
+        with contextlib.suppress(BaseException):
+            os.write(2, f"{type(exc).__name__}: {exc}\n".encode())
+    if line:
+        with contextlib.suppress(OSError):
+            os.write(2, f"{line}\n".encode())
 
 
 def start_forwarder(spec: dict[str, Any]) -> int:
@@ -283,17 +349,21 @@ def run_kernel(argv: list[str], prepared: Prepared | None = None) -> None:
 
 def main() -> None:
     config = json.loads(sys.argv[1])
-    apply_limits(config.get("limits", []))
+    reserve = apply_limits(config.get("limits", []))
     if config.get("forwarder"):
         start_forwarder(config["forwarder"])
     if config.get("mode") == "template":
         # template_program.py, sent as text; it uses this program's functions.
         template: dict[str, Any] = {"__name__": "__template__"}
         exec(config["template"], template)
-        template["template_main"](config, globals())
+        template["template_main"](config, globals(), reserve)
         return
-    preload(list(config.get("preload", ())))
-    run_kernel(sys.argv[2:])  # the arguments of ipykernel_launcher
+    try:
+        preload(list(config.get("preload", ())))
+        run_kernel(sys.argv[2:])  # the arguments of ipykernel_launcher
+    except Exception as exc:
+        report_start_failure(exc, reserve)
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

@@ -15,12 +15,14 @@ kernel in the same process: no extra process, no extra start-up time.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from python_mcp_server.errors import SandboxUnavailableError
 from python_mcp_server.infra.kernels.base import KernelLaunchRequest, LaunchedKernel
+from python_mcp_server.infra.kernels.kernel_program import START_MEMORY_LINE
 from python_mcp_server.infra.kernels.local import LocalLauncher
 
 MIB = 1024 * 1024
@@ -36,6 +38,28 @@ ALLOCATION_FAILURES = (
 )
 #: A thread that could not start: its stack could not be mapped (or the process limit).
 THREAD_FAILURE = "can't start new thread"
+#: The largest single mapping a starting kernel asks for: a glibc malloc arena's heap
+#: (HEAP_MAX_SIZE on 64-bit). A kernel that failed with its address space's peak closer
+#: than this to its limit may have been refused any of its mappings.
+LARGEST_START_MAPPING_MIB = 64
+_START_MEMORY = re.compile(re.escape(START_MEMORY_LINE).replace(r"\{\}", r"(\d+)"))
+
+
+def start_memory(reason: str) -> tuple[int, int] | None:
+    """(peak, limit) in MiB from a kernel's ``START_MEMORY_LINE`` in ``reason``, if any."""
+    match = _START_MEMORY.search(reason)
+    return None if match is None else (int(match[1]), int(match[2]))
+
+
+def out_of_memory_at_start(reason: str) -> bool:
+    """Whether a kernel that died while starting for ``reason`` was short of memory: its
+    output names an allocation failure, or its address space peaked within the largest
+    mapping a kernel asks for of its limit (whatever then failed: a C extension can
+    return NULL without an exception, ``listdir`` can fail with ENOMEM)."""
+    if any(marker in reason for marker in (*ALLOCATION_FAILURES, THREAD_FAILURE)):
+        return True
+    figures = start_memory(reason)
+    return figures is not None and figures[1] - figures[0] < LARGEST_START_MAPPING_MIB
 
 
 @dataclass(frozen=True)
@@ -87,7 +111,7 @@ class LimitedLauncher(LocalLauncher):
         memory = self.limits.memory_bytes
         if memory is None:
             return None
-        if not any(marker in reason for marker in (*ALLOCATION_FAILURES, THREAD_FAILURE)):
+        if not out_of_memory_at_start(reason):
             return None
         return (
             f"the kernel ran out of memory while starting, under the limit of "

@@ -2,7 +2,7 @@
 
 Shipped as text (standard library only) in the template's configuration (``"template"``)
 and executed by ``kernel_program.py`` (run as ``python -c``), which then calls
-``template_main(config, kernel)`` with its own namespace: this program imports the
+``template_main(config, kernel, reserve)`` with its own namespace: this program imports the
 preload, runs ``preload``, ``harden_completion_cache`` and ``prepare`` there once, and each
 forked child ends in its ``run_kernel``. Its imports are modules the kernel program has
 already imported, so a sandboxed template imports nothing before its ``sys.path`` is
@@ -148,7 +148,11 @@ def _reap() -> None:
 
 
 def _fork(
-    request: dict[str, Any], server_pid: int, kernel: dict[str, Any], prepared: Prepared | None
+    request: dict[str, Any],
+    server_pid: int,
+    kernel: dict[str, Any],
+    prepared: Prepared | None,
+    reserve: Any,
 ) -> None:
     gc.freeze()  # a collection in a kernel must not touch (and so copy) the shared objects
     pid = os.fork()
@@ -156,14 +160,18 @@ def _fork(
         try:
             become_kernel(request, server_pid, kernel, prepared)
         except BaseException as exc:
-            os.write(2, f"kernel start failed: {type(exc).__name__}: {exc}\n".encode())
+            kernel["report_start_failure"](exc, reserve)
             os._exit(1)
         os._exit(0)
     _send({"forked": request["id"], "pid": pid})
 
 
 def _fork_isolated(
-    request: dict[str, Any], fds: list[int], programs: dict[str, Any], prepared: Prepared | None
+    request: dict[str, Any],
+    fds: list[int],
+    programs: dict[str, Any],
+    prepared: Prepared | None,
+    reserve: Any,
 ) -> None:
     """Fork a sandboxed kernel: it isolates itself (``isolation_program.py``), then
     becomes its environment's interpreter (``environment_program.py``)."""
@@ -178,7 +186,7 @@ def _fork_isolated(
 
             become_kernel(request, None, programs["kernel"], prepared, log_fd=fds[1], enter=enter)
         except BaseException as exc:
-            os.write(2, f"kernel start failed: {type(exc).__name__}: {exc}\n".encode())
+            programs["kernel"]["report_start_failure"](exc, reserve)
             os._exit(1)
         os._exit(0)
     for fd in fds:
@@ -228,10 +236,11 @@ def _read_requests(sandboxed: bool, pending: bytearray) -> list[Any] | None:
     return found
 
 
-def template_main(config: dict[str, Any], kernel: dict[str, Any]) -> None:
+def template_main(config: dict[str, Any], kernel: dict[str, Any], reserve: Any = None) -> None:
     """Import the preload, say so, then fork a kernel for each request read from stdin.
 
-    ``kernel`` is the namespace of the kernel program that runs this one.
+    ``kernel`` is the namespace of the kernel program that runs this one; ``reserve`` its
+    memory reserve (``apply_limits``), which each kernel inherits.
 
     Requests: ``{"id", "argv", "cwd", "env", "log"}``. Answers on stdout, one JSON line
     each: ``{"ready": {failures}}`` once, ``{"forked": id, "pid": n}`` per request and
@@ -298,7 +307,7 @@ def template_main(config: dict[str, Any], kernel: dict[str, Any]) -> None:
             return
         for request, fds in requests:
             if sandboxed:
-                _fork_isolated(request, fds, programs, prepared)
+                _fork_isolated(request, fds, programs, prepared, reserve)
             else:
-                _fork(request, int(server_pid or 0), kernel, prepared)
+                _fork(request, int(server_pid or 0), kernel, prepared, reserve)
             del request
