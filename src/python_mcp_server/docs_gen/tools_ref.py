@@ -69,11 +69,15 @@ empty, false, 0 where that is the default) is not sent. A tool error is a result
 
 async def list_tool_schemas(toolsets: str) -> list[ToolSchema]:
     """The tools/list entries of a server with these toolsets (its services are not started)."""
-    with tempfile.TemporaryDirectory(prefix="docs-gen-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="docs-gen-") as tmp,
+        tempfile.TemporaryDirectory(prefix="docs-gen-state-") as state,
+    ):
         # Explicit values beat MCP_* variables of the shell: the schemas do not depend on
         # where kernels run, and building must not probe a sandbox or a gateway.
         settings = Settings(
             workspace_dir=tmp,
+            state_dir=state,  # not the default one: it would outlive this build
             toolsets=toolsets,
             kernel_pool_size=0,
             sandbox="none",
