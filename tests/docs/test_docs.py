@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -82,10 +83,10 @@ async def test_generator_sees_what_tools_list_returns(client: Client[Any]) -> No
         assert tool.get("description") == wire[name].get("description"), name
 
 
-async def test_building_the_reference_leaves_no_state_behind(state_home: Path) -> None:
+def test_building_the_reference_leaves_no_state_behind(state_home: Path) -> None:
     """The generator's server has a temporary workspace: its state folder is temporary
     too, not the default one under the home (one folder per build, never removed)."""
-    await list_tool_schemas("default")
+    asyncio.run(list_tool_schemas("default"))
     assert not state_home.exists() or not any(state_home.iterdir())
 
 
