@@ -7,24 +7,37 @@ command builds it; every test that starts kernels also checks that none is left 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fastmcp import Client, FastMCP
 
-from python_mcp_server.server.app import build_server
-from python_mcp_server.server.services import Services, build_services
-from python_mcp_server.settings import Settings
-from tests.helpers import NATIVE_TOOLSETS, kernel_children, leak_report, wait_gone
-from tests.sandbox_support import fork_settings, forking
+#: Where the whole run (each xdist worker) keeps default state folders: set before anything
+#: below can build a server, so nothing a test run does, inside a test or not, writes the
+#: user's own ~/.local/state (each test narrows it further: ``state_home``).
+RUN_STATE_HOME = tempfile.mkdtemp(prefix="pytest-state-home-")
+os.environ["XDG_STATE_HOME"] = RUN_STATE_HOME
+
+from fastmcp import Client, FastMCP  # noqa: E402
+
+from python_mcp_server.server.app import build_server  # noqa: E402
+from python_mcp_server.server.services import Services, build_services  # noqa: E402
+from python_mcp_server.settings import Settings  # noqa: E402
+from tests.helpers import NATIVE_TOOLSETS, kernel_children, leak_report, wait_gone  # noqa: E402
+from tests.sandbox_support import fork_settings, forking  # noqa: E402
 
 os.environ.setdefault("FASTMCP_LOG_ENABLED", "false")
 
 #: Fixtures of real services (tests/services/), available to every test.
 pytest_plugins = ["tests.services.nginx", "tests.services.postgres", "tests.services.redis"]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(RUN_STATE_HOME, ignore_errors=True)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

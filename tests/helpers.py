@@ -102,8 +102,11 @@ def _result_models() -> dict[str, type[BaseModel]]:
         "read_file": ReadFileResult,
         "run_script": ScriptResult,
     }
-    with tempfile.TemporaryDirectory() as tmp:
-        server = build_server(Settings(workspace_dir=Path(tmp), toolsets=NATIVE_TOOLSETS))
+    # Its own state folder too: this may run outside a test (no XDG_STATE_HOME of the
+    # test's), and the default one under ~/.local/state would outlive the run.
+    with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryDirectory() as state:
+        settings = Settings(workspace_dir=Path(tmp), state_dir=state, toolsets=NATIVE_TOOLSETS)
+        server = build_server(settings)
         with ThreadPoolExecutor(1) as pool:  # callers run inside an event loop
             tools = pool.submit(asyncio.run, server.list_tools(run_middleware=False)).result()
     for tool in tools:
