@@ -1,8 +1,11 @@
-"""The ZeroMQ link's message decoding: signed messages pass, tampered ones do not."""
+"""The ZeroMQ link's message framing and decoding: what it sends is framed and signed as
+jupyter_client's Session frames it; signed messages pass, tampered ones do not."""
 
 from __future__ import annotations
 
+import datetime
 import json
+import math
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -68,6 +71,51 @@ async def test_signed_but_malformed_messages_are_refused(channels: ZmqKernelChan
         message = {"header": header, "parent_header": {}, "metadata": {}, "content": content}
         with pytest.raises(ValueError, match=r"object|msg_type"):
             channels._decode([b"identity", *kernel.serialize(message)])
+
+
+@pytest.mark.filterwarnings("ignore:Message serialization failed")  # the NaN: Session's own
+async def test_sent_frames_are_session_serialize_byte_for_byte(
+    channels: ZmqKernelChannels,
+) -> None:
+    """The link frames and signs messages itself (one JSON encoder, its own HMAC copy);
+    the kernel must receive exactly what ``Session.serialize`` gives, for every shape."""
+    session = Session(key=KEY, signature_scheme="hmac-sha256")
+    request = channels.new_message("execute_request", {"code": "1+1", "silent": False})
+    reply = channels.new_message("input_reply", {"value": "héllo \u2603 \udcff"})
+    reply["parent_header"] = {
+        "msg_id": "x",
+        "msg_type": "input_request",
+        "date": datetime.datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=datetime.timezone.utc),
+    }
+    reply["metadata"] = {"deleted": [b"bytes", 1.5, None]}
+    odd = [
+        {**request, "content": None},  # Session packs None as {}
+        {**request, "content": b'{"packed": true}'},  # already packed: relayed as is
+        {**request, "content": {"x": math.nan}},  # not JSON as it is: Session cleans it
+        {**request, "content": {"when": datetime.date(2026, 1, 2), "ids": {1, 2}}},
+    ]
+    for message in (request, reply, *odd):
+        assert channels.serialize(message) == session.serialize(message), message
+    assert channels._decode([b"identity", *channels.serialize(request)])["content"] == {
+        "code": "1+1",
+        "silent": False,
+    }
+
+
+async def test_an_unsigned_link_sends_and_reads_unsigned_frames(tmp_path: Path) -> None:
+    context = zmq.asyncio.Context()
+    names = ("shell", "iopub", "stdin", "control")
+    info = {"transport": "ipc", "ip": str(tmp_path / "k"), "key": b""}
+    info.update({f"{name}_port": i for i, name in enumerate(names)})
+    link = ZmqKernelChannels(info, context)
+    try:
+        message = link.new_message("kernel_info_request", {})
+        assert link.serialize(message) == Session(key=b"").serialize(message)
+        assert link.serialize(message)[1] == b""
+        assert link._decode(link.serialize(message))["msg_type"] == "kernel_info_request"
+    finally:
+        await link.close()
+        context.destroy(linger=0)
 
 
 def test_gateway_frames_of_the_wrong_shape_are_refused() -> None:

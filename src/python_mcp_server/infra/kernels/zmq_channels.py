@@ -10,9 +10,15 @@ The descriptor is an edge: any operation on the socket that processes its pendin
 after every send the socket is looked at again once the loop is free, and a wake-up reads
 until the socket says it is empty (after which the next arrival signals again). A read that
 found many messages hands the rest to a later turn of the loop instead of starving it. A send
-never blocks: one the socket cannot take yet waits, in order, for its next wake-up. Messages
-are signed with ``Session.serialize``. A malformed or forged message (kernel code holds the
-key) is dropped and logged; it never stops a channel.
+never blocks: one the socket cannot take yet waits, in order, for its next wake-up. A
+malformed or forged message (kernel code holds the key) is dropped and logged; it never stops
+a channel.
+
+Messages are framed and signed as ``Session.serialize`` frames them, byte for byte, with one
+JSON encoder made once (``json.dumps`` with options builds one per part, four per message)
+and the session's HMAC key held here (``Session.sign`` reads it through a trait on every
+message); a message those cannot encode (a value JSON does not take as it is) goes through
+``Session.serialize`` itself, which cleans it.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from typing import Any, cast
 
 import zmq
 import zmq.asyncio
+from jupyter_client.jsonutil import json_default
 from jupyter_client.session import Session
 
 from python_mcp_server.infra.kernels.base import (
@@ -61,6 +68,8 @@ def _endpoint(info: Mapping[str, Any], channel: Channel) -> str:
 #: Messages read in one wake-up of a socket before the loop gets a turn.
 BURST = 64
 _POLLIN = int(zmq.POLLIN)
+#: The socket option read before each read (a plain int: pyzmq's ``get`` makes an enum).
+_EVENTS = int(zmq.EVENTS)
 #: The signed parts of most messages' metadata.
 _EMPTY_OBJECT = b"{}"
 
@@ -74,6 +83,14 @@ class ZmqKernelChannels(KernelChannels):
             key=key if isinstance(key, bytes) else str(key).encode(),
             signature_scheme=str(connection_info.get("signature_scheme", "hmac-sha256")),
         )
+        #: The key's HMAC, copied for each message (None: messages are not signed).
+        self._auth = self._session.auth
+        #: ``Session.pack``'s JSON (``jupyter_client.session.json_packer``), made once.
+        self._encode = json.JSONEncoder(
+            ensure_ascii=False, allow_nan=False, default=json_default
+        ).encode
+        #: ``json.loads`` without its per-call checks of its options.
+        self._loads = json.JSONDecoder().decode
         #: Plain sockets: the loop watches their descriptors (see the module docstring).
         self._sockets: dict[Channel, zmq.Socket[bytes]] = {}
         identity = self._session.bsession
@@ -129,8 +146,37 @@ class ZmqKernelChannels(KernelChannels):
     def new_message(self, msg_type: str, content: Mapping[str, Any]) -> Message:
         return dict(self._session.msg(msg_type, dict(content)))
 
+    def _sign(self, parts: list[bytes]) -> bytes:
+        """``Session.sign``: the hex HMAC of the four signed parts (b"" without a key)."""
+        if self._auth is None:
+            return b""
+        digest = self._auth.copy()
+        for part in parts:
+            digest.update(part)
+        return digest.hexdigest().encode()
+
+    def serialize(self, message: Message) -> list[Any]:
+        """The frames ``Session.serialize(message)`` gives (without routing identities)."""
+        content = message.get("content")
+        if not isinstance(content, dict):
+            return cast("list[Any]", self._session.serialize(message))
+        encode = self._encode
+        try:
+            parts = [
+                encode(part).encode("utf8", errors="surrogateescape")
+                for part in (
+                    message["header"],
+                    message["parent_header"],
+                    message["metadata"],
+                    content,
+                )
+            ]
+        except (TypeError, ValueError):  # not JSON as it is: Session cleans it first
+            return cast("list[Any]", self._session.serialize(message))
+        return [_DELIMITER, self._sign(parts), *parts]
+
     def send(self, channel: Channel, message: Message) -> None:
-        frames: list[Any] = self._session.serialize(message)
+        frames: list[Any] = self.serialize(message)
         frames.extend(message.get("buffers") or ())
         unsent = self._unsent[channel]
         if self._closed:
@@ -177,7 +223,7 @@ class ZmqKernelChannels(KernelChannels):
             try:
                 # Reading the events tells whether a message waits (cheaper than a read
                 # that fails) and, when none does, re-arms the descriptor for the next one.
-                if not cast(int, sock.get(zmq.EVENTS)) & _POLLIN:
+                if not cast(int, sock.getsockopt(_EVENTS)) & _POLLIN:
                     return
                 frames = sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:  # empty after all: the descriptor signals the next arrival
@@ -223,11 +269,11 @@ class ZmqKernelChannels(KernelChannels):
             raise ValueError("no message delimiter") from None
         if len(parts) < 5:
             raise ValueError("malformed message")
-        if self._session.auth is not None:
-            expected = self._session.sign(parts[1:5])
+        if self._auth is not None:
+            expected = self._sign(parts[1:5])
             if not hmac.compare_digest(parts[0], expected):
                 raise ValueError("invalid signature")
-        loads = json.loads
+        loads = self._loads
         header = loads(parts[1].decode())
         parent = loads(parts[2].decode())
         metadata = {} if parts[3] == _EMPTY_OBJECT else loads(parts[3].decode())
