@@ -21,7 +21,7 @@ import zmq.asyncio
 from jupyter_client.connect import write_connection_file
 
 from python_mcp_server.errors import KernelStartError
-from python_mcp_server.infra.kernels import kernel_program, template_program
+from python_mcp_server.infra.kernels import execute_tuning, kernel_program, template_program
 from python_mcp_server.infra.kernels.base import (
     KernelLauncher,
     KernelLaunchRequest,
@@ -33,11 +33,13 @@ from python_mcp_server.infra.kernels.process_records import ProcessRecords, kill
 
 logger = logging.getLogger(__name__)
 
-#: Kernel options that shorten start-up and keep state out of the user's home.
+#: Kernel options that shorten start-up and keep state out of the user's home, and the
+#: line that trims ipykernel's work per execute (``execute_tuning.py``).
 KERNEL_ARGS: tuple[str, ...] = (
     "--HistoryManager.enabled=False",
     "--IPKernelApp.quiet=True",
     "--Application.log_level=ERROR",
+    *execute_tuning.KERNEL_ARGS,
 )
 
 
