@@ -18,6 +18,7 @@ from python_mcp_server.infra.kernels.sandbox_fork import SandboxForkLauncher
 from python_mcp_server.infra.kernels.sandbox_template import isolation_plan
 from python_mcp_server.server.services import Services
 from tests.helpers import call, run, wait_for_new_kernel
+from tests.huge_page_support import huge_kib, huge_pages_on_request
 from tests.sandbox_support import require_bwrap
 
 MAX_PROCESSES = 64
@@ -145,6 +146,8 @@ async def test_forked_kernels_see_nothing_of_each_other(
     template_proper = waiter.parent()
     assert template_proper is not None
     assert template.descends(template_proper.pid)
+    if huge_pages_on_request():  # its memory made huge pages, its filter let it
+        assert huge_kib(template_proper.pid) > 0
     ns_a, ns_b, ns_t = (namespaces(p.pid) for p in (kernel_a, kernel_b, template_proper))
     for ns in NAMESPACES:
         assert len({ns_a[ns], ns_b[ns], ns_t[ns]}) == 3, ns
