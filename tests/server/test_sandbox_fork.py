@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,7 @@ import pytest
 from fastmcp import Client
 
 from python_mcp_server.infra.kernels.sandbox_fork import SandboxForkLauncher
-from python_mcp_server.infra.kernels.sandbox_template import isolation_plan
+from python_mcp_server.infra.kernels.sandbox_template import isolation_plan, parent_pid
 from python_mcp_server.server.services import Services
 from tests.helpers import call, run, wait_for_new_kernel
 from tests.huge_page_support import huge_kib, huge_pages_on_request
@@ -146,6 +148,9 @@ async def test_forked_kernels_see_nothing_of_each_other(
     template_proper = waiter.parent()
     assert template_proper is not None
     assert template.descends(template_proper.pid)
+    assert template.descends(kernel_a.pid)
+    assert not template.descends(os.getpid())  # the server is no process of its sandbox
+    assert not template.descends(template.pid)
     if huge_pages_on_request():  # its memory made huge pages, its filter let it
         assert huge_kib(template_proper.pid) > 0
     ns_a, ns_b, ns_t = (namespaces(p.pid) for p in (kernel_a, kernel_b, template_proper))
@@ -218,6 +223,29 @@ async def test_limits_hold_per_kernel(client: Client[Any], services: Services) -
     assert result["status"] == "error"
     assert result["error"]["code"] == "MEMORY_LIMIT_EXCEEDED"
     assert (await run(client, "1 + 1", session_id="b"))["result"] == "2"
+
+
+def test_a_parent_is_read_past_a_name_that_looks_like_fields() -> None:
+    """A kernel names its own processes: a name of parentheses, spaces and digits must not
+    pass for the fields after it in /proc/<pid>/stat (which ``descends`` reads)."""
+    named = (
+        "import ctypes, sys\n"
+        "ctypes.CDLL(None).prctl(15, b'x) S 1 1 (', 0, 0, 0)\n"
+        "print('named', flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", named], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline() == b"named\n"
+        assert Path(f"/proc/{child.pid}/comm").read_text() == "x) S 1 1 (\n"
+        assert parent_pid(child.pid) == os.getpid()
+    finally:
+        child.kill()
+        child.wait()
+    assert parent_pid(child.pid) is None  # gone
 
 
 def test_the_plan_is_a_bwrap_kernels_mounts() -> None:

@@ -20,13 +20,14 @@ import struct
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 from python_mcp_server.errors import KernelStartError
 from python_mcp_server.infra.kernels.template import ForkTemplate
 
 #: The child's descriptors: control socket, log, then the detached mounts.
 FIRST_MOUNT_FD = 2
+#: Most parents looked at to find a template's pid above a process (a kernel's waiter is
+#: three below it: bubblewrap's, the template's pid 1, the template proper).
+ANCESTRY_LIMIT = 64
 
 
 def isolation_plan(args: list[str]) -> tuple[list[list[Any]], list[tuple[Path, bool]], bool]:
@@ -69,6 +70,24 @@ def isolation_plan(args: list[str]) -> tuple[list[list[Any]], list[tuple[Path, b
         else:
             raise ValueError(f"no isolation for the bubblewrap option {option}")
     return ops, sources, own_network
+
+
+def parent_pid(pid: int) -> int | None:
+    """The parent of ``pid`` from ``/proc/<pid>/stat``; None once it is gone.
+
+    The process's name comes before it in parentheses and may itself hold parentheses,
+    spaces and digits (a kernel names its own processes), so the fields are read after
+    the last closing parenthesis."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat_file:
+            line = stat_file.read()
+    except OSError:
+        return None
+    fields = line[line.rfind(b")") + 1 :].split()  # state, parent, ...
+    try:
+        return int(fields[1])
+    except (IndexError, ValueError):
+        return None
 
 
 def credentials_pid(control: socket.socket, timeout: float) -> int:
@@ -158,9 +177,16 @@ class SandboxTemplate(ForkTemplate):
         return super().is_alive() and not self.retired
 
     def descends(self, pid: int) -> bool:
-        """Whether ``pid`` is a process of this template's sandbox."""
-        with contextlib.suppress(psutil.Error):
-            return any(parent.pid == self.pid for parent in psutil.Process(pid).parents())
+        """Whether ``pid`` is a process of this template's sandbox: its parents read from
+        /proc, one file each (psutil's ``parents`` made a Process of each, about 0.6 ms
+        of the server's CPU per kernel start)."""
+        for _ in range(ANCESTRY_LIMIT):
+            parent = parent_pid(pid)
+            if parent is None or parent <= 0:
+                return False
+            if parent == self.pid:
+                return True
+            pid = parent
         return False
 
     async def fork_with(self, request: dict[str, Any], fds: list[int], timeout: float) -> int:
