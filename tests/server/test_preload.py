@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -9,7 +10,9 @@ from fastmcp import Client
 
 from python_mcp_server.core.sessions.preload import PreloadPolicy
 from python_mcp_server.infra.kernels.template_launcher import TemplateLauncher
-from python_mcp_server.server.services import Services
+from python_mcp_server.server.app import build_server
+from python_mcp_server.server.services import Services, build_services
+from python_mcp_server.settings import Settings
 from tests.helpers import call, run
 
 FORKED = {"sandbox": "none", "kernel_preload": "auto", "kernel_pool_size": 1}
@@ -77,6 +80,39 @@ async def test_a_session_in_its_own_environment_gets_the_preload_from_its_own_te
     launcher = services.launcher
     assert isinstance(launcher, TemplateLauncher)
     assert len(launcher.templates) == 2  # the default environment's and this one's
+
+
+FAILING = "def f(x):\n    return 1 / x\n\nf(0)"
+
+
+async def _tracebacks(client: Client[Any]) -> list[list[str]]:
+    """The tracebacks of a new session's first two errors, cell numbers left out."""
+    await call(client, "create_session", session_id="errors")
+    found = []
+    for _ in range(2):
+        error = (await run(client, FAILING, session_id="errors"))["error"]
+        assert (error["ename"], error["evalue"]) == ("ZeroDivisionError", "division by zero")
+        found.append([line.replace("In[2]", "In[1]") for line in error["traceback"]])
+    return found
+
+
+@pytest.mark.parametrize("settings_overrides", [FORKED])
+async def test_a_forked_kernels_first_error_reads_as_a_started_kernels(
+    client: Client[Any], workspace: Path
+) -> None:
+    """The template formatted a traceback before forking (``kernel_program.warm_tracebacks``:
+    the first error of each kernel then costs a fifth of the CPU). What an agent reads of
+    an error is the same, first or not, forked or not."""
+    imported = await run(client, "import sys; 'stack_data' in sys.modules and 'x' not in dir()")
+    assert imported["result"] == "True"  # set up in the template, before any error
+    forked = await _tracebacks(client)
+    plain = {**FORKED, "kernel_fork": False, "kernel_pool_size": 0, "workspace_dir": workspace}
+    settings = Settings(**plain)
+    async with Client(build_server(settings, build_services(settings))) as other:
+        started = await _tracebacks(other)
+    assert forked[0] == forked[1] == started[0] == started[1]
+    assert any("----> 4 f(0)" in line for line in forked[0])
+    assert any("----> 2     return 1 / x" in line for line in forked[0])
 
 
 def test_a_launcher_that_cannot_preload_says_so_and_kernels_start_plain() -> None:
