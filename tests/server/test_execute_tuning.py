@@ -19,10 +19,12 @@ async def test_the_tuning_is_in_every_kernel_and_leaves_no_names(client: Client[
         client,
         "import sys\n"
         "kernel = get_ipython().kernel\n"
+        "from ipykernel import ipkernel\n"
         "(hasattr(type(sys.stdout).flush, '__wrapped__'), kernel._execute_sleep,\n"
-        " kernel.log.level == min(h.level for h in kernel.log.handlers))",
+        " kernel.log.level == min(h.level for h in kernel.log.handlers),\n"
+        " hasattr(ipkernel._accepts_parameters, '__wrapped__'))",
     )
-    assert tuned["result"] == "(True, 0.0, True)"
+    assert tuned["result"] == "(True, 0.0, True, True)"
     names = await run(client, "sorted(n for n in dir() if n in ('tune', 'flush', 'send'))")
     assert names["result"] == "[]"
 

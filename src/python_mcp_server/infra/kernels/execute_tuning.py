@@ -21,6 +21,9 @@ ipykernel itself does per execute, and leave every message the server receives a
   between the flushes and the reply, "on rare occasions the flush doesn't seem to make it
   to the clients": a mitigation for clients that stop at the reply, not the idle status.
   Set to 0.
+- **The signature read per execute.** ``IPythonKernel.do_execute`` reads the signature of
+  the shell's ``run_cell_async`` (``inspect.signature``) on every execute to see whether it
+  takes ``cell_id``; the answer is now kept per function.
 - **Debug records nobody writes.** The kernel's logger stays at DEBUG while its one handler
   writes ERROR and above (``--Application.log_level=ERROR``): each message handled built
   several log records only for the handler to drop them. The logger now has its handlers'
@@ -53,6 +56,19 @@ def tune():
     levels = [handler.level for handler in getattr(log, "handlers", ())]
     if levels and min(levels) > log.level:
         log.setLevel(min(levels))
+    from ipykernel import ipkernel
+    accepts = getattr(ipkernel, "_accepts_parameters", None)
+    if accepts is not None and not hasattr(accepts, "__wrapped__"):
+        known = {}
+
+        def accepts_known(method, names):
+            key = (getattr(method, "__func__", method), tuple(names))
+            if key not in known:
+                known[key] = accepts(method, names)
+            return dict(known[key])
+
+        accepts_known.__wrapped__ = accepts
+        ipkernel._accepts_parameters = accepts_known
     stream = sys.stdout
     if hasattr(OutStream.flush, "__wrapped__") or not isinstance(stream, OutStream):
         return
