@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import signal
+from collections.abc import Callable
+from typing import TypeVar
 
 import psutil
 import pytest
@@ -10,6 +12,8 @@ import pytest
 from tests.e2e.conftest import StartServer, assert_gone
 from tests.e2e.test_lifecycle import open_sessions
 from tests.sandbox_support import require_bwrap
+
+T = TypeVar("T")
 
 FORKED = {"MCP_SANDBOX": "none", "MCP_KERNEL_PRELOAD": "numpy", "MCP_KERNEL_FORK": "true"}
 
@@ -34,6 +38,15 @@ async def test_template_and_forked_kernels_end_with_the_server(
     assert_gone(pids, timeout=20)
 
 
+def _read(attribute: Callable[[], T], gone: T) -> T:
+    """A process's attribute, or ``gone`` for one that ended since the tree was listed
+    (the pool goes on starting kernels: a start's short-lived steps come and go)."""
+    try:
+        return attribute()
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return gone
+
+
 SANDBOX_FORKED = {"MCP_SANDBOX": "bwrap", "MCP_KERNEL_PRELOAD": "json"}  # forked by default
 
 
@@ -45,12 +58,12 @@ async def test_sandboxed_template_and_its_kernels_end_with_the_server(
     server = start_server(env=SANDBOX_FORKED)
     await open_sessions(server, ["a", "b"])
     tree = psutil.Process(server.process.pid).children(recursive=True)
-    forked = [p for p in tree if '"sandboxed": true' in " ".join(p.cmdline())]
+    forked = [p for p in tree if '"sandboxed": true' in " ".join(_read(p.cmdline, []))]
     # the template proper, each kernel
     assert len(forked) >= 1 + 2
     # the template's pid 1, each kernel's waiter and init: the reaper program
     # (``infra/kernels/reaper.py``)
-    reapers = [p for p in tree if p.exe().startswith("/memfd:reaper")]
+    reapers = [p for p in tree if _read(p.exe, "").startswith("/memfd:reaper")]
     assert len(reapers) >= 1 + 2 * 2
     server.process.send_signal(sig)
     server.process.wait(20)
