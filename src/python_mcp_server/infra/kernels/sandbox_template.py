@@ -26,7 +26,7 @@ from python_mcp_server.infra.kernels.template import ForkTemplate
 #: The child's descriptors: control socket, log, then the detached mounts.
 FIRST_MOUNT_FD = 2
 #: Most parents looked at to find a template's pid above a process (a kernel's waiter is
-#: three below it: bubblewrap's, the template's pid 1, the template proper).
+#: a few below it: the bubblewraps' processes, the template's pid 1, the template proper).
 ANCESTRY_LIMIT = 64
 
 

@@ -10,7 +10,8 @@ its own pid namespace has a fully visible /proc (so its children can mount their
 template seccomp filter lets its children make their namespaces.
 
 - ``root_argv`` (a root server): an outer, privileged bubblewrap lays out the view (it
-  can reach an interpreter in a folder only root may pass), ``setpriv`` becomes the kernel
+  can reach an interpreter in a folder only root may pass) in a pid namespace of its own
+  (which ends everything in it when the server dies), ``setpriv`` becomes the kernel
   user with no capabilities and ``no_new_privs``, and an inner, unprivileged bubblewrap
   makes the user and pid namespaces;
 - ``user_argv`` (a server that is not root): one unprivileged bubblewrap does all of it,
@@ -111,6 +112,13 @@ def root_argv(spec: TemplateSpec, cgroups: Sequence[Path]) -> list[str]:
     )
     outer = [
         *_NAMESPACES,
+        # A pid namespace of its own, whose init (bubblewrap's, root like the outer one)
+        # dies with it: then Linux ends everything inside, the inner bubblewrap included.
+        # The inner one's --die-with-parent alone does not hold: its parent death signal
+        # comes from the outer bubblewrap, root without capabilities, and Linux drops a
+        # signal from another user (the inner one runs as the kernel user) without
+        # CAP_KILL. After a server was killed, its template and kernels ran on.
+        "--unshare-pid",
         "--unshare-cgroup-try",
         "--hostname",
         "sandbox",
