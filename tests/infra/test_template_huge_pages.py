@@ -6,19 +6,15 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import psutil
 import pytest
 
-from python_mcp_server.core.sessions.kernel_client import KernelClient
-from python_mcp_server.infra.kernels.limits import MIB, ResourceLimits
-from python_mcp_server.infra.kernels.template import ForkedKernel
+from python_mcp_server.infra.kernels.limits import MIB
 from python_mcp_server.infra.kernels.template_launcher import TemplateLauncher
-from tests.helpers import kernel_children, wait_gone
 from tests.huge_page_support import huge_kib, huge_pages_on_request
-from tests.infra.test_template_launcher import execute, request
+from tests.infra.test_template_launcher import execute, start
 
 #: 16 MiB written whole, and 16 MiB with two pages written, then ``use_huge_pages``.
 _REGIONS = """
@@ -73,23 +69,6 @@ def test_written_memory_becomes_huge_pages_and_unwritten_memory_stays_unused() -
     assert found["huge_kib"] >= 14 * 1024
     # two written pages of 16 MiB are not made 4 MiB of the process's memory
     assert found["sparse_after"] == found["sparse_before"]
-
-
-@pytest.fixture
-async def launcher(workspace: Path) -> AsyncIterator[TemplateLauncher]:
-    before = kernel_children()
-    launcher = TemplateLauncher(
-        workspace / ".state", ResourceLimits(memory_bytes=1024 * MIB), start_timeout=120
-    )
-    yield launcher
-    await launcher.aclose()
-    assert not wait_gone(kernel_children() - before)
-
-
-async def start(launcher: TemplateLauncher, workspace: Path) -> KernelClient:
-    kernel = await launcher.launch(request(workspace))
-    assert isinstance(kernel, ForkedKernel)
-    return await KernelClient.connect(kernel, timeout=120)
 
 
 async def test_kernels_of_a_template_in_huge_pages_still_write_only_their_own_copy(

@@ -7,12 +7,10 @@ import json
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import psutil
-import pytest
 
 from python_mcp_server.core.execution.private_eval import run_probe
 from python_mcp_server.core.sessions.kernel_client import KernelClient
@@ -37,17 +35,6 @@ def request(
         preload=preload,
         extra_args=extra_args,
     )
-
-
-@pytest.fixture
-async def launcher(workspace: Path) -> AsyncIterator[TemplateLauncher]:
-    before = kernel_children()
-    launcher = TemplateLauncher(
-        workspace / ".state", ResourceLimits(memory_bytes=1024 * MIB), start_timeout=120
-    )
-    yield launcher
-    await launcher.aclose()
-    assert not wait_gone(kernel_children() - before)
 
 
 async def execute(client: KernelClient, code: str) -> str:
