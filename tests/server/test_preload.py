@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 from fastmcp import Client
 
@@ -79,7 +80,13 @@ async def test_a_session_in_its_own_environment_gets_the_preload_from_its_own_te
     assert lines[1].endswith("ds")  # the environment's own interpreter
     launcher = services.launcher
     assert isinstance(launcher, TemplateLauncher)
-    assert len(launcher.templates) == 2  # the default environment's and this one's
+    # Forked by a template of its own, the environment's interpreter. (Not a count of the
+    # templates: the default environment's may be ended and not yet started again.)
+    listing = await call(client, "list_sessions")
+    (kernel_pid,) = [s["kernel_pid"] for s in listing["sessions"] if s["session_id"] == "in-ds"]
+    parent = psutil.Process(kernel_pid).ppid()
+    (template,) = [t for t in launcher.templates if t.pid == parent]
+    assert Path(psutil.Process(template.pid).cmdline()[0]).parent.parent.name == "ds"
 
 
 FAILING = "def f(x):\n    return 1 / x\n\nf(0)"
