@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 
-from python_mcp_server.core.execution.limits import MemoryLimitHook, ran_out_of_memory
+from python_mcp_server.core.execution.limits import MemoryLimitHook
 from python_mcp_server.core.execution.output_collector import CollectedOutput
 from python_mcp_server.core.execution.service import ExecutionRequest
 from python_mcp_server.core.sessions.session import ExecutionOutcome
+from python_mcp_server.infra.kernels.limits import out_of_memory
 from python_mcp_server.models.execution import ExecutionErrorInfo, ExecutionResult
 
 
@@ -59,7 +60,7 @@ async def test_a_death_from_an_allocation_failure_is_memory_limit_exceeded(reaso
     ],
 )
 async def test_other_deaths_stay_kernel_died(reason: str) -> None:
-    assert not ran_out_of_memory(reason)
+    assert not out_of_memory(reason)
     result = await apply(outcome("KernelDied", reason, "KERNEL_DIED"))
     assert result.error is not None
     assert result.error.code == "KERNEL_DIED"

@@ -23,10 +23,10 @@ from python_mcp_server.core.workspace.dirfd import is_disk_full
 from python_mcp_server.core.workspace.disk import DiskWatch
 from python_mcp_server.infra.kernels.base import KernelLauncher
 from python_mcp_server.infra.kernels.limits import (
-    ALLOCATION_FAILURES,
     MIB,
     LimitedLauncher,
     UnavailableLauncher,
+    out_of_memory,
 )
 from python_mcp_server.infra.kernels.sandbox import BwrapLauncher
 from python_mcp_server.models.execution import ExecutionErrorInfo
@@ -167,11 +167,6 @@ def _server_user() -> str:
     return f"{name} (uid {uid}, the server's user)"
 
 
-def ran_out_of_memory(reason: str) -> bool:
-    """Whether a kernel's exit reason (with its last output) names an allocation failure."""
-    return any(marker in reason for marker in ALLOCATION_FAILURES)
-
-
 class MemoryLimitHook(ExecutionHook):
     """ExecutionHook: marks out-of-memory failures with MEMORY_LIMIT_EXCEEDED."""
 
@@ -193,7 +188,7 @@ class MemoryLimitHook(ExecutionHook):
         if error.ename == "MemoryError" and error.code is None:
             error.code = MEMORY_LIMIT_EXCEEDED
             note = f"an allocation exceeded {limit}; the session keeps its other variables"
-        elif error.code == "KERNEL_DIED" and ran_out_of_memory(error.evalue):
+        elif error.code == "KERNEL_DIED" and out_of_memory(error.evalue):
             error.code = MEMORY_LIMIT_EXCEEDED
             note = f"the kernel ran out of memory: an allocation exceeded {limit}"
         else:

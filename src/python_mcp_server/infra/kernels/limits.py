@@ -51,12 +51,12 @@ def start_memory(reason: str) -> tuple[int, int] | None:
     return None if match is None else (int(match[1]), int(match[2]))
 
 
-def out_of_memory_at_start(reason: str) -> bool:
-    """Whether a kernel that died while starting for ``reason`` was short of memory: its
-    output names an allocation failure, or its address space peaked within the largest
-    mapping a kernel asks for of its limit (whatever then failed: a C extension can
-    return NULL without an exception, ``listdir`` can fail with ENOMEM)."""
-    if any(marker in reason for marker in (*ALLOCATION_FAILURES, THREAD_FAILURE)):
+def out_of_memory(reason: str) -> bool:
+    """Whether a kernel that died for ``reason`` (its exit and last output) was short of
+    memory: its output names an allocation failure, or its address space peaked within
+    the largest mapping a kernel asks for of its limit (whatever then failed: a C
+    extension can return NULL without an exception, ``listdir`` can fail with ENOMEM)."""
+    if any(marker in reason for marker in ALLOCATION_FAILURES):
         return True
     figures = start_memory(reason)
     return figures is not None and figures[1] - figures[0] < LARGEST_START_MAPPING_MIB
@@ -111,7 +111,7 @@ class LimitedLauncher(LocalLauncher):
         memory = self.limits.memory_bytes
         if memory is None:
             return None
-        if not out_of_memory_at_start(reason):
+        if not (out_of_memory(reason) or THREAD_FAILURE in reason):
             return None
         return (
             f"the kernel ran out of memory while starting, under the limit of "
