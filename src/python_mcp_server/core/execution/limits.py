@@ -40,8 +40,6 @@ DISK_FULL = "DISK_FULL"
 #: How an ENOSPC raised by user code reads in its exception.
 _DISK_FULL_MARKERS = ("[Errno 28]", "No space left on device", "Disk quota exceeded")
 
-#: Words in a dead kernel's last output that mean an allocation failed.
-
 
 @dataclass(frozen=True)
 class KernelLimits:
